@@ -1,0 +1,30 @@
+# `make demo` runs the main job; `make test` sets up everything the tests need, then runs them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TEST_IMAGE := launcher-testtask:1
+
+.PHONY: venv docker image test-images test lint bench clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+docker:
+	bash scripts/ensure-docker.sh
+
+test-images: docker
+	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
+
+# Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
+test: venv docker test-images
+	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: venv
+	$(VENV)/bin/ruff check launcher tests bench
+	$(VENV)/bin/ruff format --check launcher tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

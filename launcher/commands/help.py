@@ -1,0 +1,48 @@
+"""`launcher --help`: printed without importing Hydra, so it is instant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+USAGE = """\
+launcher: run LLM evaluations against OpenAI-compatible endpoints, each task in a Docker container.
+
+Run (Hydra: config groups, overrides, -m sweeps):
+  launcher execution=local target=local [evaluation=smoke] [key=value ...]
+  launcher run --config-dir DIR --config-name NAME [-o key=value ...]
+  launcher -m execution=local target=local evaluation.only=gsm8k,humaneval
+  python -m launcher ...            the same program
+
+Run options:
+  -n, --dry-run        print the resolved config and every script; write and start nothing
+  --wait               block with live progress; exit 1 if a task did not succeed
+  -o, --override K=V   an override (repeatable); same as a bare K=V
+  --cfg job|hydra|all, --info, --resolve, -m/--multirun, --config-dir, --config-name,
+  hydra.searchpath=[...]: as in Hydra (see `launcher run --hydra-help`)
+
+Follow and manage (id: invocation, job <inv>.<n>, or sweep; any unique prefix):
+  launcher status [ID ...] [--json] [--watch]
+  launcher logs ID [-f]
+  launcher kill ID ...
+  launcher resume ID ... [--wait]
+  launcher ls runs [--json] | ls tasks
+  launcher info ID
+  launcher VERB --help     details of a verb
+"""
+
+
+def groups() -> str:
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    lines = []
+    for group in sorted(p for p in conf.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        lines.append(f"  {group.name}: {', '.join(options)}")
+    from launcher.executors.registry import executors
+
+    lines.append(f"  execution: {', '.join(executors()) or 'none installed'}")
+    return "Config groups (packaged):\n" + "\n".join(sorted(lines)) + "\n"
+
+
+def print_help() -> None:
+    print(USAGE)
+    print(groups())

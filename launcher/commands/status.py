@@ -1,0 +1,130 @@
+"""Status tables, live watching and the runs listing."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+
+from launcher.executors.base import JobStatus, State
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [headers] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def collect(records, only_jobs=frozenset()) -> list[tuple[object, list[JobStatus]]]:
+    from launcher.commands import _executor
+
+    out = []
+    for record in records:
+        statuses = _executor(record).status(record)
+        if only_jobs:
+            statuses = [s for s in statuses if s.job_id in only_jobs]
+        out.append((record, statuses))
+    return out
+
+
+def _elapsed(s: JobStatus) -> str:
+    if s.started is None:
+        return ""
+    seconds = int((s.ended or time.time()) - s.started)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _progress(s: JobStatus) -> str:
+    if s.total:
+        return f"{s.done}/{s.total}"
+    return ""
+
+
+def render(collected) -> str:
+    rows = []
+    for _record, statuses in collected:
+        for s in statuses:
+            code = "" if s.exit_code is None else s.exit_code
+            rows.append(
+                [s.job_id, s.task, s.state.value, _progress(s), code, _elapsed(s), s.reason, s.folder]
+            )
+    headers = ["JOB", "TASK", "STATE", "PROGRESS", "EXIT", "ELAPSED", "REASON", "FOLDER"]
+    return table(headers, rows)
+
+
+def render_json(collected) -> str:
+    out = []
+    for record, statuses in collected:
+        jobs = [{**asdict(s), "state": s.state.value} for s in statuses]
+        out.append(
+            {
+                "invocation": record.invocation_id,
+                "sweep": record.sweep_id,
+                "folder": record.folder,
+                "jobs": jobs,
+            }
+        )
+    return json.dumps(out, indent=2)
+
+
+def print_status(records, as_json: bool = False, only_jobs=frozenset()) -> int:
+    collected = collect(records, only_jobs)
+    print(render_json(collected) if as_json else render(collected))
+    return 0
+
+
+def watch(records, until_done: bool = True, only_jobs=frozenset(), interval: float = 1.0) -> int:
+    """Redraw the table until every job ends; exit 1 if any job did not succeed."""
+    tty = sys.stdout.isatty()
+    last = ""
+    while True:
+        collected = collect(records, only_jobs)
+        text = render(collected)
+        if text != last:
+            if tty:
+                sys.stdout.write("\x1b[H\x1b[2J")
+            print(text if tty else f"--- {time.strftime('%H:%M:%S')}\n{text}", flush=True)
+            last = text
+        states = [s.state for _, statuses in collected for s in statuses]
+        if until_done and all(st.terminal for st in states):
+            return 0 if all(st == State.SUCCEEDED for st in states) else 1
+        time.sleep(interval)
+
+
+def runs_rows(limit: int) -> list[dict]:
+    from launcher import state
+    from launcher.commands import _record_or_none
+
+    rows = []
+    for entry in reversed(state.index_entries()[-limit:] if limit else state.index_entries()):
+        record = _record_or_none(entry["folder"])
+        if record is None:
+            run_state, tasks = "MISSING", ""
+        else:
+            try:
+                ((_, statuses),) = collect([record])
+                run_state = overall([s.state for s in statuses])
+            except Exception as err:  # one unreadable run must not hide the others
+                run_state = f"UNKNOWN ({type(err).__name__})"
+                statuses = record.jobs
+            tasks = len(statuses)
+        rows.append(
+            {
+                "invocation": entry["id"],
+                "sweep": entry.get("sweep") or "",
+                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["created"])),
+                "executor": entry["executor"],
+                "tasks": tasks,
+                "state": run_state,
+                "folder": entry["folder"],
+            }
+        )
+    return rows
+
+
+def overall(states: list[State]) -> str:
+    for candidate in (State.RUNNING, State.PENDING, State.FAILED, State.LOST, State.KILLED):
+        if candidate in states:
+            return candidate.value
+    return State.SUCCEEDED.value

@@ -1,0 +1,321 @@
+"""The local executor: each task is a Docker container started by generated scripts on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from launcher.config.schema import RunSpec
+from launcher.errors import ConfigError, LauncherError
+from launcher.executors.base import Executor, InvocationRecord, JobStatus, Plan, PlannedJob, State
+from launcher.executors.local.render import ContainerSpec, render_run_all_sh, render_run_sh
+from launcher.state import (
+    EVENTS,
+    OUTPUT_LOG,
+    PROGRESS,
+    RUN,
+    RUN_ALL,
+    append_event,
+    read_events,
+    task_folder_names,
+)
+from launcher.tasks import BUILD_HINT, HARNESS_IMAGE, RUN_CONFIG, TASKS
+
+EXIT_REASONS = {
+    125: "docker could not start the container",
+    126: "the command in the container is not executable",
+    127: "the command was not found in the container",
+    137: "killed with SIGKILL (out of memory, or docker kill)",
+    143: "stopped with SIGTERM",
+}
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    output_dir: str = "results"  # invocation folders are created under it (relative to the current directory)
+    max_parallel: int = 4  # tasks run at once; each task also bounds its own concurrent requests
+    network: str = "host"  # host networking: an endpoint on 127.0.0.1 works from the container as is
+    extra_docker_args: tuple[str, ...] = ()  # appended to every `docker run`, before the image
+    stop_grace: int = 5  # seconds between SIGTERM and SIGKILL when a task is killed
+    user: str | None = None  # container user; default the invoking uid:gid, so results are yours
+    pull: Literal["missing", "never"] = "missing"  # pull an image that is not on this machine before starting
+
+
+class LocalExecutor(Executor):
+    name = "local"
+    config_class = LocalConfig
+
+    def __init__(self, config: LocalConfig, docker=None):
+        super().__init__(config)
+        self._docker = docker
+
+    @property
+    def docker(self):
+        if self._docker is None:
+            from launcher.executors.local.docker_client import Docker
+
+            self._docker = Docker()
+        return self._docker
+
+    # ---- plan and start ------------------------------------------------------------------------------
+
+    def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
+        cfg: LocalConfig = spec.execution
+        if cfg.max_parallel < 1:
+            raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
+        tasks = spec.selected_tasks()
+        folders = task_folder_names([t.name for t in tasks])
+        user = cfg.user or f"{os.getuid()}:{os.getgid()}"
+        files: dict[str, str] = {RUN_ALL: render_run_all_sh(invocation_id, folders, cfg.max_parallel)}
+        jobs, host_env = [], set()
+        for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
+            index = spec.evaluation.tasks.index(task)
+            known = TASKS.get(task.name)
+            if known is None and not (task.container and task.command):
+                raise ConfigError(
+                    f"evaluation.tasks[{index}].name",
+                    f"{task.name!r} is not a known task (known: {', '.join(TASKS)})",
+                    "Set container and command on the task to run your own image",
+                )
+            image = task.container or known.image
+            command = task.command or known.command
+            env_from_host = spec.env_vars(task)
+            host_env.update(env_from_host.values())
+            job_id = f"{invocation_id}.{n}"
+            container = ContainerSpec(
+                job_id=job_id,
+                task=task.name,
+                folder=task_folder,
+                name=f"launcher-{invocation_id}-{n}",
+                image=image,
+                command=tuple(command),
+                env_from_host=env_from_host,
+                env={"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"},
+                network=cfg.network,
+                user=user,
+                extra_args=tuple(cfg.extra_docker_args),
+            )
+            files[f"{task_folder}/{RUN}"] = render_run_sh(container, invocation_id, folder)
+            files[f"{task_folder}/results/run_config.json"] = run_config(spec, task)
+            jobs.append(PlannedJob(job_id, task.name, task_folder, image, tuple(command)))
+        return Plan(invocation_id, folder, tuple(jobs), files, tuple(sorted(host_env)))
+
+    def check_prerequisites(self, plan: Plan) -> None:
+        for image in sorted({job.image for job in plan.jobs}):
+            hint = BUILD_HINT if image == HARNESS_IMAGE else ""
+            self.docker.ensure_image(image, hint, pull=self.config.pull == "missing")
+
+    def start(self, record: InvocationRecord) -> None:
+        folder = Path(record.folder)
+        if self._run_all_alive(folder):
+            raise LauncherError(
+                f"invocation {record.invocation_id} is still running; wait for it or `launcher kill` it first"
+            )
+        with open(folder / "logs" / "run_all.log", "ab") as log:
+            proc = subprocess.Popen(
+                ["bash", RUN_ALL],
+                cwd=folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill reaches every script it started
+            )
+        deadline = time.monotonic() + 10
+        while _last_pid(folder / EVENTS, RUN_ALL) != proc.pid and proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise LauncherError(f"{folder / RUN_ALL} did not start within 10 s; see logs/run_all.log")
+            time.sleep(0.02)
+
+    # ---- status -----------------------------------------------------------------------------------------
+
+    def status(self, record: InvocationRecord) -> list[JobStatus]:
+        folder = Path(record.folder)
+        try:
+            containers = self.docker.containers(record.invocation_id)
+        except LauncherError:
+            containers = None  # engine down: judge by the scripts alone
+        run_all_alive = self._run_all_alive(folder)
+        run_all_killed = _killed_after_start(read_events(folder / EVENTS))
+        return [
+            self._job_status(folder, job, containers, run_all_alive, run_all_killed) for job in record.jobs
+        ]
+
+    def _job_status(self, folder, job, containers, run_all_alive, run_all_killed) -> JobStatus:
+        task_dir = folder / job["folder"]
+        events = read_events(task_dir / EVENTS)
+        done, total = _progress(task_dir / PROGRESS)
+        base = dict(job_id=job["job_id"], task=job["task"], folder=str(task_dir), done=done, total=total)
+        starts = [e for e in events if e[0] == "started"]
+        if not starts:
+            if run_all_killed:
+                return JobStatus(**base, state=State.KILLED, reason="killed before it started")
+            if run_all_alive:
+                return JobStatus(**base, state=State.PENDING, reason="waiting for a free slot")
+            return JobStatus(
+                **base, state=State.LOST, reason="never started and run_all.sh is not running; resume it"
+            )
+        last_start = max(i for i, e in enumerate(events) if e[0] == "started")
+        started = events[last_start][1]
+        after = events[last_start + 1 :]
+        exits = [e for e in after if e[0] == "exited"]
+        killed = any(e[0] == "killed" for e in after)
+        if exits:
+            ended, value = exits[-1][1], exits[-1][2]
+            code_text, _, detail = value.partition(" ")
+            code = int(code_text) if code_text.lstrip("-").isdigit() else None
+            timing = dict(exit_code=code, started=started, ended=ended)
+            if code == 0:
+                return JobStatus(**base, state=State.SUCCEEDED, **timing)
+            if killed:
+                return JobStatus(**base, state=State.KILLED, reason="killed by `launcher kill`", **timing)
+            reason = detail or EXIT_REASONS.get(code, "") or _last_line(task_dir / OUTPUT_LOG)
+            return JobStatus(**base, state=State.FAILED, reason=reason, **timing)
+        pid = int(events[last_start][2]) if events[last_start][2].isdigit() else -1
+        container = (containers or {}).get(job["job_id"], {}).get("status")
+        if killed:
+            ended = next(e[1] for e in after if e[0] == "killed")
+            return JobStatus(
+                **base, state=State.KILLED, reason="killed by `launcher kill`", started=started, ended=ended
+            )
+        if _alive(pid, RUN) or container == "running":
+            if containers is None:
+                state, reason = State.RUNNING, "Docker engine not reachable: container state unknown"
+            elif container == "running":
+                state, reason = State.RUNNING, ""
+            else:
+                state, reason = State.PENDING, "container starting"
+            return JobStatus(**base, state=state, reason=reason, started=started)
+        return JobStatus(
+            **base,
+            state=State.LOST,
+            reason=f"run.sh (pid {pid}) ended without an exit record; `launcher resume` continues it",
+            started=started,
+        )
+
+    # ---- kill and logs ------------------------------------------------------------------------------
+
+    def kill(self, record: InvocationRecord) -> None:
+        folder = Path(record.folder)
+        statuses = self.status(record)
+        append_event(folder / EVENTS, "killed")
+        for status in statuses:
+            if not status.state.terminal:
+                append_event(Path(status.folder) / EVENTS, "killed")
+        # Stop the scripts first so no further task starts, then the containers (SIGTERM reaches the
+        # harness through --init; SIGKILL after the grace period).
+        pids = [_last_pid(folder / EVENTS, RUN_ALL)]
+        pids += [_last_pid(Path(s.folder) / EVENTS, RUN) for s in statuses if not s.state.terminal]
+        for pid in filter(None, pids):
+            _terminate(pid)
+        self.docker.stop(record.invocation_id, self.config.stop_grace)
+
+    def logs(self, record: InvocationRecord, job_id: str, follow: bool) -> Iterator[str]:
+        job = next(j for j in record.jobs if j["job_id"] == job_id)
+        path = Path(record.folder) / job["folder"] / OUTPUT_LOG
+        while not path.exists():
+            if not follow or self._job_finished(record, job_id):
+                return
+            time.sleep(0.3)
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            while True:
+                line = fh.readline()
+                if line:
+                    yield line
+                    continue
+                if not follow or self._job_finished(record, job_id):
+                    rest = fh.read()
+                    if rest:
+                        yield rest
+                    return
+                time.sleep(0.3)
+
+    def _job_finished(self, record: InvocationRecord, job_id: str) -> bool:
+        return next(s for s in self.status(record) if s.job_id == job_id).state.terminal
+
+    def describe(self) -> dict:
+        return {"resume by hand": f"bash {RUN_ALL}  (or bash <task>/{RUN})"}
+
+    @staticmethod
+    def _run_all_alive(folder: Path) -> bool:
+        pid = _last_pid(folder / EVENTS, RUN_ALL)
+        return bool(pid)
+
+
+def run_config(spec: RunSpec, task) -> str:
+    """What the harness reads from /results/run_config.json. Names of variables only, never values."""
+    endpoint = spec.target.api_endpoint
+    params = spec.params(task)
+    data = {
+        "task": task.name,
+        "model_id": endpoint.model_id,
+        "url": endpoint.url,
+        "endpoint_type": endpoint.type,
+        "api_key_env": "API_KEY" if "API_KEY" in spec.env_vars(task) else None,
+        "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.__dict__.items()},
+    }
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _killed_after_start(events: list) -> bool:
+    last_start = max((i for i, e in enumerate(events) if e[0] == "started"), default=-1)
+    return any(e[0] == "killed" for e in events[last_start + 1 :])
+
+
+def _last_pid(events_path: Path, script: str) -> int | None:
+    """PID of the script's current run, if it is alive (a started record without an exit record)."""
+    events = read_events(events_path)
+    if not events or events[-1][0] not in ("started", "killed"):
+        return None
+    starts = [e for e in events if e[0] == "started"]
+    if not starts or not starts[-1][2].isdigit():
+        return None
+    pid = int(starts[-1][2])
+    return pid if _alive(pid, script) else None
+
+
+def _alive(pid: int, script: str) -> bool:
+    """True if `pid` runs bash on `script` (guards against PID reuse)."""
+    if pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(part.endswith(script.encode()) for part in cmdline)
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM the script's process group when it leads one (started by us), else the script alone."""
+    try:
+        target = os.getpgid(pid)
+        if target == pid:
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _progress(path: Path) -> tuple[int | None, int | None]:
+    try:
+        data = json.loads(path.read_text())
+        return int(data.get("done")), int(data.get("total"))
+    except (OSError, ValueError, TypeError):
+        return None, None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - 4096))
+            lines = [ln.strip() for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1][:200] if lines else ""
+    except OSError:
+        return ""

@@ -1,0 +1,87 @@
+"""Shared fixtures: an isolated state dir, a CLI runner, Docker gating (skip on laptops, fail in CI)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_IMAGE = "launcher-testtask:1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAUNCHER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "state"
+
+
+class Cli:
+    def __init__(self, env: dict):
+        self.env = env
+
+    def __call__(
+        self, *args: str, env: dict | None = None, timeout: float = 120, check_rc: int | None = None
+    ):
+        full_env = {**os.environ, **self.env, **(env or {})}
+        proc = subprocess.run(
+            [sys.executable, "-m", "launcher", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
+        if check_rc is not None:
+            assert proc.returncode == check_rc, (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
+        return proc
+
+
+@pytest.fixture
+def cli():
+    return Cli({"PYTHONPATH": str(ROOT)})
+
+
+def _docker_ok() -> str | None:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+        return None
+    except Exception as err:
+        return str(err)[:200]
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    problem = _docker_ok()
+    if problem:
+        message = f"Docker engine not reachable: {problem}"
+        if os.environ.get("LAUNCHER_REQUIRE_DOCKER") == "1" or os.environ.get("CI"):
+            pytest.fail(message + " (Docker tests must run in CI; `make test` starts the engine)")
+        pytest.skip(message)
+    import docker
+
+    return docker.from_env()
+
+
+@pytest.fixture(scope="session")
+def test_image(docker_engine):
+    """The tiny task image (tests/images/testtask): built on first use from the local or given base."""
+    try:
+        docker_engine.images.get(TEST_IMAGE)
+    except Exception:
+        subprocess.run(
+            [
+                "bash",
+                str(ROOT / "scripts/build-image.sh"),
+                TEST_IMAGE,
+                str(ROOT / "tests/images/testtask/Dockerfile"),
+                str(ROOT / "tests/images/testtask"),
+            ],
+            check=True,
+        )
+    return TEST_IMAGE

@@ -1,0 +1,168 @@
+"""The CLI as a user types it (subprocesses): composition forms, dry runs, Hydra flags, one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+EXAMPLE = ["run", "--config-dir", str(ROOT / "examples"), "--config-name", "local_llama_3_1_8b_instruct"]
+
+
+def test_help_is_light_and_lists_groups(cli):
+    proc = cli("--help", check_rc=0)
+    assert "launcher status" in proc.stdout and "target: llama_8b, local" in proc.stdout
+    assert "execution: local" in proc.stdout
+    code = (
+        "import sys, launcher.__main__ as m; m.main(['--help']); "
+        "heavy = [x for x in ('hydra', 'omegaconf', 'docker', 'structlog') if x in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT)
+
+
+def test_verbs_have_help(cli):
+    for verb in ("status", "logs", "kill", "resume", "ls", "info"):
+        proc = cli(verb, "--help", check_rc=0)
+        assert f"usage: launcher {verb}" in proc.stdout
+
+
+def test_console_script_is_the_same_program():
+    exe = Path(sys.executable).with_name("launcher")
+    out_script = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    out_module = subprocess.run(
+        [sys.executable, "-m", "launcher", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out_script == out_module
+
+
+@pytest.mark.parametrize("form", [["execution=local"], ["+execution=local"], ["run", "execution=local"]])
+def test_group_selection_forms_dry_run(cli, tmp_path, form):
+    proc = cli(*form, "target=local", "-n", check_rc=0)
+    assert "# dry run: nothing was written or started" in proc.stdout
+    assert "docker run --rm --init" in proc.stdout and "# ---- gsm8k/run.sh" in proc.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "state").exists()
+
+
+def test_classic_form_with_o_needs_no_secret_and_writes_nothing(cli, tmp_path):
+    proc = cli(
+        *EXAMPLE,
+        "-o",
+        "target.api_endpoint.api_key=API_KEY",
+        "-o",
+        "execution.max_parallel=2",
+        "--dry-run",
+        env={"API_KEY": ""},
+        check_rc=0,
+    )
+    assert "api_key: API_KEY" in proc.stdout and "-ge 2 ]" in proc.stdout
+    assert 'API_KEY="${API_KEY}"' in proc.stdout
+    assert "# ---- gpqa_diamond/run.sh" in proc.stdout
+    assert list(tmp_path.iterdir()) == [], "a dry run must write nothing"
+
+
+def test_plus_execution_works_with_a_config_that_has_no_execution_slot(cli, tmp_path):
+    (tmp_path / "mine.yaml").write_text(
+        "defaults:\n  - _self_\ntarget:\n  api_endpoint: {url: 'http://127.0.0.1:1/v1', model_id: m}\n"
+        "evaluation:\n  tasks: [gsm8k]\n"
+    )
+    for form in ("+execution=local", "execution=local"):
+        proc = cli("--config-dir", str(tmp_path), "--config-name", "mine", form, "-n", check_rc=0)
+        assert "max_parallel: 4" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["target=local"], "execution: not chosen. Add execution=<name> (available: local"),
+        (["execution=local"], "target: not chosen. Add target=<name> (available: llama_8b, local)"),
+        (["execution=nope", "target=local"], "execution: no option 'nope'. Available: local"),
+        (["execution=local", "target=nope"], "target: no option 'nope'. Available: llama_8b, local"),
+        (
+            ["execution=local", "target=local", "execution.typo=1"],
+            "execution.typo: unknown key. Allowed keys",
+        ),
+        (
+            ["execution=local", "target=local", "+execution.typo=1"],
+            "execution.typo: unknown key. Allowed keys",
+        ),
+        (["execution=local", "target=local", "execution.max_parallel=abc"], "expected an integer, got 'abc'"),
+        (
+            ["execution=local", "target=local", "target.api_endpoint.type=chatt"],
+            "Allowed values: chat, completions",
+        ),
+        (["execution=local", "target=local", "evaluation.tasks=[nope]"], "'nope' is not a known task"),
+        (
+            ["execution=local", "target=local", "evaluation.only=nope"],
+            "evaluation.only: 'nope' is not a task",
+        ),
+        (["execution=local", "target=local", "target.api_endpoint.url=${oops}"], "oops"),
+        (["execution=local", "target=local", "evaluation.tasks=[unclosed"], "evaluation.tasks"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, words):
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert words in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_yaml_in_a_team_group_is_one_line(cli, tmp_path):
+    (tmp_path / "team" / "target").mkdir(parents=True)
+    (tmp_path / "team" / "target" / "bad.yaml").write_text("api_endpoint: [unclosed\n")
+    proc = cli("--config-dir", str(tmp_path / "team"), "execution=local", "target=bad", "-n")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_team_groups_by_config_dir_and_searchpath(cli, tmp_path):
+    team = tmp_path / "team"
+    (team / "target").mkdir(parents=True)
+    (team / "evaluation").mkdir()
+    (team / "target" / "team_model.yaml").write_text(
+        "api_endpoint: {url: 'http://127.0.0.1:9000/v1/completions', model_id: team/m, type: completions}\n"
+    )
+    (team / "evaluation" / "team_suite.yaml").write_text("tasks: [aime2025]\n")
+    args = ["execution=local", "target=team_model", "evaluation=team_suite", "-n"]
+    for extra in (["--config-dir", str(team)], [f"hydra.searchpath=[file://{team}]"]):
+        proc = cli(*extra, *args, check_rc=0)
+        assert "model_id: team/m" in proc.stdout and "# ---- aime2025/run.sh" in proc.stdout
+    # the team's folder reuses our groups too
+    proc = cli(
+        "--config-dir", str(team), "execution=local", "target=team_model", "evaluation=math", "-n", check_rc=0
+    )
+    assert "# ---- gsm8k/run.sh" in proc.stdout
+
+
+def test_hydra_cfg_and_info(cli):
+    proc = cli("execution=local", "target=local", "--cfg", "job", check_rc=0)
+    assert "api_endpoint:" in proc.stdout and "hydra:" not in proc.stdout
+    proc = cli("execution=local", "target=local", "--info", "defaults", check_rc=0)
+    assert "target/local" in proc.stdout + proc.stderr
+
+
+def test_multirun_dry_run_groups_jobs_under_one_sweep(cli, tmp_path):
+    proc = cli(
+        "-m", "execution=local", "target=local,llama_8b", "evaluation.only=gsm8k,humaneval", "-n", check_rc=0
+    )
+    folders = [
+        ln.split(": ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("# invocation folder")
+    ]
+    assert len(folders) == 4 and len({Path(f).parent for f in folders}) == 1
+    assert Path(folders[0]).parent.name.startswith("sweep-")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ls_tasks_lists_the_registry(cli):
+    proc = cli("ls", "tasks", "--json", check_rc=0)
+    names = [t["name"] for t in json.loads(proc.stdout)]
+    assert names == ["gsm8k", "humaneval", "gpqa_diamond", "aime2025", "hellaswag", "truthfulqa_mc1"]
+
+
+def test_verbs_on_unknown_ids_fail_clearly(cli):
+    for verb in (["status", "abc"], ["logs", "abc"], ["kill", "abc"], ["resume", "abc"], ["info", "abc"]):
+        proc = cli(*verb)
+        assert proc.returncode == 2 and "no invocation, job or sweep matches 'abc'" in proc.stderr

@@ -1,0 +1,98 @@
+"""Golden files for the rendered scripts, and quoting of hostile values (checked by bash itself)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from launcher.config.boundary import to_run_spec
+from launcher.executors.local import LocalConfig, LocalExecutor
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+FOLDER = "/data/evals/2026-01-01-00-00-00-0000abcd"
+
+
+def plan_for(tasks, **execution):
+    data = {
+        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
+        "target": {
+            "api_endpoint": {
+                "url": "http://127.0.0.1:8000/v1/chat/completions",
+                "model_id": "m",
+                "api_key": "MY_API_KEY",
+            }
+        },
+        "evaluation": {"tasks": tasks, "env_vars": {"HF_TOKEN": "HOST_HF_TOKEN"}},
+    }
+    spec = to_run_spec(data, "local", LocalConfig)
+    return LocalExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+
+
+def check_golden(name: str, text: str):
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; rerun with UPDATE_GOLDEN=1 if intended"
+
+
+def test_golden_scripts():
+    plan = plan_for(
+        [
+            "gsm8k",
+            {
+                "name": "custom eval",
+                "container": "my/image:1",
+                "command": ["run", "--x"],
+                "env_vars": {"EXTRA": "HOST_EXTRA"},
+            },
+        ],
+        max_parallel=2,
+    )
+    check_golden("run_all.sh", plan.files["run_all.sh"])
+    check_golden("gsm8k.run.sh", plan.files["gsm8k/run.sh"])
+    check_golden("custom_eval.run.sh", plan.files["custom_eval/run.sh"])
+    check_golden("gsm8k.run_config.json", plan.files["gsm8k/results/run_config.json"])
+    assert plan.host_env == ("HOST_EXTRA", "HOST_HF_TOKEN", "MY_API_KEY")
+
+
+HOSTILE = [
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    'it\'s "quoted"',
+    "semi; touch PWNED",
+    "../../escape",
+    "new\nline",
+    "ünïcødé ✓",
+    "x" * 300,
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_task_names_stay_data(tmp_path, name):
+    plan = plan_for([{"name": name, "container": "img", "command": ["echo", name, "$HOME", "`id`"]}])
+    (job,) = plan.jobs
+    assert "/" not in job.folder and not job.folder.startswith(".") and len(job.folder) <= 64
+    script = plan.files[f"{job.folder}/run.sh"]
+    # Replace docker with a stub that prints its argv, then run the script for real.
+    task_dir = tmp_path / job.folder
+    (task_dir / "logs").mkdir(parents=True)
+    (task_dir / "run.sh").write_text(script.replace(FOLDER, str(tmp_path)))
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "docker").write_text('#!/usr/bin/env bash\nprintf "%s\\0" "$@"\n')
+    (stub / "docker").chmod(0o755)
+    env = {"PATH": f"{stub}:{os.environ['PATH']}", "MY_API_KEY": "k", "HOST_HF_TOKEN": "t"}
+    subprocess.run(["bash", str(task_dir / "run.sh")], check=True, env=env, cwd=tmp_path)
+    log = (task_dir / "logs/output.log").read_text()
+    argv = log.split("\n", 1)[1].split("\0")  # after the "=== start" line
+    assert f"launcher.task={name}" in argv and f"LAUNCHER_TASK={name}" in argv
+    assert argv[-4:-1] == [name, "$HOME", "`id`"]
+    assert not list(tmp_path.rglob("PWNED"))
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_run_all_bounds_parallelism():
+    plan = plan_for(["gsm8k", "humaneval", "aime2025"], max_parallel=2)
+    assert "-ge 2 ]; do wait -n; done" in plan.files["run_all.sh"]
+    assert "for task in gsm8k humaneval aime2025; do" in plan.files["run_all.sh"]
