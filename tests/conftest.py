@@ -85,3 +85,66 @@ def test_image(docker_engine):
             check=True,
         )
     return TEST_IMAGE
+
+
+class RunningEndpoint:
+    """The fake OpenAI-compatible endpoint (launcher.testing.endpoint) in its own process."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "launcher.testing.endpoint", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        self.port = int(line.split()[-1])
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def url(self, chat: bool = True) -> str:
+        return f"{self.base}/v1/chat/completions" if chat else f"{self.base}/v1/completions"
+
+    def stats(self) -> dict:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.base}/stats", timeout=10) as resp:
+            return json.load(resp)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def endpoint():
+    started: list[RunningEndpoint] = []
+
+    def start(mode: str = "oracle", latency: float = 0.0, fault_rate: float = 0.0, slow: float = 2.0):
+        ep = RunningEndpoint(
+            "--mode", mode, "--latency", str(latency), "--fault-rate", str(fault_rate), "--slow", str(slow)
+        )
+        started.append(ep)
+        return ep
+
+    yield start
+    for ep in started:
+        ep.stop()
+
+
+@pytest.fixture(scope="session")
+def harness_image(docker_engine):
+    """The real harness image (`make image`), built on first use if missing."""
+    from launcher.tasks import HARNESS_IMAGE
+
+    try:
+        docker_engine.images.get(HARNESS_IMAGE)
+    except Exception:
+        subprocess.run(
+            ["bash", str(ROOT / "scripts/build-harness-image.sh"), HARNESS_IMAGE],
+            check=True,
+            env={**os.environ, "PYTHON": sys.executable},
+        )
+    return HARNESS_IMAGE

@@ -47,9 +47,19 @@ def render(collected) -> str:
         for s in statuses:
             code = "" if s.exit_code is None else s.exit_code
             rows.append(
-                [s.job_id, s.task, s.state.value, _progress(s), code, _elapsed(s), s.reason, s.folder]
+                [
+                    s.job_id,
+                    s.task,
+                    s.state.value,
+                    _progress(s),
+                    s.score,
+                    code,
+                    _elapsed(s),
+                    s.reason,
+                    s.folder,
+                ]
             )
-    headers = ["JOB", "TASK", "STATE", "PROGRESS", "EXIT", "ELAPSED", "REASON", "FOLDER"]
+    headers = ["JOB", "TASK", "STATE", "PROGRESS", "SCORE", "EXIT", "ELAPSED", "REASON", "FOLDER"]
     return table(headers, rows)
 
 

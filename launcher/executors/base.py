@@ -58,6 +58,7 @@ class JobStatus:
     reason: str = ""
     started: float | None = None
     ended: float | None = None
+    score: str = ""  # headline metric from the task's results, e.g. "exact_match=0.8125"
 
 
 @dataclass

@@ -20,6 +20,7 @@ from launcher.state import (
     EVENTS,
     OUTPUT_LOG,
     PROGRESS,
+    RESULTS_JSON,
     RUN,
     RUN_ALL,
     append_event,
@@ -151,7 +152,14 @@ class LocalExecutor(Executor):
         task_dir = folder / job["folder"]
         events = read_events(task_dir / EVENTS)
         done, total = _progress(task_dir / PROGRESS)
-        base = dict(job_id=job["job_id"], task=job["task"], folder=str(task_dir), done=done, total=total)
+        base = dict(
+            job_id=job["job_id"],
+            task=job["task"],
+            folder=str(task_dir),
+            done=done,
+            total=total,
+            score=_score(task_dir / RESULTS_JSON),
+        )
         starts = [e for e in events if e[0] == "started"]
         if not starts:
             if run_all_killed:
@@ -309,6 +317,21 @@ def _progress(path: Path) -> tuple[int | None, int | None]:
         return int(data.get("done")), int(data.get("total"))
     except (OSError, ValueError, TypeError):
         return None, None
+
+
+def _score(path: Path) -> str:
+    """`metric=value` pairs from results.json (results.tasks.<task>.metrics.<metric>.scores.<score>.value)."""
+    try:
+        tasks = json.loads(path.read_text())["results"]["tasks"]
+        pairs = [
+            f"{name}={score['value']:.4f}"
+            for task in tasks.values()
+            for metric in task["metrics"].values()
+            for name, score in metric["scores"].items()
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    return " ".join(pairs)
 
 
 def _last_line(path: Path) -> str:

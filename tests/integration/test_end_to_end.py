@@ -1,0 +1,86 @@
+"""The launcher's local executor running the real harness image against a local endpoint."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+
+def jobs(cli, ident) -> dict:
+    proc = cli("status", ident, "--json", check_rc=0)
+    return {j["task"]: j for inv in json.loads(proc.stdout) for j in inv["jobs"]}
+
+
+def invocation_of(proc) -> str:
+    return next(ln.split()[1].rstrip(":") for ln in proc.stdout.splitlines() if ln.startswith("invocation "))
+
+
+def test_image_holds_only_the_harness_and_runs_unprivileged(docker_engine, harness_image):
+    out = docker_engine.containers.run(
+        harness_image,
+        [
+            "python3",
+            "-c",
+            "import importlib.util as u, os; print(os.getuid(), "
+            "[m for m in ('hydra', 'docker', 'omegaconf', 'aiohttp', 'yaml') if u.find_spec(m)])",
+        ],
+        remove=True,
+    )
+    assert out.decode().strip() == "1000 ['aiohttp', 'yaml']"
+
+
+def test_smoke_suite_end_to_end(cli, endpoint, harness_image, tmp_path):
+    ep = endpoint("oracle")
+    proc = cli(
+        "execution=local",
+        "target=local",
+        f"target.api_endpoint.url={ep.url()}",
+        f"execution.output_dir={tmp_path}/out",
+        "evaluation=smoke",
+        "--wait",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    state = jobs(cli, invocation_of(proc))
+    assert state["gsm8k"]["score"] == "exact_match=1.0000" and state["gsm8k"]["done"] == 10
+    assert state["humaneval"]["score"] == "pass@1=1.0000"
+    results = Path(state["humaneval"]["folder"]) / "results"
+    for name in ("results.json", "results.yml", "samples.jsonl", "progress.json"):
+        assert (results / name).is_file()
+
+
+def test_kill_then_resume_requests_no_finished_sample_again(cli, endpoint, harness_image, tmp_path):
+    ep = endpoint("oracle", latency=0.1)
+    proc = cli(
+        "execution=local",
+        "target=local",
+        f"target.api_endpoint.url={ep.url()}",
+        f"execution.output_dir={tmp_path}/out",
+        "evaluation.tasks=[gsm8k]",
+        "evaluation.params.limit_samples=120",
+        "evaluation.params.parallelism=2",
+        check_rc=0,
+    )
+    inv = invocation_of(proc)
+    deadline = time.monotonic() + 60
+    while (jobs(cli, inv)["gsm8k"]["done"] or 0) < 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    cli("kill", inv, check_rc=0)
+    state = jobs(cli, inv)["gsm8k"]
+    assert state["state"] == "KILLED"
+    folder = Path(state["folder"])
+    time.sleep(0.5)
+    assert "stopped by SIGTERM" in (folder / "logs/output.log").read_text()  # the harness got SIGTERM
+    finished = {
+        json.loads(line)["id"] for line in (folder / "results/samples.jsonl").read_text().splitlines()
+    }
+    assert 10 <= len(finished) < 120
+    proc = cli("resume", inv, "--wait")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    state = jobs(cli, inv)["gsm8k"]
+    assert state["state"] == "SUCCEEDED" and state["score"] == "exact_match=1.0000" and state["done"] == 120
+    requests = ep.stats()["requests"]
+    assert all(requests[i] == 1 for i in finished)
