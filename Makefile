@@ -4,7 +4,10 @@ PY := $(VENV)/bin/python
 TEST_IMAGE := launcher-testtask:1
 HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.search(r'__version__ = \"(.+)\"', open('launcher/__init__.py').read())[1])")
 
-.PHONY: venv docker image test-images test lint bench clean
+LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/tasks.py)
+DEMO_SAMPLES ?= 5
+
+.PHONY: venv docker image llama-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -21,11 +24,21 @@ docker:
 image: venv docker
 	PYTHON=$(PY) bash scripts/build-harness-image.sh $(HARNESS_IMAGE)
 
+# The model server for deployment=llama_cpp (compiles llama-cpp-python once; the wheel is cached).
+llama-image: venv docker
+	PYTHON=$(PY) bash scripts/build-llama-image.sh $(LLAMA_IMAGE)
+
+# The main job on the embedded default: a real small model served locally, evaluated end to end.
+demo: venv docker image llama-image
+	$(VENV)/bin/launcher execution=local deployment=llama_cpp evaluation=smoke \
+	  evaluation.params.limit_samples=$(DEMO_SAMPLES) evaluation.params.max_tokens=256 \
+	  execution.output_dir=results/demo --wait
+
 test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker image test-images
+test: venv docker image llama-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: venv

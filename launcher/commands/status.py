@@ -63,6 +63,40 @@ def render(collected) -> str:
     return table(headers, rows)
 
 
+def render_results(collected) -> str:
+    """The final table of scores (from each task's results.json) and where the artifacts are."""
+    from pathlib import Path
+
+    from launcher.state import RESULTS_JSON
+
+    rows = []
+    for _record, statuses in collected:
+        for s in statuses:
+            try:
+                data = json.loads((Path(s.folder) / RESULTS_JSON).read_text())
+                metrics = data["results"]["tasks"][s.task]["metrics"]
+            except (OSError, ValueError, KeyError, TypeError):
+                rows.append([s.task, "-", "-", "", "", "", s.state.value])
+                continue
+            for metric, entry in metrics.items():
+                for name, score in entry["scores"].items():
+                    stats = score.get("stats", {})
+                    rows.append(
+                        [
+                            s.task,
+                            f"{metric}" if name == metric else f"{metric}/{name}",
+                            f"{score['value']:.4f}",
+                            f"± {stats.get('stderr', 0):.4f}",
+                            stats.get("count", ""),
+                            stats.get("errors", ""),
+                            s.state.value,
+                        ]
+                    )
+    table_text = table(["TASK", "METRIC", "VALUE", "STDERR", "SAMPLES", "ERRORS", "STATE"], rows)
+    folders = "\n".join(f"artifacts: {record.folder}" for record, _ in collected)
+    return f"\nresults:\n{table_text}\n{folders}"
+
+
 def render_json(collected) -> str:
     out = []
     for record, statuses in collected:
@@ -98,6 +132,7 @@ def watch(records, until_done: bool = True, only_jobs=frozenset(), interval: flo
             last = text
         states = [s.state for _, statuses in collected for s in statuses]
         if until_done and all(st.terminal for st in states):
+            print(render_results(collected), flush=True)
             return 0 if all(st == State.SUCCEEDED for st in states) else 1
         time.sleep(interval)
 

@@ -236,6 +236,13 @@ def _check_semantics(spec: RunSpec) -> None:
                 f"{missing[0]!r} is not a task of this evaluation",
                 f"Tasks: {', '.join(names)}",
             )
+    deployment = spec.deployment
+    if deployment.type == "server" and not deployment.image:
+        raise ConfigError(
+            "deployment.image", "missing: a server deployment needs an image", "Set deployment.image"
+        )
+    if not 0 < deployment.port < 65536:
+        raise ConfigError("deployment.port", f"{deployment.port} is not a TCP port")
     for i, task in enumerate(spec.evaluation.tasks):
         for scope, env in (
             (f"evaluation.tasks[{i}].env_vars", task.env_vars),

@@ -69,7 +69,21 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Deployment:
-    type: Literal["none"] = "none"  # "none": evaluate an existing endpoint
+    """A model server the launcher starts before the tasks and stops after them (type: server).
+
+    Any OpenAI-compatible server image fits: llama.cpp, vLLM, SGLang, NIM differ only in these values.
+    """
+
+    type: Literal["none", "server"] = "none"  # "none": evaluate an existing endpoint
+    name: str = ""  # label for humans, e.g. "llama_cpp"
+    image: str | None = None  # the server's image
+    command: tuple[str, ...] = ()  # the server's argv (the image's default when empty)
+    port: int = 8000  # where the server listens on the host network
+    served_model_name: str = "model"  # the model id the server answers to
+    health_path: str = "/v1/models"  # GET must answer 200 once the server is ready
+    startup_timeout: int = 600  # seconds to wait for readiness before failing the invocation
+    env_vars: dict[str, str] = field(default_factory=dict)  # container variable -> host variable NAME
+    extra_docker_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class Plan:
     jobs: tuple[PlannedJob, ...]
     files: dict[str, str]  # relative path -> content; scripts end in .sh and are made executable
     host_env: tuple[str, ...] = ()  # host variables that must be set when the work runs
+    images: tuple[str, ...] = ()  # images needed besides the jobs' own (e.g. a model server)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from launcher.harness.tasks import TASKS, Sample, TaskDef, humaneval_program, sc
 
 EXIT_FAILED = 1  # the task ran but too many samples errored
 EXIT_CONFIG = 2  # the run config is unusable
+EXIT_IO = 74  # the results folder cannot be written (e.g. disk full); finished samples are kept
 EXIT_SIGTERM = 143  # stopped by SIGTERM; the checkpoint is intact and a restart continues it
 GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 
@@ -57,11 +58,17 @@ def run(config_path: Path) -> int:
     )
     key_env = config.get("api_key_env")
     api_key = os.environ.get(key_env) if key_env else None
-    stopped = asyncio.run(evaluate(config, task, todo, results_dir, api_key, len(samples)))
-    if stopped:
-        say("stopped by SIGTERM; finished samples are saved, a restart continues from them")
-        return EXIT_SIGTERM
-    return finish(config, task, samples, results_dir)
+    try:
+        if asyncio.run(evaluate(config, task, todo, results_dir, api_key, len(samples))):
+            say("stopped by SIGTERM; finished samples are saved, a restart continues from them")
+            return EXIT_SIGTERM
+        return finish(config, task, samples, results_dir)
+    except OSError as err:
+        say(
+            f"error: cannot write {err.filename or results_dir}: {err.strerror}; finished samples are kept, "
+            "a restart continues from them once this is fixed"
+        )
+        return EXIT_IO
 
 
 async def evaluate(
@@ -122,22 +129,27 @@ async def evaluate(
     )
     loop = asyncio.get_running_loop()
     async with client:
+        started = time.perf_counter()
         workers = [
             asyncio.ensure_future(worker(client)) for _ in range(min(params["parallelism"], len(todo)))
         ]
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         waiter = asyncio.ensure_future(stop.wait())
-        pending = set(workers)
-        while pending and not stop.is_set():
+        pending, failure = set(workers), None
+        while pending and not stop.is_set() and failure is None:
             _, pending = await asyncio.wait(pending | {waiter}, return_when=asyncio.FIRST_COMPLETED)
             pending.discard(waiter)
-            for task_ in workers:
-                if task_.done() and not task_.cancelled() and task_.exception():
-                    raise task_.exception()
+            failed = [w for w in workers if w.done() and not w.cancelled() and w.exception()]
+            failure = failed[0].exception() if failed else None
         for task_ in [*workers, waiter]:
             task_.cancel()
-        await asyncio.gather(*workers, waiter, return_exceptions=True)
+        await asyncio.gather(*workers, waiter, return_exceptions=True)  # collects every worker's outcome
+        if failure is not None:
+            raise failure
+        elapsed = time.perf_counter() - started
+    finished = progress.done - (total - len(todo))
+    say(f"{finished} requests in {elapsed:.3f} s ({finished / max(elapsed, 1e-9):.1f}/s)")
     progress.update(force=True)
     log.close()
     return stop.is_set()

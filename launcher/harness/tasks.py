@@ -7,6 +7,7 @@ located with importlib.util.find_spec, without importing those packages. Prompt 
   Scored by exact match of the final number (gsm8k: the number after '####'; aime2025: an integer).
 - gpqa_diamond, hellaswag, truthfulqa_mc1: the question and lettered options, shuffled with a fixed seed
   per sample, then "the last line of your response should be 'Answer: X'". Scored by letter extraction.
+- synthetic: 10,000 generated additions, for the launcher's own benchmarks (not in `ls tasks`).
 - humaneval: chat: the function stub and "complete it in a ```python block"; completions: the raw stub.
   pass@1 by running the benchmark's tests on the completed code in a subprocess with a timeout.
 """
@@ -187,6 +188,16 @@ def load_truthfulqa_mc1() -> list[Sample]:
     return [_mc_sample(r["id"], r["question"], r["choices"], r["expected_index"]) for r in rows]
 
 
+def load_synthetic() -> list[Sample]:
+    """10,000 generated additions: for throughput, resume and memory benchmarks, not a benchmark itself."""
+    rng = random.Random(SHUFFLE_SEED)
+    pairs = [(rng.randrange(10**6), rng.randrange(10**6)) for _ in range(10_000)]
+    return [
+        Sample(f"synthetic-{i}", f"What is {a} + {b}?\n\n{MATH_INSTRUCTION}", str(a + b))
+        for i, (a, b) in enumerate(pairs)
+    ]
+
+
 HUMANEVAL_INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function in one ```python code block."
 )
@@ -246,6 +257,7 @@ TASKS = {
         TaskDef("gpqa_diamond", "accuracy", load_gpqa_diamond, "letter"),
         TaskDef("hellaswag", "accuracy", load_hellaswag, "letter"),
         TaskDef("truthfulqa_mc1", "accuracy", load_truthfulqa_mc1, "letter"),
+        TaskDef("synthetic", "exact_match", load_synthetic, "number"),
         TaskDef(
             "humaneval",
             "pass@1",

@@ -4,6 +4,7 @@
 set -u
 cd "$(dirname "$0")" || exit 1
 echo "started $(date +%s) $$" >> events.log
+for task in gsm8k custom_eval; do echo "queued $(date +%s)" >> "$task/events.log"; done
 pids=()
 for task in gsm8k custom_eval; do
   while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done

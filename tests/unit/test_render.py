@@ -13,8 +13,9 @@ GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 FOLDER = "/data/evals/2026-01-01-00-00-00-0000abcd"
 
 
-def plan_for(tasks, **execution):
+def plan_for(tasks, deployment=None, **execution):
     data = {
+        "deployment": deployment or {"type": "none"},
         "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
         "target": {
             "api_endpoint": {
@@ -90,6 +91,21 @@ def test_hostile_task_names_stay_data(tmp_path, name):
     assert argv[-4:-1] == [name, "$HOME", "`id`"]
     assert not list(tmp_path.rglob("PWNED"))
     assert not (tmp_path.parent / "escape").exists()
+
+
+def test_golden_run_all_with_a_model_server():
+    deployment = {
+        "type": "server",
+        "name": "llama_cpp",
+        "image": "srv:1",
+        "port": 8011,
+        "command": ["serve", "--port", "8011"],
+        "env_vars": {"HF_TOKEN": "HOST_HF_TOKEN"},
+    }
+    plan = plan_for(["gsm8k"], deployment=deployment, max_parallel=2)
+    check_golden("run_all_server.sh", plan.files["run_all.sh"])
+    assert plan.images == ("srv:1",)
+    subprocess.run(["bash", "-n"], input=plan.files["run_all.sh"], text=True, check=True)
 
 
 def test_run_all_bounds_parallelism():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from typing import Literal
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors.base import Executor, InvocationRecord, JobStatus, Plan, PlannedJob, State
-from launcher.executors.local.render import ContainerSpec, render_run_all_sh, render_run_sh
+from launcher.executors.local.render import ContainerSpec, ServerSpec, render_run_all_sh, render_run_sh
 from launcher.state import (
     EVENTS,
     OUTPUT_LOG,
@@ -27,9 +28,10 @@ from launcher.state import (
     read_events,
     task_folder_names,
 )
-from launcher.tasks import BUILD_HINT, HARNESS_IMAGE, RUN_CONFIG, TASKS
+from launcher.tasks import BUILD_HINTS, RUN_CONFIG, TASKS
 
 EXIT_REASONS = {
+    74: "the task could not write its results folder (disk full?); see logs/output.log",
     125: "docker could not start the container",
     126: "the command in the container is not executable",
     127: "the command was not found in the container",
@@ -74,8 +76,9 @@ class LocalExecutor(Executor):
         tasks = spec.selected_tasks()
         folders = task_folder_names([t.name for t in tasks])
         user = cfg.user or f"{os.getuid()}:{os.getgid()}"
-        files: dict[str, str] = {RUN_ALL: render_run_all_sh(invocation_id, folders, cfg.max_parallel)}
-        jobs, host_env = [], set()
+        server = self._server(spec, invocation_id)
+        files: dict[str, str] = {RUN_ALL: render_run_all_sh(invocation_id, folders, cfg.max_parallel, server)}
+        jobs, host_env = [], set(server.container.env_from_host.values()) if server else set()
         for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
             index = spec.evaluation.tasks.index(task)
             known = TASKS.get(task.name)
@@ -106,11 +109,31 @@ class LocalExecutor(Executor):
             files[f"{task_folder}/{RUN}"] = render_run_sh(container, invocation_id, folder)
             files[f"{task_folder}/results/run_config.json"] = run_config(spec, task)
             jobs.append(PlannedJob(job_id, task.name, task_folder, image, tuple(command)))
-        return Plan(invocation_id, folder, tuple(jobs), files, tuple(sorted(host_env)))
+        images = (server.container.image,) if server else ()
+        return Plan(invocation_id, folder, tuple(jobs), files, tuple(sorted(host_env)), images)
+
+    def _server(self, spec: RunSpec, invocation_id: str) -> ServerSpec | None:
+        d = spec.deployment
+        if d.type == "none":
+            return None
+        container = ContainerSpec(
+            job_id=f"{invocation_id}.server",
+            task=f"deployment {d.name}".strip(),
+            folder="",
+            name=f"launcher-{invocation_id}-server",
+            image=d.image,
+            command=d.command,
+            env_from_host=dict(d.env_vars),
+            env={},
+            network=self.config.network,
+            user=None,
+            extra_args=d.extra_docker_args,
+        )
+        return ServerSpec(container, d.port, d.health_path, d.startup_timeout)
 
     def check_prerequisites(self, plan: Plan) -> None:
-        for image in sorted({job.image for job in plan.jobs}):
-            hint = BUILD_HINT if image == HARNESS_IMAGE else ""
+        for image in sorted({job.image for job in plan.jobs} | set(plan.images)):
+            hint = BUILD_HINTS.get(image, "")
             self.docker.ensure_image(image, hint, pull=self.config.pull == "missing")
 
     def start(self, record: InvocationRecord) -> None:
@@ -138,17 +161,19 @@ class LocalExecutor(Executor):
 
     def status(self, record: InvocationRecord) -> list[JobStatus]:
         folder = Path(record.folder)
-        try:
-            containers = self.docker.containers(record.invocation_id)
-        except LauncherError:
-            containers = None  # engine down: judge by the scripts alone
-        run_all_alive = self._run_all_alive(folder)
-        run_all_killed = _killed_after_start(read_events(folder / EVENTS))
-        return [
-            self._job_status(folder, job, containers, run_all_alive, run_all_killed) for job in record.jobs
-        ]
 
-    def _job_status(self, folder, job, containers, run_all_alive, run_all_killed) -> JobStatus:
+        @functools.cache
+        def containers() -> dict | None:
+            """Asked only for jobs the stage records leave open: finished runs never touch Docker."""
+            try:
+                return self.docker.containers(record.invocation_id)
+            except LauncherError:
+                return None  # engine down: judge by the scripts alone
+
+        run_all = _RunAll.read(folder)
+        return [self._job_status(folder, job, containers, run_all) for job in record.jobs]
+
+    def _job_status(self, folder, job, containers, run_all: _RunAll) -> JobStatus:
         task_dir = folder / job["folder"]
         events = read_events(task_dir / EVENTS)
         done, total = _progress(task_dir / PROGRESS)
@@ -160,12 +185,24 @@ class LocalExecutor(Executor):
             total=total,
             score=_score(task_dir / RESULTS_JSON),
         )
+        # run_all.sh writes `queued` for every task when it (re)starts: what came before is history,
+        # except a success, which run.sh will skip.
+        queued = max((i for i, e in enumerate(events) if e[0] == "queued"), default=-1)
+        previous, events = events[: max(queued, 0)], events[queued + 1 :]
         starts = [e for e in events if e[0] == "started"]
+        if not starts and _succeeded(previous):
+            events = previous[max(i for i, e in enumerate(previous) if e[0] == "started") :]
+            starts = events[:1]
         if not starts:
-            if run_all_killed:
+            if run_all.killed or any(e[0] == "killed" for e in events):
                 return JobStatus(**base, state=State.KILLED, reason="killed before it started")
-            if run_all_alive:
-                return JobStatus(**base, state=State.PENDING, reason="waiting for a free slot")
+            if run_all.alive:
+                waiting = (
+                    "waiting for the model server" if run_all.server_starting else "waiting for a free slot"
+                )
+                return JobStatus(**base, state=State.PENDING, reason=waiting)
+            if run_all.failure:
+                return JobStatus(**base, state=State.FAILED, reason=run_all.failure)
             return JobStatus(
                 **base, state=State.LOST, reason="never started and run_all.sh is not running; resume it"
             )
@@ -186,14 +223,15 @@ class LocalExecutor(Executor):
             reason = detail or EXIT_REASONS.get(code, "") or _last_line(task_dir / OUTPUT_LOG)
             return JobStatus(**base, state=State.FAILED, reason=reason, **timing)
         pid = int(events[last_start][2]) if events[last_start][2].isdigit() else -1
-        container = (containers or {}).get(job["job_id"], {}).get("status")
+        found = containers()
+        container = (found or {}).get(job["job_id"], {}).get("status")
         if killed:
             ended = next(e[1] for e in after if e[0] == "killed")
             return JobStatus(
                 **base, state=State.KILLED, reason="killed by `launcher kill`", started=started, ended=ended
             )
         if _alive(pid, RUN) or container == "running":
-            if containers is None:
+            if found is None:
                 state, reason = State.RUNNING, "Docker engine not reachable: container state unknown"
             elif container == "running":
                 state, reason = State.RUNNING, ""
@@ -256,6 +294,30 @@ class LocalExecutor(Executor):
         return bool(pid)
 
 
+@dataclass(frozen=True)
+class _RunAll:
+    """What run_all.sh's stage records say about its current run."""
+
+    alive: bool
+    killed: bool
+    server_starting: bool  # a model server is starting and not yet ready
+    failure: str  # why it ended before starting the tasks, if it did
+
+    @classmethod
+    def read(cls, folder: Path) -> _RunAll:
+        events = read_events(folder / EVENTS)
+        last_start = max((i for i, e in enumerate(events) if e[0] == "started"), default=-1)
+        current = [e[0] for e in events[last_start + 1 :]]
+        exits = [e for e in events[last_start + 1 :] if e[0] == "exited"]
+        failure = exits[-1][2].partition(" ")[2] if exits else ""
+        return cls(
+            alive=bool(_last_pid(folder / EVENTS, RUN_ALL)),
+            killed="killed" in current,
+            server_starting="server-starting" in current and "server-ready" not in current,
+            failure=failure,
+        )
+
+
 def run_config(spec: RunSpec, task) -> str:
     """What the harness reads from /results/run_config.json. Names of variables only, never values."""
     endpoint = spec.target.api_endpoint
@@ -271,20 +333,16 @@ def run_config(spec: RunSpec, task) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def _killed_after_start(events: list) -> bool:
-    last_start = max((i for i, e in enumerate(events) if e[0] == "started"), default=-1)
-    return any(e[0] == "killed" for e in events[last_start + 1 :])
-
-
 def _last_pid(events_path: Path, script: str) -> int | None:
     """PID of the script's current run, if it is alive (a started record without an exit record)."""
     events = read_events(events_path)
-    if not events or events[-1][0] not in ("started", "killed"):
+    last_start = max((i for i, e in enumerate(events) if e[0] == "started"), default=None)
+    if last_start is None or any(e[0] == "exited" for e in events[last_start:]):
         return None
-    starts = [e for e in events if e[0] == "started"]
-    if not starts or not starts[-1][2].isdigit():
+    value = events[last_start][2]
+    if not value.isdigit():
         return None
-    pid = int(starts[-1][2])
+    pid = int(value)
     return pid if _alive(pid, script) else None
 
 
@@ -332,6 +390,11 @@ def _score(path: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ""
     return " ".join(pairs)
+
+
+def _succeeded(events: list) -> bool:
+    attempts = [e for e in events if e[0] in ("started", "exited")]
+    return bool(attempts) and attempts[-1][0] == "exited" and attempts[-1][2].split(" ")[0] == "0"
 
 
 def _last_line(path: Path) -> str:
