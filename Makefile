@@ -41,6 +41,16 @@ test-images: docker
 test: venv docker image llama-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
+# Benchmarks (BENCHMARKS.md): NeMo Evaluator Launcher 0.2.6 goes in its own venv for the side-by-side.
+NEL_VENV := build/bench/nel-venv
+$(NEL_VENV)/bin/nemo-evaluator-launcher:
+	python3 -m venv $(NEL_VENV)
+	$(NEL_VENV)/bin/pip install -q nemo-evaluator-launcher==0.2.6
+
+bench: venv docker image test-images $(NEL_VENV)/bin/nemo-evaluator-launcher
+	mkdir -p build/bench
+	$(PY) bench/run.py | tee build/bench/results.md
+
 lint: venv
 	$(VENV)/bin/ruff check launcher tests bench
 	$(VENV)/bin/ruff format --check launcher tests bench

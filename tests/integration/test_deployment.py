@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import invocation_of
 
 from launcher.tasks import LLAMA_CPP_IMAGE
 
@@ -40,10 +41,6 @@ def config(tmp_path, deployment, tasks):
 
 def status(cli, inv):
     return json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]
-
-
-def invocation_of(proc) -> str:
-    return next(ln.split()[1].rstrip(":") for ln in proc.stdout.splitlines() if ln.startswith("invocation "))
 
 
 def labelled(docker_engine, inv):

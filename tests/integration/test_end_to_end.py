@@ -5,17 +5,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import invocation_of, jobs
 
 pytestmark = pytest.mark.docker
-
-
-def jobs(cli, ident) -> dict:
-    proc = cli("status", ident, "--json", check_rc=0)
-    return {j["task"]: j for inv in json.loads(proc.stdout) for j in inv["jobs"]}
-
-
-def invocation_of(proc) -> str:
-    return next(ln.split()[1].rstrip(":") for ln in proc.stdout.splitlines() if ln.startswith("invocation "))
 
 
 def test_image_holds_only_the_harness_and_runs_unprivileged(docker_engine, harness_image):

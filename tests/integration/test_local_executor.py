@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import invocation_of, jobs, wait_for
 
 from launcher.testing.contract import ExecutorContract
 
@@ -38,23 +39,6 @@ def config(tmp_path, tasks, env_vars=None, api_key=None, **execution):
     }
     (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
     return ["--config-dir", str(tmp_path), "--config-name", "cfg"]
-
-
-def invocation_of(proc) -> str:
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("invocation "))
-    return line.split()[1].rstrip(":")
-
-
-def jobs(cli, ident) -> dict:
-    proc = cli("status", ident, "--json", check_rc=0)
-    return {j["task"]: j for inv in json.loads(proc.stdout) for j in inv["jobs"]}
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def containers(docker_engine, invocation):

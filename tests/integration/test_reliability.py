@@ -9,26 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import invocation_of, jobs, wait_for
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = "launcher-testtask:1"
-
-
-def jobs(cli, ident) -> dict:
-    proc = cli("status", ident, "--json", check_rc=0)
-    return {j["task"]: j for inv in json.loads(proc.stdout) for j in inv["jobs"]}
-
-
-def invocation_of(proc) -> str:
-    return next(ln.split()[1].rstrip(":") for ln in proc.stdout.splitlines() if ln.startswith("invocation "))
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def run_args(tmp_path, url, *extra):
