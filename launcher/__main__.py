@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if argv[0] == "run":
             argv = argv[1:]
+        if {"-h", "--help"} & set(argv) and not any("execution=" in a for a in argv):
+            from launcher.commands.help import print_help  # Hydra's help needs an executor chosen
+
+            print_help()
+            return 0
         hydra_argv, flags = split_run_argv(argv)
         from launcher.app import run
 

@@ -42,6 +42,7 @@ HYDRA_WRITES_NOTHING = [
     "hydra.job.chdir=false",
     "hydra/job_logging=none",
     "hydra/hydra_logging=none",
+    "hydra.help.app_name=launcher",
 ]
 
 

@@ -8,7 +8,7 @@ USAGE = """\
 launcher: run LLM evaluations against OpenAI-compatible endpoints, each task in a Docker container.
 
 Run (Hydra: config groups, overrides, -m sweeps):
-  launcher execution=local target=local [evaluation=smoke] [key=value ...]
+  launcher execution=local [target=local] [evaluation=smoke] [deployment=none] [key=value ...]
   launcher run --config-dir DIR --config-name NAME [-o key=value ...]
   launcher -m execution=local target=local evaluation.only=gsm8k,humaneval
   python -m launcher ...            the same program
@@ -18,7 +18,8 @@ Run options:
   --wait               block with live progress; exit 1 if a task did not succeed
   -o, --override K=V   an override (repeatable); same as a bare K=V
   --cfg job|hydra|all, --info, --resolve, -m/--multirun, --config-dir, --config-name,
-  hydra.searchpath=[...]: as in Hydra (see `launcher run --hydra-help`)
+  hydra.searchpath=[...]: as in Hydra; `launcher execution=local --help` shows Hydra's help
+  with the composed config
 
 Follow and manage (id: invocation, job <inv>.<n>, or sweep; any unique prefix):
   launcher status [ID ...] [--json] [--watch]
@@ -37,9 +38,9 @@ def groups() -> str:
     for group in sorted(p for p in conf.iterdir() if p.is_dir() and not p.name.startswith("_")):
         options = sorted(f.stem for f in group.glob("*.yaml"))
         lines.append(f"  {group.name}: {', '.join(options)}")
-    from launcher.executors.registry import executors
+    from launcher.executors.registry import names
 
-    lines.append(f"  execution: {', '.join(executors()) or 'none installed'}")
+    lines.append(f"  execution: {', '.join(names()) or 'none installed'}")
     return "Config groups (packaged):\n" + "\n".join(sorted(lines)) + "\n"
 
 

@@ -119,21 +119,32 @@ def print_status(records, as_json: bool = False, only_jobs=frozenset()) -> int:
 
 
 def watch(records, until_done: bool = True, only_jobs=frozenset(), interval: float = 1.0) -> int:
-    """Redraw the table until every job ends; exit 1 if any job did not succeed."""
+    """Follow jobs until every one ends; exit 1 if any did not succeed.
+
+    On a terminal the table is redrawn in place; in a log (CI, a pipe) one line is written when a state
+    changes, and at most every 10 s while only progress moves.
+    """
     tty = sys.stdout.isatty()
-    last = ""
+    last_text, last_states, last_line_at = "", None, 0.0
     while True:
         collected = collect(records, only_jobs)
-        text = render(collected)
-        if text != last:
-            if tty:
-                sys.stdout.write("\x1b[H\x1b[2J")
-            print(text if tty else f"--- {time.strftime('%H:%M:%S')}\n{text}", flush=True)
-            last = text
-        states = [s.state for _, statuses in collected for s in statuses]
-        if until_done and all(st.terminal for st in states):
+        statuses = [s for _, group in collected for s in group]
+        if tty:
+            text = render(collected)
+            if text != last_text:
+                print(f"\x1b[H\x1b[2J{text}", flush=True)
+                last_text = text
+        else:
+            states = [s.state for s in statuses]
+            if states != last_states or time.monotonic() - last_line_at >= 10:
+                summary = "  ".join(f"{s.task} {s.state.value} {_progress(s)}".rstrip() for s in statuses)
+                print(f"{time.strftime('%H:%M:%S')}  {summary}", flush=True)
+                last_states, last_line_at = states, time.monotonic()
+        if until_done and all(s.state.terminal for s in statuses):
+            if not tty:
+                print(render(collected), flush=True)
             print(render_results(collected), flush=True)
-            return 0 if all(st == State.SUCCEEDED for st in states) else 1
+            return 0 if all(s.state == State.SUCCEEDED for s in statuses) else 1
         time.sleep(interval)
 
 

@@ -45,9 +45,9 @@ def dup_plugin(tmp_path_factory):
 def test_installed_plugin_is_discovered_and_runs(cli, dummy_plugin, tmp_path):
     env = {"PYTHONPATH": f"{ROOT}:{dummy_plugin}"}
     proc = cli("--help", env=env, check_rc=0)
-    assert "execution: dummy, local" in proc.stdout
-    assert "warning: skipping executor plugin 'broken'" in proc.stderr  # broken one skipped, not fatal
+    assert "execution: broken, dummy, local" in proc.stdout  # names only: --help imports no plugin
     proc = cli("execution=dummy", "target=local", "execution.greeting=hi", env=env, check_rc=0)
+    assert "warning: skipping executor plugin 'broken'" in proc.stderr  # broken one skipped, not fatal
     invocation = proc.stdout.split()[1].rstrip(":")
     proc = cli("status", invocation, "--json", env=env, check_rc=0)
     assert '"state": "SUCCEEDED"' in proc.stdout

@@ -170,8 +170,15 @@ class LocalExecutor(Executor):
             except LauncherError:
                 return None  # engine down: judge by the scripts alone
 
-        run_all = _RunAll.read(folder)
-        return [self._job_status(folder, job, containers, run_all) for job in record.jobs]
+        statuses = []
+        for job in record.jobs:
+            status = self._job_status(folder, job, containers, _RunAll.read(folder))
+            if status.state == State.LOST:
+                # The script may have written its exit record and ended between our reading the records
+                # and checking its process: read again, now that it is surely gone.
+                status = self._job_status(folder, job, containers, _RunAll.read(folder))
+            statuses.append(status)
+        return statuses
 
     def _job_status(self, folder, job, containers, run_all: _RunAll) -> JobStatus:
         task_dir = folder / job["folder"]
