@@ -20,7 +20,11 @@ log=${DOCKERD_LOG:-/tmp/launcher-dockerd.log}
 echo "starting dockerd in the background (log: $log)"
 setsid nohup dockerd >"$log" 2>&1 </dev/null &
 for _ in $(seq 1 60); do
-  if docker info >/dev/null 2>&1; then echo "dockerd is up"; exit 0; fi
+  if docker info >/dev/null 2>&1; then
+    # Marks the engine as ours: the daemon-restart test only ever restarts an engine this script started.
+    echo "$!" > /run/launcher-started-dockerd
+    echo "dockerd is up"; exit 0
+  fi
   sleep 1
 done
 echo "error: dockerd did not answer within 60 s; see $log" >&2

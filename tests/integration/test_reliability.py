@@ -201,3 +201,37 @@ def test_hostile_names_and_values_run_as_data(cli, test_image, tmp_path):
         assert Path(job["folder"]).parent.parent == root  # every task folder inside the invocation
     assert not list(tmp_path.rglob("PWNED")) and not list(Path.cwd().rglob("PWNED"))
     assert not (tmp_path.parent / "escape").exists()
+
+
+STARTED_BY_US = Path("/run/launcher-started-dockerd")
+
+
+def test_docker_daemon_restart_during_a_run(cli, endpoint, harness_image, tmp_path):
+    if not STARTED_BY_US.exists():
+        pytest.skip(
+            "this engine was not started by scripts/ensure-docker.sh (make test): not ours to restart"
+        )
+    ep = endpoint("oracle", latency=0.05)
+    args = run_args(
+        tmp_path,
+        ep.url(),
+        "evaluation.tasks=[gsm8k]",
+        "evaluation.params.limit_samples=150",
+        "evaluation.params.parallelism=2",
+    )
+    inv = invocation_of(cli(*args, check_rc=0))
+    wait_for(lambda: (jobs(cli, inv)["gsm8k"]["done"] or 0) >= 10, what="progress")
+    pid = int(STARTED_BY_US.read_text())
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=60, what="dockerd to stop")
+    subprocess.run(["bash", str(ROOT / "scripts/ensure-docker.sh")], check=True, capture_output=True)
+    wait_for(
+        lambda: jobs(cli, inv)["gsm8k"]["state"] in ("FAILED", "KILLED", "LOST"), what="a terminal state"
+    )
+    job = jobs(cli, inv)["gsm8k"]
+    finished = {r["id"] for r in read_samples(Path(job["folder"]))}  # every line parses
+    assert cli("resume", inv, "--wait").returncode == 0
+    job = jobs(cli, inv)["gsm8k"]
+    assert job["state"] == "SUCCEEDED" and job["done"] == 150
+    requests = ep.stats()["requests"]
+    assert all(requests[i] == 1 for i in finished)

@@ -108,6 +108,37 @@ def test_golden_run_all_with_a_model_server():
     subprocess.run(["bash", "-n"], input=plan.files["run_all.sh"], text=True, check=True)
 
 
+def test_golden_slurm_batch_and_pyxis_task_script():
+    from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+
+    data = {
+        "execution": {
+            "output_dir": "/data/evals",
+            "user": "1000:1000",
+            "partition": "batch",
+            "account": "llm",
+            "gpus_per_node": 1,
+            "extra_sbatch": ["--qos=high"],
+            "container_runtime": "pyxis",
+        },
+        "target": {
+            "api_endpoint": {
+                "url": "http://127.0.0.1:8000/v1/chat/completions",
+                "model_id": "m",
+                "api_key": "MY_API_KEY",
+            }
+        },
+        "evaluation": {"tasks": ["gsm8k", "humaneval"]},
+    }
+    spec = to_run_spec(data, "slurm", SlurmConfig)
+    plan = SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+    assert "run_all.sh" not in plan.files
+    check_golden("sbatch.sh", plan.files["sbatch.sh"])
+    check_golden("gsm8k.pyxis.run.sh", plan.files["gsm8k/run.sh"])
+    for script in (plan.files["sbatch.sh"], plan.files["gsm8k/run.sh"]):
+        subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
 def test_run_all_bounds_parallelism():
     plan = plan_for(["gsm8k", "humaneval", "aime2025"], max_parallel=2)
     assert "-ge 2 ]; do wait -n; done" in plan.files["run_all.sh"]

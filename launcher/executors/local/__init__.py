@@ -106,7 +106,8 @@ class LocalExecutor(Executor):
                 user=user,
                 extra_args=tuple(cfg.extra_docker_args),
             )
-            files[f"{task_folder}/{RUN}"] = render_run_sh(container, invocation_id, folder)
+            runtime = getattr(cfg, "container_runtime", "docker")
+            files[f"{task_folder}/{RUN}"] = render_run_sh(container, invocation_id, folder, runtime)
             files[f"{task_folder}/results/run_config.json"] = run_config(spec, task)
             jobs.append(PlannedJob(job_id, task.name, task_folder, image, tuple(command)))
         images = (server.container.image,) if server else ()
@@ -172,13 +173,17 @@ class LocalExecutor(Executor):
 
         statuses = []
         for job in record.jobs:
-            status = self._job_status(folder, job, containers, _RunAll.read(folder))
+            status = self._job_status(folder, job, containers, self._scheduler(record, job))
             if status.state == State.LOST:
                 # The script may have written its exit record and ended between our reading the records
                 # and checking its process: read again, now that it is surely gone.
-                status = self._job_status(folder, job, containers, _RunAll.read(folder))
+                status = self._job_status(folder, job, containers, self._scheduler(record, job))
             statuses.append(status)
         return statuses
+
+    def _scheduler(self, record: InvocationRecord, job: dict) -> _RunAll:
+        """What starts this job: here run_all.sh; a batch scheduler answers for its own queue."""
+        return _RunAll.read(Path(record.folder))
 
     def _job_status(self, folder, job, containers, run_all: _RunAll) -> JobStatus:
         task_dir = folder / job["folder"]
@@ -204,10 +209,7 @@ class LocalExecutor(Executor):
             if run_all.killed or any(e[0] == "killed" for e in events):
                 return JobStatus(**base, state=State.KILLED, reason="killed before it started")
             if run_all.alive:
-                waiting = (
-                    "waiting for the model server" if run_all.server_starting else "waiting for a free slot"
-                )
-                return JobStatus(**base, state=State.PENDING, reason=waiting)
+                return JobStatus(**base, state=State.PENDING, reason=run_all.waiting)
             if run_all.failure:
                 return JobStatus(**base, state=State.FAILED, reason=run_all.failure)
             return JobStatus(
@@ -307,7 +309,7 @@ class _RunAll:
 
     alive: bool
     killed: bool
-    server_starting: bool  # a model server is starting and not yet ready
+    waiting: str  # why a job that has not started yet waits
     failure: str  # why it ended before starting the tasks, if it did
 
     @classmethod
@@ -317,10 +319,11 @@ class _RunAll:
         current = [e[0] for e in events[last_start + 1 :]]
         exits = [e for e in events[last_start + 1 :] if e[0] == "exited"]
         failure = exits[-1][2].partition(" ")[2] if exits else ""
+        server_starting = "server-starting" in current and "server-ready" not in current
         return cls(
             alive=bool(_last_pid(folder / EVENTS, RUN_ALL)),
             killed="killed" in current,
-            server_starting="server-starting" in current and "server-ready" not in current,
+            waiting="waiting for the model server" if server_starting else "waiting for a free slot",
             failure=failure,
         )
 
