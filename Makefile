@@ -7,7 +7,7 @@ HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.sear
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/tasks.py)
 DEMO_SAMPLES ?= 5
 
-.PHONY: venv docker slurm image llama-image test-images demo test lint bench clean
+.PHONY: venv docker slurm sshd image llama-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -23,6 +23,10 @@ docker:
 # A one-node Slurm cluster on this machine for the slurm executor's tests.
 slurm:
 	bash scripts/ensure-slurm.sh
+
+# An SSH server on 127.0.0.1:2222 with its own keys, for submitting to that cluster over SSH.
+sshd:
+	bash scripts/ensure-sshd.sh
 
 # The harness image: a local Debian base is made offline if no base image is on this machine.
 image: venv docker
@@ -42,7 +46,7 @@ test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker slurm image llama-image test-images
+test: venv docker slurm sshd image llama-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # Benchmarks (BENCHMARKS.md): NeMo Evaluator Launcher 0.2.6 goes in its own venv for the side-by-side.

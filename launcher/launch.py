@@ -44,7 +44,11 @@ def launch(
         jobs=[{"job_id": j.job_id, "task": j.task, "folder": j.folder, "image": j.image} for j in plan.jobs],
         created=created,
         sweep_id=sweep_id,
-        extra={"model_id": spec.target.api_endpoint.model_id, "url": spec.target.api_endpoint.url},
+        extra={
+            "model_id": spec.target.api_endpoint.model_id,
+            "url": spec.target.api_endpoint.url,
+            "host_env": list(plan.host_env),  # names only: an executor may have to forward the values
+        },
     )
     state.create_invocation(plan, record, hydra_files(spec, overrides))
     from launcher import logsetup

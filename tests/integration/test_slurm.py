@@ -127,9 +127,94 @@ def test_a_job_that_cannot_run_shows_the_slurm_reason(cli, tmp_path, slurm_clust
     assert jobs(cli, inv)["a"]["state"] == "KILLED"
 
 
-def test_ssh_submission_is_refused_until_built(cli, tmp_path):
-    proc = cli(*config(tmp_path, [task("a", "ok")], hostname="login.example"), "-n")
-    assert proc.returncode == 2 and "submitting over SSH is not supported yet" in proc.stderr
+SSH_DIR = Path.home() / ".cache/launcher/sshd"
+
+
+@pytest.fixture(scope="session")
+def ssh_login(slurm_cluster):
+    """execution keys reaching this machine's Slurm over SSH (make test starts it: scripts/ensure-sshd.sh)."""
+    key = SSH_DIR / "client_ed25519"
+    options = [
+        f"IdentityFile={key}",
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "LogLevel=ERROR",
+    ]
+    argv = [
+        "ssh",
+        "-p",
+        "2222",
+        "-o",
+        "BatchMode=yes",
+        *[x for o in options for x in ("-o", o)],
+        f"{os.environ.get('USER') or 'root'}@127.0.0.1",
+        "true",
+    ]
+    if not key.exists() or subprocess.run(argv, capture_output=True).returncode != 0:
+        if os.environ.get("LAUNCHER_REQUIRE_DOCKER") == "1" or os.environ.get("CI"):
+            pytest.fail("no SSH server on 127.0.0.1:2222 (make test starts one with scripts/ensure-sshd.sh)")
+        pytest.skip("no SSH server on 127.0.0.1:2222")
+    return {
+        "hostname": "127.0.0.1",
+        "port": 2222,
+        "username": os.environ.get("USER") or "root",
+        "ssh_options": options,
+    }
+
+
+def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tmp_path, ssh_login):
+    ep = endpoint("oracle", latency=0.1)
+    cluster = tmp_path / "cluster"  # the login node's file system: a different path than ours
+    secret = f"sk-ssh-{os.urandom(6).hex()}"
+    cfg = {
+        "defaults": [{"execution": "slurm"}, "_self_"],
+        "execution": {"output_dir": str(tmp_path / "out"), "remote_output_dir": str(cluster), **ssh_login},
+        "target": {"api_endpoint": {"url": ep.url(), "model_id": "m", "api_key": "SSH_TEST_KEY"}},
+        "evaluation": {"tasks": ["gsm8k", "aime2025"], "params": {"limit_samples": 200, "parallelism": 2}},
+    }
+    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
+    env = {"SSH_TEST_KEY": secret}
+    inv = invocation_of(cli("--config-dir", str(tmp_path), "--config-name", "cfg", env=env, check_rc=0))
+    wait_for(lambda: (jobs(cli, inv)["gsm8k"]["done"] or 0) >= 10, what="progress over SSH")
+    cli("kill", inv, check_rc=0)
+    assert jobs(cli, inv)["gsm8k"]["state"] == "KILLED"
+    (remote_gsm8k,) = cluster.glob("*/gsm8k")
+    finished = {
+        json.loads(line)["id"] for line in (remote_gsm8k / "results/samples.jsonl").read_text().splitlines()
+    }
+    proc = cli("resume", inv, "--wait", env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    state = jobs(cli, inv)
+    assert state["gsm8k"]["state"] == "SUCCEEDED" and state["gsm8k"]["score"] == "exact_match=1.0000"
+    assert state["aime2025"]["state"] == "SUCCEEDED" and state["aime2025"]["done"] == 30
+    assert Path(state["gsm8k"]["folder"], "results/results.json").is_file()  # brought back from the cluster
+    requests = ep.stats()["requests"]
+    assert all(requests[i] == 1 for i in finished)
+    for root in (tmp_path / "out", cluster):
+        for path in root.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+    digests = json.loads((remote_gsm8k / "results/run_config.json").read_text())
+    assert digests["api_key_env"] == "API_KEY"
+    assert "gsm8k" in cli("logs", f"{inv}.0", check_rc=0).stdout
+
+
+def test_over_ssh_a_failing_task_shows_its_reason(cli, tmp_path, ssh_login, test_image):
+    cfg = {
+        "defaults": [{"execution": "slurm"}, "_self_"],
+        "execution": {
+            "output_dir": str(tmp_path / "out"),
+            "remote_output_dir": str(tmp_path / "cluster"),
+            **ssh_login,
+        },
+        "target": {"api_endpoint": {"url": "http://127.0.0.1:9/v1", "model_id": "m"}},
+        "evaluation": {"tasks": [task("bad", "fail")]},
+    }
+    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
+    proc = cli("--config-dir", str(tmp_path), "--config-name", "cfg", "--wait")
+    assert proc.returncode == 1
+    job = jobs(cli, invocation_of(proc))["bad"]
+    assert job["state"] == "FAILED" and job["exit_code"] == 3 and job["reason"] == "boom: failing on purpose"
 
 
 class TestSlurmExecutorContract(ExecutorContract):

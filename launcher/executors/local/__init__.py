@@ -177,13 +177,27 @@ class LocalExecutor(Executor):
             if status.state == State.LOST:
                 # The script may have written its exit record and ended between our reading the records
                 # and checking its process: read again, now that it is surely gone.
+                self._refresh(record)
                 status = self._job_status(folder, job, containers, self._scheduler(record, job))
             statuses.append(status)
         return statuses
 
+    def _refresh(self, record: InvocationRecord) -> None:
+        """Bring the records up to date before a second look (here they are read live)."""
+
     def _scheduler(self, record: InvocationRecord, job: dict) -> _RunAll:
         """What starts this job: here run_all.sh; a batch scheduler answers for its own queue."""
         return _RunAll.read(Path(record.folder))
+
+    def _live(self, job: dict, pid: int, run_all: _RunAll, containers) -> tuple[State, str] | None:
+        """State of a job that started and has no exit record yet, or None if nothing runs it."""
+        found = containers()
+        container = (found or {}).get(job["job_id"], {}).get("status")
+        if not (_alive(pid, RUN) or container == "running"):
+            return None
+        if found is None:
+            return State.RUNNING, "Docker engine not reachable: container state unknown"
+        return (State.RUNNING, "") if container == "running" else (State.PENDING, "container starting")
 
     def _job_status(self, folder, job, containers, run_all: _RunAll) -> JobStatus:
         task_dir = folder / job["folder"]
@@ -232,21 +246,14 @@ class LocalExecutor(Executor):
             reason = detail or EXIT_REASONS.get(code, "") or _last_line(task_dir / OUTPUT_LOG)
             return JobStatus(**base, state=State.FAILED, reason=reason, **timing)
         pid = int(events[last_start][2]) if events[last_start][2].isdigit() else -1
-        found = containers()
-        container = (found or {}).get(job["job_id"], {}).get("status")
         if killed:
             ended = next(e[1] for e in after if e[0] == "killed")
             return JobStatus(
                 **base, state=State.KILLED, reason="killed by `launcher kill`", started=started, ended=ended
             )
-        if _alive(pid, RUN) or container == "running":
-            if found is None:
-                state, reason = State.RUNNING, "Docker engine not reachable: container state unknown"
-            elif container == "running":
-                state, reason = State.RUNNING, ""
-            else:
-                state, reason = State.PENDING, "container starting"
-            return JobStatus(**base, state=state, reason=reason, started=started)
+        live = self._live(job, pid, run_all, containers)
+        if live:
+            return JobStatus(**base, state=live[0], reason=live[1], started=started)
         return JobStatus(
             **base,
             state=State.LOST,

@@ -1,16 +1,18 @@
 """The Slurm executor: one array job per invocation, each task the same container as on the local executor.
 
-This slice submits on the machine it runs on (a login node, or a single-node cluster); the task
-scripts, stage records, results and resume are the local executor's. Submitting over SSH from a laptop
-is not built yet: `execution.hostname` other than localhost is refused with a clear message.
+It submits on this machine (a login node) or, with `execution.hostname`, on a login node reached over
+SSH: the invocation folder is copied there once, and `status`, `logs` and `kill` bring back the stage
+records, progress and results over one reused connection. Task scripts, stage records, results and
+resume are the local executor's.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import subprocess
+import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -18,8 +20,10 @@ from launcher import __version__
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors.base import InvocationRecord, Plan, State
-from launcher.executors.local import LocalExecutor, _RunAll
-from launcher.state import EVENTS, RUN, append_event, read_events
+from launcher.executors.local import LocalExecutor, _alive, _RunAll
+from launcher.executors.slurm.shell import SSH, Local
+from launcher.state import EVENTS, LABEL_INVOCATION, OUTPUT_LOG, RUN, read_events
+from launcher.tasks import BUILD_HINTS
 
 BATCH = "sbatch.sh"
 JOBS = "slurm_jobs"  # one submitted Slurm job id per line (resume appends)
@@ -54,40 +58,64 @@ class SlurmConfig:
     stop_grace: int = 5
     user: str | None = None
     pull: Literal["missing", "never"] = "missing"
-    hostname: str | None = None  # the login node; this slice supports only this machine (None/localhost)
+    hostname: str | None = None  # login node reached over SSH; None or localhost: submit on this machine
+    username: str | None = None  # SSH user (default: the SSH configuration's)
+    port: int = 22  # SSH port
+    ssh_options: tuple[str, ...] = ()  # extra `ssh -o` options, e.g. ["IdentityFile=~/.ssh/cluster"]
+    remote_output_dir: str | None = None  # output_dir on the cluster (default: the same path)
 
 
 class SlurmExecutor(LocalExecutor):
     name = "slurm"
     config_class = SlurmConfig
 
+    @cached_property
+    def shell(self) -> Local:
+        cfg: SlurmConfig = self.config
+        if cfg.hostname in (None, "", "localhost"):
+            return Local()
+        return SSH(cfg.hostname, cfg.username, cfg.port, cfg.ssh_options)
+
+    def remote_folder(self, folder: str) -> str:
+        """Where an invocation folder lives on the cluster (the same path when submitting here)."""
+        if not self.shell.remote:
+            return folder
+        base = Path(os.path.abspath(os.path.expanduser(self.config.output_dir)))
+        remote_base = (self.config.remote_output_dir or str(base)).rstrip("/")
+        return f"{remote_base}/{Path(folder).relative_to(base).as_posix()}"
+
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
-        cfg: SlurmConfig = spec.execution
-        if cfg.hostname not in (None, "", "localhost", "127.0.0.1"):
-            raise ConfigError(
-                "execution.hostname",
-                "submitting over SSH is not supported yet",
-                "Run the launcher on the login node (hostname: null)",
-            )
         if spec.deployment.type != "none":
             raise ConfigError(
                 "deployment", "the slurm executor runs no model server yet", "Use deployment=none"
             )
-        local_plan = super().plan(spec, invocation_id, folder, created)
+        remote = self.remote_folder(folder)
+        local_plan = super().plan(spec, invocation_id, remote, created)
         files = {k: v for k, v in local_plan.files.items() if k != "run_all.sh"}
-        files[BATCH] = render_sbatch(cfg, invocation_id, folder, [j.folder for j in local_plan.jobs])
-        images = local_plan.images
-        return Plan(invocation_id, folder, local_plan.jobs, files, local_plan.host_env, images)
+        files[BATCH] = render_sbatch(
+            spec.execution, invocation_id, remote, [j.folder for j in local_plan.jobs]
+        )
+        return Plan(invocation_id, folder, local_plan.jobs, files, local_plan.host_env, local_plan.images)
 
     def check_prerequisites(self, plan: Plan) -> None:
-        for tool in ("sbatch", "squeue", "scancel"):
-            if not any(Path(d, tool).exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
-                raise LauncherError(f"{tool} is not on PATH: run the launcher on a Slurm login node")
-        if self.config.container_runtime == "docker":
+        where = self.shell.target if self.shell.remote else "this machine"
+        if self.shell.run(
+            ["bash", "-c", "command -v sbatch && command -v squeue && command -v scancel"]
+        ).returncode:
+            raise LauncherError(f"sbatch, squeue or scancel is missing on {where}: is it a Slurm login node?")
+        if self.config.container_runtime != "docker":
+            return
+        if not self.shell.remote:
             super().check_prerequisites(plan)
+            return
+        for image in sorted({job.image for job in plan.jobs}):
+            if self.shell.run(["docker", "image", "inspect", image]).returncode:
+                hint = BUILD_HINTS.get(image, "build or pull it there")
+                raise LauncherError(f"image {image} is not on {where}; {hint}")
 
     def start(self, record: InvocationRecord) -> None:
-        folder = Path(record.folder)
+        folder, remote = Path(record.folder), self.remote_folder(record.folder)
+        self.shell.upload(folder, remote)
         states = {s.job_id: s.state for s in self.status(record)} if (folder / JOBS).exists() else {}
         live = [j for j, st in states.items() if not st.terminal]
         if live:
@@ -99,22 +127,38 @@ class SlurmExecutor(LocalExecutor):
         if not todo:
             return
         for n in todo:
-            append_event(folder / record.jobs[n]["folder"] / EVENTS, "queued")
+            self._append(f"{remote}/{record.jobs[n]['folder']}/{EVENTS}", "queued")
         array = ",".join(map(str, todo)) + f"%{self.config.max_parallel}"
-        proc = subprocess.run(
-            ["sbatch", "--parsable", f"--array={array}", BATCH], cwd=folder, capture_output=True, text=True
+        # Host variables travel as NUL-separated name/value pairs on stdin into sbatch's environment,
+        # which Slurm exports to the job: no value is in an argv or a file, here or on the cluster.
+        names = record.extra.get("host_env", []) if self.shell.remote else []
+        secrets = "".join(f"{name}\0{os.environ.get(name, '')}\0" for name in names)
+        script = (
+            'while IFS= read -r -d "" n && IFS= read -r -d "" v; do export "$n=$v"; done; '
+            'cd "$1" && shift && exec "$@"'
         )
+        argv = ["bash", "-c", script, "_", remote, "sbatch", "--parsable", f"--array={array}", BATCH]
+        proc = self.shell.run(argv, input=secrets)
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines() or ["no message"]
             raise LauncherError(f"sbatch refused the job: {lines[-1].removeprefix('sbatch: error: ')}")
         job_id = proc.stdout.strip().split(";")[0]
-        with open(folder / JOBS, "a", encoding="utf-8") as fh:
-            fh.write(job_id + "\n")
-        append_event(folder / EVENTS, "submitted", job_id)
+        self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{JOBS}", job_id])
+        self._append(f"{remote}/{EVENTS}", "submitted", job_id)
+        self.shell.download(remote, folder)
+
+    def _append(self, path: str, event: str, value: str = "") -> None:
+        """A stage record, written where the jobs write theirs (here or on the cluster)."""
+        self.shell.run(["bash", "-c", 'echo "$1 $(date +%s) $2" >> "$3"', "_", event, value, path])
 
     def status(self, record: InvocationRecord):
-        self._queue = self._slurm_states(Path(record.folder))  # one squeue call per status
+        self._refresh(record)
         return super().status(record)
+
+    def _refresh(self, record: InvocationRecord) -> None:
+        """Records first, then the queue: a job that ends in between looks LOST and is read again."""
+        self.shell.download(self.remote_folder(record.folder), Path(record.folder))
+        self._queue = self._slurm_states(Path(record.folder))
 
     def _scheduler(self, record: InvocationRecord, job: dict) -> _RunAll:
         folder = Path(record.folder)
@@ -127,17 +171,18 @@ class SlurmExecutor(LocalExecutor):
         waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
         return _RunAll(alive=state in SLURM_LIVE, killed=killed, waiting=waiting, failure=failure)
 
+    def _live(self, job: dict, pid: int, run_all: _RunAll, containers) -> tuple[State, str] | None:
+        if run_all.alive or (not self.shell.remote and _alive(pid, RUN)):
+            return State.RUNNING, ""
+        return None
+
     def _slurm_states(self, folder: Path) -> dict[int, tuple[str, str]]:
         """Array index -> (Slurm state, reason) of the latest submission, from squeue (recent jobs too)."""
         try:
             job_id = (folder / JOBS).read_text().split()[-1]
         except (OSError, IndexError):
             return {}
-        proc = subprocess.run(
-            ["squeue", "-h", "-r", "-t", "all", "-j", job_id, "-o", "%K|%T|%r"],
-            capture_output=True,
-            text=True,
-        )
+        proc = self.shell.run(["squeue", "-h", "-r", "-t", "all", "-j", job_id, "-o", "%K|%T|%r"])
         states = {}
         for line in proc.stdout.splitlines():
             index, _, rest = line.partition("|")
@@ -147,23 +192,51 @@ class SlurmExecutor(LocalExecutor):
         return states
 
     def kill(self, record: InvocationRecord) -> None:
-        folder = Path(record.folder)
+        folder, remote = Path(record.folder), self.remote_folder(record.folder)
+        statuses = self.status(record)
+        self._append(f"{remote}/{EVENTS}", "killed")
+        for status in statuses:
+            if not status.state.terminal:
+                self._append(f"{remote}/{Path(status.folder).name}/{EVENTS}", "killed")
         try:
             job_ids = (folder / JOBS).read_text().split()
         except OSError:
             job_ids = []
-        statuses = self.status(record)
-        append_event(folder / EVENTS, "killed")
-        for status in statuses:
-            if not status.state.terminal:
-                append_event(Path(status.folder) / EVENTS, "killed")
         if job_ids:
-            subprocess.run(["scancel", *job_ids], capture_output=True)
-        if self.config.container_runtime == "docker":
+            self.shell.run(["scancel", *job_ids])
+        if self.config.container_runtime == "docker" and not self.shell.remote:
             self.docker.stop(record.invocation_id, self.config.stop_grace)
+        elif self.config.container_runtime == "docker":
+            stop = (
+                'ids=$(docker ps -q --filter "label=$1"); '
+                '[ -z "$ids" ] || docker stop -t "$2" $ids >/dev/null'
+            )
+            label = f"{LABEL_INVOCATION}={record.invocation_id}"
+            self.shell.run(["bash", "-c", stop, "_", label, str(self.config.stop_grace)])
+        self.shell.download(remote, folder)
+
+    def logs(self, record: InvocationRecord, job_id: str, follow: bool):
+        if not self.shell.remote:
+            yield from super().logs(record, job_id, follow)
+            return
+        job = next(j for j in record.jobs if j["job_id"] == job_id)
+        path, offset = Path(record.folder) / job["folder"] / OUTPUT_LOG, 0
+        while True:
+            finished = self._job_finished(record, job_id)  # downloads the latest copy first
+            if path.exists():
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+                    offset = fh.tell()
+                if chunk:
+                    yield chunk
+            if finished or not follow:
+                return
+            time.sleep(2)
 
     def describe(self) -> dict:
-        return {"resume by hand": "launcher resume <id>  (resubmits only unfinished tasks)"}
+        where = f" on {self.shell.target}" if self.shell.remote else ""
+        return {"resume by hand": f"launcher resume <id>  (resubmits only unfinished tasks{where})"}
 
 
 def render_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, task_folders: list[str]) -> str:

@@ -1,0 +1,100 @@
+"""Where Slurm commands run: here, or on a login node over one reused SSH connection.
+
+Every command is an argv list; over SSH it is sent as one shlex-quoted string. Secret values are only
+ever written to the command's standard input.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+from launcher.errors import LauncherError
+
+
+def control_socket_dir() -> Path:
+    """A short private folder for SSH's master sockets (a socket path must stay under 108 bytes)."""
+    path = Path(tempfile.gettempdir()) / f"launcher-ssh-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise LauncherError(f"{path} is not a private folder of this user; remove it and run again")
+    return path
+
+
+class Local:
+    """Commands on this machine; the invocation folder is the cluster's folder."""
+
+    remote = False
+
+    def run(self, argv: list[str], input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, input=input, capture_output=True, text=True)
+
+    def upload(self, local: Path, remote: str) -> None:
+        """Nothing to copy: the folder is already where the jobs read it."""
+
+    def download(self, remote: str, local: Path) -> None:
+        """Nothing to copy back."""
+
+
+class SSH(Local):
+    """Commands on `host` over OpenSSH, one master connection reused (ControlMaster) for 2 minutes."""
+
+    remote = True
+
+    def __init__(self, host: str, user: str | None, port: int, options: tuple[str, ...]):
+        control_dir = control_socket_dir()
+        self.target = f"{user}@{host}" if user else host
+        self.base = [
+            "ssh",
+            "-p",
+            str(port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={control_dir}/%C",
+            "-o",
+            "ControlPersist=120",
+        ]
+        for option in options:
+            self.base += ["-o", option]
+
+    def run(self, argv: list[str], input: str | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [*self.base, self.target, "--", shlex.join(argv)], input=input, capture_output=True, text=True
+        )
+        if proc.returncode == 255:  # ssh's own failure, not the command's
+            reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise LauncherError(f"cannot reach {self.target} over SSH: {reason}")
+        return proc
+
+    def upload(self, local: Path, remote: str) -> None:
+        """Copy the invocation folder to the cluster once (tar over the connection)."""
+        script = 'test -d "$1" && exit 0; mkdir -p "$1" && tar -C "$1" -x'
+        with subprocess.Popen(["tar", "-C", str(local), "-c", "."], stdout=subprocess.PIPE) as tar:
+            proc = subprocess.run(
+                [*self.base, self.target, "--", shlex.join(["bash", "-c", script, "_", remote])],
+                stdin=tar.stdout,
+                capture_output=True,
+                text=True,
+            )
+        if proc.returncode != 0:
+            raise LauncherError(
+                f"cannot copy the invocation to {self.target}:{remote}: {proc.stderr.strip()}"
+            )
+
+    def download(self, remote: str, local: Path) -> None:
+        """Bring back stage records, progress, results and logs (not the per-sample checkpoint)."""
+        argv = ["tar", "-C", remote, "-c", "--exclude=samples.jsonl", "."]
+        pack = subprocess.Popen(
+            [*self.base, self.target, "--", shlex.join(argv)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        subprocess.run(["tar", "-C", str(local), "-x"], stdin=pack.stdout, capture_output=True)
+        pack.wait()
