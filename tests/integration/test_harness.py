@@ -110,19 +110,26 @@ def test_endpoint_down_fails_the_task_clearly_and_keeps_the_record(tmp_path):
     assert all(r["error"] for r in samples(tmp_path / "r"))
 
 
+def start_harness_until(config: Path, results: Path, finished: int) -> subprocess.Popen:
+    """The harness in the background, returned once `finished` samples are in its checkpoint."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.monotonic() + 30
+    while not (results / "samples.jsonl").exists() or len(samples_tolerant(results)) < finished:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    return proc
+
+
 def test_kill_9_then_restart_requests_no_finished_sample_again(endpoint, tmp_path):
     ep = endpoint("oracle", latency=0.02)
     results = tmp_path / "r"
     config = write_config(results, ep.url(), parallelism=4, limit_samples=300)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    deadline = time.monotonic() + 30
-    while not (results / "samples.jsonl").exists() or len(samples(results)) < 60:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    proc = start_harness_until(config, results, finished=60)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with open(results / "samples.jsonl", "a") as fh:
@@ -148,16 +155,7 @@ def test_sigterm_stops_promptly_with_a_distinct_code(endpoint, tmp_path):
     ep = endpoint("oracle", latency=0.2)
     results = tmp_path / "r"
     config = write_config(results, ep.url(), parallelism=2, limit_samples=200)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    deadline = time.monotonic() + 30
-    while not (results / "samples.jsonl").exists() or len(samples(results)) < 4:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    proc = start_harness_until(config, results, finished=4)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 143 and "stopped by SIGTERM" in out

@@ -66,10 +66,8 @@ def test_endpoint_down_fails_with_a_clear_reason_and_keeps_partial_samples(cli, 
     assert len(read_samples(Path(job["folder"]))) == 4
 
 
-def test_sigkill_of_the_container_then_resume_loses_nothing(
-    cli, endpoint, harness_image, tmp_path, docker_engine
-):
-    ep = endpoint("oracle", latency=0.05)
+def start_interruptible_run(cli, ep, tmp_path) -> str:
+    """A 150-sample gsm8k run slow enough to interrupt; returns its id once 10 samples are done."""
     args = run_args(
         tmp_path,
         ep.url(),
@@ -79,17 +77,30 @@ def test_sigkill_of_the_container_then_resume_loses_nothing(
     )
     inv = invocation_of(cli(*args, check_rc=0))
     wait_for(lambda: (jobs(cli, inv)["gsm8k"]["done"] or 0) >= 10, what="progress")
-    for container in docker_engine.containers.list(filters={"label": f"launcher.invocation={inv}"}):
-        container.kill()  # SIGKILL: no chance to flush anything
-    wait_for(lambda: jobs(cli, inv)["gsm8k"]["state"] == "FAILED", what="FAILED")
-    job = jobs(cli, inv)["gsm8k"]
-    assert job["exit_code"] == 137 and "SIGKILL" in job["reason"]
-    finished = {r["id"] for r in read_samples(Path(job["folder"]))}  # every line parses
+    return inv
+
+
+def resume_requests_no_finished_sample(cli, ep, inv, task_folder: Path) -> None:
+    """After an interruption: every checkpoint line parses, and resume completes without re-requests."""
+    finished = {r["id"] for r in read_samples(task_folder)}
     assert cli("resume", inv, "--wait").returncode == 0
     job = jobs(cli, inv)["gsm8k"]
     assert job["state"] == "SUCCEEDED" and job["done"] == 150 and job["score"] == "exact_match=1.0000"
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)
+
+
+def test_sigkill_of_the_container_then_resume_loses_nothing(
+    cli, endpoint, harness_image, tmp_path, docker_engine
+):
+    ep = endpoint("oracle", latency=0.05)
+    inv = start_interruptible_run(cli, ep, tmp_path)
+    for container in docker_engine.containers.list(filters={"label": f"launcher.invocation={inv}"}):
+        container.kill()  # SIGKILL: no chance to flush anything
+    wait_for(lambda: jobs(cli, inv)["gsm8k"]["state"] == "FAILED", what="FAILED")
+    job = jobs(cli, inv)["gsm8k"]
+    assert job["exit_code"] == 137 and "SIGKILL" in job["reason"]
+    resume_requests_no_finished_sample(cli, ep, inv, Path(job["folder"]))
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.3, 0.6, 1.0])
@@ -212,15 +223,7 @@ def test_docker_daemon_restart_during_a_run(cli, endpoint, harness_image, tmp_pa
             "this engine was not started by scripts/ensure-docker.sh (make test): not ours to restart"
         )
     ep = endpoint("oracle", latency=0.05)
-    args = run_args(
-        tmp_path,
-        ep.url(),
-        "evaluation.tasks=[gsm8k]",
-        "evaluation.params.limit_samples=150",
-        "evaluation.params.parallelism=2",
-    )
-    inv = invocation_of(cli(*args, check_rc=0))
-    wait_for(lambda: (jobs(cli, inv)["gsm8k"]["done"] or 0) >= 10, what="progress")
+    inv = start_interruptible_run(cli, ep, tmp_path)
     pid = int(STARTED_BY_US.read_text())
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=60, what="dockerd to stop")
@@ -229,9 +232,4 @@ def test_docker_daemon_restart_during_a_run(cli, endpoint, harness_image, tmp_pa
         lambda: jobs(cli, inv)["gsm8k"]["state"] in ("FAILED", "KILLED", "LOST"), what="a terminal state"
     )
     job = jobs(cli, inv)["gsm8k"]
-    finished = {r["id"] for r in read_samples(Path(job["folder"]))}  # every line parses
-    assert cli("resume", inv, "--wait").returncode == 0
-    job = jobs(cli, inv)["gsm8k"]
-    assert job["state"] == "SUCCEEDED" and job["done"] == 150
-    requests = ep.stats()["requests"]
-    assert all(requests[i] == 1 for i in finished)
+    resume_requests_no_finished_sample(cli, ep, inv, Path(job["folder"]))
