@@ -1,7 +1,7 @@
 """`make bench`: measure the launcher and print Markdown tables for BENCHMARKS.md.
 
 Sections: cli (latency, side by side with NeMo Evaluator Launcher 0.2.6 in its own venv), launch
-(overhead vs plain docker run), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste),
+(overhead vs plain docker run), kill (time to stop a running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste),
 memory (harness peak RSS). Run one with `python bench/run.py cli`. Medians of several runs; ratios come
 from runs made side by side in the same invocation.
 """
@@ -302,6 +302,50 @@ def bench_launch(runs: int = 5) -> str:
     return table([f"measure (median of {runs})", "launcher", "plain docker run", "overhead"], rows)
 
 
+def bench_kill(runs: int = 5) -> str:
+    """`launcher kill` of a running harness task: command time, and time until no container is left."""
+    client = _docker()
+    endpoint = Endpoint("--mode", "echo", "--latency", "0.2")
+    work = Path(tempfile.mkdtemp(prefix="bench-kill-"))
+    env = {**ENV, "LAUNCHER_STATE_DIR": str(work / "state")}
+    command, gone = [], []
+    try:
+        for _ in range(runs):
+            out = subprocess.run(
+                [
+                    LAUNCHER,
+                    "execution=local",
+                    f"target.api_endpoint.url={endpoint.url}",
+                    "evaluation.tasks=[gsm8k]",
+                    f"execution.output_dir={work}/o",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            inv = out.split()[1].rstrip(":")
+            wait_running(client, f"launcher.invocation={inv}", time.perf_counter())
+            time.sleep(1)
+            start = time.perf_counter()
+            subprocess.run([LAUNCHER, "kill", inv], env=env, check=True, capture_output=True)
+            command.append(time.perf_counter() - start)
+            while client.api.containers(all=True, filters={"label": f"launcher.invocation={inv}"}):
+                time.sleep(0.01)
+            gone.append(time.perf_counter() - start)
+    finally:
+        endpoint.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    med = statistics.median
+    return table(
+        [f"measure (median of {runs})", "value"],
+        [
+            ["`launcher kill` command", f"{med(command):.3f} s"],
+            ["until no container of the invocation is left", f"{med(gone):.3f} s"],
+        ],
+    )
+
+
 # ---- 3. harness throughput -----------------------------------------------------------------------------
 
 
@@ -526,6 +570,7 @@ def bench_memory(n: int = 10_000) -> str:
 SECTIONS = {
     "cli": bench_cli,
     "launch": bench_launch,
+    "kill": bench_kill,
     "throughput": bench_throughput,
     "resume": bench_resume,
     "memory": bench_memory,
