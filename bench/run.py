@@ -1,8 +1,9 @@
 """`make bench`: measure the launcher and print Markdown tables for BENCHMARKS.md.
 
 Sections: cli (latency, side by side with NeMo Evaluator Launcher 0.2.6 in its own venv), launch
-(overhead vs plain docker run), kill (time to stop a running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste),
-memory (harness peak RSS). Run one with `python bench/run.py cli`. Medians of several runs; ratios come
+(overhead vs plain docker run), kill (time to stop a running task), throughput (harness vs a bare
+aiohttp loop), resume (kill -9 waste), memory (harness peak RSS). Run one with
+`python bench/run.py cli`. Medians of several runs; ratios come
 from runs made side by side in the same invocation.
 """
 

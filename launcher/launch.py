@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from launcher import state
@@ -12,16 +13,16 @@ from launcher.errors import LauncherError
 from launcher.executors import registry
 from launcher.executors.base import InvocationRecord, Plan, State
 
-STARTUP_TIMEOUT = 30.0  # seconds to see the first tasks really start before reporting
-
 
 def launch(
     spec: RunSpec, overrides: list[str], dry_run: bool, wait: bool, sweep_id: str | None, quiet: bool = False
 ) -> int:
+    # Resolved once here, so the record (and every later command, from any directory) holds the same path.
+    output_dir = Path(os.path.abspath(os.path.expanduser(spec.execution.output_dir)))
+    spec = replace(spec, execution=replace(spec.execution, output_dir=str(output_dir)))
     executor = registry.get(spec.executor)(spec.execution)
     created = time.time()
     invocation_id = state.new_id()
-    output_dir = Path(os.path.abspath(os.path.expanduser(spec.execution.output_dir)))
     parent = output_dir / f"sweep-{sweep_id}" if sweep_id else output_dir
     folder = parent / f"{state.stamp(created)}-{invocation_id}"
     plan = executor.plan(spec, invocation_id, str(folder), created)
@@ -57,7 +58,7 @@ def launch(
     log = logsetup.get()
     log.info("invocation created", invocation=invocation_id, folder=str(folder), tasks=len(plan.jobs))
     executor.start(record)
-    statuses = wait_for_start(executor, record)
+    statuses = wait_for_start(executor, record, executor.startup_wait)
     log.info("invocation started", states={s.job_id: s.state.value for s in statuses})
     print(start_report(record, statuses))
     failed = [s for s in statuses if s.state in (State.FAILED, State.LOST)]
@@ -68,11 +69,13 @@ def launch(
     return 1 if failed else 0
 
 
-def wait_for_start(executor, record: InvocationRecord, timeout: float = STARTUP_TIMEOUT):
+def wait_for_start(executor, record: InvocationRecord, timeout: float):
     """Return once every job has started running or ended, or no job is still starting."""
     deadline = time.monotonic() + timeout
     while True:
         statuses = executor.status(record)
+        if timeout <= 0:
+            return statuses
         starting = [s for s in statuses if s.state == State.PENDING and s.started is not None]
         first_wave = any(s.state != State.PENDING for s in statuses)
         if (first_wave and not starting) or time.monotonic() > deadline:

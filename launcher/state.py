@@ -65,6 +65,10 @@ def stamp(created: float) -> str:
     return time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(created))
 
 
+# Names a task folder must not take: the invocation's own files and folders (and executors' ones).
+RESERVED = {RECORD, RUN_ALL, EVENTS, HYDRA_DIR, "logs", RESULTS, "sbatch.sh", "slurm_jobs"}
+
+
 def task_folder_names(task_names: list[str]) -> list[str]:
     """Safe, unique folder names: no separators, no leading dots, bounded length."""
     used: set[str] = set()
@@ -72,7 +76,7 @@ def task_folder_names(task_names: list[str]) -> list[str]:
     for name in task_names:
         base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")[:64] or "task"
         folder, n = base, 2
-        while folder.lower() in used or folder.lower() in {RESULTS, "logs", HYDRA_DIR}:
+        while folder.lower() in used or folder.lower() in RESERVED:
             folder, n = f"{base}-{n}", n + 1
         used.add(folder.lower())
         out.append(folder)

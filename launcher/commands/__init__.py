@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from launcher.errors import LauncherError
@@ -100,10 +101,16 @@ def cmd_resume(args) -> int:
 
     records = [rec for ident in args.ids for rec, _ in state.resolve(ident)]
     for record in records:
+        missing = [name for name in record.extra.get("host_env", []) if name not in os.environ]
+        if missing:
+            raise LauncherError(
+                f"host environment variable {missing[0]} is not set; export it and resume again"
+            )
+    for record in records:
         executor = _executor(record)
         state.append_event(f"{record.folder}/{state.EVENTS}", "resumed")
         executor.start(record)
-        print(launch.start_report(record, launch.wait_for_start(executor, record)))
+        print(launch.start_report(record, launch.wait_for_start(executor, record, executor.startup_wait)))
     return watch(records, until_done=True) if args.wait else 0
 
 

@@ -154,6 +154,8 @@ def _map_legacy(data: dict) -> dict:
             endpoint["api_key"] = old
         data["target"] = {**target, "api_endpoint": endpoint}
     evaluation = data.get("evaluation")
+    if isinstance(data.get("deployment"), dict):
+        data["deployment"] = _map_legacy_block(data["deployment"], "deployment")
     if isinstance(evaluation, dict):
         evaluation = _map_legacy_block(evaluation, "evaluation")
         tasks = evaluation.get("tasks")
@@ -210,6 +212,17 @@ def _host_var_name(value: Any, key: str) -> Any:
     return value
 
 
+def _check_env_names(scope: str, env: dict[str, str]) -> None:
+    for inner, host in env.items():
+        for what, name in (("container variable", inner), ("host variable", host)):
+            if not ENV_NAME.match(name):
+                raise ConfigError(
+                    f"{scope}.{inner}",
+                    f"{what} name {name!r} is not a valid environment variable name",
+                    "Use letters, digits and _ (map CONTAINER_VAR: HOST_VAR_NAME)",
+                )
+
+
 def _check_semantics(spec: RunSpec) -> None:
     endpoint = spec.target.api_endpoint
     if endpoint.api_key is not None and not ENV_NAME.match(endpoint.api_key):
@@ -236,7 +249,10 @@ def _check_semantics(spec: RunSpec) -> None:
                 f"{missing[0]!r} is not a task of this evaluation",
                 f"Tasks: {', '.join(names)}",
             )
+    if not spec.selected_tasks():
+        raise ConfigError("evaluation.only", "selects no task", f"Tasks: {', '.join(names)}")
     deployment = spec.deployment
+    _check_env_names("deployment.env_vars", deployment.env_vars)
     if deployment.type == "server" and not deployment.image:
         raise ConfigError(
             "deployment.image", "missing: a server deployment needs an image", "Set deployment.image"
@@ -244,18 +260,8 @@ def _check_semantics(spec: RunSpec) -> None:
     if not 0 < deployment.port < 65536:
         raise ConfigError("deployment.port", f"{deployment.port} is not a TCP port")
     for i, task in enumerate(spec.evaluation.tasks):
-        for scope, env in (
-            (f"evaluation.tasks[{i}].env_vars", task.env_vars),
-            ("evaluation.env_vars", spec.evaluation.env_vars),
-        ):
-            for inner, host in env.items():
-                for what, name in (("container variable", inner), ("host variable", host)):
-                    if not ENV_NAME.match(name):
-                        raise ConfigError(
-                            f"{scope}.{inner}",
-                            f"{what} name {name!r} is not a valid environment variable name",
-                            "Use letters, digits and _ (map CONTAINER_VAR: HOST_VAR_NAME)",
-                        )
+        _check_env_names(f"evaluation.tasks[{i}].env_vars", task.env_vars)
+        _check_env_names("evaluation.env_vars", spec.evaluation.env_vars)
         p = spec.params(task)
         for name, low in (("parallelism", 1), ("max_retries", 0), ("limit_samples", 1)):
             value = getattr(p, name)

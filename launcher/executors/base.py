@@ -81,6 +81,7 @@ class Executor(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type]  # frozen dataclass; its defaults become the `execution/<name>` option
+    startup_wait: ClassVar[float] = 0.0  # seconds submit waits to see jobs really start (0: report at once)
 
     def __init__(self, config: Any):
         self.config = config

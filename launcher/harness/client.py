@@ -97,9 +97,9 @@ class Client:
     async def _once(self, data: bytes) -> tuple[str, dict | None]:
         try:
             async with self.session.post(self.url, data=data) as resp:
-                body = await resp.content.read(MAX_BODY + 1)
                 status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                body = await _read_capped(resp)
         except asyncio.TimeoutError:
             raise Transient("request timed out") from None
         except aiohttp.ClientError as err:
@@ -116,7 +116,20 @@ class Client:
             text = choice["message"]["content"] if self.chat else choice["text"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise Transient(f"malformed response: {_snippet(body)}") from None
+        if text is not None and not isinstance(text, str):
+            raise Transient(f"malformed response: content is {type(text).__name__}, not text")
         return text or "", reply.get("usage") if isinstance(reply, dict) else None
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """The whole body (it may arrive in many pieces), or MAX_BODY + 1 bytes if it is larger."""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            break
+    return b"".join(chunks)
 
 
 def parse_retry_after(value: str | None) -> float | None:

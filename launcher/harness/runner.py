@@ -50,15 +50,15 @@ def run(config_path: Path) -> int:
         say(f"error: {err}")
         return EXIT_CONFIG
     results_dir = config_path.parent
-    done = checkpoint.load_samples(results_dir / checkpoint.SAMPLES)
-    todo = [s for s in samples if not (s.id in done and done[s.id].get("error") is None)]
-    say(
-        f"task {task.name}: {len(samples)} samples, {len(samples) - len(todo)} already finished, "
-        f"{len(todo)} to go; model {config['model_id']} at {config['url']}"
-    )
     key_env = config.get("api_key_env")
     api_key = os.environ.get(key_env) if key_env else None
     try:
+        done = checkpoint.load_samples(results_dir / checkpoint.SAMPLES)
+        todo = [s for s in samples if not (s.id in done and done[s.id].get("error") is None)]
+        say(
+            f"task {task.name}: {len(samples)} samples, {len(samples) - len(todo)} already finished, "
+            f"{len(todo)} to go; model {config['model_id']} at {config['url']}"
+        )
         if asyncio.run(evaluate(config, task, todo, results_dir, api_key, len(samples))):
             say("stopped by SIGTERM; finished samples are saved, a restart continues from them")
             return EXIT_SIGTERM

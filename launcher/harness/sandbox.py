@@ -24,7 +24,7 @@ def _limits() -> None:
 
 async def run_program(code: str, timeout: float = TIMEOUT) -> tuple[bool, str]:
     """(passed, detail): passed when the program exits 0 within `timeout` seconds."""
-    with tempfile.TemporaryDirectory(prefix="sample-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="sample-") as workdir, open(f"{workdir}/.stderr", "w+b") as err:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",
@@ -33,22 +33,23 @@ async def run_program(code: str, timeout: float = TIMEOUT) -> tuple[bool, str]:
             cwd=workdir,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=err,  # a file, not a pipe: a program printing gigabytes costs disk, not memory
             preexec_fn=_limits,
             start_new_session=True,  # its own process group: a timeout kills whatever it spawned
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir},
         )
         try:
-            _, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+            await asyncio.wait_for(proc.wait(), timeout)
         except asyncio.TimeoutError:
             _kill_group(proc.pid)
             await proc.wait()
             return False, f"timed out after {timeout:g} s"
         finally:
             _kill_group(proc.pid)
-    if proc.returncode == 0:
-        return True, ""
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+        if proc.returncode == 0:
+            return True, ""
+        err.seek(max(0, err.seek(0, os.SEEK_END) - 4096))
+        lines = err.read().decode("utf-8", "replace").strip().splitlines()
     return False, (lines[-1] if lines else f"exit code {proc.returncode}")[:300]
 
 

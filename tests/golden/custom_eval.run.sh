@@ -9,6 +9,7 @@ if [ "$last" = 'exited 0' ]; then
   echo 'task custom eval already succeeded; skipping'
   exit 0
 fi
+echo "started $(date +%s) $$" >> events.log
 for var in HOST_EXTRA HOST_HF_TOKEN MY_API_KEY; do
   if [ -z "${!var+set}" ]; then
     echo "exited $(date +%s) 78 host variable $var is not set" >> events.log
@@ -17,7 +18,6 @@ for var in HOST_EXTRA HOST_HF_TOKEN MY_API_KEY; do
   fi
 done
 docker rm -f launcher-0000abcd-1 >/dev/null 2>&1  # a leftover of a crashed attempt
-echo "started $(date +%s) $$" >> events.log
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
 API_KEY="${MY_API_KEY}" EXTRA="${HOST_EXTRA}" HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label 'launcher.task=custom eval' --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/custom_eval/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/custom_eval/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e 'LAUNCHER_TASK=custom eval' -e API_KEY -e EXTRA -e HF_TOKEN my/image:1 run --x >> logs/output.log 2>&1 < /dev/null
 rc=$?

@@ -9,6 +9,7 @@ if [ "$last" = 'exited 0' ]; then
   echo 'task gsm8k already succeeded; skipping'
   exit 0
 fi
+echo "started $(date +%s) $$" >> events.log
 for var in MY_API_KEY; do
   if [ -z "${!var+set}" ]; then
     echo "exited $(date +%s) 78 host variable $var is not set" >> events.log
@@ -16,7 +17,6 @@ for var in MY_API_KEY; do
     exit 78
   fi
 done
-echo "started $(date +%s) $$" >> events.log
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
 HOME=/tmp LAUNCHER_CONFIG=/results/run_config.json LAUNCHER_TASK=gsm8k API_KEY="${MY_API_KEY}" srun --ntasks=1 --container-image=launcher-harness:0.1.0 --container-mounts=/data/evals/2026-01-01-00-00-00-0000abcd/gsm8k/results:/results --no-container-mount-home --container-env=API_KEY,HOME,LAUNCHER_CONFIG,LAUNCHER_TASK python3 -m launcher.harness run --config /results/run_config.json >> logs/output.log 2>&1 < /dev/null
 rc=$?

@@ -9,6 +9,7 @@ if [ "$last" = 'exited 0' ]; then
   echo 'task gsm8k already succeeded; skipping'
   exit 0
 fi
+echo "started $(date +%s) $$" >> events.log
 for var in HOST_HF_TOKEN MY_API_KEY; do
   if [ -z "${!var+set}" ]; then
     echo "exited $(date +%s) 78 host variable $var is not set" >> events.log
@@ -17,7 +18,6 @@ for var in HOST_HF_TOKEN MY_API_KEY; do
   fi
 done
 docker rm -f launcher-0000abcd-0 >/dev/null 2>&1  # a leftover of a crashed attempt
-echo "started $(date +%s) $$" >> events.log
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
 API_KEY="${MY_API_KEY}" HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-0 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.0 --label launcher.task=gsm8k --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/gsm8k/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/gsm8k/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=gsm8k -e API_KEY -e HF_TOKEN launcher-harness:0.1.0 python3 -m launcher.harness run --config /results/run_config.json >> logs/output.log 2>&1 < /dev/null
 rc=$?

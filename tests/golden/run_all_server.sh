@@ -4,6 +4,7 @@
 set -u
 cd "$(dirname "$0")" || exit 1
 echo "started $(date +%s) $$" >> events.log
+for task in gsm8k; do echo "queued $(date +%s)" >> "$task/events.log"; done
 # The model server (srv:1); stopped when this script ends or is killed.
 stop_server() { docker stop -t 5 launcher-0000abcd-server >/dev/null 2>&1; }
 trap stop_server EXIT
@@ -32,7 +33,6 @@ until http_ok 8011 /v1/models; do
   sleep 1
 done
 echo "server-ready $(date +%s)" >> events.log
-for task in gsm8k; do echo "queued $(date +%s)" >> "$task/events.log"; done
 pids=()
 for task in gsm8k; do
   while [ "$(jobs -rp | wc -l)" -ge 3 ]; do wait -n; done

@@ -181,3 +181,45 @@ def test_unusable_config_exits_2(tmp_path, bad):
     path.write_text("{not json" if bad is None else json.dumps(bad))
     proc = harness("run", "--config", path)
     assert proc.returncode == 2 and "error:" in proc.stdout
+
+
+def test_a_body_that_arrives_in_pieces_is_read_whole():
+    """A long completion arrives in many TCP pieces; the client must not parse the first one alone."""
+    import asyncio
+    import http.server
+    import threading
+
+    from launcher.harness.client import Client
+
+    text = "x" * 300_000
+    body = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(0, len(body), 50_000):
+                self.wfile.write(body[i : i + 50_000])
+                self.wfile.flush()
+                time.sleep(0.02)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def ask():
+        client = Client(
+            f"http://127.0.0.1:{server.server_port}/v1/chat/completions", "m", True, None, 1, 10, 0
+        )
+        async with client:
+            return await client.complete(client.payload("hi", {}))
+
+    try:
+        reply = asyncio.run(ask())
+    finally:
+        server.shutdown()
+    assert reply.text == text and reply.attempts == 1

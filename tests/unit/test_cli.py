@@ -102,6 +102,11 @@ def test_plus_execution_works_with_a_config_that_has_no_execution_slot(cli, tmp_
         ),
         (["execution=local", "target=local", "target.api_endpoint.url=${oops}"], "oops"),
         (["execution=local", "target=local", "evaluation.tasks=[unclosed"], "evaluation.tasks"),
+        (["execution=local", "evaluation.only=[]"], "evaluation.only: selects no task"),
+        (
+            ["execution=local", "deployment=llama_cpp", "deployment.env_vars={A: 'x y'}"],
+            "deployment.env_vars.A",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, words):

@@ -16,7 +16,13 @@ from typing import Literal
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors.base import Executor, InvocationRecord, JobStatus, Plan, PlannedJob, State
-from launcher.executors.local.render import ContainerSpec, ServerSpec, render_run_all_sh, render_run_sh
+from launcher.executors.local.render import (
+    RUNTIME_USER,
+    ContainerSpec,
+    ServerSpec,
+    render_run_all_sh,
+    render_run_sh,
+)
 from launcher.state import (
     EVENTS,
     OUTPUT_LOG,
@@ -47,13 +53,14 @@ class LocalConfig:
     network: str = "host"  # host networking: an endpoint on 127.0.0.1 works from the container as is
     extra_docker_args: tuple[str, ...] = ()  # appended to every `docker run`, before the image
     stop_grace: int = 5  # seconds between SIGTERM and SIGKILL when a task is killed
-    user: str | None = None  # container user; default the invoking uid:gid, so results are yours
+    user: str | None = None  # container user; default: the uid:gid running the task, so results are yours
     pull: Literal["missing", "never"] = "missing"  # pull an image that is not on this machine before starting
 
 
 class LocalExecutor(Executor):
     name = "local"
     config_class = LocalConfig
+    startup_wait = 30.0  # "started" is said only once the containers really run
 
     def __init__(self, config: LocalConfig, docker=None):
         super().__init__(config)
@@ -75,7 +82,7 @@ class LocalExecutor(Executor):
             raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
         tasks = spec.selected_tasks()
         folders = task_folder_names([t.name for t in tasks])
-        user = cfg.user or f"{os.getuid()}:{os.getgid()}"
+        user = cfg.user or RUNTIME_USER
         server = self._server(spec, invocation_id)
         files: dict[str, str] = {RUN_ALL: render_run_all_sh(invocation_id, folders, cfg.max_parallel, server)}
         jobs, host_env = [], set(server.container.env_from_host.values()) if server else set()
@@ -139,7 +146,8 @@ class LocalExecutor(Executor):
 
     def start(self, record: InvocationRecord) -> None:
         folder = Path(record.folder)
-        if self._run_all_alive(folder):
+        running = [j for j in record.jobs if _last_pid(folder / j["folder"] / EVENTS, RUN)]
+        if self._run_all_alive(folder) or running:
             raise LauncherError(
                 f"invocation {record.invocation_id} is still running; wait for it or `launcher kill` it first"
             )

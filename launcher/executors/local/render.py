@@ -23,6 +23,9 @@ from launcher.state import (
 )
 
 EXIT_MISSING_VAR = 78  # run.sh's exit code when a host variable it passes on is unset
+# The container user when none is configured: whoever runs run.sh, worked out when it runs (on a cluster
+# node too), so the results belong to that user. The one value rendered for the shell to expand.
+RUNTIME_USER = "$(id -u):$(id -g)"
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ def render_run_sh(
         "  exit 0",
         "fi",
     ]
+    lines.append(f'echo "started $(date +%s) $$" >> {EVENTS}')
     if host_vars:
         lines += [
             f"for var in {' '.join(host_vars)}; do",
@@ -126,7 +130,6 @@ def render_run_sh(
     if runtime == "docker":
         lines.append(f"docker rm -f {q(c.name)} >/dev/null 2>&1  # a leftover of a crashed attempt")
     lines += [
-        f'echo "started $(date +%s) $$" >> {EVENTS}',
         f"echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> {OUTPUT_LOG}",
         f"{run} >> {OUTPUT_LOG} 2>&1 < /dev/null",
         "rc=$?",
@@ -148,11 +151,11 @@ def render_run_all_sh(
         "set -u",
         'cd "$(dirname "$0")" || exit 1',
         f'echo "started $(date +%s) $$" >> {EVENTS}',
+        f'for task in {folders}; do echo "queued $(date +%s)" >> "$task/{EVENTS}"; done',
     ]
     if server:
         lines += _server_lines(server, invocation_id)
     lines += [
-        f'for task in {folders}; do echo "queued $(date +%s)" >> "$task/{EVENTS}"; done',
         "pids=()",
         f"for task in {folders}; do",
         f'  while [ "$(jobs -rp | wc -l)" -ge {max_parallel + (1 if server else 0)} ]; do wait -n; done',
@@ -172,7 +175,7 @@ def _server_lines(server: ServerSpec, invocation_id: str) -> list[str]:
     run = _with_host_env(c, docker_run_argv(c, invocation_id, None))
     fail = f'echo "exited $(date +%s) 1 $reason" >> {EVENTS}; echo "error: $reason" >&2; exit 1'
     return [
-        f"# The model server ({c.image}); stopped when this script ends or is killed.",
+        f"# The model server ({_comment(c.image)}); stopped when this script ends or is killed.",
         f"stop_server() {{ docker stop -t 5 {shlex.quote(c.name)} >/dev/null 2>&1; }}",
         "trap stop_server EXIT",
         "trap 'exit 143' TERM INT",
@@ -206,7 +209,8 @@ def _server_lines(server: ServerSpec, invocation_id: str) -> list[str]:
 def _with_host_env(c: ContainerSpec, argv: list[str]) -> str:
     """`CONTAINER_VAR="$HOST_VAR" docker run -e CONTAINER_VAR`: the value is in no argv and no file."""
     prefix = " ".join(f'{k}="${{{v}}}"' for k, v in sorted(c.env_from_host.items()))
-    return f"{prefix} {shlex.join(argv)}" if prefix else shlex.join(argv)
+    command = shlex.join(argv).replace(shlex.quote(RUNTIME_USER), f'"{RUNTIME_USER}"')
+    return f"{prefix} {command}" if prefix else command
 
 
 def _comment(text: str) -> str:

@@ -68,6 +68,7 @@ class SlurmConfig:
 class SlurmExecutor(LocalExecutor):
     name = "slurm"
     config_class = SlurmConfig
+    startup_wait = 0.0  # submission is non-blocking: the jobs wait in Slurm's queue, not in our command
 
     @cached_property
     def shell(self) -> Local:
@@ -159,6 +160,7 @@ class SlurmExecutor(LocalExecutor):
         """Records first, then the queue: a job that ends in between looks LOST and is read again."""
         self.shell.download(self.remote_folder(record.folder), Path(record.folder))
         self._queue = self._slurm_states(Path(record.folder))
+        self._ended: dict[str, tuple[State, str]] = {}
 
     def _scheduler(self, record: InvocationRecord, job: dict) -> _RunAll:
         folder = Path(record.folder)
@@ -168,13 +170,15 @@ class SlurmExecutor(LocalExecutor):
         last_submit = max((i for i, e in enumerate(events) if e[0] == "submitted"), default=-1)
         killed = any(e[0] == "killed" for e in events[last_submit + 1 :])
         failure = SLURM_ENDED.get(state, (None, ""))[1]
+        if state in SLURM_ENDED:
+            self._ended[job["job_id"]] = SLURM_ENDED[state]
         waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
         return _RunAll(alive=state in SLURM_LIVE, killed=killed, waiting=waiting, failure=failure)
 
     def _live(self, job: dict, pid: int, run_all: _RunAll, containers) -> tuple[State, str] | None:
         if run_all.alive or (not self.shell.remote and _alive(pid, RUN)):
             return State.RUNNING, ""
-        return None
+        return self._ended.get(job["job_id"])  # TIMEOUT, NODE_FAIL, PREEMPTED...: Slurm says why
 
     def _slurm_states(self, folder: Path) -> dict[int, tuple[str, str]]:
         """Array index -> (Slurm state, reason) of the latest submission, from squeue (recent jobs too)."""
@@ -183,6 +187,10 @@ class SlurmExecutor(LocalExecutor):
         except (OSError, IndexError):
             return {}
         proc = self.shell.run(["squeue", "-h", "-r", "-t", "all", "-j", job_id, "-o", "%K|%T|%r"])
+        if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
+            # Better no answer than a wrong one: unreachable Slurm must not turn running jobs into LOST.
+            reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise LauncherError(f"squeue failed ({reason}); try again when Slurm answers")
         states = {}
         for line in proc.stdout.splitlines():
             index, _, rest = line.partition("|")

@@ -46,7 +46,6 @@ class SSH(Local):
     remote = True
 
     def __init__(self, host: str, user: str | None, port: int, options: tuple[str, ...]):
-        control_dir = control_socket_dir()
         self.target = f"{user}@{host}" if user else host
         self.base = [
             "ssh",
@@ -57,17 +56,19 @@ class SSH(Local):
             "-o",
             "ControlMaster=auto",
             "-o",
-            f"ControlPath={control_dir}/%C",
+            f"ControlPath={control_socket_dir()}/%C",
             "-o",
             "ControlPersist=120",
         ]
         for option in options:
             self.base += ["-o", option]
 
+    def command(self, argv: list[str]) -> list[str]:
+        """The local argv that runs `argv` on the login node (sent as one quoted string)."""
+        return [*self.base, self.target, "--", shlex.join(argv)]
+
     def run(self, argv: list[str], input: str | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run(
-            [*self.base, self.target, "--", shlex.join(argv)], input=input, capture_output=True, text=True
-        )
+        proc = subprocess.run(self.command(argv), input=input, capture_output=True, text=True)
         if proc.returncode == 255:  # ssh's own failure, not the command's
             reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             raise LauncherError(f"cannot reach {self.target} over SSH: {reason}")
@@ -75,11 +76,15 @@ class SSH(Local):
 
     def upload(self, local: Path, remote: str) -> None:
         """Copy the invocation folder to the cluster once (tar over the connection)."""
-        script = 'test -d "$1" && exit 0; mkdir -p "$1" && tar -C "$1" -x'
-        with subprocess.Popen(["tar", "-C", str(local), "-c", "."], stdout=subprocess.PIPE) as tar:
+        # Into a side folder renamed into place: a copy cut short is never taken for a complete one.
+        script = (
+            'test -d "$1" && exit 0; rm -rf "$1.partial" && mkdir -p "$1.partial" '
+            '&& tar -C "$1.partial" -x && mv "$1.partial" "$1"'
+        )
+        with subprocess.Popen(["tar", "-C", str(local), "-c", "."], stdout=subprocess.PIPE) as pack:
             proc = subprocess.run(
-                [*self.base, self.target, "--", shlex.join(["bash", "-c", script, "_", remote])],
-                stdin=tar.stdout,
+                self.command(["bash", "-c", script, "_", remote]),
+                stdin=pack.stdout,
                 capture_output=True,
                 text=True,
             )
@@ -90,11 +95,11 @@ class SSH(Local):
 
     def download(self, remote: str, local: Path) -> None:
         """Bring back stage records, progress, results and logs (not the per-sample checkpoint)."""
-        argv = ["tar", "-C", remote, "-c", "--exclude=samples.jsonl", "."]
-        pack = subprocess.Popen(
-            [*self.base, self.target, "--", shlex.join(argv)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        subprocess.run(["tar", "-C", str(local), "-x"], stdin=pack.stdout, capture_output=True)
-        pack.wait()
+        # Not the checkpoint (large) and not the launcher's own log (open here, and only written here).
+        argv = ["tar", "-C", remote, "-c", "--exclude=samples.jsonl", "--exclude=./logs/launcher.jsonl", "."]
+        with subprocess.Popen(self.command(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as pack:
+            unpack = subprocess.run(["tar", "-C", str(local), "-x"], stdin=pack.stdout, capture_output=True)
+            err = pack.stderr.read()
+        if pack.returncode or unpack.returncode:
+            reason = (err.decode(errors="replace").strip().splitlines() or ["tar failed"])[-1]
+            raise LauncherError(f"cannot read the invocation back from {self.target}:{remote}: {reason}")
