@@ -57,10 +57,10 @@ def launch(
     logsetup.configure(str(folder / state.LAUNCHER_LOG), secrets=[os.environ[n] for n in plan.host_env])
     log = logsetup.get()
     log.info("invocation created", invocation=invocation_id, folder=str(folder), tasks=len(plan.jobs))
-    executor.start(record)
+    note = executor.start(record)
     statuses = wait_for_start(executor, record, executor.startup_wait)
     log.info("invocation started", states={s.job_id: s.state.value for s in statuses})
-    print(start_report(record, statuses))
+    print(start_report(record, statuses, note))
     failed = [s for s in statuses if s.state in (State.FAILED, State.LOST)]
     if wait:
         from launcher.commands.status import watch
@@ -83,12 +83,14 @@ def wait_for_start(executor, record: InvocationRecord, timeout: float):
         time.sleep(0.1)
 
 
-def start_report(record: InvocationRecord, statuses) -> str:
+def start_report(record: InvocationRecord, statuses, note: str | None = None) -> str:
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s.state.value] = counts.get(s.state.value, 0) + 1
     summary = ", ".join(f"{n} {state.lower()}" for state, n in counts.items())
     lines = [f"invocation {record.invocation_id}: {len(statuses)} task(s): {summary}"]
+    if note:
+        lines.append(f"  {note}")
     for s in statuses:
         if s.state in (State.FAILED, State.LOST):
             lines.append(f"  {s.job_id} {s.task}: {s.state.value} (exit {s.exit_code}): {s.reason}")

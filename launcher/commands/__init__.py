@@ -109,8 +109,10 @@ def cmd_resume(args) -> int:
     for record in records:
         executor = _executor(record)
         state.append_event(f"{record.folder}/{state.EVENTS}", "resumed")
-        executor.start(record)
-        print(launch.start_report(record, launch.wait_for_start(executor, record, executor.startup_wait)))
+        note = executor.start(record)
+        print(
+            launch.start_report(record, launch.wait_for_start(executor, record, executor.startup_wait), note)
+        )
     return watch(records, until_done=True) if args.wait else 0
 
 

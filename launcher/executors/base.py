@@ -93,8 +93,10 @@ class Executor(ABC):
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan: ...
 
     @abstractmethod
-    def start(self, record: InvocationRecord) -> None:
-        """Start (or resume) the written plan without waiting; finished jobs must be skipped."""
+    def start(self, record: InvocationRecord) -> str | None:
+        """Start (or resume) the written plan without waiting; finished jobs must be skipped.
+
+        May return one line for the user, e.g. the scheduler's job id."""
 
     @abstractmethod
     def status(self, record: InvocationRecord) -> list[JobStatus]: ...

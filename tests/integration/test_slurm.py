@@ -230,3 +230,21 @@ class TestSlurmExecutorContract(ExecutorContract):
     @pytest.fixture(autouse=True)
     def _needs_cluster(self, slurm_cluster, test_image):
         return test_image
+
+
+def test_time_limit_shows_failed_with_slurms_reason(cli, tmp_path, slurm_cluster, test_image):
+    """Slurm ends the element at its time limit (a minute, Slurm's smallest): FAILED, saying why."""
+    inv = invocation_of(
+        cli(
+            *config(tmp_path, [task("slow", "sleep")], time_limit="00:01:00"),
+            env={"SLURM_TEST_KEY": "k"},
+            check_rc=0,
+        )
+    )
+    wait_for(
+        lambda: jobs(cli, inv)["slow"]["state"] not in ("PENDING", "RUNNING"),
+        timeout=180,
+        what="the time limit",
+    )
+    job = jobs(cli, inv)["slow"]
+    assert job["state"] == "FAILED" and job["reason"].startswith("hit the Slurm time limit"), job

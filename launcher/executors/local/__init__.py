@@ -144,7 +144,7 @@ class LocalExecutor(Executor):
             hint = BUILD_HINTS.get(image, "")
             self.docker.ensure_image(image, hint, pull=self.config.pull == "missing")
 
-    def start(self, record: InvocationRecord) -> None:
+    def start(self, record: InvocationRecord) -> None:  # nothing to add to the report
         folder = Path(record.folder)
         running = [j for j in record.jobs if _last_pid(folder / j["folder"] / EVENTS, RUN)]
         if self._run_all_alive(folder) or running:

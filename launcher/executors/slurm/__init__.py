@@ -114,7 +114,7 @@ class SlurmExecutor(LocalExecutor):
                 hint = BUILD_HINTS.get(image, "build or pull it there")
                 raise LauncherError(f"image {image} is not on {where}; {hint}")
 
-    def start(self, record: InvocationRecord) -> None:
+    def start(self, record: InvocationRecord) -> str | None:
         folder, remote = Path(record.folder), self.remote_folder(record.folder)
         self.shell.upload(folder, remote)
         states = {s.job_id: s.state for s in self.status(record)} if (folder / JOBS).exists() else {}
@@ -126,7 +126,7 @@ class SlurmExecutor(LocalExecutor):
             )
         todo = [n for n, job in enumerate(record.jobs) if states.get(job["job_id"]) != State.SUCCEEDED]
         if not todo:
-            return
+            return "every task already succeeded: nothing submitted"
         for n in todo:
             self._append(f"{remote}/{record.jobs[n]['folder']}/{EVENTS}", "queued")
         array = ",".join(map(str, todo)) + f"%{self.config.max_parallel}"
@@ -147,6 +147,8 @@ class SlurmExecutor(LocalExecutor):
         self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{JOBS}", job_id])
         self._append(f"{remote}/{EVENTS}", "submitted", job_id)
         self.shell.download(remote, folder)
+        where = f" on {self.shell.target}" if self.shell.remote else ""
+        return f"slurm job {job_id}{where} (array {array})"
 
     def _append(self, path: str, event: str, value: str = "") -> None:
         """A stage record, written where the jobs write theirs (here or on the cluster)."""
