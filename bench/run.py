@@ -436,12 +436,16 @@ async def bare_loop(url: str, prompts: list[str], parallelism: int) -> float:
         return time.perf_counter() - start
 
 
-def bench_throughput(latency: float = 0.05, rounds: int = 3) -> str:
+def bench_throughput(latency: float = 0.05) -> str:
+    """BENCH_ROUNDS (default 3) rounds per level; BENCH_LEVELS (e.g. "256") limits the levels."""
     sys.path.insert(0, str(ROOT))
     from launcher.harness.tasks import load_synthetic
 
     prompts = [s.prompt for s in load_synthetic()]
     sizes = {1: 100, 16: 2000, 64: 4000, 256: 8000}
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    if os.environ.get("BENCH_LEVELS"):
+        sizes = {int(p): sizes[int(p)] for p in os.environ["BENCH_LEVELS"].split(",")}
     endpoint = Endpoint("--mode", "echo", "--latency", str(latency))
     rows = []
     try:
