@@ -13,7 +13,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat  # a plain path entry: no import hook at every start
 	$(VENV)/bin/pip install -q --no-deps --require-hashes -r images/harness/data-requirements.txt
 	touch $@
 

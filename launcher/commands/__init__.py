@@ -31,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("ids", nargs="+", help=ids_help)
     s.add_argument("--wait", action="store_true", help="block with live progress until done")
 
-    s = sub.add_parser("ls", help="list runs or the task registry")
-    s.add_argument("what", choices=("runs", "tasks"))
+    s = sub.add_parser("ls", help="list runs, the task registry or the installed executors")
+    s.add_argument("what", choices=("runs", "tasks", "executors"))
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("-n", "--limit", type=int, default=50, help="runs: show the N most recent (default 50)")
 
@@ -117,6 +117,26 @@ def cmd_resume(args) -> int:
 
 
 def cmd_ls(args) -> int:
+    if args.what == "executors":
+        import dataclasses
+
+        from launcher.executors.registry import executors
+
+        rows = [
+            {
+                "name": name,
+                "class": f"{cls.__module__}.{cls.__qualname__}",
+                "keys": ", ".join(f.name for f in dataclasses.fields(cls.config_class)),
+            }
+            for name, cls in executors().items()
+        ]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        from launcher.commands.status import table
+
+        print(table(["NAME", "CLASS", "EXECUTION KEYS"], [list(r.values()) for r in rows]))
+        return 0
     if args.what == "tasks":
         from launcher.tasks import TASKS
 

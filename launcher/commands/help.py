@@ -26,7 +26,7 @@ Follow and manage (id: invocation, job <inv>.<n>, or sweep; any unique prefix):
   launcher logs ID [-f]
   launcher kill ID ...
   launcher resume ID ... [--wait]
-  launcher ls runs [--json] | ls tasks
+  launcher ls runs [--json] | ls tasks | ls executors
   launcher info ID
   launcher VERB --help     details of a verb
 """
@@ -38,9 +38,8 @@ def groups() -> str:
     for group in sorted(p for p in conf.iterdir() if p.is_dir() and not p.name.startswith("_")):
         options = sorted(f.stem for f in group.glob("*.yaml"))
         lines.append(f"  {group.name}: {', '.join(options)}")
-    from launcher.executors.registry import names
-
-    lines.append(f"  execution: {', '.join(names()) or 'none installed'}")
+    # Plugins are not scanned here: importlib.metadata alone would double the time --help takes.
+    lines.append("  execution: local, slurm, and any installed plugin (`launcher ls executors`)")
     return "Config groups (packaged):\n" + "\n".join(sorted(lines)) + "\n"
 
 

@@ -36,13 +36,6 @@ def executors() -> dict[str, type[Executor]]:
     return dict(sorted(found.items()))
 
 
-def names() -> list[str]:
-    """Installed executor names without importing them (for `--help`, which must stay instant)."""
-    from importlib.metadata import entry_points
-
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
-
-
 def get(name: str) -> type[Executor]:
     available = executors()
     if name not in available:

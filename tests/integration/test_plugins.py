@@ -1,5 +1,6 @@
 """A third-party executor in its own installed package works with no change to core."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -44,8 +45,9 @@ def dup_plugin(tmp_path_factory):
 
 def test_installed_plugin_is_discovered_and_runs(cli, dummy_plugin, tmp_path):
     env = {"PYTHONPATH": f"{ROOT}:{dummy_plugin}"}
-    proc = cli("--help", env=env, check_rc=0)
-    assert "execution: broken, dummy, local" in proc.stdout  # names only: --help imports no plugin
+    proc = cli("ls", "executors", "--json", env=env, check_rc=0)
+    assert [e["name"] for e in json.loads(proc.stdout)] == ["dummy", "local", "slurm"]
+    assert "warning: skipping executor plugin 'broken'" in proc.stderr  # broken one skipped, not fatal
     proc = cli("execution=dummy", "target=local", "execution.greeting=hi", env=env, check_rc=0)
     assert "warning: skipping executor plugin 'broken'" in proc.stderr  # broken one skipped, not fatal
     invocation = proc.stdout.split()[1].rstrip(":")

@@ -15,10 +15,11 @@ def test_help_is_light_and_lists_groups(cli):
     proc = cli("--help", check_rc=0)
     assert "launcher status" in proc.stdout and "target: llama_8b, local" in proc.stdout
     assert "deployment: llama_cpp, none" in proc.stdout
-    assert "execution: local" in proc.stdout
+    assert "execution: local, slurm, and any installed plugin" in proc.stdout
     code = (
         "import sys, launcher.__main__ as m; m.main(['--help']); "
-        "heavy = [x for x in ('hydra', 'omegaconf', 'docker', 'structlog') if x in sys.modules]; "
+        "heavy = [x for x in ('hydra', 'omegaconf', 'docker', 'structlog', 'importlib.metadata') "
+        "if x in sys.modules]; "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT)
