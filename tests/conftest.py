@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_IMAGE = "launcher-testtask:1"
@@ -59,32 +60,33 @@ def _docker_ok() -> str | None:
 def docker_engine():
     problem = _docker_ok()
     if problem:
-        message = f"Docker engine not reachable: {problem}"
-        if os.environ.get("LAUNCHER_REQUIRE_DOCKER") == "1" or os.environ.get("CI"):
-            pytest.fail(message + " (Docker tests must run in CI; `make test` starts the engine)")
-        pytest.skip(message)
+        unavailable(f"Docker engine not reachable: {problem}", "`make test` starts the engine")
     import docker
 
     return docker.from_env()
 
 
+def build_if_missing(docker_engine, image: str, *script_args: str) -> str:
+    """`image`, built on first use with one of scripts/ (the same scripts `make` runs)."""
+    try:
+        docker_engine.images.get(image)
+    except Exception:
+        subprocess.run(["bash", *script_args], check=True, env={**os.environ, "PYTHON": sys.executable})
+    return image
+
+
 @pytest.fixture(scope="session")
 def test_image(docker_engine):
-    """The tiny task image (tests/images/testtask): built on first use from the local or given base."""
-    try:
-        docker_engine.images.get(TEST_IMAGE)
-    except Exception:
-        subprocess.run(
-            [
-                "bash",
-                str(ROOT / "scripts/build-image.sh"),
-                TEST_IMAGE,
-                str(ROOT / "tests/images/testtask/Dockerfile"),
-                str(ROOT / "tests/images/testtask"),
-            ],
-            check=True,
-        )
-    return TEST_IMAGE
+    """The tiny task image (tests/images/testtask), from the local or given base."""
+    folder = ROOT / "tests/images/testtask"
+    return build_if_missing(
+        docker_engine,
+        TEST_IMAGE,
+        str(ROOT / "scripts/build-image.sh"),
+        TEST_IMAGE,
+        str(folder / "Dockerfile"),
+        str(folder),
+    )
 
 
 class RunningEndpoint:
@@ -139,12 +141,6 @@ def harness_image(docker_engine):
     """The real harness image (`make image`), built on first use if missing."""
     from launcher.tasks import HARNESS_IMAGE
 
-    try:
-        docker_engine.images.get(HARNESS_IMAGE)
-    except Exception:
-        subprocess.run(
-            ["bash", str(ROOT / "scripts/build-harness-image.sh"), HARNESS_IMAGE],
-            check=True,
-            env={**os.environ, "PYTHON": sys.executable},
-        )
-    return HARNESS_IMAGE
+    return build_if_missing(
+        docker_engine, HARNESS_IMAGE, str(ROOT / "scripts/build-harness-image.sh"), HARNESS_IMAGE
+    )

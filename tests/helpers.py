@@ -1,7 +1,10 @@
 """Small helpers the CLI tests share: read ids and states the way a user would."""
 
 import json
+import os
 import time
+
+import pytest
 
 
 def invocation_of(proc) -> str:
@@ -20,3 +23,10 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+def unavailable(problem: str, how: str) -> None:
+    """A service the tests need is missing: fail under `make test` and in CI, skip elsewhere (a laptop)."""
+    if os.environ.get("LAUNCHER_REQUIRE_DOCKER") == "1" or os.environ.get("CI"):
+        pytest.fail(f"{problem} ({how})")
+    pytest.skip(problem)

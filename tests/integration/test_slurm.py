@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import invocation_of, jobs, wait_for
+from helpers import invocation_of, jobs, unavailable, wait_for
 
 from launcher.testing.contract import ExecutorContract
 
@@ -23,9 +23,7 @@ def slurm_cluster():
         else None
     )
     if not (proc and proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mix", "alloc"))):
-        if os.environ.get("LAUNCHER_REQUIRE_DOCKER") == "1" or os.environ.get("CI"):
-            pytest.fail("no Slurm cluster answers (make test starts one with scripts/ensure-slurm.sh)")
-        pytest.skip("no Slurm cluster on this machine")
+        unavailable("no Slurm cluster answers", "make test starts one with scripts/ensure-slurm.sh")
 
 
 def task(name, mode, *args):
@@ -151,9 +149,7 @@ def ssh_login(slurm_cluster):
         "true",
     ]
     if not key.exists() or subprocess.run(argv, capture_output=True).returncode != 0:
-        if os.environ.get("LAUNCHER_REQUIRE_DOCKER") == "1" or os.environ.get("CI"):
-            pytest.fail("no SSH server on 127.0.0.1:2222 (make test starts one with scripts/ensure-sshd.sh)")
-        pytest.skip("no SSH server on 127.0.0.1:2222")
+        unavailable("no SSH server on 127.0.0.1:2222", "make test starts one with scripts/ensure-sshd.sh")
     return {
         "hostname": "127.0.0.1",
         "port": 2222,

@@ -179,6 +179,7 @@ class LocalExecutor(Executor):
             except LauncherError:
                 return None  # engine down: judge by the scripts alone
 
+        self._refresh(record)
         statuses = []
         for job in record.jobs:
             status = self._job_status(folder, job, containers, self._scheduler(record, job))
@@ -191,11 +192,12 @@ class LocalExecutor(Executor):
         return statuses
 
     def _refresh(self, record: InvocationRecord) -> None:
-        """Bring the records up to date before a second look (here they are read live)."""
+        """Read what starts the jobs, once per look (and again before a second look at a LOST job)."""
+        self._run_all = _RunAll.read(Path(record.folder))
 
     def _scheduler(self, record: InvocationRecord, job: dict) -> _RunAll:
         """What starts this job: here run_all.sh; a batch scheduler answers for its own queue."""
-        return _RunAll.read(Path(record.folder))
+        return self._run_all
 
     def _live(self, job: dict, pid: int, run_all: _RunAll, containers) -> tuple[State, str] | None:
         """State of a job that started and has no exit record yet, or None if nothing runs it."""

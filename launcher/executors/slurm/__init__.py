@@ -154,28 +154,24 @@ class SlurmExecutor(LocalExecutor):
         """A stage record, written where the jobs write theirs (here or on the cluster)."""
         self.shell.run(["bash", "-c", 'echo "$1 $(date +%s) $2" >> "$3"', "_", event, value, path])
 
-    def status(self, record: InvocationRecord):
-        self._refresh(record)
-        return super().status(record)
-
     def _refresh(self, record: InvocationRecord) -> None:
         """Records first, then the queue: a job that ends in between looks LOST and is read again."""
-        self.shell.download(self.remote_folder(record.folder), Path(record.folder))
-        self._queue = self._slurm_states(Path(record.folder))
-        self._ended: dict[str, tuple[State, str]] = {}
-
-    def _scheduler(self, record: InvocationRecord, job: dict) -> _RunAll:
         folder = Path(record.folder)
-        index = next(n for n, j in enumerate(record.jobs) if j["job_id"] == job["job_id"])
-        state, reason = self._queue.get(index, ("", ""))
+        self.shell.download(self.remote_folder(record.folder), folder)
+        self._queue = self._slurm_states(folder)
+        self._ended: dict[str, tuple[State, str]] = {}
         events = read_events(folder / EVENTS)
         last_submit = max((i for i, e in enumerate(events) if e[0] == "submitted"), default=-1)
-        killed = any(e[0] == "killed" for e in events[last_submit + 1 :])
+        self._killed = any(e[0] == "killed" for e in events[last_submit + 1 :])
+
+    def _scheduler(self, record: InvocationRecord, job: dict) -> _RunAll:
+        index = next(n for n, j in enumerate(record.jobs) if j["job_id"] == job["job_id"])
+        state, reason = self._queue.get(index, ("", ""))
         failure = SLURM_ENDED.get(state, (None, ""))[1]
         if state in SLURM_ENDED:
             self._ended[job["job_id"]] = SLURM_ENDED[state]
         waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
-        return _RunAll(alive=state in SLURM_LIVE, killed=killed, waiting=waiting, failure=failure)
+        return _RunAll(alive=state in SLURM_LIVE, killed=self._killed, waiting=waiting, failure=failure)
 
     def _live(self, job: dict, pid: int, run_all: _RunAll, containers) -> tuple[State, str] | None:
         if run_all.alive or (not self.shell.remote and _alive(pid, RUN)):
