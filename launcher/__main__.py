@@ -41,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if argv and argv[0] in VERBS:
-            from launcher.commands import dispatch
+            from launcher.cli import dispatch
 
             return dispatch(argv)
         if not argv or argv[0] in ("-h", "--help", "help"):
-            from launcher.commands.help import print_help
+            from launcher.cli.help import print_help
 
             print_help()
             return 0 if argv else 2
@@ -57,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] == "run":
             argv = argv[1:]
         if {"-h", "--help"} & set(argv) and not any("execution=" in a for a in argv):
-            from launcher.commands.help import print_help  # Hydra's help needs an executor chosen
+            from launcher.cli.help import print_help  # Hydra's help needs an executor chosen
 
             print_help()
             return 0
         hydra_argv, flags = split_run_argv(argv)
-        from launcher.app import run
+        from launcher.cli.hydra_front import run
 
         return run(hydra_argv, **flags)
     except LauncherError as err:

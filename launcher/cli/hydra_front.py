@@ -17,6 +17,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from launcher import api
+from launcher.cli.hydra_errors import first_line, full_key, schema_types, translate
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors import registry
 
@@ -69,8 +71,7 @@ def hydra_job(cfg: DictConfig) -> None:
 
 def _job(cfg: DictConfig) -> None:
     from launcher.config.boundary import to_run_spec
-    from launcher.launch import launch
-    from launcher.state import new_id
+    from launcher.store.layout import new_id
 
     hc = HydraConfig.get()
     executor = hc.runtime.choices.get("execution")
@@ -80,16 +81,31 @@ def _job(cfg: DictConfig) -> None:
     try:
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
-        raise ConfigError(_full_key(err), _first_line(err)) from None
+        raise ConfigError(full_key(err), first_line(err)) from None
     spec = to_run_spec(data, executor, registry.get(executor).config_class)
     if hc.mode == RunMode.MULTIRUN and OPTIONS.sweep_id is None:
         OPTIONS.sweep_id = new_id()
     if OPTIONS.validate_only:
-        launch(spec, [], dry_run=True, wait=False, sweep_id=OPTIONS.sweep_id, quiet=True)
+        api.prepare(spec, sweep_id=OPTIONS.sweep_id)
         return
     overrides = list(hc.overrides.task)
-    code = launch(spec, overrides, dry_run=OPTIONS.dry_run, wait=OPTIONS.wait, sweep_id=OPTIONS.sweep_id)
-    OPTIONS.exit_codes.append(code)
+    OPTIONS.exit_codes.append(_launch(spec, overrides, OPTIONS.dry_run, OPTIONS.wait, OPTIONS.sweep_id))
+
+
+def _launch(spec, overrides: list[str], dry_run: bool, wait: bool, sweep_id: str | None) -> int:
+    from launcher.cli.render import render_dry_run, start_report, watch
+
+    prepared = api.prepare(spec, overrides, sweep_id)
+    if dry_run:
+        print(render_dry_run(prepared.spec, prepared.plan))
+        return 0
+    api.preflight(prepared)
+    launched = api.start(prepared)
+    print(start_report(launched.record, launched.statuses, launched.note))
+    if wait:
+        ident = launched.record.invocation_id
+        return watch(lambda: api.status([ident]), until_done=True)
+    return 1 if launched.failed else 0
 
 
 def run(hydra_argv: list[str], dry_run: bool, wait: bool) -> int:
@@ -130,7 +146,7 @@ def run(hydra_argv: list[str], dry_run: bool, wait: bool) -> int:
     except Exception as err:
         if user_wants_traceback or not type(err).__module__.startswith(("hydra", "omegaconf", "yaml")):
             raise
-        raise _translate(err) from None
+        raise translate(err) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if not user_wants_traceback:
@@ -193,95 +209,6 @@ def _force_schema_key(arg: str) -> str:
     """`evaluation.only=x` works even when the chosen preset does not mention `only`: a key our schema
     knows is overridden with Hydra's `++` (add or replace). Unknown keys still reach Hydra's check."""
     match = re.match(r"^([A-Za-z_][\w.]*)=", arg)
-    if match and "." in match.group(1) and _schema_types(match.group(1).split(".")):
+    if match and "." in match.group(1) and schema_types(match.group(1).split(".")):
         return "++" + arg
     return arg
-
-
-def _schema_types(parts: list[str]) -> list:
-    """The schema types a dotted key can have (several executors may share a field); [] if unknown."""
-    import dataclasses
-    import typing
-
-    from launcher.config.schema import Deployment, Evaluation, Target
-
-    roots = {
-        "target": [Target],
-        "evaluation": [Evaluation],
-        "deployment": [Deployment],
-        "execution": [cls.config_class for cls in registry.executors().values()],
-    }
-    candidates = roots.get(parts[0], [])
-    for part in parts[1:]:
-        following = []
-        for cls in candidates:
-            hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
-            if part in hints:
-                following.append(hints[part])
-        candidates = following
-    return candidates
-
-
-def _translate(err: Exception) -> LauncherError:
-    from hydra.errors import OverrideParseException
-
-    text = str(err)
-    mark = getattr(err, "problem_mark", None)
-    if mark is not None:  # a YAML syntax error in a config file
-        return LauncherError(
-            f"invalid YAML in {mark.name} line {mark.line + 1}, column {mark.column + 1}: {err.problem}"
-        )
-    if isinstance(err, OverrideParseException):
-        override = err.override.lstrip("+")
-        return ConfigError(
-            override.split("=", 1)[0],
-            f"cannot parse the override {override!r} ({_first_line(err)})",
-            "Check brackets and quotes, e.g. 'evaluation.tasks=[gsm8k,humaneval]'",
-        )
-    option = re.search(
-        r"Could not find '([^'/]+)/([^']+)'\s*\nAvailable options in '[^']+':\n(.*?)(\n\S|$)", text, re.S
-    )
-    if option:
-        group, name = option.group(1), option.group(2)
-        available = ", ".join(o.strip() for o in option.group(3).split() if o.strip())
-        return ConfigError(group, f"no option {name!r}", f"Available: {available}")
-    missing = re.search(r"You must specify '([^']+)', e\.g, \S+\nAvailable options:\n(.*)", text, re.S)
-    if missing:
-        group = missing.group(1)
-        options = ", ".join(o.strip() for o in missing.group(2).split() if o.strip())
-        return ConfigError(group, "not chosen", f"Add {group}=<name> (available: {options})")
-    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
-    if isinstance(cause, OmegaConfBaseException):
-        key = _full_key(cause)
-        detail = _first_line(cause)
-        if "not in struct" in detail or "Key '" in detail and "not" in detail:
-            import dataclasses
-
-            parent = key.rpartition(".")[0]
-            allowed = sorted(
-                {
-                    f.name
-                    for cls in _schema_types(parent.split("."))
-                    if dataclasses.is_dataclass(cls)
-                    for f in dataclasses.fields(cls)
-                }
-            )
-            listing = (
-                f"Allowed keys under {parent}: {', '.join(allowed)}" if allowed else "Check the spelling"
-            )
-            return ConfigError(key, "unknown key", listing)
-        return ConfigError(key, detail)
-    first = _first_line(err)
-    hint = (
-        "Run with HYDRA_FULL_ERROR=1 for the full trace" if type(err).__module__.startswith("hydra") else ""
-    )
-    return LauncherError(f"{first}{'. ' + hint if hint else ''}")
-
-
-def _full_key(err: OmegaConfBaseException) -> str:
-    return str(getattr(err, "full_key", "") or "")
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0].rstrip(".") if text else type(err).__name__
