@@ -32,6 +32,10 @@ class PlannedJob:
     image: str
     command: tuple[str, ...] = ()  # () in records written before 0.2: not needed after the plan
 
+    def __getitem__(self, key: str):
+        """`job["folder"]`: executor plugins written for launcher 0.1 read jobs as dicts."""
+        return getattr(self, key)
+
     @classmethod
     def from_dict(cls, data: dict) -> PlannedJob:
         return cls(

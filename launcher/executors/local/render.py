@@ -34,8 +34,10 @@ def render_run_all_sh(
         f"# at most {max_parallel} at once. `bash run_all.sh` resumes: succeeded tasks are skipped.",
         "set -u",
         'cd "$(dirname "$0")" || exit 1',
-        events.shell(events.STARTED, "$$"),
+        # Every task is queued before run_all.sh says it started: once `start` sees that record, a
+        # status never reads an earlier attempt's end (e.g. a kill) as the current one.
         f"for task in {folders}; do {queue}; done",
+        events.shell(events.STARTED, "$$"),
     ]
     if server:
         lines += _server_lines(server, invocation_id)
