@@ -92,6 +92,15 @@ def preflight(prepared: Prepared) -> None:
     prepared.executor.check_prerequisites(prepared.plan)
 
 
+def preflight_all(prepared: list[Prepared]) -> None:
+    """Every job's preflight before any starts (a sweep starts all or none): host variables first (no
+    engine needed), then images and schedulers."""
+    for one in prepared:
+        check_host_env(one.plan.host_env)
+    for one in prepared:
+        one.executor.check_prerequisites(one.plan)
+
+
 def start(prepared: Prepared, startup_wait: float | None = None) -> Launched:
     """Write the invocation folder and the index entry, then start it."""
     from launcher import logsetup

@@ -97,3 +97,8 @@ def full_key(err: OmegaConfBaseException) -> str:
 def first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0].rstrip(".") if text else type(err).__name__
+
+
+def from_hydra(err: Exception) -> bool:
+    """An error of Hydra, OmegaConf or YAML (translated to one line), not one of ours or a bug."""
+    return type(err).__module__.startswith(("hydra", "omegaconf", "yaml"))

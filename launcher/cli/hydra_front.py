@@ -1,4 +1,5 @@
-"""The Hydra path: compose config groups + overrides (and -m sweeps); each Hydra job launches one invocation.
+"""The Hydra path: compose config groups + overrides (and -m sweeps) once, collecting each job's typed
+spec into an explicit RunContext; after Hydra returns, validate all, preflight all, then launch.
 
 Imported only for `run`; the verbs and `--help` never import Hydra.
 """
@@ -7,10 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 
-import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -18,22 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from launcher import api
-from launcher.cli.hydra_errors import first_line, full_key, schema_types, translate
+from launcher.cli.hydra_errors import first_line, from_hydra, full_key, schema_types, translate
+from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors import registry
 
-
-@dataclass
-class RunOptions:
-    dry_run: bool = False
-    wait: bool = False
-    validate_only: bool = False  # first pass of a sweep: every job's config is checked before any starts
-    exit_codes: list[int] = field(default_factory=list)
-    errors: list[Exception] = field(default_factory=list)
-    sweep_id: str | None = None
-
-
-OPTIONS = RunOptions()
+CONFIG_PATH = "pkg://launcher.conf"
+CONFIG_NAME = "config"
 
 # The launcher writes its own invocation folders (with .hydra/ inside); Hydra itself must write nothing,
 # whatever primary config the user gives. Given first, so a user's own hydra.* overrides still win.
@@ -48,6 +38,31 @@ HYDRA_WRITES_NOTHING = [
 ]
 
 
+@dataclass
+class RunContext:
+    """What one `run` collects from Hydra: each job's spec and overrides, in order. Nothing starts while
+    Hydra runs."""
+
+    jobs: list[tuple[RunSpec, list[str]]] = field(default_factory=list)
+    error: Exception | None = None
+    sweep_id: str | None = None
+
+    def collect(self, cfg: DictConfig) -> None:
+        # Errors are kept, not raised: Hydra would print its own multi-line report around them.
+        if self.error is not None:
+            return
+        try:
+            spec, overrides, multirun = job_spec(cfg)
+        except Exception as err:
+            self.error = err
+            return
+        if multirun and self.sweep_id is None:
+            from launcher.store.layout import new_id
+
+            self.sweep_id = new_id()
+        self.jobs.append((spec, overrides))
+
+
 def register_executors() -> None:
     """Each executor's config dataclass defaults become the `execution/<name>` option (plain data, so the
     strict boundary, not Hydra, judges types and keys and every mistake gets the same one-line error)."""
@@ -58,141 +73,107 @@ def register_executors() -> None:
         store.store(group="execution", name=name, node=dataclasses.asdict(cls.config_class()))
 
 
-@hydra.main(version_base=None, config_path="pkg://launcher.conf", config_name="config")
-def hydra_job(cfg: DictConfig) -> None:
-    # Errors are kept, not raised: Hydra would print its own multi-line report around them.
-    if OPTIONS.errors:
-        return
-    try:
-        _job(cfg)
-    except Exception as err:
-        OPTIONS.errors.append(err)
-
-
-def _job(cfg: DictConfig) -> None:
-    from launcher.config.boundary import to_run_spec
-    from launcher.store.layout import new_id
+def job_spec(cfg: DictConfig) -> tuple[RunSpec, list[str], bool]:
+    """One Hydra job's composed config -> (typed spec, its overrides, multirun?): the config boundary."""
+    from launcher.config import boundary
 
     hc = HydraConfig.get()
     executor = hc.runtime.choices.get("execution")
     if not executor:
         available = ", ".join(registry.executors())
         raise ConfigError("execution", "no executor chosen", f"Add execution=<name> (available: {available})")
+    if hasattr(boundary, "refuse_env_interpolation"):  # helper CONFIG's: no secret value into any file
+        boundary.refuse_env_interpolation(OmegaConf.to_container(cfg, resolve=False))
     try:
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
         raise ConfigError(full_key(err), first_line(err)) from None
-    spec = to_run_spec(data, executor, registry.get(executor).config_class)
-    if hc.mode == RunMode.MULTIRUN and OPTIONS.sweep_id is None:
-        OPTIONS.sweep_id = new_id()
-    if OPTIONS.validate_only:
-        api.prepare(spec, sweep_id=OPTIONS.sweep_id)
-        return
-    overrides = list(hc.overrides.task)
-    OPTIONS.exit_codes.append(_launch(spec, overrides, OPTIONS.dry_run, OPTIONS.wait, OPTIONS.sweep_id))
+    spec = boundary.to_run_spec(data, executor, registry.get(executor).config_class)
+    return spec, list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
 
 
-def _launch(spec, overrides: list[str], dry_run: bool, wait: bool, sweep_id: str | None) -> int:
-    from launcher.cli.render import render_dry_run, start_report, watch
-
-    prepared = api.prepare(spec, overrides, sweep_id)
-    if dry_run:
-        print(render_dry_run(prepared.spec, prepared.plan))
-        return 0
-    api.preflight(prepared)
-    launched = api.start(prepared)
-    print(start_report(launched.record, launched.statuses, launched.note))
-    if wait:
-        ident = launched.record.invocation_id
-        return watch(lambda: api.status([ident]), until_done=True)
-    return 1 if launched.failed else 0
-
-
-def run(hydra_argv: list[str], dry_run: bool, wait: bool) -> int:
-    """Run Hydra with `hydra_argv`; Hydra's own errors become one-line ConfigErrors."""
+def compose(hydra_argv: list[str]) -> RunContext:
+    """Run Hydra once over the argv; every job's spec is collected (or Hydra printed --cfg/--info/--help)."""
     import logging
-
-    OPTIONS.dry_run, OPTIONS.wait = dry_run, wait
-    logging.getLogger("hydra").addHandler(logging.NullHandler())  # we report errors ourselves, once
-    register_executors()
-    user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
     import shutil
     import tempfile
 
-    flags, overrides = _split_flags(hydra_argv)
+    # The decorator @hydra.main would read sys.argv; this is what it calls with parsed args (Hydra 1.3.x).
+    from hydra._internal.utils import _run_hydra, get_args_parser
+
+    logging.getLogger("hydra").addHandler(logging.NullHandler())  # we report errors ourselves, once
+    register_executors()
+    parser = get_args_parser()
+    parser.error = _parse_error  # type: ignore[method-assign]  # one line, exit 2, not argparse's usage
+    args = parser.parse_intermixed_args(hydra_argv)
     # Hydra's multirun saves multirun.yaml in its sweep dir: give it a scratch folder we delete.
     scratch = tempfile.mkdtemp(prefix="launcher-hydra-")
-    argv = [*flags, *HYDRA_WRITES_NOTHING, f"hydra.sweep.dir={scratch}"]
-    argv += [_force_schema_key(_group_plus("execution", a)) for a in overrides]
-    multirun = "-m" in flags or "--multirun" in flags
+    first = [*HYDRA_WRITES_NOTHING, f"hydra.sweep.dir={scratch}"]
+    first += [_force_schema_key(_group_plus("execution", a)) for a in args.overrides]
+    user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
     try:
-        for attempt in (argv, [_group_plus("execution", a, add=True) for a in argv]):
+        # `execution=x` needs an `execution` slot in the primary config; a user's config may have none,
+        # then the `+execution=x` form is the one that works.
+        for attempt in (first, [_group_plus("execution", a, add=True) for a in first]):
+            ctx = RunContext()
+            args.overrides = attempt
             try:
-                if multirun and not dry_run:
-                    OPTIONS.validate_only = True
-                    try:
-                        _call_hydra(attempt)
-                    finally:
-                        OPTIONS.validate_only = False
-                return _call_hydra(attempt)
+                _run_hydra(args, parser, ctx.collect, CONFIG_PATH, CONFIG_NAME)
+                break
             except Exception as err:
-                no_slot = "Could not override 'execution'. No match in the defaults list" in str(err)
-                if not no_slot or attempt is not argv:
+                if attempt is not first or not _no_execution_slot(err):
                     raise
-        raise AssertionError("unreachable")
     except LauncherError:
         raise
     except Exception as err:
-        if user_wants_traceback or not type(err).__module__.startswith(("hydra", "omegaconf", "yaml")):
+        if user_wants_traceback or not from_hydra(err):
             raise
         raise translate(err) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if not user_wants_traceback:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+    if ctx.error is not None:
+        if from_hydra(ctx.error) and not user_wants_traceback:
+            raise translate(ctx.error) from None
+        raise ctx.error
+    return ctx
 
 
-VALUE_FLAGS = {
-    "-cd",
-    "--config-dir",
-    "-cp",
-    "--config-path",
-    "-cn",
-    "--config-name",
-    "-p",
-    "--package",
-    "-sc",
-    "--shell-completion",
-    "-c",
-    "--cfg",
-    "--experimental-rerun",
-}
+def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:
+    """Validate every job (its plan), then every job's preflight, then start them: all or none start."""
+    from launcher.cli.render import render_dry_run, start_report, watch
+
+    prepared = [api.prepare(spec, overrides, ctx.sweep_id) for spec, overrides in ctx.jobs]
+    if dry_run:
+        for one in prepared:
+            print(render_dry_run(one.spec, one.plan))
+        return 0
+    api.preflight_all(prepared)
+    launched = []
+    for one in prepared:
+        started = api.start(one)
+        print(start_report(started.record, started.statuses, started.note), flush=True)
+        launched.append(started)
+    if wait:
+        ids = [one.record.invocation_id for one in launched]
+        return watch(lambda: api.status(ids), until_done=True)
+    return 1 if any(one.failed for one in launched) else 0
 
 
-def _split_flags(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Hydra wants its overrides in one run; `-o` may have put them between flags."""
-    flags, overrides = [], []
-    after_value_flag = False
-    for arg in argv:
-        is_override = "=" in arg and not arg.startswith("-") and not after_value_flag
-        (overrides if is_override else flags).append(arg)
-        after_value_flag = arg in VALUE_FLAGS
-    return flags, overrides
+def run(hydra_argv: list[str], dry_run: bool, wait: bool) -> int:
+    return launch_all(compose(hydra_argv), dry_run, wait)
 
 
-def _call_hydra(argv: list[str]) -> int:
-    saved = sys.argv
-    sys.argv = [saved[0] if saved else "launcher", *argv]
-    OPTIONS.exit_codes.clear()
-    OPTIONS.errors.clear()
-    try:
-        hydra_job()
-    finally:
-        sys.argv = saved
-    if OPTIONS.errors:
-        raise OPTIONS.errors[0]
-    return max(OPTIONS.exit_codes, default=0)
+def _parse_error(message: str):
+    raise LauncherError(f"cannot parse the command line: {message}; see `launcher --help`")
+
+
+def _no_execution_slot(err: Exception) -> bool:
+    from hydra.errors import ConfigCompositionException
+
+    return isinstance(err, ConfigCompositionException) and "Could not override 'execution'" in str(err)
 
 
 def _group_plus(group: str, arg: str, add: bool = False) -> str:
