@@ -6,7 +6,7 @@ import importlib
 
 from launcher.harness.api import Task
 
-MODULES: tuple[str, ...] = ()  # module names under launcher.harness.benchmarks, each exporting TASKS
+MODULES: tuple[str, ...] = ("gsm8k",)  # module names under launcher.harness.benchmarks, each exporting TASKS
 
 
 def _collect() -> dict[str, Task]:
