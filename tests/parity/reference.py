@@ -1,0 +1,32 @@
+"""Loading the reference implementations' own files for the parity tests."""
+
+import importlib.util
+import sys
+import types
+from importlib.resources import files
+
+import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """lm-eval's task yamls tag Python hooks with !function; we read the tag's text."""
+
+
+_Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
+
+
+def lm_eval_yaml(relative: str) -> dict:
+    return yaml.load((files("lm_eval") / relative).read_text(encoding="utf-8"), Loader=_Loader)
+
+
+def lm_eval_module(relative: str, unused_imports: tuple[str, ...] = ()):
+    """A module file of the installed lm_eval package, loaded by path (not through lm_eval.tasks, whose
+    __init__ imports the whole framework). `unused_imports`: modules it imports at the top but the functions
+    under test never use (e.g. `datasets` in hellaswag/utils.py), stubbed so that torch-free tests run."""
+    for name in unused_imports:
+        sys.modules.setdefault(name, types.ModuleType(name))
+    path = files("lm_eval") / relative
+    spec = importlib.util.spec_from_file_location("lm_eval_ref_" + relative.replace("/", "_")[:-3], str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
