@@ -23,10 +23,18 @@ def lm_eval_module(relative: str, unused_imports: tuple[str, ...] = ()):
     """A module file of the installed lm_eval package, loaded by path (not through lm_eval.tasks, whose
     __init__ imports the whole framework). `unused_imports`: modules it imports at the top but the functions
     under test never use (e.g. `datasets` in hellaswag/utils.py), stubbed so that torch-free tests run."""
-    for name in unused_imports:
-        sys.modules.setdefault(name, types.ModuleType(name))
-    path = files("lm_eval") / relative
-    spec = importlib.util.spec_from_file_location("lm_eval_ref_" + relative.replace("/", "_")[:-3], str(path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    stubbed = [name for name in unused_imports if name not in sys.modules]
+    for name in stubbed:
+        stub = types.ModuleType(name)
+        stub.__getattr__ = lambda attribute: object  # annotations such as datasets.Dataset
+        sys.modules[name] = stub
+    try:
+        path = files("lm_eval") / relative
+        name = "lm_eval_ref_" + relative.replace("/", "_")[:-3]
+        spec = importlib.util.spec_from_file_location(name, str(path))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        for name in stubbed:
+            del sys.modules[name]
