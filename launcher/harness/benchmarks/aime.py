@@ -53,8 +53,9 @@ def last_boxed(text: str) -> str | None:
 
 
 def extract(text: str) -> str:
-    dollars = [i for i, ch in enumerate(text) if ch == "$"]
-    answer = text[dollars[0] + 1 : dollars[-1]] if len(dollars) > 1 else text
+    first, last = text.find("$"), text.rfind("$")
+    answer = text[first + 1 : last] if first != last else text  # between the first and last of 2+ '$'
+
     boxed = last_boxed(text)
     return answer if boxed is None else boxed
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 from launcher.harness.api import Context, Model, Sample, Task
 from launcher.harness.benchmarks.common import generate, package_file
@@ -62,12 +63,14 @@ def _blocks(text: str) -> list[str]:
 
 
 def _defines(code: str, name: str) -> bool:
-    return any(line.startswith((f"def {name}(", f"def {name} (")) for line in code.split("\n"))
+    return re.search(rf"^def {re.escape(name)} ?\(", code, re.MULTILINE) is not None  # linear: no repetition
 
 
 def _without_main(code: str) -> str:
     """The code minus its top-level `if __name__ == "__main__":` blocks (a demo, input() or a second test
     run that is not the benchmark's)."""
+    if "__name__" not in code:
+        return code
     kept, skipping = [], False
     for line in code.split("\n"):
         top_level = bool(line) and not line[0].isspace()
