@@ -1,10 +1,13 @@
 """Loading the reference implementations' own files for the parity tests."""
 
+import importlib
 import importlib.util
+import os
 import sys
 import types
 from importlib.resources import files
 
+import pytest
 import yaml
 
 
@@ -38,3 +41,15 @@ def lm_eval_module(relative: str, unused_imports: tuple[str, ...] = ()):
     finally:
         for name in stubbed:
             del sys.modules[name]
+
+
+def require(module: str):
+    """The reference package (tests/parity/requirements.txt): fail under `make test` and in CI, skip on a
+    machine set up without it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        problem = f"{module} is not installed (make venv installs tests/parity/requirements.txt)"
+        if os.environ.get("LAUNCHER_REQUIRE_DOCKER") == "1" or os.environ.get("CI"):
+            pytest.fail(problem)  # as tests.helpers.unavailable, at module level
+        pytest.skip(problem, allow_module_level=True)

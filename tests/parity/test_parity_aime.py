@@ -5,9 +5,9 @@ import pytest
 
 from launcher.harness.api import Sample
 from launcher.harness.benchmarks import aime
-from tests.parity.reference import lm_eval_module, lm_eval_yaml
+from tests.parity.reference import lm_eval_module, lm_eval_yaml, require
 
-pytest.importorskip("lm_eval")
+require("lm_eval")
 
 RESPONSES = [
     "<think>…the answer is 40…</think> \\boxed{42}",

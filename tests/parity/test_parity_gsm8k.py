@@ -13,9 +13,10 @@ import yaml
 
 from launcher.harness.api import Sample
 from launcher.harness.benchmarks import gsm8k
+from tests.parity.reference import require
 
-extraction = pytest.importorskip("lm_eval.filters.extraction")
-selection = pytest.importorskip("lm_eval.filters.selection")
+extraction = require("lm_eval.filters.extraction")
+selection = require("lm_eval.filters.selection")
 
 RESPONSES = [
     "Natalia sold 48/2 = 24 clips in May. 48 + 24 = 72. The answer is 72.",

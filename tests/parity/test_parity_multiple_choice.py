@@ -16,9 +16,9 @@ import pytest
 from launcher.harness.api import Sample
 from launcher.harness.benchmarks import multiple_choice as mc
 from launcher.harness.benchmarks.common import package_file
-from tests.parity.reference import lm_eval_module, lm_eval_yaml
+from tests.parity.reference import lm_eval_module, lm_eval_yaml, require
 
-pytest.importorskip("lm_eval")
+require("lm_eval")
 
 
 def _np_argmax(values):
