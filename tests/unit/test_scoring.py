@@ -18,6 +18,7 @@ SIZES = {
     "truthfulqa_mc1": 100,
     "humaneval": 164,
     "humaneval_chat": 164,
+    "synthetic": 10_000,
 }
 
 

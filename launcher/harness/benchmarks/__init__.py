@@ -7,7 +7,7 @@ import importlib
 from launcher.harness.api import Task
 
 # Module names under launcher.harness.benchmarks, each exporting TASKS.
-MODULES: tuple[str, ...] = ("gsm8k", "aime", "gpqa", "multiple_choice", "humaneval")
+MODULES: tuple[str, ...] = ("gsm8k", "aime", "gpqa", "multiple_choice", "humaneval", "synthetic")
 
 
 def _collect() -> dict[str, Task]:
