@@ -150,3 +150,55 @@ def test_humaneval_chat_extraction():
     assert program.startswith(sample.input + "    return 4\n")
     assert program.endswith(f"\ncheck({sample.extra['entry_point']})")
     assert sample.extra["canonical_solution"]
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_the_oracle_replies_score_right_and_wrong(name):
+    import asyncio
+
+    from launcher.harness.benchmarks import oracle
+
+    task = TASKS[name]
+    samples = task.load()[:: max(1, len(task.load()) // 25)]
+    for sample in samples:
+        if (
+            task.score is None
+        ):  # code: the program's run is the sandbox's; check the reply becomes the program
+            right = task.program(sample, {"response": oracle.reply(name, sample, "", True)})
+            assert sample.extra["canonical_solution"] in right
+            continue
+        prompts = oracle.prompts(name, sample)
+        if not prompts:  # log-likelihood: the gold continuation gets the best log-likelihood
+            requests = oracle.continuations(name, sample)
+            lls = [-1.0 * len(cont) if gold else -100.0 * len(cont) for _, cont, gold in requests]
+            assert task.score(sample, {"loglikelihoods": lls})[0][task.metrics[0]] == 1.0
+            continue
+        for repeat, prompt in enumerate(prompts):
+            record = {"response": oracle.reply(name, sample, prompt, True)}
+            if name == "gpqa_diamond":
+                record["correct"] = gpqa.arrange(sample, repeat)[1]
+            assert task.score(sample, record)[0][task.metrics[0]] == 1.0, (sample.id, repeat)
+            record["response"] = oracle.reply(name, sample, prompt, False)
+            assert task.score(sample, record)[0][task.metrics[0]] == 0.0, (sample.id, repeat)
+
+    class Recorder:  # the prompts listed are the ones solve() sends
+        endpoint_type = task.endpoint_types[0]
+        sent: list = []
+
+        async def generate(self, prompt, **params):
+            from launcher.harness.api import Generation
+
+            self.sent.append(prompt)
+            return Generation("x", "stop", None)
+
+        async def loglikelihood(self, context, continuation):
+            self.sent.append((context, continuation))
+            return -1.0, False
+
+    from launcher.harness.api import Context
+
+    sample = samples[0]
+    for repeat in range(3 if name == "gpqa_diamond" else 1):
+        asyncio.run(task.solve(sample, Recorder(), Context(params={}, repeat=repeat)))
+    expected = oracle.prompts(name, sample)[:3] or [(c, x) for c, x, _ in oracle.continuations(name, sample)]
+    assert Recorder.sent == expected
