@@ -2,11 +2,12 @@
 (issue 12 H1) with the reference's verdict on the audit's cases (issue 13). Parity with the reference
 implementations on recorded replies is in tests/parity/."""
 
+import asyncio
 import time
 
 import pytest
 
-from launcher.harness.api import Sample, Task
+from launcher.harness.api import Context, Generation, Sample, Task
 from launcher.harness.benchmarks import TASKS, aime, gpqa, gsm8k, humaneval, multiple_choice
 
 SIZES = {
@@ -152,53 +153,71 @@ def test_humaneval_chat_extraction():
     assert sample.extra["canonical_solution"]
 
 
+def _reply(name: str, sample: Sample, correct: bool, letter: str = "") -> str:
+    """A reply the task scores 1 (correct) or 0: the formats the references read."""
+    if name.startswith("gsm8k"):
+        return f"Adding it up. The answer is {sample.target if correct else -987654}."
+    if name == "aime2025":
+        return f"So the answer is $\\boxed{{{sample.target if correct else 1000}}}$."
+    if name == "gpqa_diamond":
+        return f"Thinking...\nAnswer: {letter if correct else next(x for x in 'ABCD' if x != letter)}"
+    return f"Answer: {sample.target if correct else -1}"
+
+
+class Recorder:
+    """A Model that records the requests solve() makes."""
+
+    def __init__(self, endpoint_type: str):
+        self.endpoint_type, self.sent = endpoint_type, []
+
+    async def generate(self, prompt, **params):
+        self.sent.append((prompt, params))
+        return Generation("x", "stop", None)
+
+    async def loglikelihood(self, context, continuation):
+        self.sent.append((context, continuation))
+        return -1.0, False
+
+
 @pytest.mark.parametrize("name", sorted(SIZES))
-def test_the_oracle_replies_score_right_and_wrong(name):
-    import asyncio
-
-    from launcher.harness.benchmarks import oracle
-
+def test_right_and_wrong_replies_score_one_and_zero(name):
     task = TASKS[name]
-    samples = task.load()[:: max(1, len(task.load()) // 25)]
-    for sample in samples:
-        if (
-            task.score is None
-        ):  # code: the program's run is the sandbox's; check the reply becomes the program
-            right = task.program(sample, {"response": oracle.reply(name, sample, "", True)})
-            assert sample.extra["canonical_solution"] in right
-            continue
-        prompts = oracle.prompts(name, sample)
-        if not prompts:  # log-likelihood: the gold continuation gets the best log-likelihood
-            requests = oracle.continuations(name, sample)
-            lls = [-1.0 * len(cont) if gold else -100.0 * len(cont) for _, cont, gold in requests]
+    samples = task.load()
+    for sample in samples[:: max(1, len(samples) // 25)]:
+        if task.program is not None:  # the program's run is the sandbox's; the canonical body is in it
+            program = task.program(sample, {"response": sample.extra["canonical_solution"]})
+            assert sample.input + sample.extra["canonical_solution"] in program
+        elif sample.choices and name != "gpqa_diamond":  # log-likelihood: gold the likeliest
+            gold = int(sample.target)
+            lls = [-1.0 * len(c) if i == gold else -100.0 * len(c) for i, c in enumerate(sample.choices)]
             assert task.score(sample, {"loglikelihoods": lls})[0][task.metrics[0]] == 1.0
-            continue
-        for repeat, prompt in enumerate(prompts):
-            record = {"response": oracle.reply(name, sample, prompt, True)}
-            if name == "gpqa_diamond":
-                record["correct"] = gpqa.arrange(sample, repeat)[1]
-            assert task.score(sample, record)[0][task.metrics[0]] == 1.0, (sample.id, repeat)
-            record["response"] = oracle.reply(name, sample, prompt, False)
-            assert task.score(sample, record)[0][task.metrics[0]] == 0.0, (sample.id, repeat)
+        else:
+            for repeat in range(task.repeats):
+                record = {"correct": gpqa.arrange(sample, repeat)[1]} if name == "gpqa_diamond" else {}
+                for correct in (True, False):
+                    record["response"] = _reply(name, sample, correct, record.get("correct", ""))
+                    assert task.score(sample, record)[0][task.metrics[0]] == float(correct), sample.id
 
-    class Recorder:  # the prompts listed are the ones solve() sends
-        endpoint_type = task.endpoint_types[0]
-        sent: list = []
 
-        async def generate(self, prompt, **params):
-            from launcher.harness.api import Generation
-
-            self.sent.append(prompt)
-            return Generation("x", "stop", None)
-
-        async def loglikelihood(self, context, continuation):
-            self.sent.append((context, continuation))
-            return -1.0, False
-
-    from launcher.harness.api import Context
-
-    sample = samples[0]
-    for repeat in range(3 if name == "gpqa_diamond" else 1):
-        asyncio.run(task.solve(sample, Recorder(), Context(params={}, repeat=repeat)))
-    expected = oracle.prompts(name, sample)[:3] or [(c, x) for c, x, _ in oracle.continuations(name, sample)]
-    assert Recorder.sent == expected
+def test_solve_sends_the_reference_requests():
+    sample = gsm8k.load()[0]
+    model = Recorder("completions")
+    ctx = Context(params={"temperature": 0.0, "max_tokens": 9, "parallelism": 4}, repeat=0)
+    record = asyncio.run(TASKS["gsm8k_cot"].solve(sample, model, ctx))
+    assert model.sent == [
+        (gsm8k.fewshot_prompt(sample.input), {"temperature": 0.0, "max_tokens": 9, "stop": list(gsm8k.STOP)})
+    ]
+    assert record == {"response": "x", "finish_reason": "stop", "usage": None}
+    g = gpqa.load()[5]
+    model = Recorder("chat")
+    for repeat in (0, 1):
+        record = asyncio.run(TASKS["gpqa_diamond"].solve(g, model, Context(params={}, repeat=repeat)))
+        assert (model.sent[-1][0], record["correct"]) == gpqa.arrange(g, repeat)
+    h = multiple_choice.load_hellaswag()[0]
+    model = Recorder("completions")
+    asyncio.run(TASKS["hellaswag"].solve(h, model, Context(params={})))
+    assert model.sent == [(h.input, " " + c) for c in h.choices]
+    he = humaneval.load()[0]
+    model = Recorder("chat")
+    asyncio.run(TASKS["humaneval_chat"].solve(he, model, Context(params={})))
+    assert model.sent == [(humaneval.INSTRUCTION + he.input, {})]
