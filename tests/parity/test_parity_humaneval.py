@@ -152,7 +152,17 @@ def chat_cases(problems):
         ("HumanEval/0", "I cannot help with that.", False),
         ("HumanEval/10", _fenced(only10), True),  # is_palindrome comes from the prompt
         ("HumanEval/10", _fenced(s10.input + s10.extra["canonical_solution"]), True),
-    ]
+    ] + [(tid, _fenced(_only_the_function(problems[tid])), True) for tid in HELPERS_IN_PROMPT]
+
+
+HELPERS_IN_PROMPT = ("HumanEval/10", "HumanEval/32", "HumanEval/38", "HumanEval/50")  # the audit's NameErrors
+
+
+def _only_the_function(sample):
+    """A reply with the target function alone (its signature line from the prompt + the canonical body)."""
+    entry = sample.extra["entry_point"]
+    signature = next(line for line in sample.input.split("\n") if line.startswith(f"def {entry}("))
+    return f"{signature}\n{sample.extra['canonical_solution']}"
 
 
 def test_chat_programs(problems):
