@@ -221,3 +221,11 @@ def test_solve_sends_the_reference_requests():
     model = Recorder("chat")
     asyncio.run(TASKS["humaneval_chat"].solve(he, model, Context(params={})))
     assert model.sent == [(humaneval.INSTRUCTION + he.input, {})]
+
+
+def test_gsm8k_flexible_extract_fast_path_equals_plain_findall():
+    rng = __import__("random").Random(5)
+    alphabet = "0123456789-$.,, ax\n"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 30)))
+        assert gsm8k._flexible_findall(text) == gsm8k.FLEXIBLE.findall(text)[-1:], repr(text)

@@ -87,9 +87,24 @@ def zeroshot_prompt(question: str) -> str:
     return f"Q: {question}\nA: Let's think step by step."
 
 
+# No FLEXIBLE match spans or starts at a character outside this set, so its matches over a text are those
+# over each maximal run of these characters, in order: the last match is in the last run that has one.
+RUNS = re.compile(r"[-$0-9.,]+")
+
+
+def _flexible_findall(text: str) -> list:
+    """FLEXIBLE.findall(text)[-1:] at a single-character-class scan's speed (findall with the alternation
+    costs ~0.2 s per MB of whitespace; this ~0.02 s)."""
+    for run in reversed(RUNS.findall(text)):
+        found = FLEXIBLE.findall(run)
+        if found:
+            return found[-1:]
+    return []
+
+
 def regex_take_first(pattern: re.Pattern, text: str, group_select: int) -> str:
     """lm-eval RegexFilter(group_select) then take_first, for one response."""
-    found = pattern.findall(text)
+    found = _flexible_findall(text) if pattern is FLEXIBLE and group_select == -1 else pattern.findall(text)
     if not found:
         return FALLBACK
     match = found[group_select]
