@@ -51,23 +51,29 @@ def export_runs(runs: list[TaskRun], dest: str, settings: dict, out=sys.stdout) 
     else:
         from launcher.export.to_wandb import exporter
     one = exporter(settings)
-    failures: list[ExportFailed] = []
-    for run in done:
+    exported, failures = 0, []
+    for i, run in enumerate(done):
         try:
             outcome = one(run)
         except LauncherError:
             raise
-        except Exception as err:  # the destination's error, reported per job; the others still go out
-            failures.append(
-                failed(
-                    dest, f"job {run.job_id} ({run.task})", err, f"launcher export {run.job_id} --dest {dest}"
-                )
-            )
-            print(f"error: {failures[-1]}", file=sys.stderr)
+        except Exception as err:  # the destination's error: report it, keep going only if it worked before
+            if not exported:  # nothing got through (unreachable, bad credentials): one line, not one per job
+                rest = " ".join(r.job_id for r in done[i:])
+                raise failed(
+                    dest, f"job {run.job_id} ({run.task})", err, f"launcher export {rest} --dest {dest}"
+                ) from None
+            failures.append(run.job_id)
+            retry = f"launcher export {run.job_id} --dest {dest}"
+            print(f"error: {failed(dest, f'job {run.job_id} ({run.task})', err, retry)}", file=sys.stderr)
             continue
+        exported += 1
         print(f"{run.job_id} {run.task}: {outcome} to {dest}", file=out)
     if failures:
-        raise ExportFailed(f"{len(failures)} of {len(done)} jobs were not exported to {dest} (see above)")
+        raise ExportFailed(
+            f"{len(failures)} of {len(done)} jobs were not exported to {dest}; "
+            f"retry with: launcher export {' '.join(failures)} --dest {dest}"
+        )
     return 0
 
 

@@ -35,7 +35,7 @@ def params(run: TaskRun) -> dict[str, str]:
         "endpoint_type": str(run.run_config.get("endpoint_type", "")),
     }
     gen = run.run_config.get("params") or {}
-    p.update({k: str(gen[k]) for k in SAMPLING if k in gen})
+    p.update({k: str(gen[k]) for k in SAMPLING if gen.get(k) is not None})
     return {k: v[:6000] for k, v in p.items()}  # MLflow's param value limit (6000 chars in mlflow 2.x/3.x)
 
 
