@@ -205,3 +205,15 @@ def test_missing_extra_names_the_pip_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
     with pytest.raises(LauncherError, match=r"pip install 'launcher\[mlflow\]'"):
         run.export_runs(source.load([a.invocation_id]), "mlflow", {})
+
+
+def test_sweep_id_and_job_id_select_what_is_exported(tmp_path):
+    a = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True], "mmlu": [False]}, sweep="5eed0001")
+    b = invocation(tmp_path / "runs", "model-b", {"gsm8k": [False], "mmlu": [True]}, sweep="5eed0001")
+    assert {r.job_id for r in source.load(["5eed0001"])} == {j["job_id"] for j in a.jobs + b.jobs}
+    assert [r.job_id for r in source.load([f"{b.invocation_id}.1"])] == [f"{b.invocation_id}.1"]
+    proc = cli("results", "5eed", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split() == ["run", "gsm8k", "mmlu"]
+    proc = cli("report", "5eed", "-o", str(tmp_path / "r.html"), cwd=tmp_path)
+    assert proc.returncode == 0 and "report of 4 jobs (4 samples)" in proc.stdout, proc.stderr
