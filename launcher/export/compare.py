@@ -64,7 +64,7 @@ def grid(runs: list[TaskRun]) -> Grid:
     cells = {}
     for col in columns:
         present = [(row, raw[(row, col)]) for row in rows if (row, col) in raw]
-        best_row, (best, best_se) = max(present, key=lambda p: p[1][0])
+        _, (best, best_se) = max(present, key=lambda p: p[1][0])
         for row, (value, se) in present:
             is_best = value == best
             cells[(row, col)] = Cell(
