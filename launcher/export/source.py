@@ -1,0 +1,238 @@
+"""The one place export, results and report read invocation folders (read-only, never repairs a file).
+
+Layout read: <folder>/invocation.json, <folder>/.hydra/config.yaml, <folder>/<task>/events.log,
+<folder>/<task>/results/{results.json,results.yml,samples.jsonl}, optional proxy_stats.json.
+results.json: results.tasks.<task>.metrics.<metric>.scores.<score>.{value, stats{stderr,count,errors}};
+`protocol`, `samples` and `chance` may sit next to `metrics` (or at the top level).
+When the project's results reader (launcher.store.results) lands, swap it in here and only here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher.errors import LauncherError
+
+RECORD = "invocation.json"
+RESULTS_JSON = "results/results.json"
+RESULTS_YML = "results/results.yml"
+SAMPLES = "results/samples.jsonl"
+CONFIG = ".hydra/config.yaml"
+EVENTS = "events.log"
+PROXY_STATS = "proxy_stats.json"
+
+
+@dataclass(frozen=True)
+class Score:
+    metric: str
+    score: str
+    value: float
+    stderr: float | None = None
+    count: int | None = None
+    errors: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metric if self.score == self.metric else f"{self.metric}.{self.score}"
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One job's results: the unit of export (one MLflow run, one W&B run, rows in the local table)."""
+
+    invocation_id: str
+    job_id: str
+    task: str
+    folder: Path  # the task's folder (holds results/)
+    invocation_folder: Path
+    model: str
+    sweep_id: str | None = None
+    created: float = 0.0
+    protocol: str | None = None
+    samples: int | None = None
+    chance: float | None = None
+    finished_at: str | None = None
+    scores: tuple[Score, ...] = ()
+    run_config: dict = field(default_factory=dict)  # the harness run config (no secret values: names only)
+
+    @property
+    def has_results(self) -> bool:
+        return bool(self.scores)
+
+    def path(self, rel: str) -> Path:
+        return self.folder / rel
+
+
+def resolve(ident: str) -> list[tuple[object, str | None]]:
+    """(record, job id or None) pairs; the one import of the index resolver (ARCH may move it)."""
+    from launcher.state import resolve as index_resolve
+
+    return index_resolve(ident)
+
+
+def _record(folder: Path) -> dict:
+    try:
+        return json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LauncherError(
+            f"{folder} holds no run record ({RECORD}); give an invocation folder or id"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise LauncherError(f"cannot read the run record {folder / RECORD}: {err}") from None
+
+
+def load(idents: list[str]) -> list[TaskRun]:
+    """Every job of the given invocations, jobs or sweeps (ids, prefixes or invocation folders), in order."""
+    runs: list[TaskRun] = []
+    seen: set[str] = set()
+    for ident in idents:
+        if Path(ident, RECORD).is_file():
+            pairs = [(_record(Path(ident)), None)]
+        else:
+            pairs = [(_record(Path(rec.folder)), job) for rec, job in resolve(ident)]
+        for record, job_id in pairs:
+            for run in load_invocation(record, job_id):
+                if run.job_id not in seen:
+                    seen.add(run.job_id)
+                    runs.append(run)
+    return runs
+
+
+def load_invocation(record: dict, only_job: str | None = None) -> list[TaskRun]:
+    folder = Path(record["folder"])
+    extra = record.get("extra") or {}
+    out = []
+    for job in record.get("jobs", []):
+        if only_job and job["job_id"] != only_job:
+            continue
+        task_folder = folder / job["folder"]
+        base = TaskRun(
+            invocation_id=record["invocation_id"],
+            job_id=job["job_id"],
+            task=job["task"],
+            folder=task_folder,
+            invocation_folder=folder,
+            model=extra.get("model_id") or "",
+            sweep_id=record.get("sweep_id"),
+            created=record.get("created") or 0.0,
+        )
+        out.append(read_results(base))
+    return out
+
+
+def read_results(run: TaskRun) -> TaskRun:
+    """`run` with its scores filled from results.json; unchanged when the job has no results yet."""
+    from dataclasses import replace
+
+    try:
+        data = json.loads(run.path(RESULTS_JSON).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return run
+    except (OSError, ValueError) as err:
+        raise LauncherError(f"cannot read {run.path(RESULTS_JSON)}: {err}") from None
+    tasks = (data.get("results") or {}).get("tasks") or {}
+    entry = tasks.get(run.task) or (next(iter(tasks.values())) if len(tasks) == 1 else {})
+    scores = []
+    for metric, m in (entry.get("metrics") or {}).items():
+        for score, s in (m.get("scores") or {}).items():
+            stats = s.get("stats") or {}
+            scores.append(
+                Score(
+                    metric,
+                    score,
+                    float(s["value"]),
+                    stats.get("stderr"),
+                    stats.get("count"),
+                    stats.get("errors"),
+                )
+            )
+    config = data.get("config") or {}
+    return replace(
+        run,
+        model=data.get("model_id") or run.model,
+        protocol=entry.get("protocol") or data.get("protocol"),
+        samples=_first(entry.get("samples"), data.get("samples"), scores[0].count if scores else None),
+        chance=_first(entry.get("chance"), data.get("chance")),
+        finished_at=data.get("finished_at"),
+        scores=tuple(scores),
+        run_config=config,
+    )
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
+
+
+def read_samples(run: TaskRun) -> list[dict]:
+    """The latest record per sample id; a torn or corrupt line is skipped (the file is never modified)."""
+    records: dict[str, dict] = {}
+    try:
+        with open(run.path(SAMPLES), encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    records[str(rec["id"])] = rec
+                except (ValueError, KeyError, TypeError):
+                    continue
+    except FileNotFoundError:
+        return []
+    return list(records.values())
+
+
+def read_events(run: TaskRun) -> dict[str, float]:
+    """First time of each stage record in the task's events.log (`<event> <epoch> [value]`)."""
+    out: dict[str, float] = {}
+    try:
+        lines = run.path(EVENTS).read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return out
+    for line in lines:
+        parts = line.split(" ", 2)
+        if len(parts) >= 2:
+            try:
+                out.setdefault(parts[0], float(parts[1]))
+            except ValueError:
+                continue
+    return out
+
+
+def read_proxy_stats(run: TaskRun) -> dict | None:
+    for path in (
+        run.folder / PROXY_STATS,
+        run.path(f"results/{PROXY_STATS}"),
+        run.invocation_folder / PROXY_STATS,
+    ):
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|credential)", re.I)
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def redact(value, key: str = ""):
+    """Secret-looking values replaced; a value that is an env var NAME is kept (names are safe)."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if SECRET_KEY.search(key) and isinstance(value, str) and value and not ENV_NAME.match(value):
+        return "***"
+    return value
+
+
+def resolved_config_text(run: TaskRun) -> str:
+    """The invocation's composed config (.hydra/config.yaml) as YAML, secrets redacted; '' when absent."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(run.invocation_folder.joinpath(CONFIG).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return ""
+    return yaml.safe_dump(redact(data), sort_keys=False)

@@ -1,0 +1,111 @@
+"""Real invocation folders for the export/results/report tests, written with the launcher's and the
+harness's own writers (state.record_json, checkpoint.SampleLog, runner.build_results), not mocks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
+
+from launcher import state
+from launcher.executors.base import InvocationRecord
+from launcher.harness import checkpoint
+from launcher.harness.runner import build_results
+
+PARAMS = {
+    "temperature": 0.0,
+    "top_p": None,
+    "max_tokens": 256,
+    "seed": 1,
+    "limit_samples": None,
+    "max_error_fraction": 0.05,
+    "parallelism": 4,
+    "max_retries": 1,
+    "request_timeout": 30.0,
+    "stop": None,
+}
+
+
+def sample(i: int, correct: bool, error: str | None = None) -> dict:
+    answer = str(i)
+    return {
+        "id": f"s{i}",
+        "reference": answer,
+        "request": {"model": "m", "messages": [{"role": "user", "content": f"What is {i}+0? <b>&</b>"}]},
+        "response": None if error else f"The answer is {answer if correct else i + 1}.",
+        "extracted": None if error else (answer if correct else str(i + 1)),
+        "score": None if error else (1.0 if correct else 0.0),
+        "error": error,
+        "usage": None if error else {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "latency": 0.1,
+    }
+
+
+def invocation(
+    root: Path,
+    model: str,
+    tasks: dict[str, list[bool]],
+    errors: int = 0,
+    sweep: str | None = None,
+    index: bool = True,
+    finished: bool = True,
+    chance: float | None = None,
+) -> InvocationRecord:
+    """An invocation folder with one finished job per task; tasks maps a task to per-sample correctness."""
+    inv = state.new_id()
+    folder = root / f"{state.stamp(time.time())}-{inv}"
+    jobs = []
+    for n, (task, outcomes) in enumerate(tasks.items()):
+        jobs.append({"job_id": f"{inv}.{n}", "task": task, "folder": task, "image": "launcher-harness:0.1.0"})
+        results = folder / task / "results"
+        results.mkdir(parents=True)
+        (folder / task / "logs").mkdir()
+        config = {
+            "api_key_env": "API_KEY",
+            "endpoint_type": "chat",
+            "model_id": model,
+            "params": PARAMS,
+            "task": task,
+            "url": "http://127.0.0.1:1/v1/chat/completions",
+        }
+        (results / "run_config.json").write_text(json.dumps(config), encoding="utf-8")
+        log = checkpoint.SampleLog(results / checkpoint.SAMPLES)
+        records = [sample(i, ok) for i, ok in enumerate(outcomes)]
+        records += [
+            sample(len(outcomes) + k, False, error="HTTP 500 after 1 attempts") for k in range(errors)
+        ]
+        for rec in records:
+            log.append(rec)
+        log.close()
+        state.append_event(folder / task / state.EVENTS, "started")
+        if finished:
+            scores = [float(r["score"] or 0.0) for r in records]
+            results_doc = build_results(config, SimpleNamespace(name=task, metric="accuracy"), scores, errors)
+            if chance is not None:
+                results_doc["results"]["tasks"][task]["chance"] = chance
+            checkpoint.write_json(results / checkpoint.RESULTS_JSON, results_doc)
+            (results / checkpoint.RESULTS_YML).write_text(yaml.safe_dump(results_doc), encoding="utf-8")
+            state.append_event(folder / task / state.EVENTS, "finished", "0")
+    (folder / state.HYDRA_DIR).mkdir(parents=True)
+    hydra = {
+        "target": {"api_endpoint": {"model_id": model, "api_key": "API_KEY", "url": "http://127.0.0.1:1"}},
+        "deployment": {"hf_token": "hf_secretvalue123"},
+    }
+    (folder / state.HYDRA_DIR / "config.yaml").write_text(yaml.safe_dump(hydra), encoding="utf-8")
+    record = InvocationRecord(
+        invocation_id=inv,
+        folder=str(folder),
+        executor="local",
+        execution={},
+        jobs=jobs,
+        created=time.time(),
+        sweep_id=sweep,
+        extra={"model_id": model, "url": "http://127.0.0.1:1", "host_env": ["API_KEY"]},
+    )
+    (folder / state.RECORD).write_text(state.record_json(record), encoding="utf-8")
+    if index:
+        state.index_append(record)
+    return record

@@ -1,0 +1,141 @@
+"""`launcher export --dest mlflow` against a real MLflow tracking server (SQLite backend, 127.0.0.1), read
+back through MlflowClient: one run per task, params, metrics with stderr, tags, artifacts; idempotent."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from export_fixtures import invocation
+from helpers import unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        unavailable("mlflow is not installed", "pip install 'launcher[mlflow]' (the test extra has it)")
+    tmp = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 - open for the server's lifetime
+    proc = subprocess.Popen(
+        [
+            str(mlflow_bin),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp}/mlflow.db",
+            "--artifacts-destination",
+            str(tmp / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"mlflow server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    yield url
+    os.killpg(proc.pid, 15)  # the server's own process group: gunicorn/uvicorn workers go with it
+    proc.wait(30)
+    log.close()
+
+
+def export(cli_env, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "launcher.export", "export", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **cli_env},
+        timeout=300,
+    )
+
+
+def test_mlflow_one_run_per_task_read_back_and_idempotent(tmp_path, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    rec = invocation(
+        tmp_path / "runs", "model-a", {"gsm8k": [True] * 3 + [False], "mmlu": [True, False]}, errors=1
+    )
+    env = {"MLFLOW_TRACKING_URI": mlflow_server}
+    first = export(env, rec.invocation_id, "--dest", "mlflow", "--experiment", "exp1", "--samples")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.count("exported to mlflow") == 2, first.stdout
+    second = export(env, rec.invocation_id, "--dest", "mlflow", "--experiment", "exp1")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.count("already exported to mlflow") == 2, second.stdout
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    exp = client.get_experiment_by_name("exp1")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 2  # one per task, not duplicated by the second export
+    by_task = {r.data.tags["task"]: r for r in runs}
+    gsm = by_task["gsm8k"]
+    assert gsm.data.tags["launcher.job"] == f"{rec.invocation_id}.0"
+    assert gsm.data.tags["launcher.invocation"] == rec.invocation_id
+    assert gsm.data.params["model"] == "model-a"
+    assert gsm.data.params["invocation_id"] == rec.invocation_id
+    assert gsm.data.params["temperature"] == "0.0" and gsm.data.params["max_tokens"] == "256"
+    assert gsm.data.metrics["accuracy"] == pytest.approx(3 / 5)  # the errored sample counts as 0
+    assert gsm.data.metrics["accuracy_stderr"] == pytest.approx(0.2449489742783178)
+    assert gsm.info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(gsm.info.run_id)}
+    assert {"results.json", "results.yml", "samples.jsonl", "config.yaml"} <= artifacts
+    config = Path(client.download_artifacts(gsm.info.run_id, "config.yaml", str(tmp_path))).read_text()
+    assert "hf_secretvalue123" not in config and "API_KEY" in config  # secret values redacted, names kept
+
+
+def test_mlflow_unreachable_says_what_failed_and_changes_nothing(tmp_path):
+    rec = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True, False]})
+    results = Path(rec.folder, "gsm8k/results/results.json")
+    before = results.read_bytes()
+    port = free_port()  # nothing listens there
+    proc = export(
+        {
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+        },
+        rec.invocation_id,
+        "--dest",
+        "mlflow",
+    )
+    assert proc.returncode == 1
+    assert (
+        "export to mlflow failed" in proc.stderr
+        and f"launcher export {rec.jobs[0]['job_id']} --dest mlflow" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+    assert results.read_bytes() == before

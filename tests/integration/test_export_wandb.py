@@ -1,0 +1,56 @@
+"""`launcher export --dest wandb` in offline mode (WANDB_MODE=offline; no network, no API key), read back
+from the run files wandb wrote (decoded with its protobuf schema) and checked by `wandb sync --dry-run`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from export_fixtures import invocation
+from helpers import unavailable
+from wandb_log import summary_config_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_wandb_offline_run_read_back_and_same_id_on_reexport(tmp_path):
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        unavailable("wandb is not installed", "pip install 'launcher[wandb]' (the test extra has it)")
+    rec = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True, True, False, False]}, chance=0.25)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_SILENT": "true",
+        "WANDB_API_KEY": "",
+    }
+    argv = [sys.executable, "-m", "launcher.export", "export", rec.invocation_id, "--dest", "wandb"]
+    for _ in range(2):
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "exported to wandb" in proc.stdout
+    run_files = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 2  # offline, each export is a file; both carry the same run id (resumed on sync)
+    for path in run_files:
+        summary, config, files, run_id = summary_config_files(path)
+        assert run_id == f"launcher-{rec.invocation_id}-0"
+        assert summary["accuracy"] == pytest.approx(0.5)
+        assert summary["accuracy_stderr"] == pytest.approx(0.28867513459481287)
+        assert config["model"] == "model-a" and config["invocation_id"] == rec.invocation_id
+        assert config["temperature"] == "0.0" and "top_p" not in config  # unset sampling params are left out
+        assert {"results.json", "results.yml", "config.yaml"} <= set(files)
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    dry = subprocess.run(
+        [str(wandb_cli), "sync", "--dry-run", str(run_files[0].parent)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert dry.returncode == 0 and "Would sync 1 run" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
