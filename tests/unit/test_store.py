@@ -88,12 +88,30 @@ def test_index_at_10000_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("LAUNCHER_STATE_DIR", str(tmp_path / "state"))
     (tmp_path / "state").mkdir()
     lines = [
-        json.dumps({"id": f"{n:08x}", "sweep": None, "folder": f"/r/{n}", "created": n, "executor": "local"})
+        json.dumps(
+            {
+                "id": f"{n:08x}",
+                "sweep": None,
+                "folder": f"{tmp_path}/r/{n}",
+                "created": n,
+                "executor": "local",
+            }
+        )
         for n in range(10_000)
     ]
     index.index_path().write_text("\n".join(lines) + "\n")
     found = index.entries()
     assert len(found) == 10_000 and found[0].id == "00000000" and found[-1].id == f"{9999:08x}"
+    assert [e.id for e in index.recent(3)] == [f"{n:08x}" for n in (9997, 9998, 9999)]
+    assert [e.id for e in index.recent(10_000)] == [e.id for e in found]
+    assert len(index.recent(12_000)) == 10_000
+    (tmp_path / "r" / "1234").mkdir(parents=True)  # a folder for the one record resolve reads
+    rec = record(tmp_path, "000004d2")
+    (tmp_path / "r" / "1234" / layout.RECORD).write_text(layout.record_json(rec))
+    ((got, job),) = index.resolve("000004d2")
+    assert got.invocation_id == "000004d2" and job is None
+    with pytest.raises(LauncherError, match="ambiguous"):
+        index.resolve("000004")
 
 
 def test_a_fifo_is_never_opened(tmp_path):

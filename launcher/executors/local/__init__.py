@@ -34,7 +34,7 @@ class LocalConfig(ContainerConfig):
 class LocalExecutor(ContainerExecutor):
     name = "local"
     config_class = LocalConfig
-    startup_wait = 2.0  # submit reports the first wave when it has started within this time
+    startup_wait = 1.5  # submit reports what has started by then (the first wave, or "pending"): < 2 s
 
     # ---- plan and start ------------------------------------------------------------------------------
 
