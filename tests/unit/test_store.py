@@ -163,3 +163,21 @@ def test_a_second_start_of_the_same_invocation_is_refused(tmp_path):
 def test_task_folder_names_avoid_reserved_names():
     names = layout.task_folder_names(["logs", "a/b", "a b", "sbatch.sh"], reserved=frozenset({"sbatch.sh"}))
     assert names == ["logs-2", "a_b", "a_b-2", "sbatch.sh-2"]
+
+
+def test_a_reused_pid_is_not_our_script(tmp_path):
+    """M2: a started record's PID alive and running a script of that name, but started at another time
+    (a reused PID), is not our run: kill must never signal it and status must not count it as running."""
+    from launcher.executors.container.process import is_running, start_ticks
+
+    (tmp_path / "run.sh").write_text("sleep 30\n")
+    proc = subprocess.Popen(["bash", "run.sh"], cwd=tmp_path)
+    try:
+        ticks = start_ticks(proc.pid)
+        ours = events.Event(events.STARTED, 1.0, f"{proc.pid} {ticks}")
+        reused = events.Event(events.STARTED, 1.0, f"{proc.pid} {int(ticks) - 1}")
+        assert is_running(ours, "run.sh") and not is_running(reused, "run.sh")
+        assert not is_running(ours, "run_all.sh")
+    finally:
+        proc.kill()
+        proc.wait()

@@ -22,7 +22,7 @@ from launcher.errors import ConfigError, LauncherError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
-from launcher.executors.container.process import pid_alive
+from launcher.executors.container.process import is_running
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
@@ -192,8 +192,8 @@ class SlurmExecutor(ContainerExecutor):
                 ended=ended,
             )
 
-            def alive(pid: int | None) -> tuple[State, str] | None:
-                if view.alive or (not self.shell.remote and pid_alive(pid, RUN)):
+            def alive(start: events.Event) -> tuple[State, str] | None:
+                if view.alive or (not self.shell.remote and is_running(start, RUN)):
                     return State.RUNNING, ""
                 return None
 
