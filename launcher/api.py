@@ -6,12 +6,13 @@ errors (launcher.errors). The CLI is one client of it; scripts are another:
     for record, jobs in api.status([launched.record.invocation_id]):
         print([(j.task, j.state.value) for j in jobs])
 
-Nothing here prints.
+Nothing here prints but a one-line warning on stderr for a record it has to skip.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -181,11 +182,11 @@ def find(idents: Iterable[str]) -> list[tuple[InvocationRecord, str | None]]:
 def recent(limit: int = 10) -> list[InvocationRecord]:
     """The most recent invocations whose records can be read, oldest first."""
     out = []
-    for entry in index.entries()[-limit:] if limit else index.entries():
+    for entry in index.recent(limit):
         try:
             out.append(layout.read_record(entry.folder))
-        except LauncherError:
-            continue
+        except LauncherError as err:
+            print(f"warning: skipped invocation {entry.id}: {err}", file=sys.stderr)
     return out
 
 

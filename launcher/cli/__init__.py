@@ -16,6 +16,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("ids", nargs="*", help=f"{ids_help}; none: the 10 most recent invocations")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--watch", action="store_true", help="refresh until every job has ended")
+    s.add_argument("--all", action="store_true", help="--watch: a row per job even for big invocations")
 
     s = sub.add_parser("logs", help="a job's container output")
     s.add_argument("id", help="job id <inv>.<n> (or an invocation with one task)")
@@ -48,7 +49,7 @@ def cmd_status(args) -> int:
     from launcher.cli.render import render, render_json, watch
 
     if args.watch:
-        return watch(lambda: api.status(args.ids), until_done=True)
+        return watch(lambda: api.status(args.ids), until_done=True, all_rows=args.all)
     collected = api.status(args.ids)
     print(render_json(collected) if args.json else render(collected))
     return 0

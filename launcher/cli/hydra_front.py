@@ -98,8 +98,7 @@ def compose(hydra_argv: list[str]) -> RunContext:
     import shutil
     import tempfile
 
-    # The decorator @hydra.main would read sys.argv; this is what it calls with parsed args (Hydra 1.3.x).
-    from hydra._internal.utils import _run_hydra, get_args_parser
+    from hydra._internal.utils import get_args_parser
 
     logging.getLogger("hydra").addHandler(logging.NullHandler())  # we report errors ourselves, once
     register_executors()
@@ -119,7 +118,7 @@ def compose(hydra_argv: list[str]) -> RunContext:
             ctx = RunContext()
             args.overrides = attempt
             try:
-                _run_hydra(args, parser, ctx.collect, CONFIG_PATH, CONFIG_NAME)
+                _run(args, parser, ctx.collect)
                 break
             except Exception as err:
                 if attempt is not first or not _no_execution_slot(err):
@@ -139,6 +138,43 @@ def compose(hydra_argv: list[str]) -> RunContext:
             raise translate(ctx.error) from None
         raise ctx.error
     return ctx
+
+
+def _run(args, parser, collect) -> None:
+    """Hydra over parsed args. `@hydra.main` would read sys.argv and compose twice (once only to learn the
+    run mode); with `-m` or not we know the mode, so we compose once (Hydra 1.3.x internals, as
+    hydra/_internal/utils.py:_run_hydra uses them). --cfg, --info, --help and the like go Hydra's way."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import _run_hydra, create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import SearchPathException
+
+    special = (
+        args.help,
+        args.hydra_help,
+        args.cfg,
+        args.info,
+        args.shell_completion,
+        args.experimental_rerun,
+    )
+    if any(special) or any(o.lstrip("+").startswith("hydra.mode=") for o in args.overrides):
+        _run_hydra(args, parser, collect, CONFIG_PATH, CONFIG_NAME)
+        return
+    search_path = create_automatic_config_search_path(None, __name__, args.config_path or CONFIG_PATH)
+    if args.config_dir is not None:
+        config_dir = os.path.abspath(args.config_dir)
+        if not os.path.isdir(config_dir):
+            raise SearchPathException(f"Additional config directory '{config_dir}' not found")
+        search_path.prepend("command-line", f"file://{config_dir}", anchor=SearchPathQuery(provider="schema"))
+    hydra = Hydra.create_main_hydra2(task_name="launcher", config_search_path=search_path)
+    try:
+        # The mode is an override as Hydra's _run_app gives it (the job reads it back in HydraConfig).
+        mode = "MULTIRUN" if args.multirun else "RUN"
+        run = hydra.multirun if args.multirun else hydra.run
+        run(args.config_name or CONFIG_NAME, collect, [*args.overrides, f"hydra.mode={mode}"])
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:

@@ -138,30 +138,64 @@ def render_dry_run(spec, plan: Plan) -> str:
     return "\n".join(parts)
 
 
-def watch(refresh, until_done: bool = True, interval: float = 1.0) -> int:
+SUMMARY_ABOVE = 30  # more jobs than this: --watch prints one summary line instead of a row each
+
+
+def summary(statuses: list[JobStatus], now: float | None = None) -> str:
+    """`12 succeeded, 3 running, 985 pending; samples 4,210/120,000; ETA 1:02:03`."""
+    now = time.time() if now is None else now
+    counts: dict[str, int] = {}
+    for s in statuses:
+        counts[s.state.value] = counts.get(s.state.value, 0) + 1
+    order = [
+        st.value
+        for st in (State.SUCCEEDED, State.RUNNING, State.PENDING, State.FAILED, State.LOST, State.KILLED)
+    ]
+    parts = [", ".join(f"{counts[name]} {name.lower()}" for name in order if name in counts)]
+    done = sum(s.done or 0 for s in statuses)
+    total = sum(s.total or 0 for s in statuses)
+    if total:
+        parts.append(f"samples {done:,}/{total:,}")
+        starts = [s.started for s in statuses if s.started is not None]
+        if done and starts and done < total and now > min(starts):
+            rate = done / (now - min(starts))
+            parts.append(f"ETA {_clock(int((total - done) / rate))}")
+    return "; ".join(parts)
+
+
+def _clock(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def watch(refresh, until_done: bool = True, interval: float = 1.0, all_rows: bool = False) -> int:
     """Follow jobs until every one ends; exit 1 if any did not succeed. `refresh()` -> InvocationStatus list.
 
-    On a terminal the table is redrawn in place; in a log (CI, a pipe) one line is written when a state
-    changes, and at most every 10 s while only progress moves.
+    On a terminal the table is redrawn in place (one summary line above SUMMARY_ABOVE jobs, unless
+    `all_rows`); in a log (CI, a pipe) one line is written when a state changes, and at most every 10 s
+    while only progress moves.
     """
     tty = sys.stdout.isatty()
     last_text, last_states, last_line_at = "", None, 0.0
     while True:
         collected = refresh()
         statuses = [s for inv in collected for s in inv.jobs]
+        big = len(statuses) > SUMMARY_ABOVE and not all_rows
         if tty:
-            text = render(collected)
+            text = summary(statuses) if big else render(collected)
             if text != last_text:
                 print(f"\x1b[H\x1b[2J{text}", flush=True)
                 last_text = text
         else:
             states = [s.state for s in statuses]
             if states != last_states or time.monotonic() - last_line_at >= 10:
-                summary = "  ".join(f"{s.task} {s.state.value} {_progress(s)}".rstrip() for s in statuses)
-                print(f"{time.strftime('%H:%M:%S')}  {summary}", flush=True)
+                if big:
+                    line = summary(statuses)
+                else:
+                    line = "  ".join(f"{s.task} {s.state.value} {_progress(s)}".rstrip() for s in statuses)
+                print(f"{time.strftime('%H:%M:%S')}  {line}", flush=True)
                 last_states, last_line_at = states, time.monotonic()
         if until_done and all(s.state.terminal for s in statuses) and not any(i.error for i in collected):
-            if not tty:
+            if not tty and not big:
                 print(render(collected), flush=True)
             print(render_results(collected), flush=True)
             return 0 if all(s.state == State.SUCCEEDED for s in statuses) else 1
@@ -181,8 +215,7 @@ def runs_rows(limit: int) -> list[dict]:
     from launcher.store import index, layout
 
     rows = []
-    entries = index.entries()
-    for entry in reversed(entries[-limit:] if limit else entries):
+    for entry in reversed(index.recent(limit)):
         tasks: object = ""
         try:
             record = layout.read_record(entry.folder)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from launcher.model import State
-from launcher.store.events import EXITED, KILLED, STARTED, History, succeeded
+from launcher.store.events import EXITED, KILLED, STARTED, Event, History, succeeded
 
 EXIT_REASONS = {
     74: "the task could not write its results folder (disk full?); see logs/output.log",
@@ -21,6 +21,7 @@ EXIT_REASONS = {
     143: "stopped with SIGTERM",
 }
 KILLED_BY_US = "killed by `launcher kill`"
+KILL_SIGNALS = (137, 143)  # exit codes of SIGKILL and SIGTERM
 
 
 class SchedulerView(Protocol):
@@ -58,8 +59,8 @@ class Scheduled:
     ended: tuple[State, str] | None = None
 
 
-# pid of the open start (None if unreadable) -> (RUNNING or PENDING, reason), or None if nothing runs it.
-Liveness = Callable[[int | None], "tuple[State, str] | None"]
+# the open `started` record -> (RUNNING or PENDING, reason), or None if nothing runs it.
+Liveness = Callable[[Event], "tuple[State, str] | None"]
 
 
 @dataclass(frozen=True)
@@ -102,18 +103,21 @@ def derive_status(
         timing = dict(exit_code=code, started=start.at, ended=exits[-1].at)
         if code == 0:
             return Verdict(State.SUCCEEDED, **timing)
-        if kills:
+        # The kill may have read the job before its start record (a race): its signal still ended it.
+        if kills or (scheduler.killed and code in KILL_SIGNALS):
             return Verdict(State.KILLED, KILLED_BY_US, **timing)
         reason = exits[-1].detail or EXIT_REASONS.get(code, "") or last_output()
         return Verdict(State.FAILED, reason, **timing)
     if kills:
         return Verdict(State.KILLED, KILLED_BY_US, started=start.at, ended=kills[0].at)
-    live = alive(start.pid)
+    live = alive(start)
     if live:
         return Verdict(live[0], live[1], started=start.at)
     if scheduler.ended:
         state, reason = scheduler.ended
         return Verdict(state, reason, started=start.at)
+    if scheduler.killed:  # started as the kill came: stopped by it, not lost
+        return Verdict(State.KILLED, KILLED_BY_US, started=start.at)
     return Verdict(
         State.LOST,
         f"run.sh (pid {start.pid}) ended without an exit record; `launcher resume` continues it",

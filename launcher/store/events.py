@@ -2,7 +2,8 @@
 
 One line per record, appended: `<kind> <epoch seconds> [value]`.
   queued                 the invocation's starter (re)queues the task: what came before is an earlier attempt
-  started  <pid> [<process start ticks>]   run.sh / run_all.sh began (value: its PID)
+  started  <pid> [<start ticks>]   run.sh / run_all.sh began: its PID and the process's start time
+                         (/proc/<pid>/stat field 22), so a reused PID is never taken for our script
   exited   <code> [reason]                  it ended (reason: set when the script knows why)
   killed                 `launcher kill` asked it to stop
   resumed                `launcher resume` restarted the invocation
@@ -45,6 +46,12 @@ class Event:
         return int(first) if first.isdigit() else None
 
     @property
+    def ticks(self) -> str | None:
+        """The process start time of a `started` record (None in records of launcher 0.1)."""
+        parts = self.value.split(" ")
+        return parts[1] if len(parts) > 1 and parts[1].isdigit() else None
+
+    @property
     def exit_code(self) -> int | None:
         first = self.value.split(" ", 1)[0]
         return int(first) if first.lstrip("-").isdigit() else None
@@ -84,6 +91,10 @@ def append(path: str | Path, kind: str, value: str = "") -> None:
         os.write(fd, line(kind, value).encode())
     finally:
         os.close(fd)
+
+
+# Shell text for a `started` value: the script's PID and its start time in clock ticks since boot.
+SCRIPT_PROCESS = "$$ $(awk '{sub(/.*\\) /, \"\"); print $20}' /proc/$$/stat 2>/dev/null)"
 
 
 def shell(kind: str, value: str = "", path: str = "") -> str:

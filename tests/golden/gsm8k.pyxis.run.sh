@@ -9,7 +9,7 @@ if [ "$last" = 'exited 0' ]; then
   echo 'task gsm8k already succeeded; skipping'
   exit 0
 fi
-echo "started $(date +%s) $$" >> events.log
+echo "started $(date +%s) $$ $(awk '{sub(/.*\) /, ""); print $20}' /proc/$$/stat 2>/dev/null)" >> events.log
 for var in MY_API_KEY; do
   if [ -z "${!var+set}" ]; then
     echo "exited $(date +%s) 78 host variable $var is not set" >> events.log

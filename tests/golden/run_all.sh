@@ -4,7 +4,7 @@
 set -u
 cd "$(dirname "$0")" || exit 1
 for task in gsm8k custom_eval; do echo "queued $(date +%s)" >> "$task/events.log"; done
-echo "started $(date +%s) $$" >> events.log
+echo "started $(date +%s) $$ $(awk '{sub(/.*\) /, ""); print $20}' /proc/$$/stat 2>/dev/null)" >> events.log
 pids=()
 for task in gsm8k custom_eval; do
   while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done

@@ -4,7 +4,7 @@
 set -u
 cd "$(dirname "$0")" || exit 1
 for task in gsm8k; do echo "queued $(date +%s)" >> "$task/events.log"; done
-echo "started $(date +%s) $$" >> events.log
+echo "started $(date +%s) $$ $(awk '{sub(/.*\) /, ""); print $20}' /proc/$$/stat 2>/dev/null)" >> events.log
 # The model server (srv:1); stopped when this script ends or is killed.
 stop_server() { docker stop -t 5 launcher-0000abcd-server >/dev/null 2>&1; }
 trap stop_server EXIT

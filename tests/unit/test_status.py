@@ -13,11 +13,11 @@ def history(text: str) -> History:
     return History.of(parse(text))
 
 
-def nothing_runs(pid):
+def nothing_runs(start):
     return None
 
 
-def runs(pid):
+def runs(start):
     return RUNNING
 
 
@@ -37,7 +37,7 @@ CASES = [
         "container starting",
         QUEUED + "started 101 4242\n",
         Scheduled(alive=True),
-        lambda pid: (State.PENDING, "container starting"),
+        lambda start: (State.PENDING, "container starting"),
         State.PENDING,
         "container starting",
     ),
@@ -81,6 +81,31 @@ CASES = [
         nothing_runs,
         State.KILLED,
         "launcher kill",
+    ),
+    # M9: the kill read the job before its start record, then stopped it: KILLED, not LOST or FAILED
+    (
+        "kill raced the start: no exit record",
+        QUEUED + "started 101 1\n",
+        Scheduled(killed=True),
+        nothing_runs,
+        State.KILLED,
+        "launcher kill",
+    ),
+    (
+        "kill raced the start: SIGTERM exit",
+        QUEUED + "started 101 1\nexited 102 143\n",
+        Scheduled(killed=True),
+        nothing_runs,
+        State.KILLED,
+        "launcher kill",
+    ),
+    (
+        "failed on its own before a kill of the invocation",
+        QUEUED + "started 101 1\nexited 102 1\n",
+        Scheduled(killed=True),
+        nothing_runs,
+        State.FAILED,
+        "last line",
     ),
     ("killed before it started", QUEUED + "killed 105\n", Scheduled(), nothing_runs, State.KILLED, "before"),
     (
@@ -188,8 +213,10 @@ def test_times_and_exit_code_come_from_the_current_attempt():
 
 def test_the_process_is_asked_with_the_recorded_pid():
     asked = []
-    derive_status(history(QUEUED + "started 101 4242\n"), Scheduled(), lambda pid: asked.append(pid))
-    assert asked == [4242]
+    derive_status(
+        history(QUEUED + "started 101 4242 99\n"), Scheduled(), lambda e: asked.append((e.pid, e.ticks))
+    )
+    assert asked == [(4242, "99")]
 
 
 def test_the_output_is_read_only_for_a_failure_without_a_reason():

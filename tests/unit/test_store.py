@@ -88,12 +88,30 @@ def test_index_at_10000_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("LAUNCHER_STATE_DIR", str(tmp_path / "state"))
     (tmp_path / "state").mkdir()
     lines = [
-        json.dumps({"id": f"{n:08x}", "sweep": None, "folder": f"/r/{n}", "created": n, "executor": "local"})
+        json.dumps(
+            {
+                "id": f"{n:08x}",
+                "sweep": None,
+                "folder": f"{tmp_path}/r/{n}",
+                "created": n,
+                "executor": "local",
+            }
+        )
         for n in range(10_000)
     ]
     index.index_path().write_text("\n".join(lines) + "\n")
     found = index.entries()
     assert len(found) == 10_000 and found[0].id == "00000000" and found[-1].id == f"{9999:08x}"
+    assert [e.id for e in index.recent(3)] == [f"{n:08x}" for n in (9997, 9998, 9999)]
+    assert [e.id for e in index.recent(10_000)] == [e.id for e in found]
+    assert len(index.recent(12_000)) == 10_000
+    (tmp_path / "r" / "1234").mkdir(parents=True)  # a folder for the one record resolve reads
+    rec = record(tmp_path, "000004d2")
+    (tmp_path / "r" / "1234" / layout.RECORD).write_text(layout.record_json(rec))
+    ((got, job),) = index.resolve("000004d2")
+    assert got.invocation_id == "000004d2" and job is None
+    with pytest.raises(LauncherError, match="ambiguous"):
+        index.resolve("000004")
 
 
 def test_a_fifo_is_never_opened(tmp_path):
@@ -145,3 +163,21 @@ def test_a_second_start_of_the_same_invocation_is_refused(tmp_path):
 def test_task_folder_names_avoid_reserved_names():
     names = layout.task_folder_names(["logs", "a/b", "a b", "sbatch.sh"], reserved=frozenset({"sbatch.sh"}))
     assert names == ["logs-2", "a_b", "a_b-2", "sbatch.sh-2"]
+
+
+def test_a_reused_pid_is_not_our_script(tmp_path):
+    """M2: a started record's PID alive and running a script of that name, but started at another time
+    (a reused PID), is not our run: kill must never signal it and status must not count it as running."""
+    from launcher.executors.container.process import is_running, start_ticks
+
+    (tmp_path / "run.sh").write_text("sleep 30\n")
+    proc = subprocess.Popen(["bash", "run.sh"], cwd=tmp_path)
+    try:
+        ticks = start_ticks(proc.pid)
+        ours = events.Event(events.STARTED, 1.0, f"{proc.pid} {ticks}")
+        reused = events.Event(events.STARTED, 1.0, f"{proc.pid} {int(ticks) - 1}")
+        assert is_running(ours, "run.sh") and not is_running(reused, "run.sh")
+        assert not is_running(ours, "run_all.sh")
+    finally:
+        proc.kill()
+        proc.wait()

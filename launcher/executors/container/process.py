@@ -9,9 +9,23 @@ from pathlib import Path
 from launcher.store import events
 
 
-def pid_alive(pid: int | None, script: str) -> bool:
-    """True if `pid` runs bash on `script` (guards against PID reuse)."""
+def start_ticks(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
+def is_running(start: events.Event | None, script: str) -> bool:
+    """True if the process of a `started` record still runs `script`: the same PID, the same start time
+    (a reused PID has another), and bash on that script."""
+    pid = start.pid if start else None
     if not pid or pid <= 0:
+        return False
+    if start.ticks is not None and start_ticks(pid) != start.ticks:
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -23,8 +37,7 @@ def pid_alive(pid: int | None, script: str) -> bool:
 def running_pid(events_path: str | Path, script: str) -> int | None:
     """PID of the script's current run, if it is alive (a started record without an exit record)."""
     start = events.open_start(events.read(events_path))
-    pid = start.pid if start else None
-    return pid if pid and pid_alive(pid, script) else None
+    return start.pid if start and is_running(start, script) else None
 
 
 def terminate(pid: int) -> None:

@@ -105,7 +105,7 @@ def render_run_sh(
         "  exit 0",
         "fi",
     ]
-    lines.append(events.shell(events.STARTED, "$$"))
+    lines.append(events.shell(events.STARTED, events.SCRIPT_PROCESS))
     if host_vars:
         lines += [
             f"for var in {' '.join(host_vars)}; do",

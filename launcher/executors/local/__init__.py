@@ -17,7 +17,7 @@ from launcher.errors import LauncherError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
-from launcher.executors.container.process import pid_alive, running_pid, terminate
+from launcher.executors.container.process import is_running, running_pid, terminate
 from launcher.executors.container.render import ContainerSpec
 from launcher.executors.local.render import ServerSpec, render_run_all_sh
 from launcher.executors.status import Scheduled
@@ -34,7 +34,7 @@ class LocalConfig(ContainerConfig):
 class LocalExecutor(ContainerExecutor):
     name = "local"
     config_class = LocalConfig
-    startup_wait = 2.0  # submit reports the first wave when it has started within this time
+    startup_wait = 1.5  # submit reports what has started by then (the first wave, or "pending"): < 2 s
 
     # ---- plan and start ------------------------------------------------------------------------------
 
@@ -107,10 +107,10 @@ class LocalExecutor(ContainerExecutor):
             except LauncherError:
                 return None  # engine down: judge by the scripts alone
 
-        def alive(job: PlannedJob, pid: int | None) -> tuple[State, str] | None:
+        def alive(job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
             found = containers()
             container = (found or {}).get(job.job_id, {}).get("status")
-            if not (pid_alive(pid, RUN) or container == "running"):
+            if not (is_running(start, RUN) or container == "running"):
                 return None
             if found is None:
                 return State.RUNNING, "Docker engine not reachable: container state unknown"

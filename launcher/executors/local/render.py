@@ -37,7 +37,7 @@ def render_run_all_sh(
         # Every task is queued before run_all.sh says it started: once `start` sees that record, a
         # status never reads an earlier attempt's end (e.g. a kill) as the current one.
         f"for task in {folders}; do {queue}; done",
-        events.shell(events.STARTED, "$$"),
+        events.shell(events.STARTED, events.SCRIPT_PROCESS),
     ]
     if server:
         lines += _server_lines(server, invocation_id)

@@ -22,7 +22,7 @@ from launcher.errors import ConfigError, LauncherError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
-from launcher.executors.container.process import pid_alive
+from launcher.executors.container.process import is_running
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
@@ -192,8 +192,8 @@ class SlurmExecutor(ContainerExecutor):
                 ended=ended,
             )
 
-            def alive(pid: int | None) -> tuple[State, str] | None:
-                if view.alive or (not self.shell.remote and pid_alive(pid, RUN)):
+            def alive(start: events.Event) -> tuple[State, str] | None:
+                if view.alive or (not self.shell.remote and is_running(start, RUN)):
                     return State.RUNNING, ""
                 return None
 
@@ -218,6 +218,18 @@ class SlurmExecutor(ContainerExecutor):
             state, _, reason = rest.partition("|")
             if index.strip().isdigit():
                 states[int(index)] = (state.strip(), reason.strip())
+        return states or self._accounted_states(job_id)
+
+    def _accounted_states(self, job_id: str) -> dict[int, tuple[str, str]]:
+        """Once squeue has forgotten the job (MinJobAge), Slurm's accounting still knows how each element
+        ended: one sacct call. No accounting configured: no answer (the stage records still speak)."""
+        proc = self.shell.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State"])
+        states = {}
+        for line in proc.stdout.splitlines() if proc.returncode == 0 else ():
+            element, _, state = line.partition("|")
+            _, _, index = element.partition("_")
+            if index.isdigit():
+                states[int(index)] = (state.split(" ")[0].strip(), "")  # "CANCELLED by 0" -> CANCELLED
         return states
 
     def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:

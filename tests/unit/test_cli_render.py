@@ -1,0 +1,33 @@
+"""What the CLI prints for big invocations and odd results: pure rendering, no subprocess."""
+
+import json
+
+from launcher.api import InvocationStatus
+from launcher.cli.render import render_results, summary
+from launcher.model import InvocationRecord, JobStatus, State
+
+
+def job(n, state, done=None, total=None, started=None, folder="/nonexistent"):
+    return JobStatus(f"inv.{n}", f"t{n}", state, folder, done=done, total=total, started=started)
+
+
+def test_summary_counts_states_samples_and_eta():
+    jobs = [job(n, State.SUCCEEDED, 10, 10, started=100) for n in range(3)]
+    jobs += [job(3, State.RUNNING, 5, 10, started=100)] + [job(n, State.PENDING) for n in range(4, 1000)]
+    line = summary(jobs, now=110)
+    # 35 samples in 10 s: 3.5/s; 35 of 35 + 996 unknown totals -> (40 - 35) / 3.5 = 1 s
+    assert line == "3 succeeded, 1 running, 996 pending; samples 35/40; ETA 0:00:01"
+    assert summary([job(0, State.PENDING)]) == "1 pending"
+
+
+def test_results_of_any_shape_never_crash(tmp_path):
+    """L7: a custom task's results.json of another shape: the final table still prints."""
+    (tmp_path / "results").mkdir()
+    for text in ('{"results": {"tasks": {"t0": {"metrics": {"m": {"scores": [1]}}}}}}', "[]", "{", '"x"'):
+        (tmp_path / "results" / "results.json").write_text(text)
+        record = InvocationRecord("inv", str(tmp_path), "local", {}, (), 0.0)
+        collected = [InvocationStatus(record, [job(0, State.SUCCEEDED, folder=str(tmp_path))])]
+        assert "t0" in render_results(collected)
+    good = {"results": {"tasks": {"t0": {"metrics": {"m": {"scores": {"m": {"value": 0.5}}}}}}}}
+    (tmp_path / "results" / "results.json").write_text(json.dumps(good))
+    assert "0.5000" in render_results(collected)
