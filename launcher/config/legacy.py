@@ -61,6 +61,30 @@ ENV_IDENTITY = ("USER", "LOGNAME", "HOME")  # ${oc.env:...} allowed for these: w
 ENV_INTERPOLATION = re.compile(r"\$\{\s*(?:oc\.env|env)\s*:\s*([^,}\s]*)")
 
 
+# NEL 0.2.6's configs/execution/slurm/default.yaml values, in NEL's key names (mapped below like any
+# user value). `execution=slurm` keeps our own defaults: no GPUs, no exclusive node, no $HOME mount.
+NEL_SLURM_DEFAULT = {
+    "partition": "batch",
+    "walltime": "01:00:00",
+    "gres": "gpu:8",
+    "sbatch_extra_flags": {"exclusive": True},
+    "mounts": {"mount_home": True},
+}
+
+
+def store_nel_groups(store: Any) -> None:
+    """Make NEL's defaults-list spellings compose: `execution: slurm/default` (our Slurm executor with NEL's
+    values) and `execution: lepton/default` (composes only to be refused by name). Call after the
+    executors' own `execution/<name>` options are stored."""
+    store.store(
+        group="execution/slurm",
+        name="default",
+        node={"defaults": ["/execution/slurm@_here_", "_self_"], **NEL_SLURM_DEFAULT},
+        package="execution",
+    )
+    store.store(group="execution/lepton", name="default", node={"type": "lepton"}, package="execution")
+
+
 def executor_name(choice: str | None) -> str | None:
     """Hydra's `execution` choice -> our executor name: NEL's `slurm/default` is our `slurm`."""
     if choice is None:
@@ -164,9 +188,10 @@ def _execution(execution: dict, executor: str, fields: set[str], data: dict) -> 
     for nel, ours in SLURM_RENAMES.items():
         if nel in execution:
             needs(ours, nel)
+            # The composed tree always holds our default for `ours`: the NEL spelling the user wrote wins.
             value = execution.pop(nel)
-            if ours in execution and execution[ours] != value:
-                raise ConfigError(f"execution.{nel}", f"conflicts with execution.{ours}", "Keep only one")
+            if nel == "walltime" and isinstance(value, int) and not isinstance(value, bool):
+                value = _hms(value)  # YAML 1.1 reads an unquoted 01:00:00 as 3600 (base 60)
             execution[ours] = value
     if "gres" in execution:
         needs("gpus_per_node", "gres")
@@ -265,6 +290,9 @@ def _deployment(deployment: dict, top_env: dict) -> dict:
         command = deployment.pop("command")
         if command is not None:
             deployment["shell_command"] = command if isinstance(command, str) else " ".join(map(str, command))
+    endpoints = deployment.get("endpoints")
+    if isinstance(endpoints, dict) and endpoints.get("health") and "health_path" not in deployment:
+        deployment["health_path"] = endpoints["health"]
     if isinstance(deployment.get("extra_args"), list):
         deployment["extra_args"] = " ".join(map(str, deployment["extra_args"]))
     return _env_block(deployment, "deployment", top_env)
@@ -287,6 +315,11 @@ def _task(task: Any, i: int, shared: dict) -> Any:
         task = {"name": task}
     if not isinstance(task, dict):
         return task
+    if "config" in task or "target" in task:  # NEL 0.2.6 refuses these too (TaskModel forbids extra keys)
+        name = "config" if "config" in task else "target"
+        raise ConfigError(
+            f"{key}.{name}", "is not a task key", f"Write it under {key}.nemo_evaluator_config.{name}"
+        )
     task = _env_block(dict(task), key, {})
     own = task.pop("nemo_evaluator_config", None)
     own = _nel_config(own, f"{key}.nemo_evaluator_config") if own is not None else {}
@@ -349,6 +382,10 @@ def _env_block(block: dict, key: str, top_env: dict) -> dict:
     if literals:
         block["literal_env"] = {**(block.get("literal_env") or {}), **literals}
     return block
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _mapping(value: Any, key: str) -> dict:

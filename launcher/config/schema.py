@@ -163,6 +163,7 @@ class Deployment:
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
+    data_parallel_size_local: int | None = None  # vllm multi-node data parallel: ranks per node
     gpu_memory_utilization: float | None = None  # vllm only
     extra_args: str = ""  # appended to the server command
     endpoints: dict[str, str] = field(default_factory=dict)  # chat/completions/health paths (NEL)
