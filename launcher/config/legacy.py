@@ -359,12 +359,13 @@ def _typed_params(block: dict, nel: dict, key: str) -> None:
 
 def _env_block(block: dict, key: str, top_env: dict) -> dict:
     """Split NEL env_vars (host:/runtime:/lit:) into host names (env_vars) and literals (literal_env)."""
-    env = {**top_env, **_mapping(block.get("env_vars") or {}, f"{key}.env_vars")}
+    own = _mapping(block.get("env_vars") or {}, f"{key}.env_vars")
+    env = {**top_env, **own}
     if not env:
         return block
     names, literals = {}, {}
     for name, value in env.items():
-        where = f"{key}.env_vars.{name}"
+        where = f"{key}.env_vars.{name}" if name in own else f"env_vars.{name}"
         kind, _, rest = value.partition(":") if isinstance(value, str) else ("", "", value)
         if kind in ("host", "runtime"):  # ours are read when the task starts: NEL's runtime: binding
             names[name] = rest
