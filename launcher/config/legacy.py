@@ -56,7 +56,9 @@ HARMLESS = {
     "execution.endpoint_readiness_timeout": None,
     "execution.sbatch_comment": None,
 }
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.I)
+# A variable whose name has one of these words (split on _) holds a secret: HF_TOKEN, OPENAI_API_KEY;
+# not TOKENIZERS_PARALLELISM.
+SECRET_WORDS = {"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "PAT"}
 ENV_IDENTITY = ("USER", "LOGNAME", "HOME")  # ${oc.env:...} allowed for these: who you are, not secrets
 ENV_INTERPOLATION = re.compile(r"\$\{\s*(?:oc\.env|env)\s*:\s*([^,}\s]*)")
 
@@ -370,7 +372,7 @@ def _env_block(block: dict, key: str, top_env: dict) -> dict:
         if kind in ("host", "runtime"):  # ours are read when the task starts: NEL's runtime: binding
             names[name] = rest
         elif kind == "lit":
-            if looks_secret(rest) or SECRET_NAME.search(str(name)):
+            if looks_secret(rest) or SECRET_WORDS & set(str(name).upper().split("_")):
                 raise ConfigError(
                     where,
                     f"a literal for a secret would be written into the run scripts {NOT_SHOWN}",

@@ -41,8 +41,10 @@ def looks_secret(value: object) -> bool:
         return True
     if len(text) < 20 or not _TOKEN_CHARS.match(text) or text.startswith(("/", "./", "http")):
         return False
-    classes = sum(bool(re.search(c, text)) for c in ("[a-z]", "[A-Z]", "[0-9]"))
-    return classes == 3 and _entropy(text) >= 3.5
+    # The longest run between separators: model ids (Qwen/Qwen3-4B-Instruct-2507) are short words.
+    core = max(re.split(r"[/._-]", text), key=len)
+    classes = sum(bool(re.search(c, core)) for c in ("[a-z]", "[A-Z]", "[0-9]"))
+    return len(core) >= 16 and classes == 3 and _entropy(core) >= 3.3
 
 
 def _entropy(text: str) -> float:

@@ -332,6 +332,9 @@ def test_l4_names_and_ids_are_not_taken_for_secrets():
         "gsm8k",
         "nvcr.io/nvidia/eval-factory/simple-evals:26.03",
         "/path/to/checkpoint/Model-7B-v2",
+        "Qwen/Qwen3-4B-Instruct-2507",
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
+        "123e4567-e89b-12d3-a456-426614174000",
     ]:
         assert not looks_secret(plain), plain
     for secret in [

@@ -82,9 +82,12 @@ def compose(primary: Path):
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from launcher import app
+    try:  # where the Hydra front lives: launcher.cli.hydra_front (new layout) or launcher.app (before)
+        from launcher.cli.hydra_front import register_executors
+    except ImportError:
+        from launcher.app import register_executors
 
-    app.register_executors()
+    register_executors()
     from hydra.core.config_store import ConfigStore
 
     legacy.store_nel_groups(ConfigStore.instance())

@@ -126,12 +126,22 @@ ACCEPTED = [
         "local",
         {
             "evaluation": {
-                "env_vars": {"A": "host:HOST_A", "B": "runtime:SLURM_JOB_ID", "C": "HOST_C", "D": "lit:1"},
+                "env_vars": {
+                    "A": "host:HOST_A",
+                    "B": "runtime:SLURM_JOB_ID",
+                    "C": "HOST_C",
+                    "D": "lit:1",
+                    "TOKENIZERS_PARALLELISM": "lit:false",
+                    "MODEL": "lit:Qwen/Qwen3-4B-Instruct-2507",
+                },
                 "tasks": ["t"],
             }
         },
         lambda s: (s.env_vars(task0(s)), s.literal_env(task0(s))),
-        ({"A": "HOST_A", "B": "SLURM_JOB_ID", "C": "HOST_C"}, {"D": "1"}),
+        (
+            {"A": "HOST_A", "B": "SLURM_JOB_ID", "C": "HOST_C"},
+            {"D": "1", "TOKENIZERS_PARALLELISM": "false", "MODEL": "Qwen/Qwen3-4B-Instruct-2507"},
+        ),
     ),
     (
         "top-level env_vars reach evaluation and deployment; evaluation level wins",
