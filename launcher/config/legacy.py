@@ -87,6 +87,19 @@ def store_nel_groups(store: Any) -> None:
     store.store(group="execution/lepton", name="default", node={"type": "lepton"}, package="execution")
 
 
+def register_resolvers() -> None:
+    """NEL's interpolation `${select_not_null:key,default}` (its deployment commands use it): the value at
+    `key`, or `default` when that is null or absent. Call once before composing."""
+    from omegaconf import OmegaConf
+
+    def select_not_null(key: str, default: Any, *, _root_: Any) -> Any:
+        value = OmegaConf.select(_root_, key, default=None, throw_on_resolution_failure=False)
+        return default if value is None else value
+
+    if not OmegaConf.has_resolver("select_not_null"):
+        OmegaConf.register_new_resolver("select_not_null", select_not_null, use_cache=False)
+
+
 def executor_name(choice: str | None) -> str | None:
     """Hydra's `execution` choice -> our executor name: NEL's `slurm/default` is our `slurm`."""
     if choice is None:

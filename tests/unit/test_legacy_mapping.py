@@ -379,3 +379,17 @@ def test_nel_spelling_we_do_not_run_is_refused_by_name(tree, executor, words):
     message = str(info.value)
     assert words in message and "\n" not in message
     assert "Qw3rTy7" not in message
+
+
+def test_nel_select_not_null_resolver():
+    from omegaconf import OmegaConf
+
+    from launcher.config.legacy import register_resolvers
+
+    register_resolvers()
+    register_resolvers()  # idempotent
+    command = "vllm serve ${select_not_null:deployment.hf_model_handle,/checkpoint}"
+    with_handle = OmegaConf.create({"deployment": {"hf_model_handle": "org/m", "command": command}})
+    without = OmegaConf.create({"deployment": {"hf_model_handle": None, "command": command}})
+    assert with_handle.deployment.command == "vllm serve org/m"
+    assert without.deployment.command == "vllm serve /checkpoint"
