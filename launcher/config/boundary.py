@@ -1,65 +1,149 @@
 """The one strict boundary: composed plain data -> frozen typed objects, or one clear ConfigError.
 
 Unknown keys, wrong types and missing values are rejected with the full key, what is allowed and how to
-fix it. Spellings of NeMo Evaluator Launcher 0.2.x are mapped here and nowhere else.
+fix it. NeMo Evaluator Launcher 0.2.6 spellings are mapped by launcher.config.legacy, called from here.
+
+What the Hydra front must call (in this order):
+1. `refuse_env_interpolation(OmegaConf.to_container(cfg, resolve=False))` before resolving;
+2. `to_run_spec(resolved, executor, config_class, missing_keys=user_missing_keys(user_file_tree, overrides))`
+   where `user_file_tree` is the user's own primary config loaded alone (OmegaConf.load, unresolved) and
+   `overrides` the command-line overrides: merging drops a user's `???` when a default exists.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import getpass
+import math
+import os
 import re
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any, Literal, Union
 
+from launcher.config import legacy
 from launcher.config.schema import (
     Deployment,
     Evaluation,
-    Params,
+    Mounts,
+    Pending,
     RunSpec,
     Target,
 )
+from launcher.config.values import NOT_SHOWN, control_character, is_image_reference, looks_secret, show
 from launcher.errors import ConfigError
 
 MISSING = "???"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP_LEVEL = ("execution", "target", "evaluation", "deployment")
-
-# NeMo Evaluator Launcher 0.2.x: nemo_evaluator_config.config.params.<old> -> params.<new>
-LEGACY_PARAMS = {
-    "parallelism": "parallelism",
-    "limit_samples": "limit_samples",
-    "request_timeout": "request_timeout",
-    "max_retries": "max_retries",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_new_tokens": "max_tokens",
-}
+NEL_TOP_LEVEL = ("env_vars", "export", "auxiliary_deployments", "name")  # mapped or refused by legacy
+# Free text written to its own file (a script or YAML), never into a line: newlines and tabs allowed.
+FREE_TEXT = re.compile(
+    r"(^|\.)(pre_cmd|post_cmd)$|nemo_evaluator_config|adapter_config|^deployment\.command$"
+)
 
 
-def to_run_spec(data: dict, executor: str, execution_class: type) -> RunSpec:
+def refuse_env_interpolation(raw: dict) -> None:
+    """`${oc.env:VAR}` in the UNRESOLVED config would copy a host value (often a secret) into scripts, the
+    docker command line and .hydra/: refused with the by-name spelling. USER/LOGNAME/HOME are allowed."""
+    found = legacy.env_interpolations(raw)
+    if found:
+        key, var = found[0]
+        raise ConfigError(
+            key,
+            f"${{oc.env:{var}}} would write the value of {var} into the run files",
+            f"Pass it by name: in env_vars write NAME: host:{var} (api_key: {var} for the endpoint key)",
+        )
+
+
+def user_missing_keys(user_tree: Any, overrides: Iterable[str] = ()) -> tuple[str, ...]:
+    """Dotted keys the user wrote as `???` in their own config file and no command-line override sets."""
+    found: list[str] = []
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k not in ("defaults", "hydra"):
+                    walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif node == MISSING:
+            found.append(key)
+
+    walk(user_tree, "")
+    overridden = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    return tuple(k for k in found if k not in overridden)
+
+
+def to_run_spec(
+    data: dict, executor: str, execution_class: type, missing_keys: Iterable[str] = ()
+) -> RunSpec:
     """Validate the whole composed tree (plain data, secrets absent) and freeze it."""
     if not isinstance(data, dict):
         raise ConfigError("", "the configuration must be a mapping")
-    unknown = sorted(set(data) - set(TOP_LEVEL) - {"hydra"})
+    for key in missing_keys:
+        raise ConfigError(
+            key, "missing required value", f"Set it in your config or add {key}=... to the command"
+        )
+    unknown = sorted(set(data) - set(TOP_LEVEL) - set(NEL_TOP_LEVEL) - {"hydra"})
     if unknown:
         raise ConfigError(unknown[0], "unknown top-level key", f"Allowed: {', '.join(TOP_LEVEL)}")
-    data = _map_legacy(data)
+    for key in TOP_LEVEL:
+        if key in data and data[key] is None:
+            fix = (
+                "Use deployment=none for an existing endpoint"
+                if key == "deployment"
+                else (f"Choose one with {key}=<name> or define '{key}:' in your config")
+            )
+            raise ConfigError(key, "is null", fix)
+    _check_text({k: v for k, v in data.items() if k != "hydra"}, "")
+    execution_fields = {f.name for f in dataclasses.fields(execution_class)}
+    ours, mounts, pending = legacy.to_ours(data, executor, execution_fields)
     for key in ("target", "evaluation"):
-        if data.get(key) in (None, MISSING):
+        if ours.get(key) in (None, MISSING):
             raise ConfigError(
                 key, "missing", f"Choose one with {key}=<name> or define '{key}:' in your config"
             )
     spec = RunSpec(
         executor=executor,
-        execution=build(execution_class, data.get("execution") or {}, "execution"),
-        target=build(Target, data["target"], "target"),
-        evaluation=build(Evaluation, data["evaluation"], "evaluation"),
-        deployment=build(Deployment, data.get("deployment") or {}, "deployment"),
+        execution=build(execution_class, ours.get("execution") or {}, "execution"),
+        target=build(Target, ours["target"], "target"),
+        evaluation=build(Evaluation, ours["evaluation"], "evaluation"),
+        deployment=build(Deployment, ours.get("deployment") or {}, "deployment"),
         config=data,
+        mounts=build(Mounts, mounts, "execution.mounts"),
+        pending=build(Pending, pending, "export"),
     )
     _check_semantics(spec)
     return spec
+
+
+def _check_text(node: Any, key: str) -> None:
+    """H3: no character that could end a script line or an argument early, in any key or value."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            name = str(k)
+            bad = control_character(name)
+            if bad:
+                raise ConfigError(
+                    f"{key}.{name!r}" if key else repr(name), f"a key contains {bad}", "Remove it"
+                )
+            _check_text(v, f"{key}.{name}" if key else name)
+    elif isinstance(node, list | tuple):
+        for i, v in enumerate(node):
+            _check_text(v, f"{key}[{i}]")
+    elif isinstance(node, str):
+        bad = control_character(node, allow_newlines=bool(FREE_TEXT.search(key)))
+        if bad:
+            raise ConfigError(
+                key,
+                f"contains {bad}, which would end a line of the run scripts early",
+                "Write the value on one line without control characters",
+            )
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(key, f"{node} is not a finite number", "Give a finite number")
 
 
 def build(cls: Any, value: Any, key: str) -> Any:
@@ -81,7 +165,7 @@ def build(cls: Any, value: Any, key: str) -> Any:
         allowed = typing.get_args(cls)
         if value not in allowed:
             raise ConfigError(
-                key, f"{value!r} is not allowed", f"Allowed values: {', '.join(map(str, allowed))}"
+                key, f"{show(value)} is not allowed", f"Allowed values: {', '.join(map(str, allowed))}"
             )
         return value
     if origin is tuple:
@@ -94,7 +178,8 @@ def build(cls: Any, value: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(key, f"expected a mapping, got {_describe(value)}")
-        return {str(k): build(str, v, f"{key}.{k}") for k, v in value.items()}
+        value_type = typing.get_args(cls)[1] if typing.get_args(cls) else Any
+        return {str(k): build(value_type, v, f"{key}.{k}") for k, v in value.items()}
     return _scalar(cls, value, key)
 
 
@@ -124,6 +209,8 @@ def _scalar(cls: type, value: Any, key: str) -> Any:
         return value
     if cls is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if cls is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(key, f"{value} is not a finite number", "Give a finite number")
     if cls is str and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, cls) and not (cls is int and isinstance(value, bool)):
@@ -133,135 +220,156 @@ def _scalar(cls: type, value: Any, key: str) -> Any:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{text[:60]}{'...' if len(text) > 60 else ''} ({type(value).__name__})"
-
-
-def _map_legacy(data: dict) -> dict:
-    """Accept NeMo Evaluator Launcher 0.2.x spellings by rewriting them to ours."""
-    data = dict(data)
-    target = data.get("target")
-    if isinstance(target, dict) and isinstance(target.get("api_endpoint"), dict):
-        endpoint = dict(target["api_endpoint"])
-        if "api_key_name" in endpoint:
-            old = endpoint.pop("api_key_name")
-            if endpoint.get("api_key") not in (None, old):
-                raise ConfigError(
-                    "target.api_endpoint.api_key_name",
-                    "conflicts with target.api_endpoint.api_key",
-                    "Keep only api_key (the name of the host variable holding the key)",
-                )
-            endpoint["api_key"] = old
-        data["target"] = {**target, "api_endpoint": endpoint}
-    evaluation = data.get("evaluation")
-    if isinstance(data.get("deployment"), dict):
-        data["deployment"] = _map_legacy_block(data["deployment"], "deployment")
-    if isinstance(evaluation, dict):
-        evaluation = _map_legacy_block(evaluation, "evaluation")
-        tasks = evaluation.get("tasks")
-        if isinstance(tasks, list):
-            evaluation["tasks"] = [
-                _map_legacy_block({"name": t} if isinstance(t, str) else t, f"evaluation.tasks[{i}]")
-                for i, t in enumerate(tasks)
-            ]
-        data["evaluation"] = evaluation
-    return data
-
-
-def _map_legacy_block(block: Any, key: str) -> Any:
-    if not isinstance(block, dict):
-        return block
-    block = dict(block)
-    if isinstance(block.get("env_vars"), dict):
-        block["env_vars"] = {
-            k: _host_var_name(v, f"{key}.env_vars.{k}") for k, v in block["env_vars"].items()
-        }
-    legacy = block.pop("nemo_evaluator_config", None)
-    if legacy is None:
-        return block
-    old = (legacy.get("config") or {}).get("params") if isinstance(legacy, dict) else None
-    extra = set(legacy) - {"config"} if isinstance(legacy, dict) else {"?"}
-    if not isinstance(old, dict) or extra or set(legacy["config"]) - {"params"}:
-        raise ConfigError(
-            f"{key}.nemo_evaluator_config",
-            "only config.params is understood",
-            f"Write the parameters as {key}.params.<name> ({', '.join(Params.__dataclass_fields__)})",
-        )
-    params = dict(block.get("params") or {})
-    for name, v in old.items():
-        if name not in LEGACY_PARAMS:
-            raise ConfigError(
-                f"{key}.nemo_evaluator_config.config.params.{name}",
-                "not supported",
-                f"Supported: {', '.join(LEGACY_PARAMS)}; new spelling is {key}.params.<name>",
-            )
-        params.setdefault(LEGACY_PARAMS[name], v)
-    block["params"] = params
-    return block
-
-
-def _host_var_name(value: Any, key: str) -> Any:
-    if isinstance(value, str) and value.startswith("host:"):
-        return value[len("host:") :]
-    if isinstance(value, str) and value.startswith("lit:"):
-        raise ConfigError(
-            key,
-            "literal values ('lit:...') would be written into the run scripts",
-            "Put the value in a host environment variable and give its name instead",
-        )
-    return value
+    return f"{show(value)} ({type(value).__name__})"
 
 
 def _check_env_names(scope: str, env: dict[str, str]) -> None:
     for inner, host in env.items():
+        if looks_secret(host):  # L4: a pasted token can look like a variable name (hf_...)
+            raise ConfigError(
+                f"{scope}.{inner}",
+                f"looks like a secret value, not the name of a host variable {NOT_SHOWN}",
+                f"Export it on the host and map {inner}: <VARIABLE_NAME>",
+            )
         for what, name in (("container variable", inner), ("host variable", host)):
             if not ENV_NAME.match(name):
                 raise ConfigError(
                     f"{scope}.{inner}",
-                    f"{what} name {name!r} is not a valid environment variable name",
+                    f"{what} name {show(name)} is not a valid environment variable name",
                     "Use letters, digits and _ (map CONTAINER_VAR: HOST_VAR_NAME)",
                 )
 
 
+def _check_literal_env(scope: str, env: dict[str, str]) -> None:
+    for inner in env:
+        if not ENV_NAME.match(inner):
+            raise ConfigError(
+                f"{scope}.{inner}", "is not a valid environment variable name", "Use letters, digits and _"
+            )
+
+
+def _check_image(key: str, image: str | None) -> None:
+    if image is not None and not is_image_reference(image):
+        raise ConfigError(
+            key,
+            f"{show(image)} is not an image reference",
+            "Write [registry/]name[:tag][@digest], lowercase name, e.g. vllm/vllm-openai:v0.8.5",
+        )
+
+
+def _check_execution(execution: Any) -> None:
+    """Checks on the executor's settings by field name: executors share these fields, not a class."""
+    output_dir = getattr(execution, "output_dir", None)
+    if isinstance(output_dir, str) and ":" in output_dir:
+        raise ConfigError(
+            "execution.output_dir",
+            f"{show(output_dir)} contains ':', which docker reads as a mount separator",
+            "Choose a folder without ':'",
+        )
+    remote = getattr(execution, "remote_output_dir", None)
+    if remote is not None and not remote.startswith("/"):
+        raise ConfigError(
+            "execution.remote_output_dir",
+            f"{show(remote)} is not an absolute path (the cluster does not expand ~ or know our folder)",
+            "Give the full path on the cluster, e.g. /home/me/results",
+        )
+    if remote is not None and ":" in remote:
+        raise ConfigError("execution.remote_output_dir", "contains ':'", "Choose a folder without ':'")
+    for name in ("hostname", "username"):
+        value = getattr(execution, name, None)
+        if isinstance(value, str) and (value.startswith("-") or not value.strip() or " " in value):
+            raise ConfigError(
+                f"execution.{name}",
+                f"{show(value)} would be read by ssh as an option or is not a {name}",
+                f"Give a plain {name} (not starting with '-')",
+            )
+    grace = getattr(execution, "stop_grace", None)
+    if grace is not None and grace < 0:
+        raise ConfigError("execution.stop_grace", f"must be 0 or more seconds, got {grace}")
+    for i, arg in enumerate(getattr(execution, "extra_docker_args", ()) or ()):
+        if not isinstance(arg, str):
+            raise ConfigError(f"execution.extra_docker_args[{i}]", "expected a string")
+
+
+def check_machine(spec: RunSpec) -> None:
+    """Checks that depend on who launches (kept out of to_run_spec, which is pure): call at preflight.
+
+    L3: the invocation folders are private (0700) to the launching user, so a container running as
+    anyone else cannot write its results; only the launching user (name, uid or uid:gid) is accepted."""
+    execution = spec.execution
+    user = getattr(execution, "user", None)
+    if user is not None and not _is_invoking_user(user, getattr(execution, "username", None)):
+        raise ConfigError(
+            "execution.user",
+            f"{show(user)} is not you: the results folders are private (0700) to the user who launches, so "
+            "another container user cannot write its results",
+            "Remove execution.user (the container runs as you)",
+        )
+
+
+def _is_invoking_user(user: str, ssh_user: str | None) -> bool:
+    uid = user.split(":", 1)[0]
+    return uid in {str(os.getuid()), getpass.getuser()} | ({ssh_user} if ssh_user else set())
+
+
 def _check_semantics(spec: RunSpec) -> None:
     endpoint = spec.target.api_endpoint
-    if endpoint.api_key is not None and not ENV_NAME.match(endpoint.api_key):
+    if endpoint.api_key is not None and (
+        not ENV_NAME.match(endpoint.api_key) or looks_secret(endpoint.api_key)
+    ):
         raise ConfigError(
             "target.api_endpoint.api_key",
-            "must be the NAME of a host environment variable, not the key itself (value not shown)",
+            f"must be the NAME of a host environment variable, not the key itself {NOT_SHOWN}",
             "Export the key, e.g. `export MY_API_KEY=...`, and set target.api_endpoint.api_key=MY_API_KEY",
         )
     if not endpoint.url.startswith(("http://", "https://")):
-        raise ConfigError("target.api_endpoint.url", f"{endpoint.url!r} is not an http(s) URL")
+        raise ConfigError("target.api_endpoint.url", f"{show(endpoint.url)} is not an http(s) URL")
+    _check_execution(spec.execution)
     if not spec.evaluation.tasks:
         raise ConfigError("evaluation.tasks", "is empty", "List at least one task (see `launcher ls tasks`)")
     names = [t.name for t in spec.evaluation.tasks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(
-            "evaluation.tasks", f"task {duplicates[0]!r} is listed twice", "Give each task once"
+            "evaluation.tasks", f"task {show(duplicates[0])} is listed twice", "Give each task once"
         )
     if spec.evaluation.only is not None:
         missing = [n for n in spec.evaluation.only if n not in names]
         if missing:
             raise ConfigError(
                 "evaluation.only",
-                f"{missing[0]!r} is not a task of this evaluation",
+                f"{show(missing[0])} is not a task of this evaluation",
                 f"Tasks: {', '.join(names)}",
             )
     if not spec.selected_tasks():
         raise ConfigError("evaluation.only", "selects no task", f"Tasks: {', '.join(names)}")
     deployment = spec.deployment
     _check_env_names("deployment.env_vars", deployment.env_vars)
-    if deployment.type == "server" and not deployment.image:
+    _check_literal_env("deployment.env_vars", deployment.literal_env)
+    _check_image("deployment.image", deployment.image)
+    if deployment.type not in ("none",) and not deployment.image:
         raise ConfigError(
             "deployment.image", "missing: a server deployment needs an image", "Set deployment.image"
         )
+    if deployment.type in ("vllm", "sglang", "trtllm") and not (
+        deployment.checkpoint_path or deployment.hf_model_handle
+    ):
+        raise ConfigError(
+            "deployment.checkpoint_path",
+            f"missing: a {deployment.type} deployment serves a checkpoint or a Hugging Face model",
+            "Set deployment.checkpoint_path or deployment.hf_model_handle",
+        )
     if not 0 < deployment.port < 65536:
         raise ConfigError("deployment.port", f"{deployment.port} is not a TCP port")
+    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "startup_timeout"):
+        if getattr(deployment, name) < 1:
+            raise ConfigError(f"deployment.{name}", f"must be at least 1, got {getattr(deployment, name)}")
+    _check_env_names("evaluation.env_vars", spec.evaluation.env_vars)
+    _check_literal_env("evaluation.env_vars", spec.evaluation.literal_env)
     for i, task in enumerate(spec.evaluation.tasks):
         _check_env_names(f"evaluation.tasks[{i}].env_vars", task.env_vars)
-        _check_env_names("evaluation.env_vars", spec.evaluation.env_vars)
+        _check_literal_env(f"evaluation.tasks[{i}].env_vars", task.literal_env)
+        _check_image(f"evaluation.tasks[{i}].container", task.container)
         p = spec.params(task)
         for name, low in (("parallelism", 1), ("max_retries", 0), ("limit_samples", 1)):
             value = getattr(p, name)
@@ -269,3 +377,13 @@ def _check_semantics(spec: RunSpec) -> None:
                 raise ConfigError(
                     f"evaluation.tasks[{i}].params.{name}", f"must be at least {low}, got {value}"
                 )
+        if p.request_timeout is not None and p.request_timeout <= 0:
+            raise ConfigError(
+                f"evaluation.tasks[{i}].params.request_timeout",
+                f"must be more than 0 seconds, got {p.request_timeout}",
+            )
+        if p.max_error_fraction is not None and not 0 <= p.max_error_fraction <= 1:
+            raise ConfigError(
+                f"evaluation.tasks[{i}].params.max_error_fraction",
+                f"must be between 0 and 1, got {p.max_error_fraction}",
+            )

@@ -9,6 +9,63 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 ENDPOINT_TYPES = ("chat", "completions")
+NEL_SERVERS = ("vllm", "sglang", "nim", "trtllm", "generic")  # NEL 0.2.6 deployment types we keep
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """Extra bind mounts (NEL 0.2.6 `execution.mounts`): host path -> container path[:ro]."""
+
+    deployment: dict[str, str] = field(default_factory=dict)  # into the model server container
+    evaluation: dict[str, str] = field(default_factory=dict)  # into every task container
+    mount_home: bool = False  # NEL's Slurm default is true: $HOME mounted into the containers
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Accepted settings the launcher does not act on yet, reported at launch (never silently dropped)."""
+
+    export: dict[str, Any] = field(default_factory=dict)  # NEL `export` group
+    auto_export: dict[str, Any] = field(default_factory=dict)  # NEL `execution.auto_export`
+
+    def report(self) -> list[str]:
+        out = []
+        if self.auto_export:
+            out.append("execution.auto_export: pending: exporters not wired (kept in the run spec)")
+        if self.export:
+            out.append(f"export.{','.join(self.export)}: pending: exporters not wired (kept in the run spec)")
+        return out
+
+
+@dataclass(frozen=True)
+class Interceptor:
+    """One step of NEL 0.2.6's adapter chain (name, enabled, config), kept as written."""
+
+    name: str
+    enabled: bool = True
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """NEL 0.2.6 `adapter_config`, kept typed for the endpoint proxy; not applied by the launcher itself.
+
+    `settings` holds the flat legacy flags (use_caching, max_logged_requests, ...) exactly as written."""
+
+    interceptors: tuple[Interceptor, ...] = ()
+    post_eval_hooks: tuple[Interceptor, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The NEL shape again (what a `from_adapter_config(dict)` reads)."""
+        out: dict[str, Any] = dict(self.settings)
+        for name in ("interceptors", "post_eval_hooks"):
+            if getattr(self, name):
+                out[name] = [
+                    {"name": i.name, "enabled": i.enabled, "config": dict(i.config)}
+                    for i in getattr(self, name)
+                ]
+        return out
 
 
 @dataclass(frozen=True)
@@ -17,6 +74,7 @@ class ApiEndpoint:
     model_id: str  # model name sent in each request
     type: Literal["chat", "completions"] = "chat"
     api_key: str | None = None  # NAME of the host environment variable holding the key (never the key)
+    adapter_config: AdapterConfig | None = None  # NEL adapter chain, for the endpoint proxy (pending)
 
 
 @dataclass(frozen=True)
@@ -57,6 +115,14 @@ class TaskSpec:
     params: Params = field(default_factory=Params)
     container: str | None = None  # image to run instead of the task's default
     command: tuple[str, ...] | None = None  # argv to run instead of the task's default
+    literal_env: dict[str, str] = field(default_factory=dict)  # container variable -> literal (NEL lit:)
+    nemo_evaluator_config: dict[str, Any] = field(default_factory=dict)  # NEL pass-through, merged
+    adapter_config: AdapterConfig | None = None  # NEL per-task adapter chain (from the pass-through)
+    endpoint_type: Literal["chat", "completions"] | None = None  # NEL: the endpoint this task uses
+    pre_cmd: str = ""  # shell run in the task container before the evaluation (NEL; own file, not inlined)
+    post_cmd: str = ""  # shell run in the task container after it, even on failure (NEL)
+    dataset_dir: str | None = None  # host folder mounted read-only at dataset_mount_path (NEL)
+    dataset_mount_path: str = "/datasets"
 
 
 @dataclass(frozen=True)
@@ -65,6 +131,9 @@ class Evaluation:
     env_vars: dict[str, str] = field(default_factory=dict)  # container variable -> host variable NAME
     params: Params = field(default_factory=Params)
     only: tuple[str, ...] | None = None  # run only these task names (handy for -m sweeps)
+    literal_env: dict[str, str] = field(default_factory=dict)  # container variable -> literal (NEL lit:)
+    pre_cmd: str = ""  # default for every task (a task's own pre_cmd replaces it)
+    post_cmd: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,7 +143,9 @@ class Deployment:
     Any OpenAI-compatible server image fits: llama.cpp, vLLM, SGLang, NIM differ only in these values.
     """
 
-    type: Literal["none", "server"] = "none"  # "none": evaluate an existing endpoint
+    type: Literal["none", "server", "vllm", "sglang", "nim", "trtllm", "generic"] = (
+        "none"  # "none": evaluate an existing endpoint
+    )
     name: str = ""  # label for humans, e.g. "llama_cpp"
     image: str | None = None  # the server's image
     command: tuple[str, ...] = ()  # the server's argv (the image's default when empty)
@@ -84,6 +155,18 @@ class Deployment:
     startup_timeout: int = 600  # seconds to wait for readiness before failing the invocation
     env_vars: dict[str, str] = field(default_factory=dict)  # container variable -> host variable NAME
     extra_docker_args: tuple[str, ...] = ()
+    literal_env: dict[str, str] = field(default_factory=dict)  # container variable -> literal (NEL lit:)
+    # NEL 0.2.6 server types (vllm, sglang, nim, trtllm, generic): the values their commands are made of.
+    shell_command: str | None = None  # NEL `command`: one shell string (run from its own file)
+    checkpoint_path: str | None = None  # host folder mounted read-only at /checkpoint
+    hf_model_handle: str | None = None  # Hugging Face model id served instead of /checkpoint
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1
+    data_parallel_size_local: int | None = None  # vllm multi-node data parallel: ranks per node
+    gpu_memory_utilization: float | None = None  # vllm only
+    extra_args: str = ""  # appended to the server command
+    endpoints: dict[str, str] = field(default_factory=dict)  # chat/completions/health paths (NEL)
 
 
 @dataclass(frozen=True)
@@ -94,6 +177,8 @@ class RunSpec:
     evaluation: Evaluation
     deployment: Deployment
     config: dict  # the composed tree as plain data, kept for .hydra/ and `info`
+    mounts: Mounts = field(default_factory=Mounts)
+    pending: Pending = field(default_factory=Pending)
 
     def selected_tasks(self) -> tuple[TaskSpec, ...]:
         only = self.evaluation.only
@@ -106,6 +191,14 @@ class RunSpec:
             merged.setdefault("API_KEY", self.target.api_endpoint.api_key)
         merged.update(task.env_vars)
         return merged
+
+    def literal_env(self, task: TaskSpec) -> dict[str, str]:
+        """Container variable -> literal value (NEL `lit:`), task level wins. Never secrets (refused)."""
+        return {**self.evaluation.literal_env, **task.literal_env}
+
+    def pre_post(self, task: TaskSpec) -> tuple[str, str]:
+        """The task's (pre_cmd, post_cmd); a task's own replaces the evaluation's (NEL 0.2.6 rule)."""
+        return (task.pre_cmd or self.evaluation.pre_cmd, task.post_cmd or self.evaluation.post_cmd)
 
     def params(self, task: TaskSpec) -> Params:
         """Effective parameters: task > evaluation > target.generation > defaults."""

@@ -59,7 +59,7 @@ def test_valid_config_becomes_frozen_objects():
             "params.parallelism",
             "at least 1",
         ),
-        ({"evaluation": None}, "evaluation", "missing"),
+        ({"evaluation": None}, "evaluation", "is null"),
         ({"extra": 1}, "extra", "unknown top-level key"),
     ],
 )
@@ -102,19 +102,19 @@ def test_nemo_0_2_spellings_are_mapped():
     ("evaluation", "key", "words"),
     [
         (
-            {"tasks": ["gsm8k"], "env_vars": {"A": "lit:value"}},
-            "evaluation.env_vars.A",
-            "host environment variable",
+            {"tasks": ["gsm8k"], "env_vars": {"HF_TOKEN": "lit:whatever"}},
+            "evaluation.env_vars.HF_TOKEN",
+            "host:<VARIABLE_NAME>",
         ),
+        ({"tasks": ["gsm8k"], "nemo_evaluator_config": "abc"}, "evaluation.nemo_evaluator_config", "mapping"),
         (
-            {"tasks": ["gsm8k"], "nemo_evaluator_config": {"config": {"params": {"top_k": 1}}}},
-            "params.top_k",
-            "new spelling is evaluation.params",
+            {"tasks": ["gsm8k"], "nemo_evaluator_config": {"config": "abc"}},
+            "evaluation.nemo_evaluator_config.config",
+            "mapping",
         ),
-        ({"tasks": ["gsm8k"], "nemo_evaluator_config": {"target": {}}}, "nemo_evaluator_config", "params"),
     ],
 )
-def test_unmappable_nemo_spellings_are_rejected_with_the_new_one(evaluation, key, words):
+def test_unmappable_nemo_spellings_are_rejected_by_name(evaluation, key, words):
     with pytest.raises(ConfigError) as info:
         spec(data(evaluation=evaluation))
     assert key in str(info.value) and words in str(info.value)
@@ -143,3 +143,253 @@ def test_task_env_vars_win_over_evaluation():
     )
     s = spec(d)
     assert s.env_vars(s.evaluation.tasks[0]) == {"A": "H3", "B": "H2"}
+
+
+# Issue 12: each case below was accepted (or crashed) before; now one line naming the key.
+TOKEN = "hf_" + "aB3dE5gH7jK9mN1pQ3sT5vX7z"  # a made-up token shape, not a real credential
+
+
+def one_line_error(d) -> str:
+    with pytest.raises(ConfigError) as info:
+        spec(d)
+    message = str(info.value)
+    assert "\n" not in message and "\r" not in message
+    return message
+
+
+ENDPOINT = {"url": "http://127.0.0.1:8000/v1/chat/completions", "model_id": "m"}
+
+
+@pytest.mark.parametrize("bad", ["gpu\ntouch pwned #", "a\rb", "a\x00b", "a\x1bb", "a\u2028b", "a\tb"])
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [
+        (lambda v: {"execution": {"output_dir": v}}, "execution.output_dir"),
+        (lambda v: {"execution": {"extra_docker_args": ["--x", v]}}, "execution.extra_docker_args[1]"),
+        (lambda v: {"evaluation": {"tasks": [{"name": v}]}}, "evaluation.tasks[0].name"),
+        (lambda v: {"evaluation": {"tasks": ["gsm8k"], "env_vars": {"A": v}}}, "evaluation.env_vars.A"),
+        (lambda v: {"target": {"api_endpoint": {**ENDPOINT, "model_id": v}}}, "target.api_endpoint.model_id"),
+        (
+            lambda v: {"deployment": {"type": "server", "image": "x", "command": ["a", v]}},
+            "deployment.command[1]",
+        ),
+    ],
+)
+def test_h3_control_characters_are_refused_everywhere(bad, where, key):
+    message = one_line_error(data(**where(bad)))
+    assert message.startswith(key) and "Write the value on one line" in message
+
+
+def test_h3_control_characters_in_keys_are_refused():
+    message = one_line_error(data(evaluation={"tasks": ["gsm8k"], "env_vars": {"A\nB": "H"}}))
+    assert "a key contains a newline" in message
+
+
+def test_h3_slurm_strings_are_refused():
+    from launcher.executors.slurm import SlurmConfig
+
+    for key in ("partition", "account", "time_limit"):
+        with pytest.raises(ConfigError, match=f"execution.{key}: contains a newline"):
+            to_run_spec(data(execution={key: "gpu\ntouch pwned #"}), "slurm", SlurmConfig)
+    with pytest.raises(ConfigError, match=r"execution.extra_sbatch\[0\]: contains a newline"):
+        to_run_spec(data(execution={"extra_sbatch": ["--qos=x\nrm -rf ~"]}), "slurm", SlurmConfig)
+
+
+def test_h3_free_text_written_to_its_own_file_keeps_its_newlines():
+    s = spec(data(evaluation={"tasks": [{"name": "gsm8k", "pre_cmd": "set -e\npip list\n"}]}))
+    assert s.pre_post(s.evaluation.tasks[0]) == ("set -e\npip list\n", "")
+    message = one_line_error(data(evaluation={"tasks": [{"name": "gsm8k", "pre_cmd": "a\x00b"}]}))
+    assert "NUL" in message
+
+
+@pytest.mark.parametrize("name", ["hostname", "username"])
+def test_m6_ssh_names_starting_with_a_dash_are_refused(name):
+    from launcher.executors.slurm import SlurmConfig
+
+    with pytest.raises(ConfigError, match=f"execution.{name}: .*option"):
+        to_run_spec(data(execution={name: "-oProxyCommand=touch pwned"}), "slurm", SlurmConfig)
+
+
+def test_m6_ssh_ends_its_options_before_the_destination(tmp_path, monkeypatch):
+    from launcher.executors.slurm.shell import SSH
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    argv = SSH("login", "me", 22, ()).command(["squeue"])
+    assert argv[-3:] == ["--", "me@login", "squeue"]
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        (
+            {"evaluation": {"tasks": ["gsm8k"], "params": {"max_error_fraction": -0.1}}},
+            "max_error_fraction",
+            "0 and 1",
+        ),
+        (
+            {"evaluation": {"tasks": ["gsm8k"], "params": {"max_error_fraction": 1.5}}},
+            "max_error_fraction",
+            "0 and 1",
+        ),
+        (
+            {"evaluation": {"tasks": ["gsm8k"], "params": {"request_timeout": 0}}},
+            "request_timeout",
+            "more than 0",
+        ),
+        (
+            {"evaluation": {"tasks": ["gsm8k"], "params": {"request_timeout": -5}}},
+            "request_timeout",
+            "more than 0",
+        ),
+        (
+            {"evaluation": {"tasks": ["gsm8k"], "params": {"temperature": float("nan")}}},
+            "temperature",
+            "finite",
+        ),
+        ({"evaluation": {"tasks": ["gsm8k"], "params": {"top_p": float("inf")}}}, "top_p", "finite"),
+        ({"execution": {"stop_grace": -1}}, "execution.stop_grace", "0 or more"),
+        ({"target": None}, "target", "is null"),
+        ({"execution": None}, "execution", "is null"),
+        ({"deployment": None}, "deployment", "deployment=none"),
+        (
+            {"evaluation": {"tasks": [{"name": "x", "container": "Bad/Image"}]}},
+            "container",
+            "image reference",
+        ),
+        (
+            {"evaluation": {"tasks": [{"name": "x", "container": "--privileged"}]}},
+            "container",
+            "image reference",
+        ),
+        ({"deployment": {"type": "server", "image": "--privileged"}}, "deployment.image", "image reference"),
+        ({"execution": {"output_dir": "/data/a:b"}}, "execution.output_dir", "':'"),
+    ],
+)
+def test_l1_l2_values_that_broke_later_are_refused(change, key, words):
+    message = one_line_error(data(**change))
+    assert key in message and words in message
+
+
+@pytest.mark.parametrize("remote", ["results", "~/results", "./x"])
+def test_l2_remote_output_dir_must_be_absolute(remote):
+    from launcher.executors.slurm import SlurmConfig
+
+    with pytest.raises(ConfigError, match="execution.remote_output_dir: .*absolute.*full path"):
+        to_run_spec(data(execution={"remote_output_dir": remote}), "slurm", SlurmConfig)
+
+
+def test_good_image_references_pass():
+    from launcher.config.values import is_image_reference
+
+    good = [
+        "vllm/vllm-openai:latest",
+        "nvcr.io/nvidia/eval-factory/simple-evals:26.03",
+        "localhost:5000/a/b:1",
+        "launcher-harness:0.1.0",
+        "alpine@sha256:" + "a" * 64,
+        "Registry.Example.com/x/y",
+    ]
+    bad = ["Bad/Image", "--privileged", "a b", "x:", "UPPER", "a//b", ""]
+    assert [is_image_reference(g) for g in good] == [True] * len(good)
+    assert [is_image_reference(b) for b in bad] == [False] * len(bad)
+
+
+def test_l3_another_container_user_is_refused_with_why():
+    import os
+
+    from launcher.config.boundary import check_machine
+
+    s = spec(data(execution={"output_dir": "out", "user": f"{os.getuid() + 1}:0"}))
+    with pytest.raises(ConfigError, match="execution.user: .*private \\(0700\\)"):
+        check_machine(s)
+    check_machine(spec(data(execution={"output_dir": "out", "user": f"{os.getuid()}:{os.getgid()}"})))
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        data(evaluation={"tasks": ["gsm8k"], "env_vars": {"HF_TOKEN": TOKEN}}),
+        data(target={"api_endpoint": {**ENDPOINT, "api_key": TOKEN}}),
+        data(target={"api_endpoint": {**ENDPOINT, "type": TOKEN}}),
+        data(execution={"max_parallel": TOKEN}),
+        data(evaluation={"tasks": [{"name": "x", "container": TOKEN}]}),
+        data(evaluation={"tasks": ["gsm8k"], "env_vars": {"HF_TOKEN": "lit:" + TOKEN}}),
+        data(evaluation={"tasks": ["gsm8k"], "env_vars": {"SOME_VAR": "lit:sk-" + "x1Y2" * 6}}),
+    ],
+)
+def test_l4_a_value_that_looks_like_a_secret_is_never_echoed(d):
+    message = one_line_error(d)
+    assert TOKEN not in message and "x1Y2" not in message and "(value not shown)" in message
+
+
+def test_l4_names_and_ids_are_not_taken_for_secrets():
+    from launcher.config.values import looks_secret
+
+    for plain in [
+        "HF_TOKEN_FOR_GPQA_DIAMOND",
+        "meta/llama-3.1-8b-instruct",
+        "NGC_API_KEY",
+        "gsm8k",
+        "nvcr.io/nvidia/eval-factory/simple-evals:26.03",
+        "/path/to/checkpoint/Model-7B-v2",
+        "Qwen/Qwen3-4B-Instruct-2507",
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
+        "123e4567-e89b-12d3-a456-426614174000",
+    ]:
+        assert not looks_secret(plain), plain
+    for secret in [
+        TOKEN,
+        "sk-proj-" + "a1B2c3D4" * 3,
+        "nvapi-" + "Zx9" * 8,
+        "AKIA" + "ABCDEFGH12345678",
+        "ghp_" + "a1B2" * 9,
+        "xq7Rk2Lp9Vn4Tz8Yw3Bc6Hd1",
+    ]:
+        assert looks_secret(secret), secret
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (
+            {"target": {"api_endpoint": {"api_key": "${oc.env:OPENAI_API_KEY}"}}},
+            "target.api_endpoint.api_key",
+        ),
+        ({"evaluation": {"env_vars": {"HF": "${oc.env:HF_TOKEN}"}}}, "evaluation.env_vars.HF"),
+        ({"evaluation": {"tasks": [{"name": "x", "command": ["a", "--k=${oc.env:K,dflt}"]}]}}, "command[1]"),
+        ({"execution": {"extra_sbatch": ["${env:SECRET}"]}}, "execution.extra_sbatch[0]"),
+    ],
+)
+def test_l5_env_interpolation_is_refused_with_the_by_name_fix(raw, key):
+    from launcher.config.boundary import refuse_env_interpolation
+
+    with pytest.raises(ConfigError) as info:
+        refuse_env_interpolation(raw)
+    assert key in str(info.value) and "host:" in str(info.value)
+
+
+def test_l5_identity_variables_stay_allowed():
+    from launcher.config.boundary import refuse_env_interpolation
+
+    refuse_env_interpolation({"execution": {"username": "${oc.env:USER}"}, "hydra": {"x": "${oc.env:ANY}"}})
+
+
+def test_missing_value_the_user_wrote_wins_over_a_default():
+    from launcher.config.boundary import user_missing_keys
+
+    user_file = {
+        "defaults": ["_self_"],
+        "execution": {"hostname": "???", "account": "???", "output_dir": "x"},
+    }
+    keys = user_missing_keys(user_file, ["execution.account=proj"])
+    assert keys == ("execution.hostname",)
+    from launcher.executors.slurm import SlurmConfig
+
+    with pytest.raises(ConfigError, match="execution.hostname: missing required value"):
+        to_run_spec(data(execution={"hostname": None}), "slurm", SlurmConfig, missing_keys=keys)
+
+
+def test_unknown_execution_key_lists_only_the_chosen_executors_keys():
+    message = one_line_error(data(execution={"hostname": "x"}))
+    assert "Allowed keys under execution: output_dir" in message
+    assert "partition" not in message and "hostname," not in message

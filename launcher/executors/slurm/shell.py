@@ -65,7 +65,8 @@ class SSH(Local):
 
     def command(self, argv: list[str]) -> list[str]:
         """The local argv that runs `argv` on the login node (sent as one quoted string)."""
-        return [*self.base, self.target, "--", shlex.join(argv)]
+        # `--` before the destination: nothing after it is read as an ssh option, whatever the host is.
+        return [*self.base, "--", self.target, shlex.join(argv)]
 
     def run(self, argv: list[str], input: str | None = None) -> subprocess.CompletedProcess:
         proc = subprocess.run(self.command(argv), input=input, capture_output=True, text=True)

@@ -1,0 +1,417 @@
+"""NeMo Evaluator Launcher (NEL) 0.2.6 spellings -> ours. The only module that knows NEL's names.
+
+Facts from nemo-evaluator-launcher 0.2.6 (its configs/ folder, common/config_models.py and
+common/env_vars.py, and the example configs of the NVIDIA-NeMo/Evaluator tag
+nemo-evaluator-launcher-v0.2.6). Every NEL key is mapped to our schema or refused by name in one line;
+nothing is dropped silently: what we accept but do not act on yet lands in RunSpec.pending.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from launcher.config.values import NOT_SHOWN, looks_secret
+from launcher.errors import ConfigError
+
+OUR_EXECUTORS = ("local", "slurm")
+
+# nemo_evaluator_config.config.params.<NEL name> -> params.<our name> (the rest stays pass-through)
+PARAMS = {
+    "parallelism": "parallelism",
+    "limit_samples": "limit_samples",
+    "request_timeout": "request_timeout",
+    "max_retries": "max_retries",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_new_tokens": "max_tokens",
+}
+
+# NEL Slurm execution keys whose meaning is one of our Slurm keys or one #SBATCH line.
+SLURM_RENAMES = {"walltime": "time_limit", "num_nodes": "nodes"}
+# NEL keys we refuse by name, with why (multi-instance serving, Lepton, export-job partitions, ...).
+REFUSED = {
+    "execution.num_instances": "several model-server instances behind a load balancer are not supported yet; "
+    "use 1",
+    "execution.proxy": "the load balancer of several instances is not supported yet; remove it",
+    "execution.max_walltime": "there is no total-time cap across resumes yet; remove it (or set null)",
+    "execution.cpu_partition": "export jobs are not wired yet; remove it (or set null)",
+    "execution.lepton_platform": "Lepton is not supported",
+    "execution.evaluation_tasks": "Lepton is not supported",
+    "execution.env_var_names": "Lepton is not supported",
+    "deployment.lepton_config": "Lepton is not supported",
+    "deployment.base_command": "multi-node Ray serving (vllm_ray) is not supported yet",
+    "deployment.distributed_executor_backend": "multi-node Ray serving (vllm_ray) is not supported yet",
+    "auxiliary_deployments": "a second model server (e.g. a judge) is not supported yet; point the task "
+    "at an existing judge endpoint instead",
+}
+# Keys NEL's own defaults carry whose value changes nothing for us: accepted only at that value.
+HARMLESS = {
+    "execution.num_instances": 1,
+    "execution.ntasks_per_node": 1,
+    "execution.subproject": "nemo-evaluator-launcher",
+    "execution.max_walltime": None,
+    "execution.cpu_partition": None,
+    "execution.endpoint_readiness_timeout": None,
+    "execution.sbatch_comment": None,
+}
+# A variable whose name has one of these words (split on _) holds a secret: HF_TOKEN, OPENAI_API_KEY;
+# not TOKENIZERS_PARALLELISM.
+SECRET_WORDS = {"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "PAT"}
+ENV_IDENTITY = ("USER", "LOGNAME", "HOME")  # ${oc.env:...} allowed for these: who you are, not secrets
+ENV_INTERPOLATION = re.compile(r"\$\{\s*(?:oc\.env|env)\s*:\s*([^,}\s]*)")
+
+
+# NEL 0.2.6's configs/execution/slurm/default.yaml values, in NEL's key names (mapped below like any
+# user value). `execution=slurm` keeps our own defaults: no GPUs, no exclusive node, no $HOME mount.
+NEL_SLURM_DEFAULT = {
+    "partition": "batch",
+    "walltime": "01:00:00",
+    "gres": "gpu:8",
+    "sbatch_extra_flags": {"exclusive": True},
+    "mounts": {"mount_home": True},
+}
+
+
+def store_nel_groups(store: Any) -> None:
+    """Make NEL's defaults-list spellings compose: `execution: slurm/default` (our Slurm executor with NEL's
+    values) and `execution: lepton/default` (composes only to be refused by name). Call after the
+    executors' own `execution/<name>` options are stored."""
+    store.store(
+        group="execution/slurm",
+        name="default",
+        node={"defaults": ["/execution/slurm@_here_", "_self_"], **NEL_SLURM_DEFAULT},
+        package="execution",
+    )
+    store.store(group="execution/lepton", name="default", node={"type": "lepton"}, package="execution")
+
+
+def register_resolvers() -> None:
+    """NEL's interpolation `${select_not_null:key,default}` (its deployment commands use it): the value at
+    `key`, or `default` when that is null or absent. Call once before composing."""
+    from omegaconf import OmegaConf
+
+    def select_not_null(key: str, default: Any, *, _root_: Any) -> Any:
+        value = OmegaConf.select(_root_, key, default=None, throw_on_resolution_failure=False)
+        return default if value is None else value
+
+    if not OmegaConf.has_resolver("select_not_null"):
+        OmegaConf.register_new_resolver("select_not_null", select_not_null, use_cache=False)
+
+
+def executor_name(choice: str | None) -> str | None:
+    """Hydra's `execution` choice -> our executor name: NEL's `slurm/default` is our `slurm`."""
+    if choice is None:
+        return None
+    name = choice.split("/", 1)[0]
+    if name == "lepton":
+        refuse_lepton("execution")
+    return name
+
+
+def refuse_lepton(key: str) -> None:
+    raise ConfigError(
+        key,
+        "Lepton is not supported (NEL's lepton executor)",
+        f"Use execution=local or execution=slurm ({', '.join(OUR_EXECUTORS)})",
+    )
+
+
+def env_interpolations(raw: Any, key: str = "") -> list[tuple[str, str]]:
+    """(full key, variable) for every `${oc.env:VAR}` in an UNRESOLVED tree, identity variables excepted."""
+    found = []
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            if k != "hydra":
+                found += env_interpolations(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            found += env_interpolations(v, f"{key}[{i}]")
+    elif isinstance(raw, str):
+        found += [(key, var) for var in ENV_INTERPOLATION.findall(raw) if var not in ENV_IDENTITY]
+    return found
+
+
+def to_ours(data: dict, executor: str, execution_fields: set[str]) -> tuple[dict, dict, dict]:
+    """NEL spellings -> ours: (tree in our shape, Mounts data, Pending data). Raises ConfigError."""
+    data = copy.deepcopy(data)
+    for key, why in REFUSED.items():
+        if key == "auxiliary_deployments" and data.get(key):
+            raise ConfigError(key, why)
+    if data.get("name") is not None:
+        raise ConfigError("name", "NEL's Lepton job name has no meaning here", "Remove it")
+    data.pop("name", None)
+    data.pop("auxiliary_deployments", None)
+    pending: dict = {}
+    if data.get("export") is not None:
+        pending["export"] = _mapping(data.pop("export"), "export")
+    data.pop("export", None)
+    top_env = _mapping(data.pop("env_vars", None) or {}, "env_vars")
+
+    execution = data.get("execution")
+    mounts: dict = {}
+    if isinstance(execution, dict):
+        execution, mounts, auto_export = _execution(execution, executor, execution_fields, data)
+        data["execution"] = execution
+        if auto_export:
+            pending["auto_export"] = auto_export
+    target = data.get("target")
+    if isinstance(target, dict) and isinstance(target.get("api_endpoint"), dict):
+        data["target"] = {**target, "api_endpoint": _endpoint(target["api_endpoint"], "target.api_endpoint")}
+    deployment = data.get("deployment")
+    if isinstance(deployment, dict):
+        data["deployment"] = _deployment(deployment, top_env)
+    evaluation = data.get("evaluation")
+    if isinstance(evaluation, dict):
+        data["evaluation"] = _evaluation(evaluation, top_env)
+    elif top_env and evaluation is not None:
+        raise ConfigError("evaluation", "must be a mapping with tasks")
+    return data, mounts, pending
+
+
+def _execution(execution: dict, executor: str, fields: set[str], data: dict) -> tuple[dict, dict, dict]:
+    execution = dict(execution)
+    kind = execution.pop("type", None)
+    if kind == "lepton":
+        refuse_lepton("execution.type")
+    if kind is not None and kind != executor:
+        raise ConfigError(
+            "execution.type", f"{kind!r} does not match the chosen executor {executor!r}", "Remove it"
+        )
+    for key, why in REFUSED.items():
+        name = key.removeprefix("execution.")
+        if key.startswith("execution.") and name in execution:
+            if HARMLESS.get(key, ...) == execution[name]:
+                del execution[name]
+            else:
+                raise ConfigError(key, why)
+    for key, value in HARMLESS.items():
+        name = key.removeprefix("execution.")
+        if key.startswith("execution.") and name in execution and execution[name] == value:
+            del execution[name]
+    mounts = _mounts(execution.pop("mounts", None))
+    auto_export = _mapping(execution.pop("auto_export", None) or {}, "execution.auto_export")
+    extra = list(execution.get("extra_sbatch") or [])
+
+    def needs(ours: str, nel: str) -> None:
+        if ours not in fields:
+            raise ConfigError(
+                f"execution.{nel}", f"is a Slurm setting; execution={executor} has no {ours}", "Remove it"
+            )
+
+    for nel, ours in SLURM_RENAMES.items():
+        if nel in execution:
+            needs(ours, nel)
+            # The composed tree always holds our default for `ours`: the NEL spelling the user wrote wins.
+            value = execution.pop(nel)
+            if nel == "walltime" and isinstance(value, int) and not isinstance(value, bool):
+                value = _hms(value)  # YAML 1.1 reads an unquoted 01:00:00 as 3600 (base 60)
+            execution[ours] = value
+    if "gres" in execution:
+        needs("gpus_per_node", "gres")
+        gres = execution.pop("gres")
+        match = re.fullmatch(r"gpu:(\d+)", str(gres)) if gres is not None else None
+        if match:
+            execution["gpus_per_node"] = int(match.group(1))
+        elif gres is not None:
+            extra.append(f"--gres={gres}")
+    if execution.get("sbatch_comment") is not None:
+        needs("extra_sbatch", "sbatch_comment")
+        extra.append(f"--comment={execution.pop('sbatch_comment')}")
+    if "ntasks_per_node" in execution:
+        needs("extra_sbatch", "ntasks_per_node")
+        extra.append(f"--ntasks-per-node={execution.pop('ntasks_per_node')}")
+    flags = _mapping(execution.pop("sbatch_extra_flags", None) or {}, "execution.sbatch_extra_flags")
+    for name, value in flags.items():
+        needs("extra_sbatch", "sbatch_extra_flags")
+        if value is True:
+            extra.append(f"--{name}")
+        elif value not in (False, None):
+            extra.append(f"--{name}={value}")
+    if extra:
+        execution["extra_sbatch"] = extra
+    if "endpoint_readiness_timeout" in execution:
+        timeout = execution.pop("endpoint_readiness_timeout")
+        deployment = data.get("deployment")
+        if isinstance(deployment, dict) and timeout is not None:
+            data["deployment"] = {**deployment, "startup_timeout": timeout}
+    if "mode" in execution:  # NEL local: sequential | parallel
+        mode = execution.pop("mode")
+        if mode not in ("sequential", "parallel"):
+            raise ConfigError(
+                "execution.mode", f"{mode!r} is not allowed", "Allowed values: sequential, parallel"
+            )
+        if mode == "sequential":
+            execution["max_parallel"] = 1
+    if isinstance(execution.get("extra_docker_args"), str):  # NEL: one string; ours: a list of arguments
+        import shlex
+
+        execution["extra_docker_args"] = shlex.split(execution["extra_docker_args"])
+    if "deployment" in execution:  # NEL Slurm: deployment.n_tasks (srun tasks of a multi-node server)
+        inner = execution.pop("deployment") or {}
+        if set(inner) - {"n_tasks"} or inner.get("n_tasks", 1) not in (1, execution.get("nodes", 1)):
+            raise ConfigError("execution.deployment", "multi-node serving settings are not supported yet")
+    return execution, mounts, auto_export
+
+
+def _mounts(value: Any) -> dict:
+    if value is None:
+        return {}
+    value = dict(_mapping(value, "execution.mounts"))
+    if value.pop("auxiliary", None):
+        raise ConfigError("execution.mounts.auxiliary", REFUSED["auxiliary_deployments"])
+    return value
+
+
+def _endpoint(endpoint: dict, key: str) -> dict:
+    endpoint = dict(endpoint)
+    if "api_key_name" in endpoint:
+        old = endpoint.pop("api_key_name")
+        if endpoint.get("api_key") not in (None, old):
+            raise ConfigError(
+                f"{key}.api_key_name",
+                f"conflicts with {key}.api_key",
+                "Keep only api_key (the name of the host variable holding the key)",
+            )
+        endpoint["api_key"] = old
+    if endpoint.get("adapter_config") is not None:
+        endpoint["adapter_config"] = adapter_config(endpoint["adapter_config"], f"{key}.adapter_config")
+    return endpoint
+
+
+def adapter_config(value: Any, key: str) -> dict:
+    """NEL adapter_config -> our AdapterConfig data: the chains typed, every other key kept as written."""
+    value = dict(_mapping(value, key))
+    out: dict = {}
+    for chain in ("interceptors", "post_eval_hooks"):
+        if chain in value:
+            items = value.pop(chain) or []
+            if not isinstance(items, list):
+                raise ConfigError(f"{key}.{chain}", "expected a list of {name, enabled, config}")
+            out[chain] = items
+    out["settings"] = value
+    return out
+
+
+def _deployment(deployment: dict, top_env: dict) -> dict:
+    deployment = dict(deployment)
+    for key, why in REFUSED.items():
+        if key.startswith("deployment.") and key.removeprefix("deployment.") in deployment:
+            if key == "deployment.lepton_config":
+                refuse_lepton(key)
+            raise ConfigError(key, why)
+    if deployment.get("type") in ("vllm", "sglang", "nim", "trtllm", "generic") and "command" in deployment:
+        command = deployment.pop("command")
+        if command is not None:
+            deployment["shell_command"] = command if isinstance(command, str) else " ".join(map(str, command))
+    endpoints = deployment.get("endpoints")
+    if isinstance(endpoints, dict) and endpoints.get("health") and "health_path" not in deployment:
+        deployment["health_path"] = endpoints["health"]
+    if isinstance(deployment.get("extra_args"), list):
+        deployment["extra_args"] = " ".join(map(str, deployment["extra_args"]))
+    return _env_block(deployment, "deployment", top_env)
+
+
+def _evaluation(evaluation: dict, top_env: dict) -> dict:
+    evaluation = _env_block(dict(evaluation), "evaluation", top_env)
+    shared = evaluation.pop("nemo_evaluator_config", None)
+    shared = _nel_config(shared, "evaluation.nemo_evaluator_config") if shared is not None else {}
+    _typed_params(evaluation, shared, "evaluation.nemo_evaluator_config")
+    tasks = evaluation.get("tasks")
+    if isinstance(tasks, list):
+        evaluation["tasks"] = [_task(t, i, shared) for i, t in enumerate(tasks)]
+    return evaluation
+
+
+def _task(task: Any, i: int, shared: dict) -> Any:
+    key = f"evaluation.tasks[{i}]"
+    if isinstance(task, str):
+        task = {"name": task}
+    if not isinstance(task, dict):
+        return task
+    if "config" in task or "target" in task:  # NEL 0.2.6 refuses these too (TaskModel forbids extra keys)
+        name = "config" if "config" in task else "target"
+        raise ConfigError(
+            f"{key}.{name}", "is not a task key", f"Write it under {key}.nemo_evaluator_config.{name}"
+        )
+    task = _env_block(dict(task), key, {})
+    own = task.pop("nemo_evaluator_config", None)
+    own = _nel_config(own, f"{key}.nemo_evaluator_config") if own is not None else {}
+    _typed_params(task, own, f"{key}.nemo_evaluator_config")
+    merged = _deep_merge(shared, own)
+    if merged:
+        task["nemo_evaluator_config"] = merged
+        endpoint = (merged.get("target") or {}).get("api_endpoint") or {}
+        if isinstance(endpoint, dict) and endpoint.get("adapter_config") is not None:
+            task["adapter_config"] = adapter_config(
+                endpoint["adapter_config"], f"{key}.nemo_evaluator_config.target.api_endpoint.adapter_config"
+            )
+    return task
+
+
+def _nel_config(value: Any, key: str) -> dict:
+    """A nemo_evaluator_config block: free-form for NEL, but its known sections must be mappings."""
+    value = _mapping(value, key)
+    for section in ("config", "target"):
+        if value.get(section) is not None:
+            inner = _mapping(value[section], f"{key}.{section}")
+            if inner.get("params") is not None:
+                _mapping(inner["params"], f"{key}.{section}.params")
+    return value
+
+
+def _typed_params(block: dict, nel: dict, key: str) -> None:
+    """Known config.params also become our typed params (explicit `params` win); the rest stays NEL's."""
+    old = (nel.get("config") or {}).get("params") or {}
+    params = dict(block.get("params") or {})
+    for name, value in old.items():
+        if name in PARAMS:
+            params.setdefault(PARAMS[name], value)
+    if params:
+        block["params"] = params
+
+
+def _env_block(block: dict, key: str, top_env: dict) -> dict:
+    """Split NEL env_vars (host:/runtime:/lit:) into host names (env_vars) and literals (literal_env)."""
+    own = _mapping(block.get("env_vars") or {}, f"{key}.env_vars")
+    env = {**top_env, **own}
+    if not env:
+        return block
+    names, literals = {}, {}
+    for name, value in env.items():
+        where = f"{key}.env_vars.{name}" if name in own else f"env_vars.{name}"
+        kind, _, rest = value.partition(":") if isinstance(value, str) else ("", "", value)
+        if kind in ("host", "runtime"):  # ours are read when the task starts: NEL's runtime: binding
+            names[name] = rest
+        elif kind == "lit":
+            if looks_secret(rest) or SECRET_WORDS & set(str(name).upper().split("_")):
+                raise ConfigError(
+                    where,
+                    f"a literal for a secret would be written into the run scripts {NOT_SHOWN}",
+                    f"Export it on the host and write {name}: host:<VARIABLE_NAME>",
+                )
+            literals[name] = rest
+        else:
+            names[name] = value
+    block["env_vars"] = names
+    if literals:
+        block["literal_env"] = {**(block.get("literal_env") or {}), **literals}
+    return block
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _mapping(value: Any, key: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
