@@ -1,5 +1,5 @@
 """Real invocation folders for the export/results/report tests, written with the launcher's and the
-harness's own writers (state.record_json, checkpoint.SampleLog, runner.build_results), not mocks."""
+harness's own writers (layout.record_json, checkpoint.SampleLog, runner.build_results), not mocks."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import yaml
 
-from launcher import state
-from launcher.executors.base import InvocationRecord
 from launcher.harness import checkpoint
 from launcher.harness.runner import build_results
+from launcher.model import InvocationRecord, PlannedJob
+from launcher.store import events, layout
+from launcher.store import index as run_index
 
 PARAMS = {
     "temperature": 0.0,
@@ -55,11 +56,11 @@ def invocation(
     chance: float | None = None,
 ) -> InvocationRecord:
     """An invocation folder with one finished job per task; tasks maps a task to per-sample correctness."""
-    inv = state.new_id()
-    folder = root / f"{state.stamp(time.time())}-{inv}"
+    inv = layout.new_id()
+    folder = root / f"{layout.stamp(time.time())}-{inv}"
     jobs = []
     for n, (task, outcomes) in enumerate(tasks.items()):
-        jobs.append({"job_id": f"{inv}.{n}", "task": task, "folder": task, "image": "launcher-harness:0.1.0"})
+        jobs.append(PlannedJob(f"{inv}.{n}", task, task, "launcher-harness:0.1.0", ()))
         results = folder / task / "results"
         results.mkdir(parents=True)
         (folder / task / "logs").mkdir()
@@ -80,7 +81,7 @@ def invocation(
         for rec in records:
             log.append(rec)
         log.close()
-        state.append_event(folder / task / state.EVENTS, "started")
+        events.append(folder / task / layout.EVENTS, "started")
         if finished:
             scores = [float(r["score"] or 0.0) for r in records]
             results_doc = build_results(config, SimpleNamespace(name=task, metric="accuracy"), scores, errors)
@@ -88,24 +89,26 @@ def invocation(
                 results_doc["results"]["tasks"][task]["chance"] = chance
             checkpoint.write_json(results / checkpoint.RESULTS_JSON, results_doc)
             (results / checkpoint.RESULTS_YML).write_text(yaml.safe_dump(results_doc), encoding="utf-8")
-            state.append_event(folder / task / state.EVENTS, "finished", "0")
-    (folder / state.HYDRA_DIR).mkdir(parents=True)
+            events.append(folder / task / layout.EVENTS, "finished", "0")
+    (folder / layout.HYDRA_DIR).mkdir(parents=True)
     hydra = {
         "target": {"api_endpoint": {"model_id": model, "api_key": "API_KEY", "url": "http://127.0.0.1:1"}},
         "deployment": {"hf_token": "hf_secretvalue123"},
     }
-    (folder / state.HYDRA_DIR / "config.yaml").write_text(yaml.safe_dump(hydra), encoding="utf-8")
+    (folder / layout.HYDRA_DIR / "config.yaml").write_text(yaml.safe_dump(hydra), encoding="utf-8")
     record = InvocationRecord(
         invocation_id=inv,
         folder=str(folder),
         executor="local",
         execution={},
-        jobs=jobs,
+        jobs=tuple(jobs),
         created=time.time(),
         sweep_id=sweep,
-        extra={"model_id": model, "url": "http://127.0.0.1:1", "host_env": ["API_KEY"]},
+        model_id=model,
+        url="http://127.0.0.1:1",
+        host_env=("API_KEY",),
     )
-    (folder / state.RECORD).write_text(state.record_json(record), encoding="utf-8")
+    (folder / layout.RECORD).write_text(layout.record_json(record), encoding="utf-8")
     if index:
-        state.index_append(record)
+        run_index.append(record)
     return record

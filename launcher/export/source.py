@@ -68,7 +68,7 @@ class TaskRun:
 
 def resolve(ident: str) -> list[tuple[object, str | None]]:
     """(record, job id or None) pairs; the one import of the index resolver (ARCH may move it)."""
-    from launcher.state import resolve as index_resolve
+    from launcher.store.index import resolve as index_resolve
 
     return index_resolve(ident)
 
