@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-VERBS = ("status", "logs", "kill", "resume", "ls", "info")
+VERBS = ("status", "logs", "kill", "resume", "ls", "info", "export", "results", "report")
 COMMANDS = ("run", *VERBS)
 RUN_FLAGS = {"--dry-run": "dry_run", "-n": "dry_run", "--wait": "wait"}
 

@@ -1,10 +1,13 @@
-"""The verbs: status, logs, kill, resume, ls, info: parse argv, call launcher.api, render. No Hydra here."""
+"""The verbs: status, logs, kill, resume, ls, info (and export, results, report from launcher.export): parse argv, call launcher.api, render. No Hydra here."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+
+
+EXPORT_VERBS = ("export", "results", "report")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,11 +39,19 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="paths, resolved config and commands of an invocation")
     s.add_argument("id", help=ids_help)
+
+    from launcher.export.cli import add_parsers
+
+    add_parsers(sub)  # export, results, report
     return p
 
 
 def dispatch(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if args.verb in EXPORT_VERBS:
+        from launcher.export import cli as export_cli
+
+        return getattr(export_cli, f"cmd_{args.verb}")(args)
     return globals()[f"cmd_{args.verb}"](args)
 
 

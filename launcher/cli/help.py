@@ -28,6 +28,11 @@ Follow and manage (id: invocation, job <inv>.<n>, or sweep; any unique prefix):
   launcher resume ID ... [--wait]
   launcher ls runs [--json] | ls tasks | ls executors
   launcher info ID
+
+After the run:
+  launcher export ID ... [--dest local|mlflow|wandb] [--format csv|json] [-o FILE]
+  launcher results ID ... [--format table|markdown|csv|json]
+  launcher report ID ... [-o report.html]
   launcher VERB --help     details of a verb
 """
 
