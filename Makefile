@@ -7,7 +7,7 @@ HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.sear
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 DEMO_SAMPLES ?= 5
 
-.PHONY: venv docker slurm sshd image llama-image test-images demo test lint bench clean
+.PHONY: venv docker slurm sshd chromium image llama-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -29,6 +29,10 @@ slurm:
 sshd:
 	bash scripts/ensure-sshd.sh
 
+# Headless Chromium for the HTML report's browser test.
+chromium:
+	bash scripts/ensure-chromium.sh
+
 # The harness image: a local Debian base is made offline if no base image is on this machine.
 image: venv docker
 	PYTHON=$(PY) bash scripts/build-harness-image.sh $(HARNESS_IMAGE)
@@ -47,7 +51,7 @@ test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker slurm sshd image llama-image test-images
+test: venv docker slurm sshd chromium image llama-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # Benchmarks (BENCHMARKS.md): NeMo Evaluator Launcher 0.2.6 goes in its own venv for the side-by-side.
