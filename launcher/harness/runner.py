@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from typing import Any
 
 from launcher.harness import aggregate, checkpoint
 from launcher.harness.api import Context, Sample, Task, Unsupported
-from launcher.harness.contract import RUN_CONFIG, ConfigError, RunConfig
+from launcher.harness.contract import RUN_CONFIG, SANDBOX_UID, ConfigError, RunConfig
 from launcher.harness.redact import Redactor
 
 EXIT_FAILED = 1  # the task ran but too many samples errored, or it cannot run against this endpoint
@@ -61,11 +60,12 @@ class Run:
 
 
 def find_task(module: str, name: str) -> Task:
+    from launcher.harness.scoring import registry
+
     try:
-        registry = importlib.import_module(module).TASKS
+        tasks = registry(module)
     except (ImportError, AttributeError) as err:
         raise ConfigError(f"cannot load the task registry {module!r}: {err}") from None
-    tasks = registry if isinstance(registry, dict) else {t.name: t for t in registry}
     if name not in tasks:
         raise ConfigError(
             f"run config key 'task' is {name!r}; known tasks: {', '.join(sorted(tasks)) or 'none'}"
@@ -346,7 +346,8 @@ def score_code(run_: Run, required: bool) -> int:
     if unexecuted and not required:
         say(
             f"{unexecuted} programs saved and not executed yet: the sandbox phase (`python -m "
-            "launcher.harness execute /results`) runs them, then `python -m launcher.harness score /results` scores them"
+            "launcher.harness execute /results`) runs them, then `python -m launcher.harness score "
+            "/results` scores them"
         )
         return 0
     if unexecuted:
@@ -396,14 +397,19 @@ def main(argv: list[str]) -> int:
     for name, text in (
         ("score", "score saved responses (and sandbox verdicts) again, no requests"),
         ("rescore", "the same as score"),
-        ("execute", "run a code task's saved programs in this (sandbox) container; verdicts on stdout"),
     ):
         sub.add_parser(name, help=text).add_argument("results", type=Path)
+    execute_ = sub.add_parser(
+        "execute", help="run a code task's programs here (the sandbox); verdicts on stdout"
+    )
+    execute_.add_argument("results", type=Path)
+    execute_.add_argument("--uid", type=int, default=SANDBOX_UID, help="uid the programs run as")
+    execute_.add_argument("--python", default=sys.executable, help="interpreter the programs run with")
     args = parser.parse_args(argv)
     if args.command == "run":
         return guarded(lambda: run(args.config, args.tasks))
     if args.command == "execute":
         from launcher.harness.sandbox import execute
 
-        return guarded(lambda: execute(load_run(args.results, args.tasks), sys.stdout))
+        return guarded(lambda: execute(load_run(args.results, args.tasks), sys.stdout, args.uid, args.python))
     return guarded(lambda: score(args.results, args.tasks))

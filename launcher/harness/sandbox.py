@@ -184,7 +184,7 @@ def reap() -> None:
             pass
 
 
-def execute(run, out: TextIO, uid: int = SANDBOX_UID, timeout: float = TIMEOUT) -> int:
+def execute(run, out: TextIO, uid: int = SANDBOX_UID, python: str = sys.executable) -> int:
     """One verdict line per saved, not yet judged program of `run` (a runner.Run)."""
     from launcher.harness.runner import program_digest, read_verdicts
 
@@ -195,14 +195,15 @@ def execute(run, out: TextIO, uid: int = SANDBOX_UID, timeout: float = TIMEOUT) 
     records = checkpoint.load_samples(run.results_dir / checkpoint.SAMPLES, keys, repair=False)
     judged = read_verdicts(run.results_dir / checkpoint.VERDICTS, keys)
     by_id = {s.id: s for s in run.items}
-    for record in records.values():
+    order = {key: i for i, (_, _, key) in enumerate(run.jobs())}
+    for record in sorted(records.values(), key=lambda r: order[r["key"]]):  # the task's order, every time
         if record.get("error") is not None or not isinstance(record.get("output"), dict):
             continue
         program = task.program(by_id[record["id"]], record["output"])
         digest = program_digest(program)
         if (record["key"], digest) in judged:
             continue
-        passed, detail = run_program(program, uid, timeout)
+        passed, detail = run_program(program, uid, TIMEOUT, python)
         out.write(
             json.dumps({"key": record["key"], "program": digest, "passed": passed, "detail": detail}) + "\n"
         )

@@ -15,20 +15,25 @@ from typing import Any
 from launcher.harness.api import Sample
 
 SCORE_TIMEOUT = 10.0  # seconds per sample
-_TASKS: dict[str, Any] = {}  # per worker: (module, task name) -> api.Task
+_TASKS: dict[str, dict[str, Any]] = {}  # per worker: registry spec -> name -> api.Task
 
 
 class ScoringTimeout(Exception):
     pass
 
 
+def registry(spec: str) -> dict[str, Any]:
+    """`module` or `module:attribute` -> task name -> api.Task (the attribute, default TASKS, may be a
+    mapping or a sequence of tasks)."""
+    module, _, attribute = spec.partition(":")
+    found = getattr(importlib.import_module(module), attribute or "TASKS")
+    return dict(found) if isinstance(found, dict) else {t.name: t for t in found}
+
+
 def _score_in_worker(module: str, task_name: str, sample: Sample, record: dict):
-    key = (module, task_name)
-    if key not in _TASKS:
-        _TASKS[key] = importlib.import_module(module).TASKS
-    task = _TASKS[key]
-    task = task[task_name] if isinstance(task, dict) else next(t for t in task if t.name == task_name)
-    scores, extracted = task.score(sample, record)
+    if module not in _TASKS:
+        _TASKS[module] = registry(module)
+    scores, extracted = _TASKS[module][task_name].score(sample, record)
     return {k: float(v) for k, v in scores.items()}, extracted
 
 
