@@ -160,6 +160,9 @@ def kill_uid(uid: int) -> None:
                     if error.errno == errno.ESRCH:
                         break
                     raise
+                if not living(uid):
+                    break  # only the dying are left (zombies until their parent or init reaps them)
+                time.sleep(0.01)
             tmp = tempfile.gettempdir()
             for entry in os.scandir(tmp):
                 with contextlib.suppress(OSError):
@@ -175,6 +178,20 @@ def kill_uid(uid: int) -> None:
     if os.waitstatus_to_exitcode(status) != 0:
         raise ConfigError(f"cannot kill the processes of uid {uid}; `execute` needs SETUID, SETGID and KILL")
     reap()
+
+
+def living(uid: int) -> list[int]:
+    """PIDs of `uid`'s processes that are not already dead (zombie or exiting), other than this one."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            if int(fields["Uid"].split()[1]) == uid and fields["State"].split()[0] not in ("Z", "X"):
+                pids.append(int(entry))
+    return pids
 
 
 def reap() -> None:
