@@ -459,18 +459,15 @@ def test_a_body_that_arrives_in_pieces_is_read_whole():
     assert reply.body["choices"][0]["message"]["content"] == text and reply.attempts == 1
 
 
-# ---- the sandbox container ----------------------------------------------------------------------------------
-
-SANDBOX_IMAGE = "launcher-harness:wt-harness"
+# ---- the sandbox container ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def sandbox_image(docker_engine):
-    from conftest import build_if_missing
-
-    return build_if_missing(
-        docker_engine, SANDBOX_IMAGE, str(ROOT / "scripts/build-harness-image.sh"), SANDBOX_IMAGE
-    )
+def sandbox_image(request):
+    """The harness image (conftest's harness_image); LAUNCHER_TEST_HARNESS_IMAGE names another build of
+    this checkout's harness (e.g. a worktree's own tag) without touching the shared one."""
+    own = os.environ.get("LAUNCHER_TEST_HARNESS_IMAGE")
+    return own or request.getfixturevalue("harness_image")
 
 
 def test_hostile_programs_in_the_sandbox_container_fail_and_nothing_escapes(
@@ -514,8 +511,17 @@ def test_hostile_programs_in_the_sandbox_container_fail_and_nothing_escapes(
     from harness_tasks import HOSTILE
 
     assert set(verdicts) == set(HOSTILE)
+    why = {
+        "environ": "no secret readable",
+        "connect": "Error: [Errno",  # no network: connection refused or network unreachable
+        "write_results": "/results/samples.jsonl",  # denied (root's file) on a read-only mount
+        "fork_bomb": "Resource temporarily unavailable",
+        "grandchild": "timed out",
+        "witness": "passed",
+    }
     for key, verdict in verdicts.items():
         assert verdict["passed"] is (key == "witness"), (key, verdict)
+        assert why[key] in verdict["detail"], (key, verdict)
     assert (r / "samples.jsonl").read_text() == before
     score = harness("score", r, tasks="harness_tasks:hostile_tasks")
     assert score.returncode == 0 and value(r, "hostile", "pass@1") == pytest.approx(1 / len(HOSTILE))

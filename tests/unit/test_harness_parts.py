@@ -18,7 +18,7 @@ def logprobs(tokens, values, tops=None):
         "tokens": tokens,
         "text_offset": offsets,
         "token_logprobs": values,
-        "top_logprobs": tops or [None if v is None else {t: v} for t, v in zip(tokens, values)],
+        "top_logprobs": tops or [None if v is None else {t: v} for t, v in zip(tokens, values, strict=True)],
     }
 
 
