@@ -57,7 +57,7 @@ def rewrite_samples(path: Path, records: list[dict], redact: Callable[[str], str
 
 
 class SampleLog:
-    def __init__(self, path: Path, redact: Callable[[str], str]):
+    def __init__(self, path: Path, redact: Callable[[str], str] = str):
         self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed by close()
         self.redact = redact
 
