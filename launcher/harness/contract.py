@@ -164,12 +164,15 @@ def phases(code: bool) -> tuple[Phase, ...]:
 
 def sandbox_argv(image: str, results_dir: str) -> list[str]:
     """`docker run` of the execute phase: no network, no variables, a read-only root and /results, no
-    capabilities but those needed to drop to SANDBOX_UID and kill its processes, bounded pids and memory."""
+    capabilities but those needed to read /results, drop to SANDBOX_UID and kill its processes (a program
+    keeps none of them: changing to a non-root uid clears them), bounded pids and memory. run.sh appends
+    its stdout to <results>/verdicts.jsonl (the driver skips programs already judged there)."""
     return [
         "docker", "run", "--rm", "--init",
         "--network", "none",
         "--read-only",
         "--cap-drop", "ALL", "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "KILL",
+        "--cap-add", "DAC_READ_SEARCH",  # reads /results (0700, the user's) whatever its owner
         "--security-opt", "no-new-privileges",
         "--pids-limit", "128",
         "--memory", "1g",

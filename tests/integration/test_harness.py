@@ -501,7 +501,8 @@ def test_hostile_programs_in_the_sandbox_container_fail_and_nothing_escapes(
         "--tasks",
         "harness_tasks:hostile_tasks",
     ]
-    os.chmod(r, 0o755)
+    os.chown(r, 1000, 1000)  # as a user's results folder is: 0700 and not root's
+    os.chmod(r, 0o700)
     with open(r / "verdicts.jsonl", "w") as out:
         proc = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
