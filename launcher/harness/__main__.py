@@ -1,5 +1,13 @@
+"""What runs inside the task container: no Hydra, no Docker; aiohttp and PyYAML only.
+
+`python -m launcher.harness run --config /results/run_config.json` requests and scores one task;
+`python -m launcher.harness execute /results` runs a code task's programs (in the sandbox container);
+`python -m launcher.harness score /results` scores saved responses (and verdicts) again, no request.
+"""
+
 import sys
 
 from launcher.harness.runner import main
 
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # scoring workers are spawned and import this module as __mp_main__
+    sys.exit(main(sys.argv[1:]))

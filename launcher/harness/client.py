@@ -1,7 +1,9 @@
 """Async OpenAI-compatible client: bounded connections, retries with backoff and jitter, Retry-After.
 
 Transient failures (429, 5xx, timeouts, dropped connections, malformed or oversized bodies) are retried;
-4xx other than 408/409/429 are not. The API key is only ever in the Authorization header.
+4xx other than 408/409/429 are not. The API key is only ever in the Authorization header. The body cap
+counts decompressed bytes: compressed bodies are inflated here, never by aiohttp, so a gzip bomb stops
+at MAX_BODY.
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ import email.utils
 import json
 import random
 import time
+import zlib
 from dataclasses import dataclass
 
 import aiohttp
 
-MAX_BODY = 10 * 1024 * 1024  # bytes; a larger response is a malformed response
+MAX_BODY = 10 * 1024 * 1024  # decompressed bytes; a larger response is a malformed response
 BACKOFF_BASE = 0.5  # seconds, doubled per attempt, full jitter
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
 RETRY_STATUS = {408, 409, 429}
+WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class RequestFailed(Exception):
-    """The request failed for good (out of retries, or not retryable); str() is safe to record."""
+    """The request failed for good (out of retries, or not retryable)."""
 
 
 class Transient(Exception):
@@ -32,71 +36,65 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class Settings:
+    url: str
+    model_id: str
+    api_key: str | None = None
+    parallelism: int = 16
+    timeout: float = 120.0
+    max_retries: int = 5
+
+
 @dataclass
 class Reply:
-    text: str
+    body: dict  # the parsed JSON object
     attempts: int
     latency: float
-    usage: dict | None
 
 
 class Client:
-    def __init__(
-        self,
-        url: str,
-        model: str,
-        chat: bool,
-        api_key: str | None,
-        parallelism: int,
-        timeout: float,
-        max_retries: int,
-    ):
-        self.url, self.model, self.chat = url, model, chat
-        self.max_retries = max_retries
-        self.headers = {"Content-Type": "application/json"}
-        if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self.parallelism = parallelism
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
+        if settings.api_key:
+            self.headers["Authorization"] = f"Bearer {settings.api_key}"
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
-        connector = aiohttp.TCPConnector(limit=self.parallelism, force_close=False)
-        self.session = aiohttp.ClientSession(connector=connector, headers=self.headers, timeout=self.timeout)
+        connector = aiohttp.TCPConnector(limit=self.settings.parallelism)
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self.headers,
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            auto_decompress=False,  # _read_capped inflates with a cap
+        )
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.session.close()
 
-    def payload(self, prompt: str, params: dict) -> dict:
-        body = {"model": self.model, **params}
-        if self.chat:
-            body["messages"] = [{"role": "user", "content": prompt}]
-        else:
-            body["prompt"] = prompt
-        return body
-
-    async def complete(self, payload: dict) -> Reply:
+    async def post(self, payload: dict, url: str | None = None) -> Reply:
         data = json.dumps(payload).encode()
         started = time.monotonic()
-        last = "no attempt made"
-        for attempt in range(self.max_retries + 1):
+        last, retries = "no attempt made", self.settings.max_retries
+        for attempt in range(retries + 1):
             try:
-                text, usage = await self._once(data)
-                return Reply(text, attempt + 1, time.monotonic() - started, usage)
+                body = await self._once(url or self.settings.url, data)
+                return Reply(body, attempt + 1, time.monotonic() - started)
             except Transient as err:
                 last = str(err)
-                if attempt == self.max_retries:
+                if attempt == retries:
                     break
                 delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
                 if err.retry_after is not None:
                     delay = max(delay, min(err.retry_after, RETRY_AFTER_CAP))
                 await asyncio.sleep(delay)
-        raise RequestFailed(f"out of retries after {self.max_retries + 1} attempts: {last}")
+        raise RequestFailed(f"out of retries after {retries + 1} attempts: {last}")
 
-    async def _once(self, data: bytes) -> tuple[str, dict | None]:
+    async def _once(self, url: str, data: bytes) -> dict:
         try:
-            async with self.session.post(self.url, data=data) as resp:
+            async with self.session.post(url, data=data) as resp:
                 status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 body = await _read_capped(resp)
@@ -108,29 +106,42 @@ class Client:
             raise Transient(f"HTTP {status}", retry_after)
         if status >= 400:
             raise RequestFailed(f"HTTP {status}: {_snippet(body)}")
-        if len(body) > MAX_BODY:
-            raise Transient(f"response larger than {MAX_BODY} bytes")
         try:
             reply = json.loads(body)
-            choice = reply["choices"][0]
-            text = choice["message"]["content"] if self.chat else choice["text"]
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, RecursionError):  # RecursionError: a deeply nested body
             raise Transient(f"malformed response: {_snippet(body)}") from None
-        if text is not None and not isinstance(text, str):
-            raise Transient(f"malformed response: content is {type(text).__name__}, not text")
-        return text or "", reply.get("usage") if isinstance(reply, dict) else None
+        if not isinstance(reply, dict):
+            raise Transient(f"malformed response: {_snippet(body)}")
+        return reply
+
+
+class TooLarge(Transient):
+    def __init__(self):
+        super().__init__(f"response larger than {MAX_BODY} bytes")
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    """The whole body (it may arrive in many pieces), or MAX_BODY + 1 bytes if it is larger."""
-    if resp.content_length is not None and resp.content_length <= MAX_BODY:
-        return await resp.read()  # the common case, and the fastest: aiohttp reads exactly that length
+    """The whole decompressed body; TooLarge past MAX_BODY decompressed bytes."""
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        if resp.content_length is not None and resp.content_length <= MAX_BODY:
+            return await resp.read()  # the common case, and the fastest: aiohttp reads exactly that length
+        inflate = None
+    elif encoding in WBITS:
+        inflate = zlib.decompressobj(WBITS[encoding])
+    else:
+        raise Transient(f"unsupported Content-Encoding {encoding!r}")
     chunks, size = [], 0
     async for chunk in resp.content.iter_chunked(1 << 16):
+        if inflate is not None:
+            try:
+                chunk = inflate.decompress(chunk, MAX_BODY + 1 - size)  # never more than the cap
+            except zlib.error:
+                raise Transient(f"malformed {encoding} body") from None
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_BODY:
-            break
+        if size > MAX_BODY or (inflate is not None and inflate.unconsumed_tail):
+            raise TooLarge()
     return b"".join(chunks)
 
 

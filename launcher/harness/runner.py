@@ -1,8 +1,11 @@
-"""Evaluate one task: skip finished samples, query with bounded concurrency, checkpoint, score, report."""
+"""Evaluate one task on the api contract: skip finished samples, query with bounded concurrency,
+checkpoint, score off the loop, aggregate. The pieces: `pool` (workers + SIGTERM), checkpoint, scoring,
+aggregate; this module wires them and owns the exit codes."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import os
@@ -10,241 +13,407 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from launcher.harness import checkpoint
-from launcher.harness.tasks import TASKS, Sample, TaskDef, humaneval_program, score_text
+from launcher.harness import aggregate, checkpoint
+from launcher.harness.api import Context, Sample, Task, Unsupported
+from launcher.harness.contract import RUN_CONFIG, SANDBOX_UID, ConfigError, RunConfig
+from launcher.harness.redact import Redactor
 
-EXIT_FAILED = 1  # the task ran but too many samples errored
+EXIT_FAILED = 1  # the task ran but too many samples errored, or it cannot run against this endpoint
 EXIT_CONFIG = 2  # the run config is unusable
 EXIT_IO = 74  # the results folder cannot be written (e.g. disk full); finished samples are kept
 EXIT_SIGTERM = 143  # stopped by SIGTERM; the checkpoint is intact and a restart continues it
-GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
+DEFAULT_TASKS = "launcher.harness.benchmarks"
 
-
-class ConfigProblem(Exception):
-    pass
+_redact: Callable[[str], str] = str
 
 
 def say(message: str) -> None:
-    print(f"[harness {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[harness {time.strftime('%H:%M:%S')}] {_redact(message)}", flush=True)
 
 
-def load_run(config_path: Path) -> tuple[dict, TaskDef, list[Sample]]:
+# ---- the run's inputs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    config: RunConfig
+    task: Task
+    module: str  # where the task was found (scoring workers import it again)
+    items: list[Sample]  # after limit_samples
+    loaded: int  # items the task has (before limit_samples)
+    params: dict[str, Any]
+    repeats: int
+    results_dir: Path
+    redact: Redactor
+
+    def jobs(self) -> list[tuple[Sample, int, str]]:
+        return [
+            (s, r, aggregate.sample_key(s.id, r, self.repeats))
+            for s in self.items
+            for r in range(self.repeats)
+        ]
+
+
+def find_task(module: str, name: str) -> Task:
+    from launcher.harness.scoring import registry
+
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ConfigProblem(f"cannot read {config_path}: {err}") from None
-    task = TASKS.get(config.get("task"))
-    if task is None:
-        raise ConfigProblem(f"unknown task {config.get('task')!r}; known: {', '.join(TASKS)}")
-    samples = task.loader()
-    limit = config["params"].get("limit_samples")
-    return config, task, samples[:limit] if limit else samples
-
-
-def run(config_path: Path) -> int:
-    try:
-        config, task, samples = load_run(config_path)
-    except (ConfigProblem, FileNotFoundError) as err:
-        say(f"error: {err}")
-        return EXIT_CONFIG
-    results_dir = config_path.parent
-    key_env = config.get("api_key_env")
-    api_key = os.environ.get(key_env) if key_env else None
-    try:
-        done = checkpoint.load_samples(results_dir / checkpoint.SAMPLES)
-        todo = [s for s in samples if not (s.id in done and done[s.id].get("error") is None)]
-        say(
-            f"task {task.name}: {len(samples)} samples, {len(samples) - len(todo)} already finished, "
-            f"{len(todo)} to go; model {config['model_id']} at {config['url']}"
+        tasks = registry(module)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"cannot load the task registry {module!r}: {err}") from None
+    if name not in tasks:
+        raise ConfigError(
+            f"run config key 'task' is {name!r}; known tasks: {', '.join(sorted(tasks)) or 'none'}"
         )
-        if asyncio.run(evaluate(config, task, todo, results_dir, api_key, len(samples))):
-            say("stopped by SIGTERM; finished samples are saved, a restart continues from them")
-            return EXIT_SIGTERM
-        return finish(config, task, samples, results_dir)
+    return tasks[name]
+
+
+def load_run(results_dir: Path, module: str, config_path: Path | None = None) -> Run:
+    path = config_path or results_dir / RUN_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
-        say(
-            f"error: cannot write {err.filename or results_dir}: {err.strerror}; finished samples are kept, "
-            "a restart continues from them once this is fixed"
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    config = RunConfig.from_json(text)
+    global _redact
+    redactor = Redactor(config.secret_names())
+    _redact = redactor
+    task = find_task(module, config.task)
+    if config.endpoint_type not in task.endpoint_types:
+        raise ConfigError(
+            f"task {task.name} runs against {' or '.join(task.endpoint_types)} endpoints, not "
+            f"{config.endpoint_type}; set target.api_endpoint.type accordingly or choose another task"
         )
-        return EXIT_IO
+    params = config.effective_params(task.defaults)
+    repeats = int(params.get("repeats") or task.repeats)
+    items = task.load()
+    limit = params.get("limit_samples")
+    return Run(
+        config,
+        task,
+        module,
+        items[:limit] if limit else items,
+        len(items),
+        params,
+        repeats,
+        results_dir,
+        redactor,
+    )
 
 
-async def evaluate(
-    config: dict, task: TaskDef, todo: list[Sample], results_dir: Path, api_key: str | None, total: int
-) -> bool:
-    """Run every sample in `todo`; True if SIGTERM stopped it first."""
-    from launcher.harness.client import Client, RequestFailed
+# ---- the worker pool --------------------------------------------------------------------------------------
 
-    params = config["params"]
-    chat = config["endpoint_type"] == "chat"
-    generation = {k: params[k] for k in GENERATION_KEYS if params.get(k) is not None}
-    if not chat and task.completion_stop and "stop" not in generation:
-        generation["stop"] = list(task.completion_stop)
-    log = checkpoint.SampleLog(results_dir / checkpoint.SAMPLES)
-    progress = checkpoint.Progress(results_dir / checkpoint.PROGRESS, total, total - len(todo), 0)
-    progress.update(force=True)
-    code_slots = asyncio.Semaphore(os.cpu_count() or 1)
-    samples = iter(todo)
 
-    async def one(client: Client, sample: Sample) -> dict:
-        prompt = sample.prompt if chat or sample.completion_prompt is None else sample.completion_prompt
-        payload = client.payload(prompt, generation)
-        record = {"id": sample.id, "reference": sample.reference, "request": payload}
-        try:
-            reply = await client.complete(payload)
-        except RequestFailed as err:
-            return {**record, "error": str(err), "score": None}
-        record.update(
-            response=reply.text,
-            attempts=reply.attempts,
-            latency=round(reply.latency, 4),
-            usage=reply.usage,
-            error=None,
-        )
-        if task.kind == "code":
-            from launcher.harness.sandbox import run_program
+async def run_pool(jobs: Iterable, work: Callable[[Any], Awaitable[None]], workers: int) -> str:
+    """`work(job)` for every job with `workers` at once. Returns "done", "sigterm" (SIGTERM arrived: the
+    workers are cancelled at once) or "unsupported: <reason>" (a job raised api.Unsupported)."""
+    jobs = iter(jobs)
+    outcome = {"stop": None}
+    stop = asyncio.Event()
 
-            async with code_slots:
-                passed, detail = await run_program(humaneval_program(sample, reply.text, not chat))
-            return {**record, "score": 1.0 if passed else 0.0, "extracted": detail}
-        score, extracted = score_text(task, sample, reply.text)
-        return {**record, "score": score, "extracted": extracted}
+    async def worker() -> None:
+        for job in jobs:  # one shared iterator: each job goes to exactly one worker
+            try:
+                await work(job)
+            except Unsupported as err:
+                outcome["stop"] = f"unsupported: {err}"
+                stop.set()
+                return
 
-    async def worker(client: Client) -> None:
-        for sample in samples:  # one shared iterator: each sample goes to exactly one worker
-            record = await one(client, sample)
-            log.append(record)
-            progress.update(done_delta=1, error_delta=record["error"] is not None)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, lambda: (outcome.__setitem__("stop", "sigterm"), stop.set()))
+    tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    waiter = asyncio.ensure_future(stop.wait())
+    pending, failure = set(tasks), None
+    try:
+        while pending and not stop.is_set() and failure is None:
+            _, pending = await asyncio.wait(pending | {waiter}, return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(waiter)
+            failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
+            failure = failed[0].exception() if failed else None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        for t in [*tasks, waiter]:
+            t.cancel()
+        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+    if failure is not None:
+        raise failure
+    return outcome["stop"] or "done"
 
-    client = Client(
-        config["url"],
-        config["model_id"],
-        chat,
+
+# ---- one sample --------------------------------------------------------------------------------------------
+
+
+def workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))  # scoring processes; requests wait on the endpoint, not here
+
+
+def program_digest(program: str) -> str:
+    return hashlib.sha256(program.encode()).hexdigest()
+
+
+def check_scores(task: Task, scores: dict) -> str | None:
+    """Why these scores are unusable, or None."""
+    missing = [m for m in task.metrics if m not in scores]
+    if missing:
+        return f"scorer returned no {', '.join(missing)}"
+    bad = [m for m in task.metrics if not (isinstance(scores[m], float) and math.isfinite(scores[m]))]
+    return f"scorer returned a non-finite {', '.join(bad)}" if bad else None
+
+
+async def evaluate(run: Run, todo: list[tuple[Sample, int, str]], done_before: int) -> str:
+    from launcher.harness.client import Client, RequestFailed, Settings
+    from launcher.harness.model import EndpointModel, SampleModel
+    from launcher.harness.scoring import ScorePool
+
+    config, task, params = run.config, run.task, run.params
+    api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+    settings = Settings(
+        config.url,
+        config.model_id,
         api_key,
         params["parallelism"],
         params["request_timeout"],
         params["max_retries"],
     )
-    loop = asyncio.get_running_loop()
-    async with client:
-        started = time.perf_counter()
-        workers = [
-            asyncio.ensure_future(worker(client)) for _ in range(min(params["parallelism"], len(todo)))
-        ]
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        waiter = asyncio.ensure_future(stop.wait())
-        pending, failure = set(workers), None
-        while pending and not stop.is_set() and failure is None:
-            _, pending = await asyncio.wait(pending | {waiter}, return_when=asyncio.FIRST_COMPLETED)
-            pending.discard(waiter)
-            failed = [w for w in workers if w.done() and not w.cancelled() and w.exception()]
-            failure = failed[0].exception() if failed else None
-        for task_ in [*workers, waiter]:
-            task_.cancel()
-        await asyncio.gather(*workers, waiter, return_exceptions=True)  # collects every worker's outcome
-        if failure is not None:
-            raise failure
-        elapsed = time.perf_counter() - started
-    finished = progress.done - (total - len(todo))
-    say(f"{finished} requests in {elapsed:.3f} s ({finished / max(elapsed, 1e-9):.1f}/s)")
+    scoring = task.program is None and task.score is not None
+    pool = ScorePool(run.module, task.name, workers(), params["score_timeout"]) if scoring else None
+    log = checkpoint.SampleLog(run.results_dir / checkpoint.SAMPLES, run.redact)
+    progress = checkpoint.Progress(
+        run.results_dir / checkpoint.PROGRESS, len(run.items) * run.repeats, done_before, 0
+    )
     progress.update(force=True)
-    log.close()
-    return stop.is_set()
+
+    async def one(model: EndpointModel, job: tuple[Sample, int, str]) -> None:
+        sample, repeat, key = job
+        view = SampleModel(model)
+        record: dict[str, Any] = {"key": key, "id": sample.id, "repeat": repeat}
+        ctx = Context(params=params, repeat=repeat, endpoint_type=config.endpoint_type)
+        try:
+            output = await task.solve(sample, view, ctx)
+            json.dumps(output)
+            record.update(output=output, calls=view.calls, error=None)
+        except (Unsupported, asyncio.CancelledError):
+            raise
+        except RequestFailed as err:
+            record.update(calls=view.calls, error=str(err))
+        except (TypeError, ValueError) as err:
+            record.update(calls=view.calls, error=f"the task's record is not JSON: {err}")
+        except Exception as err:  # a task bug costs its sample, not the run
+            record.update(calls=view.calls, error=f"solve failed: {type(err).__name__}: {err}")
+        if pool is not None and record["error"] is None:
+            record.update(await score_one(pool, task, sample, record["output"]))
+        log.append(record)
+        progress.update(done_delta=1, error_delta=record["error"] is not None)
+
+    started = time.perf_counter()
+    try:
+        async with Client(settings) as client:
+            model = EndpointModel(client, config.endpoint_type, params)
+            outcome = await run_pool(
+                todo, lambda job: one(model, job), min(params["parallelism"], len(todo)) or 1
+            )
+    finally:
+        if pool is not None:
+            pool.close()
+        log.close()
+    elapsed = time.perf_counter() - started
+    finished = progress.done - done_before
+    say(f"{finished} samples in {elapsed:.3f} s ({finished / max(elapsed, 1e-9):.1f}/s)")
+    progress.update(force=True)
+    return outcome
 
 
-def finish(config: dict, task: TaskDef, samples: list[Sample], results_dir: Path) -> int:
-    records = checkpoint.load_samples(results_dir / checkpoint.SAMPLES)
-    wanted = [records[s.id] for s in samples if s.id in records]
-    errors = [r for r in wanted if r.get("error") is not None]
-    scores = [float(r["score"] or 0.0) for r in wanted]
-    results = build_results(config, task, scores, len(errors))
-    checkpoint.write_json(results_dir / checkpoint.RESULTS_JSON, results)
+async def score_one(pool, task: Task, sample: Sample, output: dict) -> dict:
+    try:
+        scores, extracted = await pool.score(sample, output)
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:  # ScoringTimeout, or the scorer raised
+        return {"error": f"scoring failed: {type(err).__name__}: {err}"}
+    problem = check_scores(task, scores)
+    if problem:
+        return {"error": problem}
+    return {"scores": scores, "extracted": extracted if isinstance(extracted, str | None) else str(extracted)}
+
+
+# ---- commands ----------------------------------------------------------------------------------------------
+
+
+def guarded(command: Callable[[], int]) -> int:
+    try:
+        return command()
+    except ConfigError as err:
+        say(f"error: {err}")
+        return EXIT_CONFIG
+    except OSError as err:
+        say(
+            f"error: cannot write {err.filename or 'the results folder'}: {err.strerror}; finished samples "
+            "are kept, a restart continues from them once this is fixed"
+        )
+        return EXIT_IO
+
+
+def run(config_path: Path, module: str) -> int:
+    run_ = load_run(config_path.parent, module, config_path)
+    keys = run_.jobs()
+    done = checkpoint.load_samples(run_.results_dir / checkpoint.SAMPLES, {k for _, _, k in keys})
+    todo = [job for job in keys if not (job[2] in done and done[job[2]].get("error") is None)]
+    say(
+        f"task {run_.task.name} ({run_.task.protocol}): {len(run_.items)} items x {run_.repeats} repeats, "
+        f"{len(keys) - len(todo)} samples already finished, {len(todo)} to go; model {run_.config.model_id} "
+        f"at {run_.config.url}"
+    )
+    outcome = asyncio.run(evaluate(run_, todo, len(keys) - len(todo))) if todo else "done"
+    if outcome == "sigterm":
+        say("stopped by SIGTERM; finished samples are saved, a restart continues from them")
+        return EXIT_SIGTERM
+    if outcome.startswith("unsupported: "):
+        say(f"error: task {run_.task.name} cannot run against this endpoint: {outcome.partition(': ')[2]}")
+        return EXIT_FAILED
+    if run_.task.program is not None:
+        return score_code(run_, required=False)
+    return finish(
+        run_, checkpoint.load_samples(run_.results_dir / checkpoint.SAMPLES, {k for _, _, k in keys})
+    )
+
+
+def score(results_dir: Path, module: str) -> int:
+    """Score saved responses again (text tasks) or from the sandbox's verdicts (code); no request."""
+    run_ = load_run(results_dir, module)
+    if run_.task.program is not None:
+        return score_code(run_, required=True)
+    keys = {k for _, _, k in run_.jobs()}
+    records = checkpoint.load_samples(results_dir / checkpoint.SAMPLES, keys)
+    by_id = {s.id: s for s in run_.items}
+
+    async def rescore_all() -> None:
+        from launcher.harness.scoring import ScorePool
+
+        pool = ScorePool(run_.module, run_.task.name, workers(), run_.params["score_timeout"])
+        try:
+            scorable = [
+                r for r in records.values() if r.get("error") is None and isinstance(r.get("output"), dict)
+            ]
+            outcomes = await asyncio.gather(
+                *(score_one(pool, run_.task, by_id[r["id"]], r["output"]) for r in scorable)
+            )
+            for record, outcome in zip(scorable, outcomes, strict=True):
+                record.pop("scores", None)
+                record.update(outcome)
+        finally:
+            pool.close()
+
+    asyncio.run(rescore_all())
+    checkpoint.rewrite_samples(results_dir / checkpoint.SAMPLES, list(records.values()), run_.redact)
+    return finish(run_, records)
+
+
+def read_verdicts(path: Path, keys: set[str]) -> dict[tuple[str, str], dict]:
+    """(key, program digest) -> verdict; lines for other keys are ignored (the sandbox's stdout only)."""
+    verdicts: dict[tuple[str, str], dict] = {}
+    if not path.exists():
+        return verdicts
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            v = json.loads(line)
+            key, digest, passed = v["key"], v["program"], v["passed"]
+        except (ValueError, RecursionError, KeyError, TypeError):
+            continue
+        if key in keys and isinstance(digest, str) and isinstance(passed, bool):
+            verdicts[(key, digest)] = v
+    return verdicts
+
+
+def score_code(run_: Run, required: bool) -> int:
+    keys = run_.jobs()
+    records = checkpoint.load_samples(run_.results_dir / checkpoint.SAMPLES, {k for _, _, k in keys})
+    verdicts = read_verdicts(run_.results_dir / checkpoint.VERDICTS, {k for _, _, k in keys})
+    by_id = {s.id: s for s in run_.items}
+    unexecuted = 0
+    for record in records.values():
+        record.pop("scores", None)
+        if record.get("error") is not None or not isinstance(record.get("output"), dict):
+            continue
+        digest = program_digest(run_.task.program(by_id[record["id"]], record["output"]))
+        verdict = verdicts.get((record["key"], digest))
+        if verdict is None:
+            unexecuted += 1
+            continue
+        record["scores"] = {run_.task.metrics[0]: 1.0 if verdict["passed"] else 0.0}
+        record["extracted"] = str(verdict.get("detail") or "")[:300]
+    if unexecuted and not required:
+        say(
+            f"{unexecuted} programs saved and not executed yet: the sandbox phase (`python -m "
+            "launcher.harness execute /results`) runs them, then `python -m launcher.harness score "
+            "/results` scores them"
+        )
+        return 0
+    if unexecuted:
+        say(f"warning: {unexecuted} programs have no verdict from the sandbox; they count as errors")
+    checkpoint.rewrite_samples(run_.results_dir / checkpoint.SAMPLES, list(records.values()), run_.redact)
+    return finish(run_, records)
+
+
+def finish(run_: Run, records: dict[str, dict]) -> int:
+    task = run_.task
+    tally = aggregate.tally(task.metrics, [s.id for s in run_.items], run_.repeats, records)
+    limit = run_.params["max_error_fraction"]
+    config = json.loads(run_.config.to_json())
+    results = aggregate.results(task, tally, len(run_.items), run_.loaded, run_.repeats, limit, config)
+    checkpoint.write_json(run_.results_dir / checkpoint.RESULTS_JSON, results)
     import yaml
 
-    (results_dir / checkpoint.RESULTS_YML).write_text(
+    (run_.results_dir / checkpoint.RESULTS_YML).write_text(
         yaml.safe_dump(results, sort_keys=False), encoding="utf-8"
     )
-    value = results["results"]["tasks"][task.name]["metrics"][task.metric]["scores"][task.metric]["value"]
-    say(f"{task.name} {task.metric} = {value:.4f} over {len(scores)} samples ({len(errors)} errors)")
-    limit = config["params"]["max_error_fraction"]
-    if scores and len(errors) / len(scores) > limit:
-        common, n = Counter(r["error"] for r in errors).most_common(1)[0]
+    head = task.metrics[0]
+    chance = f"; chance {task.chance:.4f}" if task.chance is not None else ""
+    say(
+        f"{task.name} {head} = {tally.values[head]:.4f} ± {tally.stderr[head]:.4f} over {tally.items} items "
+        f"({tally.errors} of {tally.attempts} samples errored, {tally.error_fraction:.1%}){chance}"
+    )
+    if tally.attempts and tally.error_fraction > limit:
+        errors = [r["error"] for r in records.values() if r.get("error") is not None]
+        common, n = Counter(errors).most_common(1)[0] if errors else ("(no verdict)", tally.errors)
         say(
-            f"error: task failed: {len(errors)} of {len(scores)} samples errored "
-            f"({len(errors) / len(scores):.0%} > max_error_fraction {limit:.0%}); "
-            f"most common ({n}x): {common}"
+            f"error: task failed: {tally.errors} of {tally.attempts} samples errored "
+            f"({tally.error_fraction:.0%} > max_error_fraction {limit:.0%}); most common ({n}x): {common}"
         )
         return EXIT_FAILED
     return 0
-
-
-def build_results(config: dict, task: TaskDef, scores: list[float], errors: int) -> dict:
-    n = len(scores)
-    mean = sum(scores) / n if n else 0.0
-    variance = sum((s - mean) ** 2 for s in scores) / (n - 1) if n > 1 else 0.0
-    score = {
-        "value": mean,
-        "stats": {"stderr": math.sqrt(variance / n) if n else 0.0, "count": n, "errors": errors},
-    }
-    return {
-        "results": {"tasks": {task.name: {"metrics": {task.metric: {"scores": {task.metric: score}}}}}},
-        "model_id": config["model_id"],
-        "task": task.name,
-        "config": config,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def rescore(results_dir: Path) -> int:
-    """Score saved responses again with the current scoring code; no request is sent."""
-    try:
-        config, task, samples = load_run(results_dir / "run_config.json")
-    except (ConfigProblem, FileNotFoundError) as err:
-        say(f"error: {err}")
-        return EXIT_CONFIG
-    path = results_dir / checkpoint.SAMPLES
-    records = checkpoint.load_samples(path)
-    by_id = {s.id: s for s in samples}
-    chat = config["endpoint_type"] == "chat"
-
-    async def rescore_all() -> None:
-        from launcher.harness.sandbox import run_program
-
-        for record in records.values():
-            sample = by_id.get(record["id"])
-            if sample is None or record.get("error") is not None:
-                continue
-            if task.kind == "code":
-                passed, detail = await run_program(humaneval_program(sample, record["response"], not chat))
-                record.update(score=1.0 if passed else 0.0, extracted=detail)
-            else:
-                score, extracted = score_text(task, sample, record["response"])
-                record.update(score=score, extracted=extracted)
-
-    asyncio.run(rescore_all())
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records.values()), encoding="utf-8"
-    )
-    os.replace(tmp, path)
-    return finish(config, task, samples, results_dir)
 
 
 def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m launcher.harness")
+    parser.add_argument(
+        "--tasks", default=DEFAULT_TASKS, help="module whose TASKS holds the api.Task objects"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="evaluate a task").add_argument("--config", required=True, type=Path)
-    sub.add_parser("rescore", help="re-score saved responses, no requests").add_argument("results", type=Path)
+    sub.add_parser("run", help="request and score a task").add_argument("--config", required=True, type=Path)
+    for name, text in (
+        ("score", "score saved responses (and sandbox verdicts) again, no requests"),
+        ("rescore", "the same as score"),
+    ):
+        sub.add_parser(name, help=text).add_argument("results", type=Path)
+    execute_ = sub.add_parser(
+        "execute", help="run a code task's programs here (the sandbox); verdicts on stdout"
+    )
+    execute_.add_argument("results", type=Path)
+    execute_.add_argument("--uid", type=int, default=SANDBOX_UID, help="uid the programs run as")
+    execute_.add_argument("--python", default=sys.executable, help="interpreter the programs run with")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.config)
-    return rescore(args.results)
+        return guarded(lambda: run(args.config, args.tasks))
+    if args.command == "execute":
+        from launcher.harness.sandbox import execute
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+        return guarded(lambda: execute(load_run(args.results, args.tasks), sys.stdout, args.uid, args.python))
+    return guarded(lambda: score(args.results, args.tasks))

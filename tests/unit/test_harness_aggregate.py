@@ -1,0 +1,77 @@
+"""Per-item mean over repeats, then mean and stderr over items; errors apart; results layout."""
+
+import math
+
+import pytest
+
+from launcher.harness.aggregate import results, sample_key, tally
+from launcher.harness.api import Task
+
+
+def rec(score=None, error=None):
+    return {"error": error, "scores": None if score is None else {"m": score}}
+
+
+@pytest.mark.parametrize(
+    ("records", "repeats", "value", "items", "attempts", "errors"),
+    [
+        ({"a": rec(1.0), "b": rec(0.0)}, 1, 0.5, 2, 2, 0),
+        ({"a": rec(1.0), "b": rec(error="HTTP 500")}, 1, 1.0, 1, 2, 1),  # the score is over attempted items
+        ({"a#0": rec(1.0), "a#1": rec(0.0), "b#0": rec(1.0), "b#1": rec(1.0)}, 2, 0.75, 2, 4, 0),
+        ({"a#0": rec(1.0), "a#1": rec(error="x"), "b#0": rec(0.0)}, 2, 0.5, 2, 3, 1),  # b#1 not done
+        ({}, 1, 0.0, 0, 0, 0),
+        ({"a": {"error": None}}, 1, 0.0, 0, 1, 1),  # a code sample without a verdict
+    ],
+)
+def test_tally(records, repeats, value, items, attempts, errors):
+    t = tally(("m",), ["a", "b"], repeats, records)
+    assert (t.values["m"], t.items, t.attempts, t.errors) == (value, items, attempts, errors)
+
+
+def test_stderr_is_over_item_means():
+    records = {sample_key(i, r, 2): rec(float(r == 0 or i == "a")) for i in "ab" for r in range(2)}
+    t = tally(("m",), ["a", "b"], 2, records)
+    assert t.values["m"] == 0.75 and math.isclose(t.stderr["m"], 0.25)  # item means 1.0 and 0.5
+
+
+def test_sample_key():
+    assert sample_key("x", 0, 1) == "x" and sample_key("x", 3, 4) == "x#3"
+
+
+def task(**kw):
+    base = dict(
+        name="t",
+        protocol="p 1.0",
+        metrics=("acc", "acc_norm"),
+        endpoint_types=("completions",),
+        load=list,
+        solve=None,
+        chance=0.25,
+    )
+    return Task(**{**base, **kw})
+
+
+def test_results_layout_keeps_the_shape_and_adds_protocol_samples_chance_errors():
+    t = tally(("acc", "acc_norm"), ["a"], 1, {"a": {"error": None, "scores": {"acc": 1.0, "acc_norm": 0.0}}})
+    out = results(task(size=100, subsample="first 10 of 100"), t, 5, 10, 1, 0.05, {"model_id": "m"})
+    entry = out["results"]["tasks"]["t"]
+    assert entry["metrics"]["acc_norm"]["scores"]["acc_norm"] == {
+        "value": 0.0,
+        "stats": {"stderr": 0.0, "count": 1, "errors": 0},
+    }
+    assert (entry["protocol"], entry["chance"], entry["headline"]) == ("p 1.0", 0.25, "acc")
+    assert entry["samples"] == {
+        "items": 5,
+        "size": 100,
+        "repeats": 1,
+        "subsample": "first 5 of 10 items (limit_samples); first 10 of 100",
+    }
+    assert entry["errors"]["fraction"] == 0.0 and out["model_id"] == "m"
+
+
+def test_full_split_has_no_subsample_note():
+    t = tally(("acc", "acc_norm"), [], 1, {})
+    assert (
+        results(task(size=10), t, 10, 10, 1, 0.05, {})["results"]["tasks"]["t"]["samples"]["subsample"]
+        is None
+    )
