@@ -300,4 +300,6 @@ def test_harness_commands_equal_nel_s(nel_dry_run, ne_python):
         Path(os.environ["LAUNCHER_PARITY_REPORT"]).write_text(
             json.dumps({"checked": checked, "config_only": config_only}, indent=1)
         )
-    assert len(checked) >= 320, (len(checked), config_only)
+    # NEL 0.2.6 x PyPI 26.3: 16 tasks need a user value (helm's judge api_key, livecodebench's
+    # release_version) and 3 get an endpoint type they do not support from this test (README lists them)
+    assert (len(checked), len(config_only)) == (325, 19), sorted(config_only)
