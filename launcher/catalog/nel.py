@@ -159,6 +159,39 @@ def merge_config(*layers: Mapping | None) -> dict:
     return out
 
 
+# Our typed params -> nemo-evaluator's config.params names (NEL 0.2.6 docs and the harness definitions).
+NEL_PARAM_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_new_tokens",
+    "parallelism": "parallelism",
+    "limit_samples": "limit_samples",
+    "request_timeout": "request_timeout",
+    "max_retries": "max_retries",
+}
+
+
+def nel_params(params: Mapping[str, Any], key: str = "params") -> dict:
+    """The `config.params` a catalogue task gets from our typed params that are set (None: not set).
+
+    Ours without a nemo-evaluator equivalent (seed, stop, max_error_fraction) are refused by name rather
+    than dropped: the harness in the image would not see them.
+    """
+    out = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if name not in NEL_PARAM_NAMES:
+            raise ConfigError(
+                f"{key}.{name}",
+                "has no equivalent in catalogue (NEL) tasks",
+                f"Set it under nemo_evaluator_config.config.params if the harness has one; "
+                f"known: {', '.join(NEL_PARAM_NAMES)}",
+            )
+        out[NEL_PARAM_NAMES[name]] = value
+    return out
+
+
 @dataclass(frozen=True)
 class Rendered:
     image: str

@@ -13,6 +13,7 @@ from launcher.catalog.nel import (
     catalogue,
     catalogue_rows,
     merge_config,
+    nel_params,
     render_task,
     resolve_nel,
     resolve_task,
@@ -213,3 +214,10 @@ def test_catalogue_rows():
     assert len(emb) >= 20  # NEL 0.2.6 has 20 tasks whose endpoint type is embedding
     assert all("embedding" in f"{r['name']} {r['harness']} {r['image']} {r['endpoint_types']}" for r in emb)
     assert catalogue_rows("no-such-thing-anywhere") == []
+
+
+def test_nel_params():
+    ours = {"temperature": 0.0, "max_tokens": 512, "limit_samples": 3, "seed": None, "top_p": None}
+    assert nel_params(ours) == {"temperature": 0.0, "max_new_tokens": 512, "limit_samples": 3}
+    with pytest.raises(ConfigError, match=r"^evaluation.tasks\[0\].params.seed: has no equivalent"):
+        nel_params({"seed": 1}, key="evaluation.tasks[0].params")
