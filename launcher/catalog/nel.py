@@ -1,0 +1,304 @@
+"""NeMo Evaluator Launcher (NEL) 0.2.6's task catalogue: names, images, and the run config its images read.
+
+Facts come from NEL 0.2.6 (read in its source, Apache-2.0):
+- the table `nel_tasks.json` is generated from its packaged `resources/all_tasks_irs.yaml` by
+  scripts/gen-nel-catalog.py (`make catalog`);
+- names resolve as its `common/mapping.py:get_task_from_mapping` does: `harness.task` exactly, a bare
+  `task` when exactly one harness has it, else an error listing the qualified names;
+- a task runs as its `common/helpers.py:get_eval_factory_command` renders it: a `config_ef.yaml`
+  (`config: {type, output_dir: /results, params}`, `target.api_endpoint: {url, model_id, type,
+  api_key_name}`, `metadata`) read by `nemo-evaluator run_eval` (`eval-factory` in older images) inside
+  the harness image, which merges its own defaults and renders the harness command.
+
+Ours differs where it is safer: the key only ever travels by name (no `.secrets.env`), the image's
+telemetry is off, and a `harness.task` the catalogue does not list is refused instead of trusted.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from launcher.errors import ConfigError
+
+TABLE = Path(__file__).with_name("nel_tasks.json")
+RESULTS_DIR = "/results"  # NEL's CONTAINER_RESULTS_DIR; the task's results folder is mounted there
+CONFIG_FILE = "config_ef.yaml"  # NEL's name for the run config the image reads
+BUILTIN_PREFIX = "launcher"  # built-ins are always reachable as launcher.<name>
+# nemo-evaluator inside the images posts telemetry unless told not to; we never let it leave the host.
+CONTAINER_ENV = {"NEMO_EVALUATOR_TELEMETRY_LEVEL": "0"}
+
+
+@dataclass(frozen=True)
+class NelTask:
+    harness: str
+    task: str
+    endpoint_types: tuple[str, ...]
+    image: str  # the catalogue's image for the harness (nvcr.io/nvidia/eval-factory/<harness>:26.03)
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.harness}.{self.task}"
+
+    @property
+    def endpoint_type(self) -> str:
+        return self.endpoint_types[0]  # NEL runs the first supported type unless the task sets one
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    version: str
+    harness_images: dict[str, str]
+    tasks: dict[tuple[str, str], NelTask]  # (harness, task) -> task
+
+    def by_task(self, task: str) -> list[NelTask]:
+        return [t for (_, name), t in self.tasks.items() if name == task]
+
+
+@functools.cache
+def catalogue() -> Catalogue:
+    data = json.loads(TABLE.read_text())
+    images = {name: h["image"] for name, h in data["harnesses"].items()}
+    tasks = {
+        (t["harness"], t["task"]): NelTask(
+            t["harness"], t["task"], tuple(t["endpoint_types"]), images[t["harness"]], t["description"]
+        )
+        for t in data["tasks"]
+    }
+    return Catalogue(data["source"]["version"], images, tasks)
+
+
+def resolve_nel(name: str, key: str = "task") -> NelTask | None:
+    """The catalogue task `name` means, as NEL 0.2.6 resolves it; None when NEL has no such name.
+
+    Ambiguous bare names and unknown tasks of a known harness are errors naming the choices (`key` is the
+    config key to name in them).
+    """
+    cat = catalogue()
+    if name.count(".") == 0:
+        found = cat.by_task(name)
+        if len(found) > 1:
+            choices = ", ".join(t.name for t in found)
+            raise ConfigError(
+                key, f"{name!r} is a task of {len(found)} harnesses", f"Write one of: {choices}"
+            )
+        return found[0] if found else None
+    if name.count(".") == 1:
+        harness, task = name.split(".")
+        if (harness, task) in cat.tasks:
+            return cat.tasks[harness, task]
+        if harness in cat.harness_images:
+            # NEL would run it "unlisted" behind NEMO_EVALUATOR_TRUST_UNLISTED_TASKS=1; a typo must not
+            # start a container, so we refuse and point at the spellings that exist.
+            names = [t for (h, t) in cat.tasks if h == harness]
+            close = difflib.get_close_matches(task, names, n=3)
+            hint = f"Did you mean {', '.join(f'{harness}.{c}' for c in close)}? " if close else ""
+            raise ConfigError(
+                key,
+                f"{name!r} is not in NEL {cat.version}'s catalogue of {harness} ({len(names)} tasks)",
+                f"{hint}`launcher ls tasks {harness}` lists them",
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str  # the qualified name: launcher.<task> or <harness>.<task>
+    source: Literal["builtin", "catalogue"]
+    builtin: Any = None  # the value from `builtins` for a built-in
+    nel: NelTask | None = None
+
+
+def resolve_task(name: str, builtins: Mapping[str, Any], key: str = "task") -> Resolved | None:
+    """One name -> one benchmark, or an error; None for a name neither we nor NEL know (a custom task).
+
+    Rules (no name ever silently means a different benchmark):
+    - `launcher.<name>` is our built-in <name>;
+    - `<harness>.<task>` and bare names resolve as NEL 0.2.6 resolves them;
+    - a bare name that is both ours and NEL's is an error listing both qualified names.
+    """
+    prefix = BUILTIN_PREFIX + "."
+    if name.startswith(prefix):
+        bare = name[len(prefix) :]
+        if bare not in builtins:
+            raise ConfigError(key, f"no built-in task {bare!r}", f"Built-ins: {', '.join(sorted(builtins))}")
+        return Resolved(name, "builtin", builtin=builtins[bare])
+    if name in builtins:
+        theirs = [t.name for t in catalogue().by_task(name)]
+        if theirs:
+            choices = ", ".join([f"{prefix}{name} (built-in)"] + [f"{t} (NEL catalogue)" for t in theirs])
+            raise ConfigError(key, f"{name!r} names more than one benchmark", f"Write one of: {choices}")
+        return Resolved(prefix + name, "builtin", builtin=builtins[name])
+    task = resolve_nel(name, key)
+    return Resolved(task.name, "catalogue", nel=task) if task else None
+
+
+def merge_config(*layers: Mapping | None) -> dict:
+    """Deep-merge `nemo_evaluator_config` layers (evaluation level, then task level: last wins).
+
+    Mappings merge key by key, anything else (lists included) is replaced, as OmegaConf.merge does in
+    NEL's `get_eval_factory_config`.
+    """
+    out: dict = {}
+    for layer in layers:
+        for k, v in (layer or {}).items():
+            if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+                out[k] = merge_config(out[k], v)
+            else:
+                out[k] = copy.deepcopy(dict(v) if isinstance(v, Mapping) else v)
+    return out
+
+
+# Our typed params -> nemo-evaluator's config.params names (NEL 0.2.6 docs and the harness definitions).
+NEL_PARAM_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_new_tokens",
+    "parallelism": "parallelism",
+    "limit_samples": "limit_samples",
+    "request_timeout": "request_timeout",
+    "max_retries": "max_retries",
+}
+
+
+def nel_params(params: Mapping[str, Any], key: str = "params") -> dict:
+    """The `config.params` a catalogue task gets from our typed params that are set (None: not set).
+
+    Ours without a nemo-evaluator equivalent (seed, stop, max_error_fraction) are refused by name rather
+    than dropped: the harness in the image would not see them.
+    """
+    out = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if name not in NEL_PARAM_NAMES:
+            raise ConfigError(
+                f"{key}.{name}",
+                "has no equivalent in catalogue (NEL) tasks",
+                f"Set it under nemo_evaluator_config.config.params if the harness has one; "
+                f"known: {', '.join(NEL_PARAM_NAMES)}",
+            )
+        out[NEL_PARAM_NAMES[name]] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Rendered:
+    image: str
+    argv: tuple[str, ...]  # the in-container command
+    files: dict[str, str]  # file name in the task's results folder (mounted at /results) -> text
+    env_names: tuple[str, ...]  # host variables passed by name (`-e NAME`): values are never written
+    env: dict[str, str] = field(default_factory=lambda: dict(CONTAINER_ENV))  # literal, not secret
+
+
+def image_for(
+    task: NelTask, container: str | None = None, harness_images: Mapping[str, str] | None = None
+) -> str:
+    """Task-level `container` > config-level harness -> image map (mirrors, air-gapped registries) > table."""
+    return container or (harness_images or {}).get(task.harness) or task.image
+
+
+def render_task(
+    task: NelTask,
+    nemo_evaluator_config: Mapping | None,
+    *,
+    url: str,
+    model_id: str,
+    api_key_name: str | None = None,
+    endpoint_type: str | None = None,
+    env_names: tuple[str, ...] = (),
+    container: str | None = None,
+    harness_images: Mapping[str, str] | None = None,
+    metadata: Mapping | None = None,
+    pre_cmd: str = "",
+    post_cmd: str = "",
+) -> Rendered:
+    """The image, command and files that run `task` as NEL 0.2.6 runs it. Pure.
+
+    `nemo_evaluator_config` is the merged user config (see merge_config): what it sets wins, as in NEL;
+    the launcher fills only what is missing. `endpoint_type` is the task's `endpoint_type` override;
+    `env_names` the container variables the config passes (env_vars at every level); `metadata` is
+    recorded in the config for humans and ignored by the harness.
+    """
+    cfg = merge_config(nemo_evaluator_config)
+    api = cfg.setdefault("target", {}).setdefault("api_endpoint", {})
+    api.setdefault("url", url)
+    api.setdefault("model_id", model_id)
+    api.setdefault("type", endpoint_type or task.endpoint_type)
+    run = cfg.setdefault("config", {})
+    run.setdefault("type", task.task)  # NEL writes the bare task name for catalogue tasks
+    run.setdefault("output_dir", RESULTS_DIR)
+    if api_key_name:
+        api.setdefault("api_key_name", api_key_name)
+    meta = cfg.setdefault("metadata", {})
+    for k, v in (metadata or {}).items():
+        meta.setdefault(k, copy.deepcopy(v))
+    files = {CONFIG_FILE: yaml.safe_dump(cfg)}
+
+    config_path = f"{RESULTS_DIR}/{CONFIG_FILE}"
+    # NEL's own choice of entry point: nemo-evaluator, or eval-factory in images that predate it.
+    pick = "cmd=$(command -v nemo-evaluator >/dev/null 2>&1 && echo nemo-evaluator || echo eval-factory)"
+    run_eval = f"$cmd run_eval --run_config {shlex.quote(config_path)}"
+    if pre_cmd or post_cmd:
+        meta.update({k: v for k, v in (("pre_cmd", pre_cmd), ("post_cmd", post_cmd)) if v})
+        files = {CONFIG_FILE: yaml.safe_dump(cfg), "pre_cmd.sh": pre_cmd, "post_cmd.sh": post_cmd}
+        pre, post = f"{RESULTS_DIR}/pre_cmd.sh", f"{RESULTS_DIR}/post_cmd.sh"
+        # as NEL: pre_cmd sourced in the same shell; post_cmd always runs and the exit code is kept
+        script = f"{pick} && source {pre} && (trap 'code=$?; source {post}; exit $code' EXIT; {run_eval})"
+    else:
+        script = f"{pick} && exec {run_eval}"
+    names = tuple(dict.fromkeys([*env_names, *([api_key_name] if api_key_name else [])]))
+    return Rendered(
+        image=image_for(task, container, harness_images),
+        argv=("bash", "-c", script),
+        files=files,
+        env_names=names,
+    )
+
+
+def catalogue_rows(filter: str | None = None, builtins: Mapping[str, Any] | None = None) -> list[dict]:
+    """Rows for `launcher ls tasks`: built-ins first (as launcher.<name>), then the NEL catalogue.
+
+    `filter` keeps rows whose name, harness, image or endpoint types contain it (case-insensitive).
+    A built-in's image/endpoint types are read from its `image`/`endpoint_types` attributes when present.
+    """
+    rows = [
+        {
+            "name": f"{BUILTIN_PREFIX}.{name}",
+            "harness": BUILTIN_PREFIX,
+            "image": getattr(info, "image", ""),
+            "endpoint_types": list(getattr(info, "endpoint_types", ("chat", "completions"))),
+            "source": "built-in",
+            "description": getattr(info, "description", ""),
+        }
+        for name, info in sorted((builtins or {}).items())
+    ]
+    rows += [
+        {
+            "name": t.name,
+            "harness": t.harness,
+            "image": t.image,
+            "endpoint_types": list(t.endpoint_types),
+            "source": "catalogue",
+            "description": t.description,
+        }
+        for t in catalogue().tasks.values()
+    ]
+    if filter:
+        needle = filter.lower()
+        rows = [
+            r
+            for r in rows
+            if any(needle in str(r[k]).lower() for k in ("name", "harness", "image", "endpoint_types"))
+        ]
+    return rows
