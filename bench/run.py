@@ -440,9 +440,9 @@ async def bare_loop(url: str, prompts: list[str], parallelism: int) -> float:
 def bench_throughput(latency: float = 0.05) -> str:
     """BENCH_ROUNDS (default 3) rounds per level; BENCH_LEVELS (e.g. "256") limits the levels."""
     sys.path.insert(0, str(ROOT))
-    from launcher.harness.tasks import load_synthetic
+    from launcher.harness.benchmarks.synthetic import load
 
-    prompts = [s.prompt for s in load_synthetic()]
+    prompts = [s.input for s in load()]
     sizes = {1: 100, 16: 2000, 64: 4000, 256: 8000}
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     if os.environ.get("BENCH_LEVELS"):

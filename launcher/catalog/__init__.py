@@ -1,73 +1,97 @@
 """Every task the launcher knows by name, and the images of ours (one place for each tag).
 
-`resolve(name)` is the one lookup: a task listed here runs our harness image; any other name needs
-`container` and `command` in its config. A second source (e.g. a catalogue of other images) plugs in
-by adding itself to `SOURCES`.
+Two sources, one resolver (`resolve`):
+- our built-ins: the harness's benchmarks (launcher/harness/benchmarks), each naming the reference
+  protocol it reproduces; always reachable as `launcher.<name>`;
+- NeMo Evaluator Launcher 0.2.6's catalogue (catalog/nel.py): `<harness>.<task>` or a bare name, resolved
+  as NEL resolves it, each run in its harness image with NEL's config_ef.yaml.
+A bare name both sources know is an error listing the qualified names: no name ever silently means a
+different benchmark. Any other name is a custom task (`container` and `command` in its config).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from dataclasses import dataclass
 
 from launcher import __version__
 
 HARNESS_IMAGE = f"launcher-harness:{__version__}"
-LLAMA_CPP_IMAGE = (
-    "launcher-llama-cpp:0.3.36"  # the Makefile reads this line; conf/deployment/llama_cpp.yaml too
-)
+# The Makefile reads the next line; conf/deployment/llama_cpp.yaml names the tag too (a test checks it).
+LLAMA_CPP_IMAGE = "launcher-llama-cpp:0.3.36"
 BUILD_HINTS = {  # images of ours that no registry has: how to build each
     HARNESS_IMAGE: "build it with `make image`",
     LLAMA_CPP_IMAGE: "build it with `make llama-image`",
 }
 RUN_CONFIG = "/results/run_config.json"  # written by the launcher into the task's results folder
+HIDDEN = frozenset({"synthetic"})  # the launcher's own load generator (bench/), not a benchmark
 
 
 @dataclass(frozen=True)
 class TaskInfo:
-    name: str
+    """A built-in benchmark as the host sees it (the harness's api.Task holds the rest)."""
+
+    name: str  # bare name, as the harness knows it
     description: str
-    samples: int
+    samples: int | None  # items in the reference split
+    protocol: str = ""  # the reference implementation and version it reproduces
+    endpoint_types: tuple[str, ...] = ("chat", "completions")
+    subsample: str = ""  # non-empty when we evaluate fewer items than the reference split
+    code: bool = False  # generated code: run.sh adds the sandbox and scoring phases
     image: str = HARNESS_IMAGE
     command: tuple[str, ...] = ("python3", "-m", "launcher.harness", "run", "--config", RUN_CONFIG)
     source: str = "builtin"
 
 
-BUILTIN = {
-    t.name: t
-    for t in (
-        TaskInfo("gsm8k", "GSM8K test: grade-school math, exact match on the final number", 1319),
-        TaskInfo(
-            "humaneval", "HumanEval: Python functions, pass@1 by running the tests in the container", 164
-        ),
-        TaskInfo("gpqa_diamond", "GPQA Diamond: graduate-level multiple choice (A-D)", 198),
-        TaskInfo("aime2025", "AIME 2025: competition math, integer answers", 30),
-        TaskInfo("hellaswag", "HellaSwag: sentence completion as multiple choice (A-D)", 100),
-        TaskInfo("truthfulqa_mc1", "TruthfulQA MC1: one true answer among several", 100),
-    )
-}
-TASKS = BUILTIN  # the name of launcher 0.1
+@functools.cache
+def builtin() -> dict[str, TaskInfo]:
+    """The harness's benchmarks (imported on first use: `--help` never pays for it)."""
+    from launcher.harness.benchmarks import TASKS
 
-# Each source: () -> {name: TaskInfo}; earlier sources win on a name clash.
-SOURCES: list[Callable[[], dict[str, TaskInfo]]] = [lambda: BUILTIN]
-
-
-class UnknownTask(KeyError):
-    """No source knows the name."""
+    return {
+        name: TaskInfo(
+            name=name,
+            description=task.description,
+            samples=task.size,
+            protocol=task.protocol,
+            endpoint_types=tuple(task.endpoint_types),
+            subsample=task.subsample,
+            code=task.program is not None,
+        )
+        for name, task in TASKS.items()
+        if name not in HIDDEN
+    }
 
 
-def all_tasks() -> dict[str, TaskInfo]:
-    out: dict[str, TaskInfo] = {}
-    for source in SOURCES:
-        for name, info in source().items():
-            out.setdefault(name, info)
+@dataclass(frozen=True)
+class Known:
+    """What a task name resolved to: one of our built-ins, or a NEL catalogue task."""
+
+    name: str  # the qualified name: launcher.<task> or <harness>.<task>
+    builtin: TaskInfo | None = None
+    nel: object = None  # catalog.nel.NelTask for a catalogue task
+
+
+def resolve(name: str, key: str = "task") -> Known | None:
+    """The benchmark `name` means, or None for a name nobody knows (a custom task); ambiguous names and
+    unknown tasks of a known harness raise ConfigError naming `key` and the choices."""
+    from launcher.catalog import nel
+
+    found = nel.resolve_task(name, builtin(), key)
+    if found is None:
+        return None
+    return Known(found.name, builtin=found.builtin, nel=found.nel)
+
+
+def rows(filter: str | None = None) -> list[dict]:
+    """`launcher ls tasks`: built-ins (with their reference protocol), then the NEL catalogue."""
+    from launcher.catalog import nel
+
+    out = nel.catalogue_rows(filter, builtin())
+    for row in out:
+        info = builtin().get(row["name"].removeprefix(nel.BUILTIN_PREFIX + "."))
+        if row["source"] == "built-in" and info is not None:
+            row["protocol"] = info.protocol
+            row["samples"] = info.samples
+            row["subsample"] = info.subsample
     return out
-
-
-def resolve(name: str) -> TaskInfo:
-    """The task called `name`; raises UnknownTask."""
-    for source in SOURCES:
-        info = source().get(name)
-        if info is not None:
-            return info
-    raise UnknownTask(name)

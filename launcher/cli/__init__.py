@@ -1,11 +1,11 @@
-"""The verbs: status, logs, kill, resume, ls, info (and export, results, report from launcher.export): parse argv, call launcher.api, render. No Hydra here."""
+"""The verbs status, logs, kill, resume, ls, info (export, results, report: launcher.export): parse argv,
+call launcher.api, render. No Hydra here."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-
 
 EXPORT_VERBS = ("export", "results", "report")
 
@@ -34,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ls", help="list runs, the task registry or the installed executors")
     s.add_argument("what", choices=("runs", "tasks", "executors"))
+    s.add_argument("filter", nargs="?", help="tasks: keep names, harnesses or images containing this")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("-n", "--limit", type=int, default=50, help="runs: show the N most recent (default 50)")
 
@@ -122,16 +123,23 @@ def cmd_ls(args) -> int:
         print(table(["NAME", "CLASS", "EXECUTION KEYS"], [list(r.values()) for r in rows]))
         return 0
     if args.what == "tasks":
-        from launcher.catalog import all_tasks
+        from launcher.catalog import rows as task_rows
 
-        rows = [
-            {"name": t.name, "samples": t.samples, "image": t.image, "description": t.description}
-            for t in all_tasks().values()
-        ]
+        rows = task_rows(args.filter)
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
-        print(table(["NAME", "SAMPLES", "IMAGE", "DESCRIPTION"], [list(r.values()) for r in rows]))
+        cells = [
+            [
+                r["name"],
+                r["source"],
+                ",".join(r["endpoint_types"]),
+                r["image"],
+                r.get("protocol") or r["description"][:80],
+            ]
+            for r in rows
+        ]
+        print(table(["NAME", "SOURCE", "ENDPOINTS", "IMAGE", "PROTOCOL / DESCRIPTION"], cells))
         return 0
     from launcher.cli.render import runs_rows
 

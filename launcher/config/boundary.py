@@ -371,7 +371,7 @@ def _check_semantics(spec: RunSpec) -> None:
         _check_literal_env(f"evaluation.tasks[{i}].env_vars", task.literal_env)
         _check_image(f"evaluation.tasks[{i}].container", task.container)
         p = spec.params(task)
-        for name, low in (("parallelism", 1), ("max_retries", 0), ("limit_samples", 1)):
+        for name, low in (("parallelism", 1), ("max_retries", 0), ("limit_samples", 1), ("repeats", 1)):
             value = getattr(p, name)
             if value is not None and value < low:
                 raise ConfigError(

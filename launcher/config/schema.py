@@ -97,6 +97,7 @@ class Params(Generation):
     request_timeout: float | None = None  # seconds per request (default 120)
     max_retries: int | None = None  # retries per request on 429/5xx/timeouts (default 5)
     max_error_fraction: float | None = None  # task fails above this share of errored samples (0.05)
+    repeats: int | None = None  # samples per item (built-ins: the reference's default); per-item mean first
 
 
 PARAM_DEFAULTS = Params(parallelism=16, request_timeout=120.0, max_retries=5, max_error_fraction=0.05)
@@ -134,6 +135,8 @@ class Evaluation:
     literal_env: dict[str, str] = field(default_factory=dict)  # container variable -> literal (NEL lit:)
     pre_cmd: str = ""  # default for every task (a task's own pre_cmd replaces it)
     post_cmd: str = ""
+    # NEL catalogue harness -> image, for mirrors and air-gapped registries (a task's `container` wins)
+    harness_images: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,14 @@ class RunSpec:
     def pre_post(self, task: TaskSpec) -> tuple[str, str]:
         """The task's (pre_cmd, post_cmd); a task's own replaces the evaluation's (NEL 0.2.6 rule)."""
         return (task.pre_cmd or self.evaluation.pre_cmd, task.post_cmd or self.evaluation.post_cmd)
+
+    def explicit_params(self, task: TaskSpec) -> Params:
+        """Only what the evaluation and the task set (task wins); None where neither did. A built-in task's
+        own defaults (e.g. AIME's token budget) come between these and the target's generation values."""
+        out = Params()
+        for layer in (self.evaluation.params, task.params):
+            out = replace(out, **_set_fields(layer))
+        return out
 
     def params(self, task: TaskSpec) -> Params:
         """Effective parameters: task > evaluation > target.generation > defaults."""

@@ -75,7 +75,9 @@ class Task:
     # Code tasks instead: the whole program whose clean run (no exception, no exit, within the time
     # limit) means "passed"; the runner executes it in the sandbox and records metrics[0] as 1.0 or 0.0.
     program: Callable[[Sample, dict], str] | None = None
-    defaults: Mapping[str, Any] = field(default_factory=dict)  # params that beat the target's, e.g. max_tokens
+    defaults: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # params that beat the target's, e.g. max_tokens
     repeats: int = 1  # default repeats per item (params.repeats overrides); per-item mean, then task mean
     size: int | None = None  # items in the reference split; when load() returns fewer, it is a subsample
     subsample: str = ""  # how a subsample was drawn, e.g. "first 100 of 10,042 validation items"

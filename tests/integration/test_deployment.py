@@ -135,7 +135,7 @@ def test_real_small_model_end_to_end(cli, tmp_path, docker_engine, harness_image
         "deployment=llama_cpp",
         f"deployment.port={port}",
         f"execution.output_dir={tmp_path}/out",
-        "evaluation.tasks=[gsm8k,hellaswag]",
+        "evaluation.tasks=[launcher.gsm8k_cot_zeroshot,launcher.hellaswag]",
         "evaluation.params.limit_samples=2",
         "evaluation.params.max_tokens=48",
         "--wait",

@@ -36,9 +36,9 @@ def test_smoke_suite_end_to_end(cli, endpoint, harness_image, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     state = jobs(cli, invocation_of(proc))
-    assert state["gsm8k"]["score"] == "exact_match=1.0000" and state["gsm8k"]["done"] == 10
-    assert state["humaneval"]["score"] == "pass@1=1.0000"
-    results = Path(state["humaneval"]["folder"]) / "results"
+    assert state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000" and state["launcher.gsm8k_cot_zeroshot"]["done"] == 10
+    assert state["launcher.humaneval_chat"]["score"] == "pass@1=1.0000"
+    results = Path(state["launcher.humaneval_chat"]["folder"]) / "results"
     for name in ("results.json", "results.yml", "samples.jsonl", "progress.json"):
         assert (results / name).is_file()
 
@@ -50,18 +50,18 @@ def test_kill_then_resume_requests_no_finished_sample_again(cli, endpoint, harne
         "target=local",
         f"target.api_endpoint.url={ep.url()}",
         f"execution.output_dir={tmp_path}/out",
-        "evaluation.tasks=[gsm8k]",
+        "evaluation.tasks=[launcher.gsm8k_cot_zeroshot]",
         "evaluation.params.limit_samples=120",
         "evaluation.params.parallelism=2",
         check_rc=0,
     )
     inv = invocation_of(proc)
     deadline = time.monotonic() + 60
-    while (jobs(cli, inv)["gsm8k"]["done"] or 0) < 10:
+    while (jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["done"] or 0) < 10:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     cli("kill", inv, check_rc=0)
-    state = jobs(cli, inv)["gsm8k"]
+    state = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     assert state["state"] == "KILLED"
     folder = Path(state["folder"])
     time.sleep(0.5)
@@ -72,7 +72,7 @@ def test_kill_then_resume_requests_no_finished_sample_again(cli, endpoint, harne
     assert 10 <= len(finished) < 120
     proc = cli("resume", inv, "--wait")
     assert proc.returncode == 0, proc.stdout[-2000:]
-    state = jobs(cli, inv)["gsm8k"]
+    state = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     assert state["state"] == "SUCCEEDED" and state["score"] == "exact_match=1.0000" and state["done"] == 120
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)

@@ -42,7 +42,7 @@ def test_twenty_percent_faults_same_score_as_clean(cli, endpoint, harness_image,
     proc = cli(*args)
     assert proc.returncode == 0, proc.stdout[-2000:]
     state = jobs(cli, invocation_of(proc))
-    assert state["gsm8k"]["score"] == "exact_match=1.0000" and state["humaneval"]["score"] == "pass@1=1.0000"
+    assert state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000" and state["launcher.humaneval_chat"]["score"] == "pass@1=1.0000"
     for job in state.values():
         records = read_samples(Path(job["folder"]))
         assert len(records) == 40 and all(r["error"] is None for r in records)
@@ -53,30 +53,30 @@ def test_endpoint_down_fails_with_a_clear_reason_and_keeps_partial_samples(cli, 
     args = run_args(
         tmp_path,
         "http://127.0.0.1:9/v1/chat/completions",
-        "evaluation.tasks=[gsm8k]",
+        "evaluation.tasks=[launcher.gsm8k_cot_zeroshot]",
         "evaluation.params.limit_samples=4",
         "evaluation.params.max_retries=1",
         "--wait",
     )
     proc = cli(*args)
     assert proc.returncode == 1
-    job = jobs(cli, invocation_of(proc))["gsm8k"]
+    job = jobs(cli, invocation_of(proc))["launcher.gsm8k_cot_zeroshot"]
     assert job["state"] == "FAILED" and job["exit_code"] == 1
     assert "task failed: 4 of 4 samples errored" in job["reason"] and "connection error" in job["reason"]
     assert len(read_samples(Path(job["folder"]))) == 4
 
 
 def start_interruptible_run(cli, ep, tmp_path) -> str:
-    """A 150-sample gsm8k run slow enough to interrupt; returns its id once 10 samples are done."""
+    """A 150-sample launcher.gsm8k_cot_zeroshot run slow enough to interrupt; returns its id once 10 samples are done."""
     args = run_args(
         tmp_path,
         ep.url(),
-        "evaluation.tasks=[gsm8k]",
+        "evaluation.tasks=[launcher.gsm8k_cot_zeroshot]",
         "evaluation.params.limit_samples=150",
         "evaluation.params.parallelism=2",
     )
     inv = invocation_of(cli(*args, check_rc=0))
-    wait_for(lambda: (jobs(cli, inv)["gsm8k"]["done"] or 0) >= 10, what="progress")
+    wait_for(lambda: (jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["done"] or 0) >= 10, what="progress")
     return inv
 
 
@@ -84,7 +84,7 @@ def resume_requests_no_finished_sample(cli, ep, inv, task_folder: Path) -> None:
     """After an interruption: every checkpoint line parses, and resume completes without re-requests."""
     finished = {r["id"] for r in read_samples(task_folder)}
     assert cli("resume", inv, "--wait").returncode == 0
-    job = jobs(cli, inv)["gsm8k"]
+    job = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     assert job["state"] == "SUCCEEDED" and job["done"] == 150 and job["score"] == "exact_match=1.0000"
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)
@@ -97,8 +97,8 @@ def test_sigkill_of_the_container_then_resume_loses_nothing(
     inv = start_interruptible_run(cli, ep, tmp_path)
     for container in docker_engine.containers.list(filters={"label": f"launcher.invocation={inv}"}):
         container.kill()  # SIGKILL: no chance to flush anything
-    wait_for(lambda: jobs(cli, inv)["gsm8k"]["state"] == "FAILED", what="FAILED")
-    job = jobs(cli, inv)["gsm8k"]
+    wait_for(lambda: jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["state"] == "FAILED", what="FAILED")
+    job = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     assert job["exit_code"] == 137 and "SIGKILL" in job["reason"]
     resume_requests_no_finished_sample(cli, ep, inv, Path(job["folder"]))
 
@@ -229,7 +229,7 @@ def test_docker_daemon_restart_during_a_run(cli, endpoint, harness_image, tmp_pa
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=60, what="dockerd to stop")
     subprocess.run(["bash", str(ROOT / "scripts/ensure-docker.sh")], check=True, capture_output=True)
     wait_for(
-        lambda: jobs(cli, inv)["gsm8k"]["state"] in ("FAILED", "KILLED", "LOST"), what="a terminal state"
+        lambda: jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["state"] in ("FAILED", "KILLED", "LOST"), what="a terminal state"
     )
-    job = jobs(cli, inv)["gsm8k"]
+    job = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     resume_requests_no_finished_sample(cli, ep, inv, Path(job["folder"]))

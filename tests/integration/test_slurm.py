@@ -71,13 +71,13 @@ def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_ima
         "execution=slurm",
         f"target.api_endpoint.url={ep.url()}",
         f"execution.output_dir={tmp_path}/out",
-        "evaluation.tasks=[gsm8k,aime2025]",
+        "evaluation.tasks=[launcher.gsm8k_cot_zeroshot,launcher.aime2025]",
         "evaluation.params.limit_samples=200",
         "evaluation.params.parallelism=2",
         check_rc=0,
     )
     inv = invocation_of(proc)
-    wait_for(lambda: (jobs(cli, inv)["gsm8k"]["done"] or 0) >= 10, what="progress")
+    wait_for(lambda: (jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["done"] or 0) >= 10, what="progress")
     cli("kill", inv, check_rc=0)
     wait_for(
         lambda: (
@@ -89,7 +89,7 @@ def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_ima
         timeout=30,
         what="the Slurm job to end",
     )
-    job = jobs(cli, inv)["gsm8k"]
+    job = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     assert job["state"] == "KILLED"
     finished = {
         json.loads(line)["id"]
@@ -97,8 +97,8 @@ def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_ima
     }
     assert cli("resume", inv, "--wait").returncode == 0
     state = jobs(cli, inv)
-    assert state["gsm8k"]["state"] == "SUCCEEDED" and state["gsm8k"]["done"] == 200
-    assert state["aime2025"]["state"] == "SUCCEEDED"
+    assert state["launcher.gsm8k_cot_zeroshot"]["state"] == "SUCCEEDED" and state["launcher.gsm8k_cot_zeroshot"]["done"] == 200
+    assert state["launcher.aime2025"]["state"] == "SUCCEEDED"
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)
 
@@ -166,14 +166,14 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
         "defaults": [{"execution": "slurm"}, "_self_"],
         "execution": {"output_dir": str(tmp_path / "out"), "remote_output_dir": str(cluster), **ssh_login},
         "target": {"api_endpoint": {"url": ep.url(), "model_id": "m", "api_key": "SSH_TEST_KEY"}},
-        "evaluation": {"tasks": ["gsm8k", "aime2025"], "params": {"limit_samples": 200, "parallelism": 2}},
+        "evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot", "launcher.aime2025"], "params": {"limit_samples": 200, "parallelism": 2}},
     }
     (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
     env = {"SSH_TEST_KEY": secret}
     inv = invocation_of(cli("--config-dir", str(tmp_path), "--config-name", "cfg", env=env, check_rc=0))
-    wait_for(lambda: (jobs(cli, inv)["gsm8k"]["done"] or 0) >= 10, what="progress over SSH")
+    wait_for(lambda: (jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["done"] or 0) >= 10, what="progress over SSH")
     cli("kill", inv, check_rc=0)
-    assert jobs(cli, inv)["gsm8k"]["state"] == "KILLED"
+    assert jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["state"] == "KILLED"
     (remote_gsm8k,) = cluster.glob("*/gsm8k")
     finished = {
         json.loads(line)["id"] for line in (remote_gsm8k / "results/samples.jsonl").read_text().splitlines()
@@ -181,9 +181,9 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
     proc = cli("resume", inv, "--wait", env=env)
     assert proc.returncode == 0, proc.stdout[-2000:]
     state = jobs(cli, inv)
-    assert state["gsm8k"]["state"] == "SUCCEEDED" and state["gsm8k"]["score"] == "exact_match=1.0000"
-    assert state["aime2025"]["state"] == "SUCCEEDED" and state["aime2025"]["done"] == 30
-    assert Path(state["gsm8k"]["folder"], "results/results.json").is_file()  # brought back from the cluster
+    assert state["launcher.gsm8k_cot_zeroshot"]["state"] == "SUCCEEDED" and state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000"
+    assert state["launcher.aime2025"]["state"] == "SUCCEEDED" and state["launcher.aime2025"]["done"] == 30
+    assert Path(state["launcher.gsm8k_cot_zeroshot"]["folder"], "results/results.json").is_file()  # brought back from the cluster
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)
     for root in (tmp_path / "out", cluster):
@@ -192,7 +192,7 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
                 assert secret.encode() not in path.read_bytes(), path
     digests = json.loads((remote_gsm8k / "results/run_config.json").read_text())
     assert digests["api_key_env"] == "API_KEY"
-    assert "gsm8k" in cli("logs", f"{inv}.0", check_rc=0).stdout
+    assert "launcher.gsm8k_cot_zeroshot" in cli("logs", f"{inv}.0", check_rc=0).stdout
 
 
 def test_over_ssh_a_failing_task_shows_its_reason(cli, tmp_path, ssh_login, test_image):

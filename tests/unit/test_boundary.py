@@ -13,7 +13,7 @@ def data(**changes):
     base = {
         "execution": {"output_dir": "out"},
         "target": {"api_endpoint": {"url": "http://127.0.0.1:8000/v1/chat/completions", "model_id": "m"}},
-        "evaluation": {"tasks": [{"name": "gsm8k"}]},
+        "evaluation": {"tasks": [{"name": "launcher.gsm8k_cot_zeroshot"}]},
         "deployment": {"type": "none"},
     }
     base.update(changes)
@@ -47,15 +47,23 @@ def test_valid_config_becomes_frozen_objects():
         ({"target": {"api_endpoint": {"url": "???", "model_id": "m"}}}, "target.api_endpoint.url", "missing"),
         ({"evaluation": {"tasks": [{"nme": "x"}]}}, "evaluation.tasks[0].nme", "Allowed keys"),
         ({"evaluation": {"tasks": []}}, "evaluation.tasks", "is empty"),
-        ({"evaluation": {"tasks": ["gsm8k", "gsm8k"]}}, "evaluation.tasks", "listed twice"),
-        ({"evaluation": {"tasks": ["gsm8k"], "only": ["nope"]}}, "evaluation.only", "not a task"),
         (
-            {"evaluation": {"tasks": ["gsm8k"], "env_vars": {"A": "not a name"}}},
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot", "launcher.gsm8k_cot_zeroshot"]}},
+            "evaluation.tasks",
+            "listed twice",
+        ),
+        (
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "only": ["nope"]}},
+            "evaluation.only",
+            "not a task",
+        ),
+        (
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "env_vars": {"A": "not a name"}}},
             "evaluation.env_vars.A",
             "valid",
         ),
         (
-            {"evaluation": {"tasks": ["gsm8k"], "params": {"parallelism": 0}}},
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "params": {"parallelism": 0}}},
             "params.parallelism",
             "at least 1",
         ),
@@ -85,7 +93,10 @@ def test_nemo_0_2_spellings_are_mapped():
             "env_vars": {"HF_TOKEN": "host:HOST_HF"},
             "nemo_evaluator_config": {"config": {"params": {"parallelism": 7, "max_new_tokens": 99}}},
             "tasks": [
-                {"name": "gsm8k", "nemo_evaluator_config": {"config": {"params": {"limit_samples": 5}}}}
+                {
+                    "name": "launcher.gsm8k_cot_zeroshot",
+                    "nemo_evaluator_config": {"config": {"params": {"limit_samples": 5}}},
+                }
             ],
         },
     )
@@ -102,13 +113,17 @@ def test_nemo_0_2_spellings_are_mapped():
     ("evaluation", "key", "words"),
     [
         (
-            {"tasks": ["gsm8k"], "env_vars": {"HF_TOKEN": "lit:whatever"}},
+            {"tasks": ["launcher.gsm8k_cot_zeroshot"], "env_vars": {"HF_TOKEN": "lit:whatever"}},
             "evaluation.env_vars.HF_TOKEN",
             "host:<VARIABLE_NAME>",
         ),
-        ({"tasks": ["gsm8k"], "nemo_evaluator_config": "abc"}, "evaluation.nemo_evaluator_config", "mapping"),
         (
-            {"tasks": ["gsm8k"], "nemo_evaluator_config": {"config": "abc"}},
+            {"tasks": ["launcher.gsm8k_cot_zeroshot"], "nemo_evaluator_config": "abc"},
+            "evaluation.nemo_evaluator_config",
+            "mapping",
+        ),
+        (
+            {"tasks": ["launcher.gsm8k_cot_zeroshot"], "nemo_evaluator_config": {"config": "abc"}},
             "evaluation.nemo_evaluator_config.config",
             "mapping",
         ),
@@ -128,7 +143,10 @@ def test_parameter_layers_task_over_evaluation_over_target():
         },
         evaluation={
             "params": {"max_tokens": 20, "parallelism": 3},
-            "tasks": [{"name": "gsm8k", "params": {"max_tokens": 30}}, "humaneval"],
+            "tasks": [
+                {"name": "launcher.gsm8k_cot_zeroshot", "params": {"max_tokens": 30}},
+                "launcher.humaneval_chat",
+            ],
         },
     )
     s = spec(d)
@@ -139,7 +157,10 @@ def test_parameter_layers_task_over_evaluation_over_target():
 
 def test_task_env_vars_win_over_evaluation():
     d = data(
-        evaluation={"env_vars": {"A": "H1", "B": "H2"}, "tasks": [{"name": "gsm8k", "env_vars": {"A": "H3"}}]}
+        evaluation={
+            "env_vars": {"A": "H1", "B": "H2"},
+            "tasks": [{"name": "launcher.gsm8k_cot_zeroshot", "env_vars": {"A": "H3"}}],
+        }
     )
     s = spec(d)
     assert s.env_vars(s.evaluation.tasks[0]) == {"A": "H3", "B": "H2"}
@@ -167,7 +188,10 @@ ENDPOINT = {"url": "http://127.0.0.1:8000/v1/chat/completions", "model_id": "m"}
         (lambda v: {"execution": {"output_dir": v}}, "execution.output_dir"),
         (lambda v: {"execution": {"extra_docker_args": ["--x", v]}}, "execution.extra_docker_args[1]"),
         (lambda v: {"evaluation": {"tasks": [{"name": v}]}}, "evaluation.tasks[0].name"),
-        (lambda v: {"evaluation": {"tasks": ["gsm8k"], "env_vars": {"A": v}}}, "evaluation.env_vars.A"),
+        (
+            lambda v: {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "env_vars": {"A": v}}},
+            "evaluation.env_vars.A",
+        ),
         (lambda v: {"target": {"api_endpoint": {**ENDPOINT, "model_id": v}}}, "target.api_endpoint.model_id"),
         (
             lambda v: {"deployment": {"type": "server", "image": "x", "command": ["a", v]}},
@@ -181,7 +205,9 @@ def test_h3_control_characters_are_refused_everywhere(bad, where, key):
 
 
 def test_h3_control_characters_in_keys_are_refused():
-    message = one_line_error(data(evaluation={"tasks": ["gsm8k"], "env_vars": {"A\nB": "H"}}))
+    message = one_line_error(
+        data(evaluation={"tasks": ["launcher.gsm8k_cot_zeroshot"], "env_vars": {"A\nB": "H"}})
+    )
     assert "a key contains a newline" in message
 
 
@@ -196,9 +222,13 @@ def test_h3_slurm_strings_are_refused():
 
 
 def test_h3_free_text_written_to_its_own_file_keeps_its_newlines():
-    s = spec(data(evaluation={"tasks": [{"name": "gsm8k", "pre_cmd": "set -e\npip list\n"}]}))
+    s = spec(
+        data(evaluation={"tasks": [{"name": "launcher.gsm8k_cot_zeroshot", "pre_cmd": "set -e\npip list\n"}]})
+    )
     assert s.pre_post(s.evaluation.tasks[0]) == ("set -e\npip list\n", "")
-    message = one_line_error(data(evaluation={"tasks": [{"name": "gsm8k", "pre_cmd": "a\x00b"}]}))
+    message = one_line_error(
+        data(evaluation={"tasks": [{"name": "launcher.gsm8k_cot_zeroshot", "pre_cmd": "a\x00b"}]})
+    )
     assert "NUL" in message
 
 
@@ -222,31 +252,45 @@ def test_m6_ssh_ends_its_options_before_the_destination(tmp_path, monkeypatch):
     ("change", "key", "words"),
     [
         (
-            {"evaluation": {"tasks": ["gsm8k"], "params": {"max_error_fraction": -0.1}}},
+            {
+                "evaluation": {
+                    "tasks": ["launcher.gsm8k_cot_zeroshot"],
+                    "params": {"max_error_fraction": -0.1},
+                }
+            },
             "max_error_fraction",
             "0 and 1",
         ),
         (
-            {"evaluation": {"tasks": ["gsm8k"], "params": {"max_error_fraction": 1.5}}},
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "params": {"max_error_fraction": 1.5}}},
             "max_error_fraction",
             "0 and 1",
         ),
         (
-            {"evaluation": {"tasks": ["gsm8k"], "params": {"request_timeout": 0}}},
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "params": {"request_timeout": 0}}},
             "request_timeout",
             "more than 0",
         ),
         (
-            {"evaluation": {"tasks": ["gsm8k"], "params": {"request_timeout": -5}}},
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "params": {"request_timeout": -5}}},
             "request_timeout",
             "more than 0",
         ),
         (
-            {"evaluation": {"tasks": ["gsm8k"], "params": {"temperature": float("nan")}}},
+            {
+                "evaluation": {
+                    "tasks": ["launcher.gsm8k_cot_zeroshot"],
+                    "params": {"temperature": float("nan")},
+                }
+            },
             "temperature",
             "finite",
         ),
-        ({"evaluation": {"tasks": ["gsm8k"], "params": {"top_p": float("inf")}}}, "top_p", "finite"),
+        (
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "params": {"top_p": float("inf")}}},
+            "top_p",
+            "finite",
+        ),
         ({"execution": {"stop_grace": -1}}, "execution.stop_grace", "0 or more"),
         ({"target": None}, "target", "is null"),
         ({"execution": None}, "execution", "is null"),
@@ -308,13 +352,18 @@ def test_l3_another_container_user_is_refused_with_why():
 @pytest.mark.parametrize(
     "d",
     [
-        data(evaluation={"tasks": ["gsm8k"], "env_vars": {"HF_TOKEN": TOKEN}}),
+        data(evaluation={"tasks": ["launcher.gsm8k_cot_zeroshot"], "env_vars": {"HF_TOKEN": TOKEN}}),
         data(target={"api_endpoint": {**ENDPOINT, "api_key": TOKEN}}),
         data(target={"api_endpoint": {**ENDPOINT, "type": TOKEN}}),
         data(execution={"max_parallel": TOKEN}),
         data(evaluation={"tasks": [{"name": "x", "container": TOKEN}]}),
-        data(evaluation={"tasks": ["gsm8k"], "env_vars": {"HF_TOKEN": "lit:" + TOKEN}}),
-        data(evaluation={"tasks": ["gsm8k"], "env_vars": {"SOME_VAR": "lit:sk-" + "x1Y2" * 6}}),
+        data(evaluation={"tasks": ["launcher.gsm8k_cot_zeroshot"], "env_vars": {"HF_TOKEN": "lit:" + TOKEN}}),
+        data(
+            evaluation={
+                "tasks": ["launcher.gsm8k_cot_zeroshot"],
+                "env_vars": {"SOME_VAR": "lit:sk-" + "x1Y2" * 6},
+            }
+        ),
     ],
 )
 def test_l4_a_value_that_looks_like_a_secret_is_never_echoed(d):
@@ -329,7 +378,7 @@ def test_l4_names_and_ids_are_not_taken_for_secrets():
         "HF_TOKEN_FOR_GPQA_DIAMOND",
         "meta/llama-3.1-8b-instruct",
         "NGC_API_KEY",
-        "gsm8k",
+        "launcher.gsm8k_cot_zeroshot",
         "nvcr.io/nvidia/eval-factory/simple-evals:26.03",
         "/path/to/checkpoint/Model-7B-v2",
         "Qwen/Qwen3-4B-Instruct-2507",

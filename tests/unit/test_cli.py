@@ -14,7 +14,7 @@ EXAMPLE = ["run", "--config-dir", str(ROOT / "examples"), "--config-name", "loca
 def test_help_is_light_and_lists_groups(cli):
     proc = cli("--help", check_rc=0)
     assert "launcher status" in proc.stdout and "target: llama_8b, local" in proc.stdout
-    assert "deployment: llama_cpp, none" in proc.stdout
+    assert "deployment: generic, llama_cpp, nim, none, sglang, trtllm, vllm" in proc.stdout
     assert "execution: local, slurm, and any installed plugin" in proc.stdout
     code = (
         "import sys, launcher.__main__ as m; m.main(['--help']); "
@@ -44,7 +44,9 @@ def test_console_script_is_the_same_program():
 def test_group_selection_forms_dry_run(cli, tmp_path, form):
     proc = cli(*form, "target=local", "-n", check_rc=0)
     assert "# dry run: nothing was written or started" in proc.stdout
-    assert "docker run --rm --init" in proc.stdout and "# ---- gsm8k/run.sh" in proc.stdout
+    assert (
+        "docker run --rm --init" in proc.stdout and "# ---- launcher.gsm8k_cot_zeroshot/run.sh" in proc.stdout
+    )
     assert not (tmp_path / "results").exists() and not (tmp_path / "state").exists()
 
 
@@ -61,14 +63,14 @@ def test_classic_form_with_o_needs_no_secret_and_writes_nothing(cli, tmp_path):
     )
     assert "api_key: API_KEY" in proc.stdout and "-ge 2 ]" in proc.stdout
     assert 'API_KEY="${API_KEY}"' in proc.stdout
-    assert "# ---- gpqa_diamond/run.sh" in proc.stdout
+    assert "# ---- launcher.gpqa_diamond/run.sh" in proc.stdout
     assert list(tmp_path.iterdir()) == [], "a dry run must write nothing"
 
 
 def test_plus_execution_works_with_a_config_that_has_no_execution_slot(cli, tmp_path):
     (tmp_path / "mine.yaml").write_text(
         "defaults:\n  - _self_\ntarget:\n  api_endpoint: {url: 'http://127.0.0.1:1/v1', model_id: m}\n"
-        "evaluation:\n  tasks: [gsm8k]\n"
+        "evaluation:\n  tasks: [launcher.gsm8k_cot_zeroshot]\n"
     )
     for form in ("+execution=local", "execution=local"):
         proc = cli("--config-dir", str(tmp_path), "--config-name", "mine", form, "-n", check_rc=0)
@@ -79,7 +81,10 @@ def test_plus_execution_works_with_a_config_that_has_no_execution_slot(cli, tmp_
     ("args", "words"),
     [
         (["target=local"], "execution: not chosen. Add execution=<name> (available: local"),
-        (["execution=local", "deployment=nope"], "deployment: no option 'nope'. Available: llama_cpp, none"),
+        (
+            ["execution=local", "deployment=nope"],
+            "deployment: no option 'nope'. Available: generic, llama_cpp, nim, none, sglang, trtllm, vllm",
+        ),
         (["execution=local", "deployment.port=0"], "deployment.port: 0 is not a TCP port"),
         (["execution=nope", "target=local"], "execution: no option 'nope'. Available: local"),
         (["execution=local", "target=nope"], "target: no option 'nope'. Available: llama_8b, local"),
@@ -133,16 +138,16 @@ def test_team_groups_by_config_dir_and_searchpath(cli, tmp_path):
     (team / "target" / "team_model.yaml").write_text(
         "api_endpoint: {url: 'http://127.0.0.1:9000/v1/completions', model_id: team/m, type: completions}\n"
     )
-    (team / "evaluation" / "team_suite.yaml").write_text("tasks: [aime2025]\n")
+    (team / "evaluation" / "team_suite.yaml").write_text("tasks: [launcher.aime2025]\n")
     args = ["execution=local", "target=team_model", "evaluation=team_suite", "-n"]
     for extra in (["--config-dir", str(team)], [f"hydra.searchpath=[file://{team}]"]):
         proc = cli(*extra, *args, check_rc=0)
-        assert "model_id: team/m" in proc.stdout and "# ---- aime2025/run.sh" in proc.stdout
+        assert "model_id: team/m" in proc.stdout and "# ---- launcher.aime2025/run.sh" in proc.stdout
     # the team's folder reuses our groups too
     proc = cli(
         "--config-dir", str(team), "execution=local", "target=team_model", "evaluation=math", "-n", check_rc=0
     )
-    assert "# ---- gsm8k/run.sh" in proc.stdout
+    assert "# ---- launcher.gsm8k_cot_zeroshot/run.sh" in proc.stdout
 
 
 def test_hydra_cfg_and_info(cli):
@@ -154,7 +159,12 @@ def test_hydra_cfg_and_info(cli):
 
 def test_multirun_dry_run_groups_jobs_under_one_sweep(cli, tmp_path):
     proc = cli(
-        "-m", "execution=local", "target=local,llama_8b", "evaluation.only=gsm8k,humaneval", "-n", check_rc=0
+        "-m",
+        "execution=local",
+        "target=local,llama_8b",
+        "evaluation.only=launcher.gsm8k_cot_zeroshot,launcher.humaneval_chat",
+        "-n",
+        check_rc=0,
     )
     folders = [
         ln.split(": ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("# invocation folder")
@@ -166,8 +176,26 @@ def test_multirun_dry_run_groups_jobs_under_one_sweep(cli, tmp_path):
 
 def test_ls_tasks_lists_the_registry(cli):
     proc = cli("ls", "tasks", "--json", check_rc=0)
-    names = [t["name"] for t in json.loads(proc.stdout)]
-    assert names == ["gsm8k", "humaneval", "gpqa_diamond", "aime2025", "hellaswag", "truthfulqa_mc1"]
+    rows = json.loads(proc.stdout)
+    builtin = {r["name"]: r for r in rows if r["source"] == "built-in"}
+    assert set(builtin) == {
+        f"launcher.{n}"
+        for n in (
+            "gsm8k_cot",
+            "gsm8k_cot_zeroshot",
+            "aime2025",
+            "gpqa_diamond",
+            "hellaswag",
+            "truthfulqa_mc1",
+            "humaneval",
+            "humaneval_chat",
+        )
+    }
+    assert all(r["protocol"] for r in builtin.values()), "every built-in names its reference protocol"
+    assert "100 of 10,042" in builtin["launcher.hellaswag"]["subsample"]
+    assert len([r for r in rows if r["source"] == "catalogue"]) == 421  # NEL 0.2.6's catalogue
+    proc = cli("ls", "tasks", "simple_evals.gpqa", check_rc=0)
+    assert "simple_evals.gpqa_diamond" in proc.stdout and "launcher.hellaswag" not in proc.stdout
 
 
 def test_verbs_on_unknown_ids_fail_clearly(cli):
@@ -188,13 +216,26 @@ def test_config_file_task_selection_and_env_file(cli, tmp_path):
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "mine.yaml").write_text(
         "defaults:\n  - _self_\ntarget:\n  api_endpoint: {url: 'http://127.0.0.1:1/v1', model_id: m, "
-        "api_key: MY_KEY}\nevaluation:\n  tasks: [gsm8k, humaneval, aime2025]\n"
+        "api_key: MY_KEY}\nevaluation:\n  tasks: [launcher.gsm8k_cot_zeroshot, launcher.humaneval_chat,"
+        " launcher.aime2025]\n"
     )
     (tmp_path / "env").write_text("# a comment\nexport MY_KEY='from-the-file'\n")
-    proc = cli("run", "--config", "conf/mine.yaml", "execution=local", "-t", "gsm8k", "--task=aime2025", "-n")
+    proc = cli(
+        "run",
+        "--config",
+        "conf/mine.yaml",
+        "execution=local",
+        "-t",
+        "launcher.gsm8k_cot_zeroshot",
+        "--task=launcher.aime2025",
+        "-n",
+    )
     assert proc.returncode == 0, proc.stderr
-    assert "# ---- gsm8k/run.sh" in proc.stdout and "# ---- aime2025/run.sh" in proc.stdout
-    assert "humaneval/run.sh" not in proc.stdout
+    assert (
+        "# ---- launcher.gsm8k_cot_zeroshot/run.sh" in proc.stdout
+        and "# ---- launcher.aime2025/run.sh" in proc.stdout
+    )
+    assert "launcher.humaneval_chat/run.sh" not in proc.stdout
     assert not (tmp_path / "results").exists()
     # the env file's value satisfies the host-variable check and is written nowhere
     proc = cli(

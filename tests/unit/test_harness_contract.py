@@ -8,14 +8,32 @@ import pytest
 from launcher.harness.contract import ConfigError, RunConfig, phases, sandbox_argv
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden/gsm8k.run_config.json"
+# A run config as launcher 0.1 wrote it (before target_params, repeats and redact_env existed).
+FIRST_ROUND = {
+    "task": "gsm8k",
+    "model_id": "m",
+    "url": "http://127.0.0.1:8000/v1/chat/completions",
+    "endpoint_type": "chat",
+    "api_key_env": "API_KEY",
+    "params": {"parallelism": 16, "limit_samples": None, "request_timeout": 120.0, "max_retries": 5},
+}
 
 
-def test_todays_run_config_reads_unchanged_and_round_trips():
-    config = RunConfig.from_json(GOLDEN.read_text())
+def test_first_round_run_config_reads_unchanged_and_round_trips():
+    config = RunConfig.from_json(json.dumps(FIRST_ROUND))
     assert (config.task, config.endpoint_type, config.api_key_env) == ("gsm8k", "chat", "API_KEY")
     assert config.target_params == {} and config.repeats is None and config.redact_env == ()
     assert RunConfig.from_json(config.to_json()) == config
     assert config.effective_params({})["parallelism"] == 16
+
+
+def test_the_host_writes_what_the_harness_reads():
+    config = RunConfig.from_json(GOLDEN.read_text())  # rendered by the host (tests/unit/test_render.py)
+    assert (config.task, config.endpoint_type, config.redact_env) == (
+        "gsm8k_cot_zeroshot",
+        "chat",
+        ("API_KEY", "HF_TOKEN"),
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,22 @@ FORBIDDEN = {
     "launcher.executors.local": ("launcher.executors.slurm",),
     "launcher.executors.slurm": ("launcher.executors.local",),
     "launcher.api": ("launcher.cli",),
+    # The harness runs inside the image, where only launcher/__init__.py and launcher/harness exist.
+    "launcher.harness": tuple(
+        f"launcher.{m}"
+        for m in (
+            "api",
+            "cli",
+            "executors",
+            "store",
+            "config",
+            "catalog",
+            "model",
+            "export",
+            "proxy",
+            "errors",
+        )
+    ),
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from launcher.config.boundary import to_run_spec
+from launcher.errors import ConfigError
 from launcher.executors.local import LocalConfig, LocalExecutor
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -40,7 +41,8 @@ def check_golden(name: str, text: str):
 def test_golden_scripts():
     plan = plan_for(
         [
-            "gsm8k",
+            "launcher.gsm8k_cot_zeroshot",
+            "launcher.humaneval_chat",
             {
                 "name": "custom eval",
                 "container": "my/image:1",
@@ -51,9 +53,10 @@ def test_golden_scripts():
         max_parallel=2,
     )
     check_golden("run_all.sh", plan.files["run_all.sh"])
-    check_golden("gsm8k.run.sh", plan.files["gsm8k/run.sh"])
+    check_golden("gsm8k.run.sh", plan.files["launcher.gsm8k_cot_zeroshot/run.sh"])
     check_golden("custom_eval.run.sh", plan.files["custom_eval/run.sh"])
-    check_golden("gsm8k.run_config.json", plan.files["gsm8k/results/run_config.json"])
+    check_golden("gsm8k.run_config.json", plan.files["launcher.gsm8k_cot_zeroshot/results/run_config.json"])
+    check_golden("humaneval.run.sh", plan.files["launcher.humaneval_chat/run.sh"])
     assert plan.host_env == ("HOST_EXTRA", "HOST_HF_TOKEN", "MY_API_KEY")
 
 
@@ -63,10 +66,14 @@ HOSTILE = [
     'it\'s "quoted"',
     "semi; touch PWNED",
     "../../escape",
-    "new\nline",
     "ünïcødé ✓",
     "x" * 300,
 ]
+
+
+def test_a_task_name_with_a_newline_is_refused_at_the_boundary():
+    with pytest.raises(ConfigError, match=r"evaluation.tasks\[0\].name: contains a newline"):
+        plan_for([{"name": "new\nline", "container": "img", "command": ["echo"]}])
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -102,7 +109,7 @@ def test_golden_run_all_with_a_model_server():
         "command": ["serve", "--port", "8011"],
         "env_vars": {"HF_TOKEN": "HOST_HF_TOKEN"},
     }
-    plan = plan_for(["gsm8k"], deployment=deployment, max_parallel=2)
+    plan = plan_for(["launcher.gsm8k_cot_zeroshot"], deployment=deployment, max_parallel=2)
     check_golden("run_all_server.sh", plan.files["run_all.sh"])
     assert plan.images == ("srv:1",)
     subprocess.run(["bash", "-n"], input=plan.files["run_all.sh"], text=True, check=True)
@@ -128,18 +135,23 @@ def test_golden_slurm_batch_and_pyxis_task_script():
                 "api_key": "MY_API_KEY",
             }
         },
-        "evaluation": {"tasks": ["gsm8k", "humaneval"]},
+        "evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot", "launcher.aime2025"]},
     }
     spec = to_run_spec(data, "slurm", SlurmConfig)
     plan = SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
     assert "run_all.sh" not in plan.files
     check_golden("sbatch.sh", plan.files["sbatch.sh"])
-    check_golden("gsm8k.pyxis.run.sh", plan.files["gsm8k/run.sh"])
-    for script in (plan.files["sbatch.sh"], plan.files["gsm8k/run.sh"]):
+    check_golden("gsm8k.pyxis.run.sh", plan.files["launcher.gsm8k_cot_zeroshot/run.sh"])
+    for script in (plan.files["sbatch.sh"], plan.files["launcher.gsm8k_cot_zeroshot/run.sh"]):
         subprocess.run(["bash", "-n"], input=script, text=True, check=True)
 
 
 def test_run_all_bounds_parallelism():
-    plan = plan_for(["gsm8k", "humaneval", "aime2025"], max_parallel=2)
+    plan = plan_for(
+        ["launcher.gsm8k_cot_zeroshot", "launcher.humaneval_chat", "launcher.aime2025"], max_parallel=2
+    )
     assert "-ge 2 ]; do wait -n; done" in plan.files["run_all.sh"]
-    assert "for task in gsm8k humaneval aime2025; do" in plan.files["run_all.sh"]
+    assert (
+        "for task in launcher.gsm8k_cot_zeroshot launcher.humaneval_chat launcher.aime2025; do"
+        in plan.files["run_all.sh"]
+    )

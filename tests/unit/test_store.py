@@ -39,7 +39,9 @@ def test_history_splits_at_the_last_queue():
 
 
 def record(tmp_path, inv="0000abcd"):
-    job = PlannedJob(f"{inv}.0", "gsm8k", "gsm8k", "img", ("true",))
+    job = PlannedJob(
+        f"{inv}.0", "launcher.gsm8k_cot_zeroshot", "launcher.gsm8k_cot_zeroshot", "img", ("true",)
+    )
     return InvocationRecord(
         inv, str(tmp_path / inv), "local", {"output_dir": "x"}, (job,), 1.0, host_env=("K",)
     )

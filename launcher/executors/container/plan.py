@@ -6,16 +6,17 @@ the config gives a custom task's; `task_container` builds the ContainerSpec and 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from launcher.catalog import RUN_CONFIG, UnknownTask, all_tasks, resolve
+from launcher import __version__
+from launcher.catalog import RUN_CONFIG, Known, TaskInfo, resolve
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.render import RUNTIME_USER, ContainerSpec, render_run_sh
+from launcher.harness.contract import RunConfig
 from launcher.model import PlannedJob
-from launcher.store.layout import RUN, RUN_CONFIG_FILE, task_folder_names
+from launcher.store.layout import RESULTS, RUN, RUN_CONFIG_FILE, task_folder_names
 
 
 @dataclass(frozen=True)
@@ -27,32 +28,100 @@ class TaskPlan:
 
 
 def task_container(
-    spec: RunSpec, task: TaskSpec, job_id: str, folder: str, name: str, cfg: ContainerConfig
-) -> ContainerSpec:
-    """The container of one task: a catalogue task's image and argv unless the config gives its own."""
-    try:
-        known = resolve(task.name)
-    except UnknownTask:
-        known = None
-    if known is None and not (task.container and task.command):
-        index = spec.evaluation.tasks.index(task)
+    spec: RunSpec,
+    task: TaskSpec,
+    job_id: str,
+    folder: str,
+    name: str,
+    cfg: ContainerConfig,
+    runtime: str = "docker",
+) -> tuple[ContainerSpec, dict[str, str]]:
+    """The container of one task and the files it reads from its results folder (relative to the task
+    folder): a built-in runs our harness, a NEL catalogue task its harness image with NEL's config_ef.yaml,
+    a custom task the config's own image and argv."""
+    key = f"evaluation.tasks[{spec.evaluation.tasks.index(task)}]"
+    known = resolve(task.name, f"{key}.name")
+    env_from_host = spec.env_vars(task)
+    env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"}
+    code = False
+    if task.command:  # the config's own argv wins over any catalogue entry
+        if not task.container and known is None:
+            raise ConfigError(f"{key}.container", "a custom command needs an image", "Set container too")
+        image = task.container or (known.builtin.image if known.builtin else nel_image(known, task, spec))
+        command, files = tuple(task.command), {RUN_CONFIG_FILE: run_config(spec, task, None)}
+    elif known is None:
         raise ConfigError(
-            f"evaluation.tasks[{index}].name",
-            f"{task.name!r} is not a known task (known: {', '.join(all_tasks())})",
-            "Set container and command on the task to run your own image",
+            f"{key}.name",
+            f"{task.name!r} is not a known task",
+            "`launcher ls tasks` lists them; set container and command on the task to run your own image",
         )
-    return ContainerSpec(
+    elif known.builtin is not None:
+        info = known.builtin
+        code = info.code
+        if code and runtime != "docker":
+            raise ConfigError(
+                f"{key}.name",
+                f"{known.name} runs generated code in a sandbox container, which needs the docker runtime",
+                "Use execution.container_runtime=docker for this task",
+            )
+        image, command = task.container or info.image, info.command
+        files = {RUN_CONFIG_FILE: run_config(spec, task, info)}
+    else:
+        rendered = render_nel(spec, task, known, env_from_host)
+        env_from_host = {name: env_from_host.get(name, name) for name in rendered.env_names}
+        env.update(rendered.env)
+        image, command = rendered.image, rendered.argv
+        files = {f"{RESULTS}/{rel}": text for rel, text in rendered.files.items()}
+    container = ContainerSpec(
         job_id=job_id,
         task=task.name,
         folder=folder,
         name=name,
-        image=task.container or known.image,
-        command=tuple(task.command or known.command),
-        env_from_host=spec.env_vars(task),
-        env={"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"},
+        image=image,
+        command=tuple(command),
+        env_from_host=env_from_host,
+        env=env,
         network=cfg.network,
         user=cfg.user or RUNTIME_USER,
         extra_args=tuple(cfg.extra_docker_args),
+        sandbox=code,
+    )
+    return container, files
+
+
+def nel_image(known: Known, task: TaskSpec, spec: RunSpec) -> str:
+    from launcher.catalog import nel
+
+    return nel.image_for(known.nel, task.container, spec.evaluation.harness_images)
+
+
+def render_nel(spec: RunSpec, task: TaskSpec, known: Known, env_from_host: dict[str, str]):
+    """A NEL catalogue task as NEL 0.2.6 renders it: only what the user set explicitly is passed (the
+    harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it."""
+    from dataclasses import asdict
+
+    from launcher.catalog import nel
+
+    endpoint = spec.target.api_endpoint
+    explicit = {k: v for k, v in asdict(spec.explicit_params(task)).items() if v is not None}
+    explicit.update({k: v for k, v in asdict(spec.target.generation).items() if v is not None})
+    params = nel.nel_params(explicit, f"evaluation.tasks[{spec.evaluation.tasks.index(task)}].params")
+    config = nel.merge_config({"config": {"params": params}} if params else {}, task.nemo_evaluator_config)
+    names = [n for n in env_from_host if not (n == "API_KEY" and env_from_host[n] == endpoint.api_key)]
+    pre_cmd, post_cmd = spec.pre_post(task)
+    return nel.render_task(
+        known.nel,
+        config,
+        url=endpoint.url,
+        model_id=endpoint.model_id,
+        api_key_name=endpoint.api_key,
+        endpoint_type=task.endpoint_type,
+        env_names=tuple([*names, *spec.literal_env(task)]),
+        container=task.container,
+        harness_images=spec.evaluation.harness_images,
+        metadata={"launcher": {"version": __version__, "task": task.name}},
+        pre_cmd=pre_cmd,
+        post_cmd=post_cmd,
     )
 
 
@@ -72,25 +141,64 @@ def plan_tasks(
     jobs, containers, files, host_env = [], [], {}, set()
     for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
-        c = task_container(spec, task, job_id, task_folder, f"launcher-{invocation_id}-{n}", cfg)
+        c, task_files = task_container(
+            spec, task, job_id, task_folder, f"launcher-{invocation_id}-{n}", cfg, runtime
+        )
         host_env.update(c.env_from_host.values())
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime)
-        files[f"{task_folder}/{RUN_CONFIG_FILE}"] = run_config(spec, task)
+        files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
         jobs.append(PlannedJob(job_id, task.name, task_folder, c.image, c.command))
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 
-def run_config(spec: RunSpec, task) -> str:
-    """What the harness reads from /results/run_config.json. Names of variables only, never values."""
+def run_config(spec: RunSpec, task: TaskSpec, info: TaskInfo | None) -> str:
+    """/results/run_config.json (launcher.harness.contract.RunConfig). Names of variables only, never
+    values. The target's generation values travel apart from what the evaluation/task set, so a built-in's
+    own defaults (e.g. a token budget) beat the target's but not the user's."""
+    from dataclasses import asdict
+
+    endpoint_type, url = endpoint_for(spec, task, info)
+    env = spec.env_vars(task)
+    plain = lambda p: {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(p).items()}  # noqa: E731
+    params = plain(spec.explicit_params(task))
+    return RunConfig(
+        task=info.name if info else task.name,
+        model_id=spec.target.api_endpoint.model_id,
+        url=url,
+        endpoint_type=endpoint_type,
+        api_key_env="API_KEY" if "API_KEY" in env else None,
+        params={k: v for k, v in params.items() if k != "repeats"},
+        target_params={k: v for k, v in plain(spec.target.generation).items() if v is not None},
+        repeats=params["repeats"],
+        redact_env=tuple(sorted(env)),
+    ).to_json()
+
+
+def endpoint_for(spec: RunSpec, task: TaskSpec, info: TaskInfo | None) -> tuple[str, str]:
+    """(endpoint type, URL) a built-in task uses: the task's or the target's type when the task supports
+    it, else the one it supports, at the target's URL with the path swapped between /chat/completions
+    and /completions (the OpenAI layout every server we know follows)."""
     endpoint = spec.target.api_endpoint
-    params = spec.params(task)
-    data = {
-        "task": task.name,
-        "model_id": endpoint.model_id,
-        "url": endpoint.url,
-        "endpoint_type": endpoint.type,
-        "api_key_env": "API_KEY" if "API_KEY" in spec.env_vars(task) else None,
-        "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.__dict__.items()},
-    }
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    want = task.endpoint_type or endpoint.type
+    supported = info.endpoint_types if info else (want,)
+    key = f"evaluation.tasks[{spec.evaluation.tasks.index(task)}]"
+    if want not in supported:
+        if task.endpoint_type:
+            raise ConfigError(
+                f"{key}.endpoint_type", f"{task.name} supports {', '.join(supported)} endpoints only"
+            )
+        want = supported[0]
+    if want == endpoint.type:
+        return want, endpoint.url
+    chat, plain = "/chat/completions", "/completions"
+    base = endpoint.url.rstrip("/")
+    if base.endswith(chat):
+        return want, base[: -len(chat)] + plain
+    if base.endswith(plain) and want == "chat":
+        return want, base[: -len(plain)] + chat
+    raise ConfigError(
+        "target.api_endpoint.url",
+        f"task {task.name} needs a {want} endpoint and {endpoint.url!r} does not end in {chat} or {plain}",
+        f"Point the target at an OpenAI-style URL, or set {key}.endpoint_type",
+    )

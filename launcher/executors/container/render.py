@@ -39,6 +39,7 @@ class ContainerSpec:
     network: str
     user: str | None
     extra_args: tuple[str, ...]
+    sandbox: bool = False  # generated code: then the sandbox container judges it, then the task scores
 
 
 def docker_run_argv(c: ContainerSpec, invocation_id: str, results_dir: str | None) -> list[str]:
@@ -122,10 +123,39 @@ def render_run_sh(
         f"echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> {OUTPUT_LOG}",
         f"{run} >> {OUTPUT_LOG} 2>&1 < /dev/null",
         "rc=$?",
-        events.shell(events.EXITED, "$rc"),
-        'exit "$rc"',
     ]
+    if c.sandbox:
+        lines += _sandbox_lines(c, invocation_id, results_dir)
+    lines += [events.shell(events.EXITED, "$rc"), 'exit "$rc"']
     return "\n".join(lines) + "\n"
+
+
+def _sandbox_lines(c: ContainerSpec, invocation_id: str, results_dir: str) -> list[str]:
+    """The harness's later phases (launcher.harness.contract.phases): the sandbox container judges the
+    generated programs (no network, no variables, read-only results; its stdout is the verdicts file),
+    then the task container scores. Each phase continues from what is already done."""
+    from launcher.harness.contract import VERDICTS, phases, sandbox_argv
+
+    score = phases(True)[2]
+    sandbox_name = f"{c.name}-sandbox"
+    labels = [(LABEL_INVOCATION, invocation_id), (LABEL_JOB, c.job_id), (LABEL_TASK, c.task)]
+    argv = sandbox_argv(c.image, results_dir)
+    at = argv.index("--init") + 1
+    argv[at:at] = ["--name", sandbox_name, *[a for k, v in labels for a in ("--label", f"{k}={v}")]]
+    scorer = ContainerSpec(**{**c.__dict__, "command": score.argv, "sandbox": False})
+    q = shlex.quote
+    return [
+        'if [ "$rc" = 0 ]; then',
+        f"  docker rm -f {q(sandbox_name)} >/dev/null 2>&1",
+        f"  {shlex.join(argv)} >> {q(f'{RESULTS}/{VERDICTS}')} 2>> {OUTPUT_LOG} < /dev/null",
+        "  rc=$?",
+        "fi",
+        'if [ "$rc" = 0 ]; then',
+        f"  {with_host_env(scorer, docker_run_argv(scorer, invocation_id, results_dir))}"
+        f" >> {OUTPUT_LOG} 2>&1 < /dev/null",
+        "  rc=$?",
+        "fi",
+    ]
 
 
 def with_host_env(c: ContainerSpec, argv: list[str]) -> str:
