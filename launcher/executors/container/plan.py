@@ -13,7 +13,12 @@ from launcher.catalog import RUN_CONFIG, UnknownTask, all_tasks, resolve
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
-from launcher.executors.container.render import RUNTIME_USER, ContainerSpec, render_run_sh
+from launcher.executors.container.render import (
+    RUNTIME_USER,
+    ContainerSpec,
+    changes_the_host_client,
+    render_run_sh,
+)
 from launcher.model import PlannedJob
 from launcher.store.layout import RUN, RUN_CONFIG_FILE, task_folder_names
 
@@ -41,6 +46,12 @@ def task_container(
             f"{task.name!r} is not a known task (known: {', '.join(all_tasks())})",
             "Set container and command on the task to run your own image",
         )
+    env_from_host = spec.env_vars(task)
+    for var in sorted(env_from_host):
+        if changes_the_host_client(var):
+            index = spec.evaluation.tasks.index(task)
+            key = f"evaluation.tasks[{index}].env_vars" if var in task.env_vars else "evaluation.env_vars"
+            raise host_client_error(f"{key}.{var}")
     return ContainerSpec(
         job_id=job_id,
         task=task.name,
@@ -48,11 +59,19 @@ def task_container(
         name=name,
         image=task.container or known.image,
         command=tuple(task.command or known.command),
-        env_from_host=spec.env_vars(task),
+        env_from_host=env_from_host,
         env={"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"},
         network=cfg.network,
         user=cfg.user or RUNTIME_USER,
         extra_args=tuple(cfg.extra_docker_args),
+    )
+
+
+def host_client_error(key: str) -> ConfigError:
+    return ConfigError(
+        key,
+        "this name would also change how the host runs docker (PATH, HOME, IFS, DOCKER_*, LD_*, ...)",
+        "Pass the value under another name and set it inside the container's command",
     )
 
 
