@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import unavailable
+from helpers import TEST_IMAGE, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_IMAGE = "launcher-testtask:1"
 
 
 @pytest.fixture(autouse=True)
