@@ -155,11 +155,9 @@ def check_host_env(names: Iterable[str], action: str = "run") -> None:
 
 
 def hydra_files(spec: RunSpec, overrides: list[str]) -> dict[str, str]:
-    from omegaconf import OmegaConf
-
     return {
-        f"{layout.HYDRA_DIR}/config.yaml": OmegaConf.to_yaml(OmegaConf.create(spec.config)),
-        f"{layout.HYDRA_DIR}/overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(overrides)),
+        f"{layout.HYDRA_DIR}/config.yaml": layout.to_yaml(spec.config),
+        f"{layout.HYDRA_DIR}/overrides.yaml": layout.to_yaml(list(overrides)),
     }
 
 

