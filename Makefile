@@ -6,8 +6,9 @@ HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.sear
 
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 DEMO_SAMPLES ?= 5
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv docker slurm sshd chromium image llama-image test-images demo test lint bench clean
+.PHONY: venv docker compose slurm sshd chromium image llama-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -20,6 +21,10 @@ $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
 
 docker:
 	bash scripts/ensure-docker.sh
+
+# docker-compose (Debian's 1.29) for the services the tests run through pytest-docker (tests/compose.yaml).
+compose:
+	command -v docker-compose >/dev/null || $(SUDO) apt-get install -y -q docker-compose
 
 # A one-node Slurm cluster on this machine for the slurm executor's tests.
 slurm:
@@ -51,7 +56,7 @@ test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker slurm sshd chromium image llama-image test-images
+test: venv docker compose slurm sshd chromium image llama-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # Benchmarks (BENCHMARKS.md): NeMo Evaluator Launcher 0.2.6 goes in its own venv for the side-by-side.

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from launcher.config.schema import RunSpec
-from launcher.errors import LauncherError, MissingHostVariable
+from launcher.errors import LauncherError, MissingHostVariable, NotFound
 from launcher.executors import registry
 from launcher.executors.base import Executor
 from launcher.model import InvocationRecord, JobStatus, Plan, State
@@ -155,11 +155,9 @@ def check_host_env(names: Iterable[str], action: str = "run") -> None:
 
 
 def hydra_files(spec: RunSpec, overrides: list[str]) -> dict[str, str]:
-    from omegaconf import OmegaConf
-
     return {
-        f"{layout.HYDRA_DIR}/config.yaml": OmegaConf.to_yaml(OmegaConf.create(spec.config)),
-        f"{layout.HYDRA_DIR}/overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(overrides)),
+        f"{layout.HYDRA_DIR}/config.yaml": layout.to_yaml(spec.config),
+        f"{layout.HYDRA_DIR}/overrides.yaml": layout.to_yaml(list(overrides)),
     }
 
 
@@ -218,14 +216,28 @@ def status_of(
     return InvocationStatus(record, jobs)
 
 
-def kill(idents: Iterable[str]) -> list[InvocationRecord]:
-    killed = []
-    for record, job_id in find(idents):
+def kill(idents: Iterable[str]) -> list[str]:
+    """Stop the invocations; returns one line for each. An invocation whose folder is gone still has its
+    labelled containers stopped (local engine)."""
+    matched = [pair for ident in idents for pair in index.match(ident)]
+    for entry, job_id in matched:
         if job_id:
-            raise LauncherError(f"kill stops whole invocations; use {record.invocation_id}")
+            raise LauncherError(f"kill stops whole invocations; use {entry.id}")
+    lines = []
+    for entry, _ in matched:
+        try:
+            record = layout.read_record(entry.folder)
+        except NotFound:
+            if entry.executor != "local":
+                raise
+            from launcher.executors.container.docker_client import Docker
+
+            stopped = Docker().stop(entry.id, grace=5)
+            lines.append(f"invocation {entry.id}: its folder is gone; stopped {stopped} container(s)")
+            continue
         executor_for(record).kill(record)
-        killed.append(record)
-    return killed
+        lines.append(f"killed invocation {record.invocation_id}")
+    return lines
 
 
 def resume(idents: Iterable[str]) -> list[Launched]:

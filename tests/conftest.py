@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import unavailable
+from helpers import TEST_IMAGE, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_IMAGE = "launcher-testtask:1"
 
 
 @pytest.fixture(autouse=True)
@@ -144,3 +143,51 @@ def harness_image(docker_engine):
     return build_if_missing(
         docker_engine, HARNESS_IMAGE, str(ROOT / "scripts/build-harness-image.sh"), HARNESS_IMAGE
     )
+
+
+# ---- compose services (pytest-docker) ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command(docker_engine):
+    """Debian's docker-compose 1.29 (`make compose`): it works with the legacy builder."""
+    import shutil
+
+    if not shutil.which("docker-compose"):
+        unavailable("docker-compose is not installed", "`make compose` installs it")
+    return "docker-compose"
+
+
+@pytest.fixture(scope="session")
+def docker_setup():
+    return ["up -d"]  # pytest-docker's default adds --wait, which docker-compose 1.29 does not know
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file(harness_image):
+    """tests/compose.yaml, its endpoint on a port free now (several checkouts may test at once)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        os.environ["LAUNCHER_TEST_ENDPOINT_PORT"] = str(sock.getsockname()[1])
+    os.environ["LAUNCHER_HARNESS_IMAGE"] = harness_image
+    return str(ROOT / "tests" / "compose.yaml")
+
+
+@pytest.fixture(scope="session")
+def oracle_endpoint(docker_services) -> str:
+    """The base URL of the compose `endpoint` service (oracle answers), once it answers."""
+    import urllib.request
+
+    base = f"http://127.0.0.1:{os.environ['LAUNCHER_TEST_ENDPOINT_PORT']}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/stats", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    docker_services.wait_until_responsive(check=up, timeout=90.0, pause=0.5)
+    return base

@@ -1,10 +1,39 @@
-"""Small helpers the CLI tests share: read ids and states the way a user would."""
+"""What the tests share: the test image, task and config builders, and reading ids and states the way a
+user would."""
 
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
+
+TEST_IMAGE = "launcher-testtask:1"  # tests/images/testtask, built by `make test-images` or on first use
+
+
+def task(name: str, mode: str, *args: str) -> dict:
+    """A custom task of the test image: /opt/task.py <mode> (ok, fail, sleep, http URL, ...)."""
+    return {"name": name, "container": TEST_IMAGE, "command": ["python3", "/opt/task.py", mode, *args]}
+
+
+def write_config(
+    tmp_path: Path, executor: str, tasks: list, env_vars=None, api_key=None, **execution
+) -> list[str]:
+    """A primary config in tmp_path/cfg.yaml; returns the arguments that select it."""
+    cfg = {
+        "defaults": [{"execution": executor}, "_self_"],
+        "execution": {"output_dir": str(tmp_path / "out"), **execution},
+        "target": {
+            "api_endpoint": {
+                "url": "http://127.0.0.1:9/v1/chat/completions",
+                "model_id": "m",
+                "api_key": api_key,
+            }
+        },
+        "evaluation": {"tasks": tasks, "env_vars": env_vars or {}},
+    }
+    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
+    return ["--config-dir", str(tmp_path), "--config-name", "cfg"]
 
 
 def invocation_of(proc) -> str:

@@ -83,8 +83,8 @@ def cmd_logs(args) -> int:
 def cmd_kill(args) -> int:
     from launcher import api
 
-    for record in api.kill(args.ids):
-        print(f"killed invocation {record.invocation_id}")
+    for line in api.kill(args.ids):
+        print(line)
     return 0
 
 

@@ -10,6 +10,7 @@ launcher: run LLM evaluations against OpenAI-compatible endpoints, each task in 
 Run (Hydra: config groups, overrides, -m sweeps):
   launcher execution=local [target=local] [evaluation=smoke] [deployment=none] [key=value ...]
   launcher run --config-dir DIR --config-name NAME [-o key=value ...]
+  launcher run --config FILE [-t TASK ...] [--env-file FILE]     (NEL 0.2's form)
   launcher -m execution=local target=local evaluation.only=gsm8k,humaneval
   python -m launcher ...            the same program
 
@@ -17,12 +18,16 @@ Run options:
   -n, --dry-run        print the resolved config and every script; write and start nothing
   --wait               block with live progress; exit 1 if a task did not succeed
   -o, --override K=V   an override (repeatable); same as a bare K=V
+  --config FILE        a YAML file as the primary config (its folder is searched for groups too)
+  -t, --task NAME      run only this task of the config (repeatable)
+  --env-file FILE      NAME=VALUE lines loaded into the launcher's environment (set variables win;
+                       nothing is written): the values of host variables the config names
   --cfg job|hydra|all, --info, --resolve, -m/--multirun, --config-dir, --config-name,
   hydra.searchpath=[...]: as in Hydra; `launcher execution=local --help` shows Hydra's help
   with the composed config
 
 Follow and manage (id: invocation, job <inv>.<n>, or sweep; any unique prefix):
-  launcher status [ID ...] [--json] [--watch]
+  launcher status [ID ...] [--json] [--watch [--all]]
   launcher logs ID [-f]
   launcher kill ID ...
   launcher resume ID ... [--wait]

@@ -10,7 +10,7 @@ from launcher.errors import ConfigError, LauncherError
 from launcher.executors import registry
 
 
-def schema_types(parts: list[str]) -> list:
+def schema_types(parts: list[str], executor: str | None = None) -> list:
     """The schema types a dotted key can have (several executors may share a field); [] if unknown."""
     import dataclasses
     import typing
@@ -21,7 +21,9 @@ def schema_types(parts: list[str]) -> list:
         "target": [Target],
         "evaluation": [Evaluation],
         "deployment": [Deployment],
-        "execution": [cls.config_class for cls in registry.executors().values()],
+        "execution": [
+            cls.config_class for name, cls in registry.executors().items() if executor in (None, name)
+        ],
     }
     candidates = roots.get(parts[0], [])
     for part in parts[1:]:
@@ -34,7 +36,8 @@ def schema_types(parts: list[str]) -> list:
     return candidates
 
 
-def translate(err: Exception) -> LauncherError:
+def translate(err: Exception, executor: str | None = None) -> LauncherError:
+    """One line for a Hydra/OmegaConf/YAML error; `executor`: the chosen one, whose keys are allowed."""
     from hydra.errors import OverrideParseException
 
     text = str(err)
@@ -73,7 +76,7 @@ def translate(err: Exception) -> LauncherError:
             allowed = sorted(
                 {
                     f.name
-                    for cls in schema_types(parent.split("."))
+                    for cls in schema_types(parent.split("."), executor)
                     if dataclasses.is_dataclass(cls)
                     for f in dataclasses.fields(cls)
                 }

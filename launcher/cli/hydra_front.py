@@ -128,14 +128,14 @@ def compose(hydra_argv: list[str]) -> RunContext:
     except Exception as err:
         if user_wants_traceback or not from_hydra(err):
             raise
-        raise translate(err) from None
+        raise translate(err, _chosen_executor(args.overrides)) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if not user_wants_traceback:
             os.environ.pop("HYDRA_FULL_ERROR", None)
     if ctx.error is not None:
         if from_hydra(ctx.error) and not user_wants_traceback:
-            raise translate(ctx.error) from None
+            raise translate(ctx.error, _chosen_executor(args.overrides)) from None
         raise ctx.error
     return ctx
 
@@ -200,6 +200,11 @@ def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:
 
 def run(hydra_argv: list[str], dry_run: bool, wait: bool) -> int:
     return launch_all(compose(hydra_argv), dry_run, wait)
+
+
+def _chosen_executor(overrides: list[str]) -> str | None:
+    chosen = [m.group(1) for o in overrides if (m := re.match(r"^\+{0,2}execution=(\w+)$", o))]
+    return chosen[-1] if chosen else None
 
 
 def _parse_error(message: str):

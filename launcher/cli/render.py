@@ -123,12 +123,12 @@ def start_report(record: InvocationRecord, statuses: list[JobStatus], note: str 
 
 
 def render_dry_run(spec, plan: Plan) -> str:
-    from omegaconf import OmegaConf
+    from launcher.store.layout import to_yaml
 
     parts = [
         "# dry run: nothing was written or started",
         "# resolved config",
-        OmegaConf.to_yaml(OmegaConf.create(spec.config)).rstrip(),
+        to_yaml(spec.config).rstrip(),
         f"# invocation folder: {plan.folder}",
     ]
     if plan.host_env:

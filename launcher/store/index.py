@@ -145,10 +145,10 @@ def _parse(lines: list[str]) -> list[Entry]:
     return out
 
 
-def resolve(ident: str) -> list[tuple[InvocationRecord, str | None]]:
-    """An invocation id, a job id `<inv>.<n>`, a sweep id, or a unique prefix of one -> records.
+def match(ident: str) -> list[tuple[Entry, str | None]]:
+    """An invocation id, a job id `<inv>.<n>`, a sweep id, or a unique prefix of one -> index entries.
 
-    Returns (record, job_id or None) pairs, one per invocation matched.
+    Returns (entry, job_id or None) pairs, one per invocation matched.
     """
     inv_part, _, job_part = ident.partition(".")
     # Only lines that can match are parsed (an id or sweep is hex: no JSON escaping to worry about).
@@ -165,14 +165,16 @@ def resolve(ident: str) -> list[tuple[InvocationRecord, str | None]]:
     matched = by_inv or by_sweep
     if not matched:
         raise NotFound(f"no invocation, job or sweep matches {ident!r}; `launcher ls runs` lists them")
+    return [(entry, f"{entry.id}.{job_part}" if job_part else None) for entry in matched]
+
+
+def resolve(ident: str) -> list[tuple[InvocationRecord, str | None]]:
+    """match(), with each invocation's run record read; a job id must name one of its jobs."""
     out = []
-    for entry in matched:
+    for entry, job_id in match(ident):
         record = read_record(entry.folder)
-        job_id = None
-        if job_part:
-            job_id = f"{entry.id}.{job_part}"
-            if not any(j.job_id == job_id for j in record.jobs):
-                known = ", ".join(j.job_id for j in record.jobs[:5])
-                raise NotFound(f"invocation {entry.id} has no job {job_id} (its jobs: {known})")
+        if job_id and not any(j.job_id == job_id for j in record.jobs):
+            known = ", ".join(j.job_id for j in record.jobs[:5])
+            raise NotFound(f"invocation {entry.id} has no job {job_id} (its jobs: {known})")
         out.append((record, job_id))
     return out

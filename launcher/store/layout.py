@@ -83,14 +83,15 @@ def task_folder_names(task_names: list[str], reserved: frozenset[str] = frozense
     return out
 
 
-def write_atomic(path: Path, text: str, mode: int = PRIVATE_FILE) -> None:
+def write_atomic(path: Path, text: str, mode: int = PRIVATE_FILE, fsync: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -115,6 +116,16 @@ def read_regular(path: str | Path, limit: int = 16 << 20) -> str | None:
         os.close(fd)
 
 
+def to_yaml(data) -> str:
+    """Plain data as block YAML in its own key order (what OmegaConf.to_yaml gives for plain data, without
+    building a DictConfig first: 1,000 tasks cost 30 ms instead of seconds)."""
+    import yaml
+
+    return yaml.dump(
+        data, Dumper=yaml.SafeDumper, default_flow_style=False, allow_unicode=True, sort_keys=False
+    )
+
+
 def create_invocation(plan: Plan, record: InvocationRecord, extra_files: dict[str, str]) -> None:
     """Write the whole invocation folder next to its final place, then rename it in: never half-written."""
     final = Path(plan.folder)
@@ -135,13 +146,29 @@ def create_invocation(plan: Plan, record: InvocationRecord, extra_files: dict[st
         for rel, content in files.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-            write_atomic(path, content, SCRIPT if rel.endswith(".sh") else PRIVATE_FILE)
+            write_atomic(path, content, SCRIPT if rel.endswith(".sh") else PRIVATE_FILE, fsync=False)
+        _fsync_all([tmp / rel for rel in files])  # on disk before the folder appears under its name
         os.rename(tmp, final)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError):
             raise LauncherError(f"cannot write the invocation folder {final}: {err.strerror}") from None
         raise
+
+
+def _fsync_all(paths: list[Path]) -> None:
+    """fsync many files at once: concurrent fsyncs share journal commits (400 files: 0.2 s, not 0.7 s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def sync(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(paths)))) as pool:
+        list(pool.map(sync, paths))
 
 
 def record_json(record: InvocationRecord) -> str:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invocation_of
+from helpers import TEST_IMAGE, invocation_of
 
 from launcher.catalog import LLAMA_CPP_IMAGE
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
-TEST_IMAGE = "launcher-testtask:1"
 
 
 def free_port() -> int:

@@ -24,12 +24,11 @@ def test_image_holds_only_the_harness_and_runs_unprivileged(docker_engine, harne
     assert out.decode().strip() == "1000 ['aiohttp', 'yaml']"
 
 
-def test_smoke_suite_end_to_end(cli, endpoint, harness_image, tmp_path):
-    ep = endpoint("oracle")
+def test_smoke_suite_end_to_end(cli, oracle_endpoint, harness_image, tmp_path):
     proc = cli(
         "execution=local",
         "target=local",
-        f"target.api_endpoint.url={ep.url()}",
+        f"target.api_endpoint.url={oracle_endpoint}/v1/chat/completions",
         f"execution.output_dir={tmp_path}/out",
         "evaluation=smoke",
         "--wait",

@@ -12,33 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import invocation_of, jobs, wait_for
+from helpers import invocation_of, jobs, task, wait_for, write_config
 
 from launcher.testing.contract import ExecutorContract
 
 pytestmark = pytest.mark.docker
-TEST_IMAGE = "launcher-testtask:1"
-
-
-def task(name, mode, *args):
-    return {"name": name, "container": TEST_IMAGE, "command": ["python3", "/opt/task.py", mode, *args]}
 
 
 def config(tmp_path, tasks, env_vars=None, api_key=None, **execution):
-    cfg = {
-        "defaults": [{"execution": "local"}, "_self_"],
-        "execution": {"output_dir": str(tmp_path / "out"), **execution},
-        "target": {
-            "api_endpoint": {
-                "url": "http://127.0.0.1:9/v1/chat/completions",
-                "model_id": "m",
-                "api_key": api_key,
-            }
-        },
-        "evaluation": {"tasks": tasks, "env_vars": env_vars or {}},
-    }
-    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
-    return ["--config-dir", str(tmp_path), "--config-name", "cfg"]
+    return write_config(tmp_path, "local", tasks, env_vars, api_key, **execution)
 
 
 def containers(docker_engine, invocation):

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import invocation_of, jobs, wait_for
+from helpers import TEST_IMAGE, invocation_of, jobs, wait_for
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
-TEST_IMAGE = "launcher-testtask:1"
 
 
 def run_args(tmp_path, url, *extra):

@@ -7,12 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import invocation_of, jobs, unavailable, wait_for
+from helpers import invocation_of, jobs, task, unavailable, wait_for, write_config
 
 from launcher.testing.contract import ExecutorContract
 
 pytestmark = pytest.mark.docker
-TEST_IMAGE = "launcher-testtask:1"
 
 
 @pytest.fixture(scope="session")
@@ -26,25 +25,8 @@ def slurm_cluster():
         unavailable("no Slurm cluster answers", "make test starts one with scripts/ensure-slurm.sh")
 
 
-def task(name, mode, *args):
-    return {"name": name, "container": TEST_IMAGE, "command": ["python3", "/opt/task.py", mode, *args]}
-
-
 def config(tmp_path, tasks, **execution):
-    cfg = {
-        "defaults": [{"execution": "slurm"}, "_self_"],
-        "execution": {"output_dir": str(tmp_path / "out"), **execution},
-        "target": {
-            "api_endpoint": {
-                "url": "http://127.0.0.1:9/v1/chat/completions",
-                "model_id": "m",
-                "api_key": "SLURM_TEST_KEY",
-            }
-        },
-        "evaluation": {"tasks": tasks},
-    }
-    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
-    return ["--config-dir", str(tmp_path), "--config-name", "cfg"]
+    return write_config(tmp_path, "slurm", tasks, api_key="SLURM_TEST_KEY", **execution)
 
 
 def test_two_tasks_succeed_and_no_secret_is_written(cli, tmp_path, slurm_cluster, test_image):

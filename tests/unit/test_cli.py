@@ -264,3 +264,10 @@ def test_a_sweep_checks_every_job_before_any_starts(cli, tmp_path):
     )
     assert proc.returncode == 2 and "UNSET_VAR is not set" in proc.stderr, proc.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "state").exists()
+
+
+def test_unknown_execution_key_lists_only_the_chosen_executors_keys(cli):
+    """L9: with execution=local, Slurm's keys are not offered as allowed."""
+    proc = cli("execution=local", "target=local", "execution.typo=1")
+    assert proc.returncode == 2 and "max_parallel" in proc.stderr
+    assert "partition" not in proc.stderr and "hostname" not in proc.stderr

@@ -155,3 +155,27 @@ def test_run_all_bounds_parallelism():
         "for task in launcher.gsm8k_cot_zeroshot launcher.humaneval_chat launcher.aime2025; do"
         in plan.files["run_all.sh"]
     )
+
+
+@pytest.mark.parametrize("name", ["PATH", "DOCKER_HOST", "LD_PRELOAD", "HOME"])
+def test_a_container_variable_never_changes_the_hosts_docker(name):
+    """M12: `PATH="$X" docker run -e PATH` would run another docker, DOCKER_HOST another engine."""
+    from launcher.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"evaluation.tasks\[0\].env_vars.{name}: this name would"):
+        plan_for([{"name": "launcher.gsm8k_cot_zeroshot", "env_vars": {name: "HOST_X"}}])
+    with pytest.raises(ConfigError, match=rf"deployment.env_vars.{name}"):
+        plan_for(
+            ["launcher.gsm8k_cot_zeroshot"],
+            deployment={"type": "server", "image": "srv:1", "env_vars": {name: "HOST_X"}},
+        )
+
+
+def test_only_the_launchers_own_placeholder_expands(tmp_path):
+    """L6: a literal `$(id -u):$(id -g)` in an argument is data; the default container user expands."""
+    plan = plan_for(
+        [{"name": "t", "container": "img:1", "command": ["echo", "$(id -u):$(id -g)"]}], user=None
+    )
+    script = plan.files["t/run.sh"]
+    assert '--user "$(id -u):$(id -g)"' in script
+    assert "echo '$(id -u):$(id -g)'" in script

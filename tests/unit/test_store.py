@@ -3,6 +3,8 @@
 import json
 import os
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -175,6 +177,11 @@ def test_a_reused_pid_is_not_our_script(tmp_path):
     (tmp_path / "run.sh").write_text("sleep 30\n")
     proc = subprocess.Popen(["bash", "run.sh"], cwd=tmp_path)
     try:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        for _ in range(500):  # until the child has exec'd bash (before that it is a copy of us)
+            if b"run.sh" in cmdline.read_bytes():
+                break
+            time.sleep(0.01)
         ticks = start_ticks(proc.pid)
         ours = events.Event(events.STARTED, 1.0, f"{proc.pid} {ticks}")
         reused = events.Event(events.STARTED, 1.0, f"{proc.pid} {int(ticks) - 1}")

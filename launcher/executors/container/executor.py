@@ -149,10 +149,11 @@ def _read_at(path: Path, offset: int, size: int = 1 << 20) -> bytes:
 
 
 def last_line(path: Path) -> str:
+    """The last non-empty line of a regular file's last 4 KiB (never blocks on a FIFO)."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(path) - 4096))
-            lines = [ln.strip() for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-        return lines[-1][:200] if lines else ""
+        size = path.stat().st_size
     except OSError:
         return ""
+    tail = _read_at(path, max(0, size - 4096), 4096).decode("utf-8", "replace")
+    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""

@@ -13,7 +13,12 @@ from launcher.catalog import RUN_CONFIG, Known, TaskInfo, resolve
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
-from launcher.executors.container.render import RUNTIME_USER, ContainerSpec, render_run_sh
+from launcher.executors.container.render import (
+    RUNTIME_USER,
+    ContainerSpec,
+    changes_the_host_client,
+    render_run_sh,
+)
 from launcher.harness.contract import RunConfig
 from launcher.model import PlannedJob
 from launcher.store.layout import RESULTS, RUN, RUN_CONFIG_FILE, task_folder_names
@@ -72,6 +77,10 @@ def task_container(
         env.update(rendered.env)
         image, command = rendered.image, rendered.argv
         files = {f"{RESULTS}/{rel}": text for rel, text in rendered.files.items()}
+    for var in sorted(env_from_host):
+        if changes_the_host_client(var):
+            where = f"{key}.env_vars" if var in task.env_vars else "evaluation.env_vars"
+            raise host_client_error(f"{where}.{var}")
     container = ContainerSpec(
         job_id=job_id,
         task=task.name,
@@ -122,6 +131,14 @@ def render_nel(spec: RunSpec, task: TaskSpec, known: Known, env_from_host: dict[
         metadata={"launcher": {"version": __version__, "task": task.name}},
         pre_cmd=pre_cmd,
         post_cmd=post_cmd,
+    )
+
+
+def host_client_error(key: str) -> ConfigError:
+    return ConfigError(
+        key,
+        "this name would also change how the host runs docker (PATH, HOME, IFS, DOCKER_*, LD_*, ...)",
+        "Pass the value under another name and set it inside the container's command",
     )
 
 

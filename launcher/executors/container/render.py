@@ -21,9 +21,29 @@ from launcher.store.layout import (
 )
 
 EXIT_MISSING_VAR = 78  # run.sh's exit code when a host variable it passes on is unset
+
+
 # The container user when none is configured: whoever runs run.sh, worked out when it runs (on a cluster
 # node too), so the results belong to that user. The one value rendered for the shell to expand.
-RUNTIME_USER = "$(id -u):$(id -g)"
+class Expanded(str):
+    """A value rendered for the shell to expand: only the launcher's own placeholders are of this type;
+    every value from a config is a plain str and is quoted literally, whatever it contains."""
+
+
+RUNTIME_USER = Expanded("$(id -u):$(id -g)")
+
+# Container variables that would also change how the host shell runs `docker` (its lookup, engine,
+# config or libraries), since run.sh passes values as `NAME="$HOST_VAR" docker run -e NAME`.
+HOST_CLIENT_NAMES = frozenset({"PATH", "HOME", "IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "CDPATH"})
+HOST_CLIENT_PREFIXES = ("DOCKER_", "LD_", "BASH_FUNC_")
+
+
+def changes_the_host_client(name: str) -> bool:
+    return name in HOST_CLIENT_NAMES or name.startswith(HOST_CLIENT_PREFIXES)
+
+
+def shell_join(argv: list[str]) -> str:
+    return " ".join(f'"{a}"' if isinstance(a, Expanded) else shlex.quote(a) for a in argv)
 
 
 @dataclass(frozen=True)
@@ -161,7 +181,7 @@ def _sandbox_lines(c: ContainerSpec, invocation_id: str, results_dir: str) -> li
 def with_host_env(c: ContainerSpec, argv: list[str]) -> str:
     """`CONTAINER_VAR="$HOST_VAR" docker run -e CONTAINER_VAR`: the value is in no argv and no file."""
     prefix = " ".join(f'{k}="${{{v}}}"' for k, v in sorted(c.env_from_host.items()))
-    command = shlex.join(argv).replace(shlex.quote(RUNTIME_USER), f'"{RUNTIME_USER}"')
+    command = shell_join(argv)
     return f"{prefix} {command}" if prefix else command
 
 

@@ -16,9 +16,9 @@ from launcher.config.schema import RunSpec
 from launcher.errors import LauncherError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
-from launcher.executors.container.plan import plan_tasks
+from launcher.executors.container.plan import host_client_error, plan_tasks
 from launcher.executors.container.process import is_running, running_pid, terminate
-from launcher.executors.container.render import ContainerSpec
+from launcher.executors.container.render import ContainerSpec, changes_the_host_client
 from launcher.executors.local.render import ServerSpec, render_run_all_sh
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
@@ -52,6 +52,9 @@ class LocalExecutor(ContainerExecutor):
         d = spec.deployment
         if d.type == "none":
             return None
+        for name in sorted(d.env_vars):
+            if changes_the_host_client(name):
+                raise host_client_error(f"deployment.env_vars.{name}")
         container = ContainerSpec(
             job_id=f"{invocation_id}.server",
             task=f"deployment {d.name}".strip(),
@@ -72,8 +75,10 @@ class LocalExecutor(ContainerExecutor):
             hint = BUILD_HINTS.get(image, "")
             self.docker.ensure_image(image, hint, pull=self.config.pull == "missing")
 
-    def start(self, record: InvocationRecord) -> None:  # nothing to add to the report
+    def start(self, record: InvocationRecord) -> str | None:
         folder = Path(record.folder)
+        if record.jobs and all(s.state == State.SUCCEEDED for s in self.status(record)):
+            return "every task already succeeded: nothing started"  # not even a deployment's server
         running = [j for j in record.jobs if running_pid(folder / j.folder / EVENTS, RUN)]
         if running_pid(folder / EVENTS, RUN_ALL) or running:
             raise LauncherError(

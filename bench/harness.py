@@ -1,0 +1,219 @@
+"""3-5. The harness: throughput vs a bare aiohttp loop, resume waste after kill -9, peak memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ENV, ROOT, Endpoint, table
+
+
+def harness_config(folder: Path, url: str, n: int, parallelism: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    params = {
+        "parallelism": parallelism,
+        "request_timeout": 60.0,
+        "max_retries": 3,
+        "max_error_fraction": 1.0,
+        "limit_samples": n,
+        "temperature": None,
+        "top_p": None,
+        "max_tokens": 16,
+        "seed": None,
+        "stop": None,
+    }
+    path = folder / "run_config.json"
+    path.write_text(
+        json.dumps(
+            {
+                "task": "synthetic",
+                "model_id": "m",
+                "url": url,
+                "endpoint_type": "chat",
+                "api_key_env": None,
+                "params": params,
+            }
+        )
+    )
+    return path
+
+
+def run_harness(config: Path) -> tuple[float, float]:
+    """(seconds spent requesting, CPU seconds of the whole harness process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(ln for ln in out.splitlines() if "requests in" in ln)
+    seconds = float(line.split("requests in ")[1].split(" s")[0])
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+async def bare_loop(url: str, prompts: list[str], parallelism: int) -> float:
+    """The reference: a bare aiohttp loop, same payloads, same concurrency, no retries, no checkpoint."""
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=parallelism)) as session:
+        queue = iter(prompts)
+
+        async def worker():
+            for prompt in queue:
+                body = {"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": prompt}]}
+                async with session.post(url, json=body) as resp:
+                    await resp.json()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(parallelism)))
+        return time.perf_counter() - start
+
+
+def bench_throughput(latency: float = 0.05) -> str:
+    """BENCH_ROUNDS (default 3) rounds per level; BENCH_LEVELS (e.g. "256") limits the levels."""
+    sys.path.insert(0, str(ROOT))
+    from launcher.harness.benchmarks.synthetic import load as load_synthetic
+
+    prompts = [s.input for s in load_synthetic()]
+    sizes = {1: 100, 16: 2000, 64: 4000, 256: 8000}
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    if os.environ.get("BENCH_LEVELS"):
+        sizes = {int(p): sizes[int(p)] for p in os.environ["BENCH_LEVELS"].split(",")}
+    endpoint = Endpoint("--mode", "echo", "--latency", str(latency))
+    rows = []
+    try:
+        for parallelism, n in sizes.items():
+            ours, bare, cpu = [], [], []
+            for _ in range(rounds):
+                work = Path(tempfile.mkdtemp(prefix="bench-tp-"))
+                seconds, cpu_s = run_harness(harness_config(work, endpoint.url, n, parallelism))
+                shutil.rmtree(work)
+                ours.append(n / seconds)
+                cpu.append(cpu_s / n * 1000)
+                bare.append(n / asyncio.run(bare_loop(endpoint.url, prompts[:n], parallelism)))
+            ideal = parallelism / latency
+            o, b = statistics.median(ours), statistics.median(bare)
+            rows.append(
+                [
+                    parallelism,
+                    n,
+                    f"{o:,.0f}",
+                    f"{b:,.0f}",
+                    f"{o / ideal:.2f}",
+                    f"{o / b:.2f}",
+                    f"{statistics.median(cpu):.2f}",
+                ]
+            )
+    finally:
+        endpoint.stop()
+    return table(
+        [
+            "parallelism",
+            "requests",
+            "harness req/s",
+            "bare aiohttp req/s",
+            "harness / ideal",
+            "harness / bare",
+            "harness CPU s per 1,000 req",
+        ],
+        rows,
+    )
+
+
+# ---- 4. resume waste -----------------------------------------------------------------------------------
+
+
+def bench_resume(n: int = 1000) -> str:
+    endpoint = Endpoint("--mode", "oracle", "--latency", "0.02")
+    work = Path(tempfile.mkdtemp(prefix="bench-resume-"))
+    try:
+        config = harness_config(work, endpoint.url, n, 16)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+        )
+        samples = work / "samples.jsonl"
+        while not samples.exists() or samples.read_bytes().count(b"\n") < n // 2:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        finished = set()
+        for line in samples.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                finished.add(json.loads(line)["id"])
+        subprocess.run(
+            [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
+            env=ENV,
+            check=True,
+            capture_output=True,
+        )
+        requests = endpoint.stats()["requests"]
+    finally:
+        endpoint.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    resent = sum(requests[i] - 1 for i in finished)
+    total = sum(requests.values())
+    return table(
+        ["measure", "value"],
+        [
+            ["samples finished before kill -9", len(finished)],
+            ["requests re-sent for finished samples", resent],
+            [
+                f"total requests (uninterrupted run: {n})",
+                f"{total} ({total - n:+d}, in flight at the kill)",
+            ],
+        ],
+    )
+
+
+# ---- 5. memory ------------------------------------------------------------------------------------------
+
+
+def bench_memory(n: int = 10_000) -> str:
+    endpoint = Endpoint("--mode", "echo")
+    work = Path(tempfile.mkdtemp(prefix="bench-mem-"))
+    try:
+        config = harness_config(work, endpoint.url, n, 64)
+        probe = (
+            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+            "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                probe,
+                sys.executable,
+                "-m",
+                "launcher.harness",
+                "run",
+                "--config",
+                str(config),
+            ],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peak_mib = int(out.stdout.strip()) / 1024
+    finally:
+        endpoint.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return table(
+        ["measure", "value"], [[f"harness peak RSS, {n:,} samples, parallelism 64", f"{peak_mib:.0f} MiB"]]
+    )

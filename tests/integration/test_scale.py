@@ -1,0 +1,57 @@
+"""Issue 17 with real containers: a 200-task invocation submits at once, ends all SUCCEEDED, and a killed
+200-task invocation leaves no container and no script behind. Times are printed, never asserted."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from helpers import invocation_of, task, wait_for, write_config
+
+TASKS = 200
+
+
+def our_scripts(folder: str) -> list[int]:
+    """PIDs of bash processes running a script of this invocation folder."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cwd.startswith(folder) and b".sh" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def test_a_200_task_invocation_submits_at_once_and_ends_succeeded(cli, tmp_path, test_image):
+    args = write_config(tmp_path, "local", [task(f"t{n}", "ok") for n in range(TASKS)], max_parallel=8)
+    start = time.monotonic()
+    proc = cli(*args, check_rc=0)
+    print(f"submit of {TASKS} tasks: {time.monotonic() - start:.2f} s: {proc.stdout.splitlines()[0]}")
+    inv = invocation_of(proc)
+    proc = cli("status", inv, "--watch", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert f"{TASKS} succeeded" in proc.stdout  # the summary line of a big invocation
+    states = json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["jobs"]
+    assert [s["state"] for s in states] == ["SUCCEEDED"] * TASKS
+
+
+def test_kill_of_a_200_task_invocation_leaves_nothing(cli, tmp_path, test_image, docker_engine):
+    args = write_config(tmp_path, "local", [task(f"t{n}", "sleep") for n in range(TASKS)], max_parallel=8)
+    inv = invocation_of(cli(*args, check_rc=0))
+    folder = json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["folder"]
+    wait_for(
+        lambda: any(
+            s["state"] == "RUNNING" for s in json.loads(cli("status", inv, "--json").stdout)[0]["jobs"]
+        )
+    )
+    start = time.monotonic()
+    cli("kill", inv, check_rc=0)
+    print(f"kill of {TASKS} tasks: {time.monotonic() - start:.2f} s")
+    label = {"label": f"launcher.invocation={inv}"}
+    wait_for(lambda: not docker_engine.containers.list(all=True, filters=label), 60, "containers gone")
+    wait_for(lambda: not our_scripts(folder), 30, "scripts gone")
+    states = {s["state"] for s in json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["jobs"]}
+    assert states == {"KILLED"}, states
