@@ -1,0 +1,62 @@
+"""Live counters of the proxy (GET /proxy/stats, <state-dir>/proxy_stats.json). This module owns that
+format: requests, upstream_requests, cache_hits, retries, errors (by kind), responses (by status),
+tokens_in, tokens_out, latency_ms (p50, p95 over the last 10,000 requests), in_flight, max_in_flight."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+STATS_FILE = "proxy_stats.json"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Stats:
+    def __init__(self):
+        self.started = time.time()
+        self.requests = self.upstream_requests = self.cache_hits = self.retries = 0
+        self.tokens_in = self.tokens_out = 0
+        self.errors: Counter[str] = Counter()
+        self.responses: Counter[str] = Counter()
+        self.latencies: deque[float] = deque(maxlen=10_000)
+        self.reasoning_chars = 0
+
+    def snapshot(self, budget=None) -> dict:
+        lat = list(self.latencies)
+        p50, p95 = percentile(lat, 0.5), percentile(lat, 0.95)
+        return {
+            "started": round(self.started, 3),
+            "uptime_s": round(time.time() - self.started, 3),
+            "requests": self.requests,
+            "upstream_requests": self.upstream_requests,
+            "cache_hits": self.cache_hits,
+            "retries": self.retries,
+            "errors": dict(self.errors),
+            "responses": dict(self.responses),
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "reasoning_chars": self.reasoning_chars,
+            "latency_ms": {
+                "p50": None if p50 is None else round(p50 * 1000, 3),
+                "p95": None if p95 is None else round(p95 * 1000, 3),
+            },
+            "in_flight": budget.in_flight if budget else 0,
+            "max_in_flight": budget.max_in_flight if budget else 0,
+        }
+
+
+def write_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=1)
+    os.replace(tmp, path)
