@@ -57,6 +57,7 @@ class Proxy:
     def __init__(self, settings: ProxySettings, state_dir: Path, api_key: str | None):
         self.settings, self.state_dir, self.key = settings, state_dir, api_key
         self.secrets = (api_key,) if api_key else ()
+        self.key_bytes = api_key.encode() if api_key else b""
         self.stats = Stats()
         self.budget: Budget | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -178,6 +179,8 @@ class Proxy:
                         return await self.relay_stream(request, up, started)
                     else:
                         data = await up.read()
+                        if self.key_bytes and self.key_bytes in data:  # an upstream echoing the key
+                            data = data.replace(self.key_bytes, b"<redacted>")
                         if transform and up.status == 200:
                             tokens = self.count_tokens(data)
                         return self.finish(

@@ -1,0 +1,357 @@
+"""The endpoint proxy as a real process in front of real HTTP endpoints on 127.0.0.1.
+
+`Recorder` is a tiny aiohttp endpoint (in a thread of the test process) that records what it received
+(bodies, Authorization, maximum concurrency) — launcher.testing.endpoint does not record those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Recorder:
+    """Replies `reply` after `delay` s; echoes the Authorization header when `echo_auth`; SSE when asked."""
+
+    def __init__(self, reply: str = "ok", delay: float = 0.0, echo_auth: bool = False):
+        self.reply, self.delay, self.echo_auth = reply, delay, echo_auth
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
+        self.in_flight = self.max_in_flight = 0
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+        self.url = f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.handle)
+        app.router.add_post("/v1/completions", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        self.loop.run_forever()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.bodies.append(body)
+        self.auth.append(request.headers.get("Authorization"))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        text = self.reply + (f" {request.headers.get('Authorization')}" if self.echo_auth else "")
+        if body.get("stream"):
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            for piece in ("o", "k"):
+                chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                await asyncio.sleep(0.01)
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            return response
+        return web.json_response(
+            {
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2},
+                "n": len(self.bodies),
+            }
+        )
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class ProxyProcess:
+    def __init__(
+        self, tmp: Path, upstream: str, adapter: dict, key_env: str | None = None, env: dict | None = None
+    ):
+        self.state = tmp / f"proxy-{uuid.uuid4().hex[:6]}"
+        self.state.mkdir()
+        config = self.state / "proxy.json"
+        config.write_text(
+            json.dumps({"upstream": upstream, "api_key_env": key_env, "adapter_config": adapter})
+        )
+        self.stderr = open(self.state / "stderr.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "launcher.proxy", "--config", str(config), "--state-dir", str(self.state)],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        )
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), (line, (self.state / "stderr.log").read_text())
+        self.port = int(line.split()[-1])
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=30)
+        self.stderr.close()
+        return rc
+
+    def stats(self) -> dict:
+        return json.loads((self.state / "proxy_stats.json").read_text())
+
+
+@pytest.fixture
+def started():
+    things = []
+    yield things
+    for thing in things:
+        if isinstance(thing, ProxyProcess):
+            thing.stop()
+        else:
+            thing.stop()
+
+
+def chat(content: str, **extra) -> dict:
+    return {"model": "m", "messages": [{"role": "user", "content": content}], "temperature": 0, **extra}
+
+
+async def post_all(base: str, bodies: list[dict], headers: dict | None = None, parallel: int = 64):
+    """(status, text) for every body, at most `parallel` at a time."""
+    gate = asyncio.Semaphore(parallel)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+        async def one(body):
+            async with gate, session.post(f"{base}/v1/chat/completions", json=body, headers=headers) as r:
+                return r.status, await r.text()
+
+        return await asyncio.gather(*(one(b) for b in bodies))
+
+
+def test_key_added_upstream_and_never_written(tmp_path, started):
+    secret = f"sk-test-{uuid.uuid4().hex}"
+    rec = Recorder(echo_auth=True)
+    started.append(rec)
+    proxy = ProxyProcess(
+        tmp_path,
+        rec.url,
+        {"use_request_logging": True},
+        key_env="PROXY_TEST_KEY",
+        env={"PROXY_TEST_KEY": secret},
+    )
+    started.append(proxy)
+    results = asyncio.run(
+        post_all(
+            proxy.base, [chat(f"q{i}") for i in range(5)], headers={"Authorization": "Bearer client-made-up"}
+        )
+    )
+    assert all(status == 200 for status, _ in results)
+    assert rec.auth == [f"Bearer {secret}"] * 5  # the proxy's key, never the client's
+    assert all(secret not in text for _, text in results)  # an upstream echoing the key: redacted
+    assert proxy.stop() == 0
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "proxy_requests.jsonl" for p in files) and any(
+        p.parent.name != p.stem for p in files
+    )
+    for path in files:
+        assert secret not in path.read_text(errors="replace"), path
+
+
+def test_cache_shared_across_proxies(tmp_path, started):
+    rec = Recorder(reply="cached answer")
+    started.append(rec)
+    bodies = [chat(f"question {i}") for i in range(20)]
+    adapter = {"use_caching": True, "caching_dir": str(tmp_path / "shared-cache")}
+    first = ProxyProcess(tmp_path, rec.url, adapter)
+    started.append(first)
+    one = asyncio.run(post_all(first.base, bodies))
+    assert first.stop() == 0
+    assert len(rec.bodies) == 20 and first.stats()["upstream_requests"] == 20
+    second = ProxyProcess(tmp_path, rec.url, adapter)
+    started.append(second)
+    two = asyncio.run(post_all(second.base, bodies))
+    assert second.stop() == 0
+    assert len(rec.bodies) == 20  # 0 upstream requests the second time
+    assert two == one
+    stats = second.stats()
+    assert (stats["cache_hits"], stats["upstream_requests"], stats["requests"]) == (20, 0, 20)
+
+
+def test_shared_budget_caps_concurrency(tmp_path, started):
+    rec = Recorder(delay=0.02)
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {"use_caching": False, "max_concurrent": 4})
+    started.append(proxy)
+
+    async def clients():  # 4 "tasks" x parallelism 32, all at once
+        return await asyncio.gather(
+            *(post_all(proxy.base, [chat(f"t{t}-{i}") for i in range(32)]) for t in range(4))
+        )
+
+    results = asyncio.run(clients())
+    assert all(status == 200 for task in results for status, _ in task)
+    assert len(rec.bodies) == 128
+    assert rec.max_in_flight == 4  # reached, never exceeded
+    assert proxy.stop() == 0
+    assert proxy.stats()["max_in_flight"] == 4
+
+
+def test_reasoning_system_prompt_and_payload(tmp_path, started):
+    rec = Recorder(reply="<think>let me see, 2+2</think>\nAnswer: 4")
+    started.append(rec)
+    adapter = {
+        "use_reasoning": True,
+        "use_system_prompt": True,
+        "custom_system_prompt": "You are terse.",
+        "system_prompt_strategy": "replace",
+        "params_to_remove": ["seed"],
+        "params_to_add": {"top_p": 0.5},
+    }
+    proxy = ProxyProcess(tmp_path, rec.url, adapter)
+    started.append(proxy)
+    body = chat("2+2?", seed=7)
+    body["messages"].insert(0, {"role": "system", "content": "client system"})
+    [(status, text)] = asyncio.run(post_all(proxy.base, [body]))
+    assert status == 200
+    received = rec.bodies[0]
+    assert received["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "2+2?"},
+    ]
+    assert "seed" not in received and received["top_p"] == 0.5
+    answer = json.loads(text)
+    assert answer["choices"][0]["message"]["content"] == "Answer: 4"
+    assert answer["proxy_reasoning"][0]["reasoning_chars"] == len("let me see, 2+2")
+    assert proxy.stop() == 0
+    assert proxy.stats()["reasoning_chars"] == len("let me see, 2+2")
+
+
+def test_streaming_passed_through(tmp_path, started):
+    rec = Recorder()
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {})
+    started.append(proxy)
+
+    async def stream():
+        url = f"{proxy.base}/v1/chat/completions"
+        async with aiohttp.ClientSession() as session, session.post(url, json=chat("s", stream=True)) as r:
+            assert r.headers["Content-Type"].startswith("text/event-stream")
+            return [line async for line in r.content]
+
+    lines = [ln for ln in asyncio.run(stream()) if ln.strip()]
+    assert lines[-1] == b"data: [DONE]\n"
+    pieces = [json.loads(ln[6:])["choices"][0]["delta"]["content"] for ln in lines[:-1]]
+    assert pieces == ["o", "k"]
+    # a stream is never cached: a second one goes upstream again
+    asyncio.run(stream())
+    assert len(rec.bodies) == 2
+
+
+def test_retries_hide_upstream_faults(tmp_path, started, endpoint):
+    ep = endpoint(mode="echo", fault_rate=1.0, slow=0.2)  # every prompt's first request fails
+    proxy = ProxyProcess(tmp_path, ep.url(), {"use_caching": False, "backoff_base": 0.05})
+    started.append(proxy)
+    results = asyncio.run(post_all(proxy.base, [chat(f"f{i}") for i in range(30)]))
+    # 500/503/429/502/504/dropped are retried at the proxy; a malformed 200 is passed on as it came
+    for status, text in results:
+        assert status == 200, text
+        assert text == '{"choices": [' or json.loads(text)["choices"][0]["message"]["content"] == "ok"
+    assert proxy.stop() == 0
+    assert proxy.stats()["retries"] > 0
+
+
+def test_upstream_down_is_a_clear_error(tmp_path, started):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # closed when the block ends: nobody listens there
+    proxy = ProxyProcess(tmp_path, f"http://127.0.0.1:{dead}/v1/chat/completions", {"max_retries": 1})
+    started.append(proxy)
+    [(status, text)] = asyncio.run(post_all(proxy.base, [chat("x")]))
+    assert status == 502
+    error = json.loads(text)["error"]
+    assert error["type"] == "upstream_connection" and f"127.0.0.1:{dead}" in error["message"]
+    assert "unreachable after 2 attempt(s)" in error["message"]
+
+
+def test_other_paths_and_bad_bodies(tmp_path, started):
+    rec = Recorder()
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {})
+    started.append(proxy)
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{proxy.base}/nothing") as r:
+                nothing = r.status, await r.json()
+            async with session.post(f"{proxy.base}/v1/chat/completions", data=b"[1,") as r:
+                bad = r.status, await r.json()
+            async with session.get(f"{proxy.base}/proxy/stats") as r:
+                stats = await r.json()
+        return nothing, bad, stats
+
+    nothing, bad, stats = asyncio.run(go())
+    assert nothing[0] == 404 and "no route /nothing" in nothing[1]["error"]["message"]
+    assert bad[0] == 400 and bad[1]["error"]["type"] == "invalid_request_error"
+    assert stats["errors"] == {"bad_request": 1} and rec.bodies == []
+
+
+def test_sigterm_writes_stats_and_exits_0(tmp_path, started):
+    rec = Recorder()
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {"use_caching": False})
+    started.append(proxy)
+    asyncio.run(post_all(proxy.base, [chat("a"), chat("b")]))
+    assert proxy.stop() == 0
+    stats = proxy.stats()
+    assert (stats["requests"], stats["upstream_requests"], stats["tokens_in"], stats["tokens_out"]) == (
+        2,
+        2,
+        10,
+        4,
+    )
+    assert stats["latency_ms"]["p50"] is not None
+    assert (proxy.state / "proxy.port").read_text().strip() == str(proxy.port)
+
+
+@pytest.mark.parametrize(
+    "config, env, expected",
+    [
+        ({"upstream": "http://x", "adapter_config": {"use_cachng": True}}, {}, "adapter_config.use_cachng"),
+        ({"upstream": "http://x", "api_key_env": "PROXY_TEST_UNSET"}, {}, "PROXY_TEST_UNSET"),
+        ({"adapter_config": {}}, {}, "'upstream'"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2(tmp_path, config, env, expected):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "launcher.proxy", "--config", str(path), "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={
+            k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT), **env}.items() if k != "PROXY_TEST_UNSET"
+        },
+        timeout=30,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
