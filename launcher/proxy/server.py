@@ -83,6 +83,8 @@ class Proxy:
             await self.session.close()
         if self.reqlog:
             self.reqlog.close()
+        if self.cache:
+            self.cache.close()
         self.write_stats()
 
     def snapshot(self) -> dict:

@@ -9,15 +9,29 @@ from launcher.proxy.reqlog import RequestLog
 from launcher.proxy.settings import BudgetSettings, LogSettings
 
 
-def test_cache_roundtrip_and_torn_entry(tmp_path):
+def test_cache_roundtrip_and_shared(tmp_path):
+    first = ResponseCache(tmp_path / "c")
+    assert first.get("ab" * 32) is None
+    first.put("ab" * 32, b'{"x": "\xc3\xa9"}')
+    first.put("cd" * 32, b"line one\nline two\n")
+    assert first.get("ab" * 32) == b'{"x": "\xc3\xa9"}'
+    first.close()
+    second = ResponseCache(tmp_path / "c")  # the next proxy (invocation) sees what the first wrote
+    assert second.get("cd" * 32) == b"line one\nline two\n" and len(second) == 2
+    second.put("ab" * 32, b"newer")  # the newer entry wins for whoever indexes later
+    second.close()
+    assert ResponseCache(tmp_path / "c").get("ab" * 32) == b"newer"
+
+
+def test_cache_torn_tail_keeps_earlier_entries(tmp_path):
     cache = ResponseCache(tmp_path / "c")
-    assert cache.get("ab" * 32) is None
-    cache.put("ab" * 32, b'{"x": "\xc3\xa9"}')
-    assert ResponseCache(tmp_path / "c").get("ab" * 32) == b'{"x": "\xc3\xa9"}'  # another proxy sees it
-    (tmp_path / "c" / "cd").mkdir()
-    (tmp_path / "c" / "cd" / ("cd" * 32 + ".json")).write_text('{"key": ')
-    assert cache.get("cd" * 32) is None
-    assert not list((tmp_path / "c").rglob(".tmp-*"))
+    cache.put("ab" * 32, b"whole")
+    cache.put("cd" * 32, b"cut short")
+    cache.close()
+    [segment] = (tmp_path / "c").glob("*.seg")
+    segment.write_bytes(segment.read_bytes()[:-4])  # a crash in the middle of the second write
+    again = ResponseCache(tmp_path / "c")
+    assert again.get("ab" * 32) == b"whole" and again.get("cd" * 32) is None
 
 
 def test_request_log_redacts_and_caps(tmp_path):
