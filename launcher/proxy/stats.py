@@ -60,3 +60,29 @@ def write_atomic(path: Path, data: dict) -> None:
     with os.fdopen(fd, "w") as out:
         json.dump(data, out, indent=1)
     os.replace(tmp, path)
+
+
+def read(state_dir: Path) -> dict | None:
+    """The last written counters of a proxy (None when it never wrote any or the file is unreadable)."""
+    try:
+        data = json.loads((Path(state_dir) / STATS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def summary(stats: dict) -> str:
+    """One short line for `launcher status` (e.g. a PROXY column or `status --detail`)."""
+    errors = sum(v for v in (stats.get("errors") or {}).values() if isinstance(v, int))
+    p50 = (stats.get("latency_ms") or {}).get("p50")
+    parts = [
+        f"{stats.get('requests', 0)} req",
+        f"{stats.get('cache_hits', 0)} cached",
+        f"{stats.get('upstream_requests', 0)} upstream",
+        f"{stats.get('retries', 0)} retries",
+        f"{errors} errors",
+        f"{stats.get('tokens_in', 0)}/{stats.get('tokens_out', 0)} tok in/out",
+    ]
+    if p50 is not None:
+        parts.append(f"p50 {p50:.0f} ms")
+    return ", ".join(parts)
