@@ -47,6 +47,25 @@ DROP_RESPONSE = frozenset(
 )
 
 
+class TooLarge(Exception):
+    pass
+
+
+async def read_capped(up: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The whole (decompressed) body, or TooLarge past `cap` bytes; one read when the length is known."""
+    if up.content_length is not None and "Content-Encoding" not in up.headers:
+        if up.content_length > cap:
+            raise TooLarge(up.content_length)
+        return await up.read()
+    chunks, size = [], 0
+    async for chunk in up.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise TooLarge(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def error_response(status: int, kind: str, message: str) -> web.Response:
     return web.json_response(
         {"error": {"message": f"proxy: {message}", "type": kind, "code": status}}, status=status
@@ -147,6 +166,7 @@ class Proxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP_REQUEST}
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
+        headers["Accept-Encoding"] = "identity"  # bodies are read, capped and parsed here
         return headers
 
     async def forward(
@@ -180,7 +200,17 @@ class Proxy:
                     elif stream and up.status == 200:
                         return await self.relay_stream(request, up, started)
                     else:
-                        data = await up.read()
+                        try:
+                            data = await read_capped(up, self.settings.max_response_bytes)
+                        except TooLarge:
+                            self.stats.errors["too_large"] += 1
+                            self.stats.responses["502"] += 1
+                            return error_response(
+                                502,
+                                "upstream_too_large",
+                                f"the upstream's answer is larger than max_response_bytes"
+                                f" ({self.settings.max_response_bytes})",
+                            )
                         if self.key_bytes and self.key_bytes in data:  # an upstream echoing the key
                             data = data.replace(self.key_bytes, b"<redacted>")
                         if transform and up.status == 200:
@@ -284,10 +314,20 @@ class Proxy:
                 response.headers[name] = value
         response.headers["X-Proxy-Cache"] = "off"
         await response.prepare(request)
-        async for chunk in up.content.iter_any():
-            await response.write(chunk)
+        try:
+            async for chunk in up.content.iter_any():
+                if self.key_bytes and self.key_bytes in chunk:
+                    chunk = chunk.replace(self.key_bytes, b"<redacted>")
+                await response.write(chunk)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            # Too late for a status or a retry: the client sees the stream end early.
+            self.stats.errors["stream_broken"] += 1
+            log.warning(
+                "upstream stream broke off: %s", tx.redact(f"{type(err).__name__}: {err}", self.secrets)
+            )
+        else:
+            self.stats.responses["200"] += 1
         await response.write_eof()
-        self.stats.responses["200"] += 1
         self.stats.latencies.append(time.perf_counter() - started)
         return response
 

@@ -89,6 +89,7 @@ class ProxySettings:
     budget: BudgetSettings = BudgetSettings()
     retry: RetrySettings = RetrySettings()
     stats_interval: float = 10.0
+    max_response_bytes: int = 64 * 1024 * 1024  # an upstream body above this is a 502, not a memory blow-up
 
 
 # NEL keys that only concern NEL's own in-container reports: accepted and ignored (nothing to do here).
@@ -140,6 +141,7 @@ OWN_KEYS = frozenset(
         "backoff_max",
         "request_timeout",
         "stats_interval",
+        "max_response_bytes",
     }
 )
 ALLOWED = NEL_KEYS | OWN_KEYS | NEL_IGNORED
@@ -236,6 +238,9 @@ def from_adapter_config(cfg: dict, *, upstream: str, api_key_env: str | None = N
             request_timeout=_number(cfg, "request_timeout", 600.0, minimum=0.001),
         ),
         stats_interval=_number(cfg, "stats_interval", 10.0, minimum=0.1),
+        max_response_bytes=_number(
+            cfg, "max_response_bytes", ProxySettings.max_response_bytes, minimum=1, integer=True
+        ),
     )
 
 

@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class Recorder:
     """Replies `reply` after `delay` s; echoes the Authorization header when `echo_auth`; SSE when asked."""
 
-    def __init__(self, reply: str = "ok", delay: float = 0.0, echo_auth: bool = False):
+    def __init__(self, reply: str = "ok", delay: float = 0.0, echo_auth: bool = False, **modes):
         self.reply, self.delay, self.echo_auth = reply, delay, echo_auth
+        self.gzip, self.break_stream = modes.get("gzip", False), modes.get("break_stream", False)
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
         self.in_flight = self.max_in_flight = 0
@@ -70,16 +71,22 @@ class Recorder:
                 chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
                 await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 await asyncio.sleep(0.01)
+                if self.break_stream:
+                    request.transport.close()
+                    raise asyncio.CancelledError
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
             return response
-        return web.json_response(
+        response = web.json_response(
             {
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 2},
                 "n": len(self.bodies),
             }
         )
+        if self.gzip:  # even though the proxy asks for identity
+            response.enable_compression(force=web.ContentCoding.gzip)
+        return response
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
@@ -265,6 +272,38 @@ def test_streaming_passed_through(tmp_path, started):
     # a stream is never cached: a second one goes upstream again
     asyncio.run(stream())
     assert len(rec.bodies) == 2
+
+
+def test_broken_stream_ends_early_and_the_proxy_goes_on(tmp_path, started):
+    rec = Recorder(break_stream=True)
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {})
+    started.append(proxy)
+
+    async def stream():
+        url = f"{proxy.base}/v1/chat/completions"
+        async with aiohttp.ClientSession() as session, session.post(url, json=chat("s", stream=True)) as r:
+            try:
+                return [line async for line in r.content]
+            except aiohttp.ClientPayloadError:
+                return ["payload error"]
+
+    lines = asyncio.run(stream())
+    assert b"data: [DONE]\n" not in lines and len(rec.bodies) == 1  # not retried once bytes went out
+    rec.break_stream = False
+    [(status, _)] = asyncio.run(post_all(proxy.base, [chat("after")]))
+    assert status == 200
+    assert proxy.stop() == 0 and proxy.stats()["errors"] == {"stream_broken": 1}
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_oversized_answer_is_a_502(tmp_path, started, gzip):
+    rec = Recorder(reply="x" * 100_000, gzip=gzip)  # gzip: 100 kB from a few hundred bytes on the wire
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {"max_response_bytes": 10_000})
+    started.append(proxy)
+    [(status, text)] = asyncio.run(post_all(proxy.base, [chat("big")]))
+    assert status == 502 and json.loads(text)["error"]["type"] == "upstream_too_large"
 
 
 def test_retries_hide_upstream_faults(tmp_path, started, endpoint):
