@@ -178,9 +178,68 @@ def _str(cfg: dict, key: str, default: str | None) -> str | None:
     return value
 
 
+# NEL's interceptor-list form (`adapter_config.interceptors: [{name, enabled, config}]`, nemo-evaluator
+# 0.2.8 interceptors/*.py): name -> {interceptor config key: flat key}. With a list, a feature whose
+# interceptor is absent is off (as in NEL).
+INTERCEPTORS = {
+    "caching": {"cache_dir": "caching_dir", "reuse_cached_responses": "use_caching"},
+    "request_logging": {"max_requests": "max_logged_requests"},
+    "reasoning": {
+        "start_reasoning_token": "start_reasoning_token",
+        "end_reasoning_token": "end_reasoning_token",
+        "include_if_not_finished": "include_if_reasoning_not_finished",
+    },
+    "system_message": {"system_message": "custom_system_prompt", "strategy": "system_prompt_strategy"},
+    "payload_modifier": {k: k for k in ("params_to_add", "params_to_remove", "params_to_rename")},
+}
+SWITCHES = {
+    "caching": "use_caching",
+    "request_logging": "use_request_logging",
+    "reasoning": "use_reasoning",
+    "system_message": "use_system_prompt",
+}
+# Interceptors for NEL's own in-container reports and transport: nothing to do at the proxy.
+INTERCEPTORS_IGNORED = frozenset(
+    {"endpoint", "response_logging", "progress_tracking", "response_stats", "raise_client_errors"}
+)
+
+
+def flatten_interceptors(cfg: dict) -> dict:
+    """The flat (legacy) spelling of an adapter_config that lists interceptors; flat keys given next to
+    the list win."""
+    items = cfg.get("interceptors")
+    flat = {k: v for k, v in cfg.items() if k not in ("interceptors", "post_eval_hooks")}
+    if items is None:
+        return flat
+    if not isinstance(items, list):
+        _fail("interceptors", items, "allowed: a list of {name, enabled, config}", "write it as a list")
+    out: dict = {"use_caching": False}
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        if name in INTERCEPTORS_IGNORED or (isinstance(item, dict) and item.get("enabled") is False):
+            continue
+        if name not in INTERCEPTORS:
+            known = ", ".join(sorted(INTERCEPTORS.keys() | INTERCEPTORS_IGNORED))
+            _fail("interceptors", name, f"allowed names: {known}", "remove that interceptor")
+        config = item.get("config") or {}
+        extra = sorted(
+            set(config) - set(INTERCEPTORS[name]) - {"output_dir", "cache_dir", "save_individuals"}
+        )
+        if extra and name != "reasoning":
+            allowed = ", ".join(sorted(INTERCEPTORS[name]))
+            _fail(f"interceptors.{name}.{extra[0]}", config[extra[0]], f"allowed: {allowed}", "remove it")
+        if name in SWITCHES:
+            out[SWITCHES[name]] = True
+        for key, flat_key in INTERCEPTORS[name].items():
+            if key in config:
+                out[flat_key] = config[key]
+    return {**out, **flat}
+
+
 def from_adapter_config(cfg: dict, *, upstream: str, api_key_env: str | None = None) -> ProxySettings:
-    """ProxySettings from a `target.api_endpoint.adapter_config` mapping (NEL spellings + OWN_KEYS)."""
-    cfg = dict(cfg or {})
+    """ProxySettings from a `target.api_endpoint.adapter_config` mapping (NEL spellings, flat or as an
+    interceptor list, + OWN_KEYS)."""
+    cfg = flatten_interceptors(dict(cfg or {}))
     unknown = sorted(set(cfg) - ALLOWED)
     if unknown:
         _fail(

@@ -111,3 +111,51 @@ def test_load(tmp_path):
     path.write_text("{")
     with pytest.raises(ProxyConfigError, match="cannot read"):
         load(path)
+
+
+def test_interceptor_list_form():
+    cfg = {
+        "interceptors": [
+            {"name": "system_message", "config": {"system_message": "Hi.", "strategy": "replace"}},
+            {
+                "name": "reasoning",
+                "config": {"end_reasoning_token": "</r>", "enable_reasoning_tracking": True},
+            },
+            {"name": "request_logging", "config": {"max_requests": 5, "output_dir": "/x"}},
+            {"name": "payload_modifier", "config": {"params_to_remove": ["seed"]}},
+            {"name": "caching", "enabled": False, "config": {"cache_dir": "/c"}},
+            {"name": "endpoint"},
+        ],
+        "post_eval_hooks": [{"name": "post_eval_report"}],
+    }
+    s = from_adapter_config(cfg, upstream=URL)
+    assert (s.system_prompt.enabled, s.system_prompt.text, s.system_prompt.strategy) == (
+        True,
+        "Hi.",
+        "replace",
+    )
+    assert (s.reasoning.enabled, s.reasoning.end_token) == (True, "</r>")
+    assert (s.log.enabled, s.log.max_requests) == (True, 5)
+    assert s.payload.remove == ("seed",)
+    assert s.cache.enabled is False  # listed but disabled, as if absent
+    with_cache = from_adapter_config(
+        {"interceptors": [{"name": "caching", "config": {"cache_dir": "/c"}}]}, upstream=URL
+    )
+    assert (with_cache.cache.enabled, with_cache.cache.cache_dir) == (True, "/c")
+
+
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [
+        ({"interceptors": [{"name": "nvcf"}]}, "adapter_config.interceptors='nvcf'"),
+        (
+            {"interceptors": [{"name": "payload_modifier", "config": {"headers_to_add": {}}}]},
+            "adapter_config.interceptors.payload_modifier.headers_to_add",
+        ),
+        ({"interceptors": {"name": "caching"}}, "adapter_config.interceptors="),
+    ],
+)
+def test_interceptor_list_errors(cfg, expected):
+    with pytest.raises(ProxyConfigError) as err:
+        from_adapter_config(cfg, upstream=URL)
+    assert str(err.value).startswith(expected)
