@@ -153,7 +153,8 @@ class Proxy:
             raw = json.dumps(new, ensure_ascii=False).encode()
         stream = new.get("stream") is True
         key = None
-        if self.cache is not None and not stream:
+        cacheable = self.settings.cache.cache_sampled or tx.deterministic(new)
+        if self.cache is not None and not stream and cacheable:
             key = tx.cache_key(request.path, new)
             hit = self.cache.get(key)
             if hit is not None:

@@ -25,6 +25,7 @@ class ProxyConfigError(ValueError):
 class CacheSettings:
     enabled: bool = True
     cache_dir: str | None = None  # None: <state-dir>/cache (one invocation; resume reuses it)
+    cache_sampled: bool = False  # also cache requests whose answer is a random draw (see transforms)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ OWN_KEYS = frozenset(
         "request_timeout",
         "stats_interval",
         "max_response_bytes",
+        "cache_sampled",
     }
 )
 ALLOWED = NEL_KEYS | OWN_KEYS | NEL_IGNORED
@@ -269,7 +271,9 @@ def from_adapter_config(cfg: dict, *, upstream: str, api_key_env: str | None = N
         upstream=upstream,
         api_key_env=api_key_env,
         cache=CacheSettings(
-            enabled=_bool(cfg, "use_caching", True), cache_dir=_str(cfg, "caching_dir", None)
+            enabled=_bool(cfg, "use_caching", True),
+            cache_dir=_str(cfg, "caching_dir", None),
+            cache_sampled=_bool(cfg, "cache_sampled", False),
         ),
         log=LogSettings(
             enabled=_bool(cfg, "use_request_logging", False),

@@ -110,6 +110,14 @@ def strip_reasoning(response: dict, settings: ReasoningSettings) -> tuple[dict, 
     return {**response, "choices": new_choices}, meta
 
 
+def deterministic(body: dict) -> bool:
+    """Whether the same request should get the same answer: greedy (temperature 0) or seeded. Repeats of a
+    sampled request (pass@k, several draws per item) must each reach the model, so those are not cached
+    unless `cache_sampled`; an absent temperature is the server's default, usually 1."""
+    temperature = body.get("temperature")
+    return (temperature == 0 and not isinstance(temperature, bool)) or body.get("seed") is not None
+
+
 def cache_key(path: str, body: dict) -> str:
     """sha256 of the canonical request: path + every body field that can change the answer, sorted JSON."""
     canonical = {k: v for k, v in body.items() if k not in NOT_IN_KEY}

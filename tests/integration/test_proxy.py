@@ -210,6 +210,21 @@ def test_cache_shared_across_proxies(tmp_path, started):
     assert (stats["cache_hits"], stats["upstream_requests"], stats["requests"]) == (20, 0, 20)
 
 
+def test_sampled_requests_are_not_cached_unless_asked(tmp_path, started):
+    rec = Recorder()
+    started.append(rec)
+    repeats = [chat("draw", temperature=0.8)] * 3  # pass@k-style repeats of one sampled request
+    proxy = ProxyProcess(tmp_path, rec.url, {})
+    started.append(proxy)
+    first = asyncio.run(post_all(proxy.base, repeats, parallel=1))
+    assert len(rec.bodies) == 3 and len({text for _, text in first}) == 3  # three distinct draws
+    proxy.stop()
+    sampled = ProxyProcess(tmp_path, rec.url, {"cache_sampled": True})
+    started.append(sampled)
+    asyncio.run(post_all(sampled.base, repeats, parallel=1))
+    assert len(rec.bodies) == 4  # one miss, then two hits
+
+
 def test_shared_budget_caps_concurrency(tmp_path, started):
     rec = Recorder(delay=0.02)
     started.append(rec)

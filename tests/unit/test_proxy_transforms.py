@@ -166,3 +166,19 @@ def test_retry_delay():
     assert tx.retry_delay(0, 99, s, rng) == 5.0
     for attempt, (low, high) in enumerate([(0.5, 1.5), (1.0, 3.0), (2.0, 5.0), (5.0, 5.0)]):
         assert low <= tx.retry_delay(attempt, None, s, rng) <= high
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({"temperature": 0}, True),
+        ({"temperature": 0.0}, True),
+        ({"temperature": 0.7, "seed": 3}, True),
+        ({"temperature": 0.7}, False),
+        ({}, False),  # the server's default temperature
+        ({"temperature": 0.7, "seed": None}, False),
+        ({"temperature": False}, False),
+    ],
+)
+def test_deterministic(body, expected):
+    assert tx.deterministic(body) is expected
