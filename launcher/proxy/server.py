@@ -81,6 +81,7 @@ class Proxy:
         self.budget: Budget | None = None
         self.session: aiohttp.ClientSession | None = None
         self.rng = random.Random()
+        self.pending: dict[str, asyncio.Future] = {}  # cache key -> the answer of the request in flight
         cache = settings.cache
         self.cache = ResponseCache(cache.cache_dir or state_dir / "cache") if cache.enabled else None
         self.reqlog = (
@@ -152,15 +153,26 @@ class Proxy:
         if new is not body:
             raw = json.dumps(new, ensure_ascii=False).encode()
         stream = new.get("stream") is True
-        key = None
+        key = mine = None
         cacheable = self.settings.cache.cache_sampled or tx.deterministic(new)
         if self.cache is not None and not stream and cacheable:
             key = tx.cache_key(request.path, new)
             hit = self.cache.get(key)
+            if hit is None and key in self.pending:  # the same request is on its way: share its answer
+                hit = await asyncio.shield(self.pending[key])
             if hit is not None:
                 self.stats.cache_hits += 1
                 return self.finish(request, new, 200, hit, started, "hit")
-        return await self.forward(request, raw, started, transform=True, body=new, key=key, stream=stream)
+            if key not in self.pending:
+                mine = self.pending[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self.forward(request, raw, started, transform=True, body=new, key=key, stream=stream)
+        finally:
+            if mine is not None:
+                if self.pending.get(key) is mine:
+                    del self.pending[key]
+                if not mine.done():
+                    mine.set_result(self.cache.get(key))  # None (not stored): the waiters ask upstream
 
     # ---- forwarding -----------------------------------------------------------------------------------
     def upstream_headers(self, request: web.Request) -> dict:

@@ -225,6 +225,16 @@ def test_sampled_requests_are_not_cached_unless_asked(tmp_path, started):
     assert len(rec.bodies) == 4  # one miss, then two hits
 
 
+def test_identical_requests_in_flight_share_one_upstream_request(tmp_path, started):
+    rec = Recorder(delay=0.3)
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {})
+    started.append(proxy)
+    results = asyncio.run(post_all(proxy.base, [chat("same")] * 10 + [chat("other")]))
+    assert len(rec.bodies) == 2
+    assert len({text for _, text in results[:10]}) == 1 and all(status == 200 for status, _ in results)
+
+
 def test_shared_budget_caps_concurrency(tmp_path, started):
     rec = Recorder(delay=0.02)
     started.append(rec)
