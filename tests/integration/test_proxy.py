@@ -403,6 +403,24 @@ def test_sigterm_writes_stats_and_exits_0(tmp_path, started):
     assert (proxy.state / "proxy.port").read_text().strip() == str(proxy.port)
 
 
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path, started):
+    rec = Recorder(delay=1.0)
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {})
+    started.append(proxy)
+
+    async def go():
+        pending = asyncio.ensure_future(post_all(proxy.base, [chat("slow")]))
+        while not rec.bodies:  # the request reached the endpoint: it is in flight at the proxy
+            await asyncio.sleep(0.05)
+        proxy.proc.send_signal(signal.SIGTERM)
+        return await pending
+
+    [(status, text)] = asyncio.run(go())
+    assert status == 200 and json.loads(text)["choices"][0]["message"]["content"] == "ok"
+    assert proxy.stop() == 0 and proxy.stats()["responses"] == {"200": 1}
+
+
 @pytest.mark.parametrize(
     "config, env, expected",
     [
