@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
 log = logging.getLogger("launcher.proxy")
 
 PORT_FILE = "proxy.port"
+PID_FILE = "proxy.pid"
 REQUEST_LOG = "proxy_requests.jsonl"
 # Never forwarded upstream: the client's credentials (the proxy adds the real key), hop-by-hop headers,
 # and what aiohttp sets itself.
@@ -363,7 +365,8 @@ async def serve(proxy: Proxy, port: int, stop: asyncio.Event, grace: float = 5.0
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]
     print(f"listening on {bound}", flush=True)
-    tmp = proxy.state_dir / f".{PORT_FILE}.tmp"
+    (proxy.state_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+    tmp = proxy.state_dir / f".{PORT_FILE}.tmp"  # the port file last: its presence means "ready"
     tmp.write_text(f"{bound}\n")
     tmp.replace(proxy.state_dir / PORT_FILE)
     log.info("proxy on 127.0.0.1:%d -> %s", bound, tx.redact(proxy.settings.upstream, proxy.secrets))

@@ -401,6 +401,7 @@ def test_sigterm_writes_stats_and_exits_0(tmp_path, started):
     )
     assert stats["latency_ms"]["p50"] is not None
     assert (proxy.state / "proxy.port").read_text().strip() == str(proxy.port)
+    assert (proxy.state / "proxy.pid").read_text().strip() == str(proxy.proc.pid)
 
 
 def test_sigterm_lets_a_request_in_flight_finish(tmp_path, started):
