@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TEST_IMAGE := launcher-testtask:1
 HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.search(r'__version__ = \"(.+)\"', open('launcher/__init__.py').read())[1])")
 
-LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/tasks.py)
+LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 DEMO_SAMPLES ?= 5
 
 .PHONY: venv docker slurm sshd image llama-image test-images demo test lint bench clean

@@ -112,16 +112,16 @@ def write_configs(folder: Path) -> None:
 
 
 def fill_index(state: Path, out: Path, count: int) -> None:
-    """`count` finished invocations in an index, written through the launcher's own state module."""
+    """`count` finished invocations in an index, written through the launcher's own store."""
     sys.path.insert(0, str(ROOT))
     os.environ["LAUNCHER_STATE_DIR"] = str(state)
-    from launcher import state as st
-    from launcher.executors.base import InvocationRecord, Plan, PlannedJob
+    from launcher.model import InvocationRecord, Plan, PlannedJob
+    from launcher.store import index, layout
 
     now = time.time()
     for n in range(count):
         inv = f"{n:08x}"
-        folder = out / f"{st.stamp(now)}-{inv}"
+        folder = out / f"{layout.stamp(now)}-{inv}"
         job = PlannedJob(f"{inv}.0", "gsm8k", "gsm8k", "img", ("true",))
         events = f"started {int(now)} 1\nexited {int(now)} 0\n"
         plan = Plan(inv, str(folder), (job,), {"gsm8k/events.log": events, "events.log": events})
@@ -130,10 +130,11 @@ def fill_index(state: Path, out: Path, count: int) -> None:
             str(folder),
             "local",
             {"output_dir": str(out)},
-            [{"job_id": job.job_id, "task": "gsm8k", "folder": "gsm8k", "image": "img"}],
+            (job,),
             now,
         )
-        st.create_invocation(plan, record, {})
+        layout.create_invocation(plan, record, {})
+        index.append(record)
     del os.environ["LAUNCHER_STATE_DIR"]
 
 

@@ -1,8 +1,9 @@
-"""Entry point of `launcher` and `python -m launcher`.
+"""Entry point of `launcher` and `python -m launcher`: argv routing only.
 
 Verbs are dispatched before Hydra sees argv; everything else is the Hydra `run` path. The classic form
-`launcher run ... -o key=value` is rewritten to plain Hydra overrides, so multirun keeps working.
-Keep this module's imports light: `--help` and the verbs must start instantly.
+`launcher run ... -o key=value` (and NEL 0.2's `--config FILE`, `-t NAME`) is rewritten to plain Hydra
+arguments, so multirun keeps working. Keep this module's imports light: `--help` and the verbs must
+start instantly.
 """
 
 from __future__ import annotations
@@ -10,29 +11,104 @@ from __future__ import annotations
 import sys
 
 VERBS = ("status", "logs", "kill", "resume", "ls", "info")
+COMMANDS = ("run", *VERBS)
 RUN_FLAGS = {"--dry-run": "dry_run", "-n": "dry_run", "--wait": "wait"}
 
 
 def split_run_argv(argv: list[str]) -> tuple[list[str], dict[str, bool]]:
-    """`-o X`/`--override X` -> `X`; our flags are removed; the rest goes to Hydra untouched."""
+    """Our run flags out of argv; `-o X` -> `X`, `--config F` -> `--config-dir D --config-name N`,
+    `-t A -t B` -> `evaluation.only=[A,B]`, `--env-file F` loaded into this process's environment."""
+    from launcher.errors import LauncherError
+
     hydra_argv: list[str] = []
     flags = {"dry_run": False, "wait": False}
+    tasks: list[str] = []
     args = iter(argv)
-    for arg in args:
-        if arg in ("-o", "--override"):
-            value = next(args, None)
-            if value is None:
-                from launcher.errors import LauncherError
 
-                raise LauncherError(f"{arg} needs a value, e.g. {arg} target.api_endpoint.api_key=MY_KEY_VAR")
-            hydra_argv.append(value)
-        elif arg.startswith("--override="):
-            hydra_argv.append(arg.split("=", 1)[1])
+    def value_of(flag: str, example: str) -> str:
+        value = next(args, None)
+        if value is None:
+            raise LauncherError(f"{flag} needs a value, e.g. {flag} {example}")
+        return value
+
+    for arg in args:
+        flag, eq, inline = arg.partition("=")
+        if (
+            flag in ("-o", "--override", "--config", "-t", "--task", "--env-file")
+            and eq
+            and flag.startswith("--")
+        ):
+            value = inline
+        elif arg in ("-o", "--override", "--config", "-t", "--task", "--env-file"):
+            flag, value = arg, None
+        else:
+            flag = value = None
+        if flag in ("-o", "--override"):
+            hydra_argv.append(
+                value if value is not None else value_of(flag, "target.api_endpoint.api_key=KEY_VAR")
+            )
+        elif flag == "--config":
+            hydra_argv += config_file_args(value if value is not None else value_of(flag, "my_run.yaml"))
+        elif flag in ("-t", "--task"):
+            tasks.append(value if value is not None else value_of(flag, "gsm8k"))
+        elif flag == "--env-file":
+            load_env_file(value if value is not None else value_of(flag, ".env"))
         elif arg in RUN_FLAGS:
             flags[RUN_FLAGS[arg]] = True
         else:
             hydra_argv.append(arg)
+    if tasks:
+        hydra_argv.append(f"evaluation.only=[{','.join(tasks)}]")
     return hydra_argv, flags
+
+
+def config_file_args(path: str) -> list[str]:
+    """NEL 0.2's `--config FILE`: the file is the primary config (its folder is searched for groups too)."""
+    import os
+
+    from launcher.errors import LauncherError
+
+    full = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(full):
+        raise LauncherError(f"--config: {path} is not a file; give the path of a YAML config")
+    stem, ext = os.path.splitext(os.path.basename(full))
+    if ext not in (".yaml", ".yml"):
+        raise LauncherError(f"--config: {path} is not a .yaml file")
+    return ["--config-dir", os.path.dirname(full), "--config-name", stem]
+
+
+def load_env_file(path: str) -> None:
+    """`KEY=VALUE` lines (optional `export`, quotes, # comments) into this process's environment, so the
+    config can name them as host variables. Variables already set win. Nothing is written anywhere."""
+    import os
+    import re
+
+    from launcher.errors import LauncherError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError as err:
+        raise LauncherError(f"--env-file: cannot read {path}: {err.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        match = re.match(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", text)
+        if not match:
+            raise LauncherError(f"--env-file: {path} line {number} is not NAME=VALUE")
+        name, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        os.environ.setdefault(name, value)
+
+
+def unknown_command(word: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    hint = f"; did you mean `launcher {close[0]}`?" if close else ""
+    return f"unknown command {word!r} (commands: {', '.join(COMMANDS)}){hint} `launcher --help` shows usage"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if argv and argv[0] in VERBS:
-            from launcher.commands import dispatch
+            from launcher.cli import dispatch
 
             return dispatch(argv)
         if not argv or argv[0] in ("-h", "--help", "help"):
-            from launcher.commands.help import print_help
+            from launcher.cli.help import print_help
 
             print_help()
             return 0 if argv else 2
@@ -56,13 +132,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if argv[0] == "run":
             argv = argv[1:]
+        elif argv[0][:1].isalpha() and argv[0].replace("_", "").replace("-", "").isalnum():
+            raise LauncherError(unknown_command(argv[0]))  # a word that is no override: a mistyped verb
         if {"-h", "--help"} & set(argv) and not any("execution=" in a for a in argv):
-            from launcher.commands.help import print_help  # Hydra's help needs an executor chosen
+            from launcher.cli.help import print_help  # Hydra's help needs an executor chosen
 
             print_help()
             return 0
         hydra_argv, flags = split_run_argv(argv)
-        from launcher.app import run
+        from launcher.cli.hydra_front import run
 
         return run(hydra_argv, **flags)
     except LauncherError as err:

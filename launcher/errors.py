@@ -18,3 +18,18 @@ class ConfigError(LauncherError):
 
 class NotFound(LauncherError):
     """An id or prefix that matches no invocation."""
+
+
+class MissingHostVariable(LauncherError):
+    """A host variable the config passes to the containers is not set."""
+
+    def __init__(self, name: str, action: str = "run"):
+        self.name = name
+        super().__init__(
+            f"host environment variable {name} is not set (named in the config to pass to the "
+            f"container); export {name}=... and {action} again"
+        )
+
+
+class AlreadyRunning(LauncherError):
+    """The invocation is running or being started by another command."""

@@ -139,7 +139,7 @@ def endpoint():
 @pytest.fixture(scope="session")
 def harness_image(docker_engine):
     """The real harness image (`make image`), built on first use if missing."""
-    from launcher.tasks import HARNESS_IMAGE
+    from launcher.catalog import HARNESS_IMAGE
 
     return build_if_missing(
         docker_engine, HARNESS_IMAGE, str(ROOT / "scripts/build-harness-image.sh"), HARNESS_IMAGE

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher import state
 from launcher.config.boundary import to_run_spec
 from launcher.executors import registry
 from launcher.executors.base import Executor, InvocationRecord, JobStatus, State
+from launcher.store import index, layout
 
 
 class ExecutorContract:
@@ -89,12 +89,12 @@ class ExecutorContract:
             folder=plan.folder,
             executor=self.executor_class.name,
             execution=dataclasses.asdict(executor.config),
-            jobs=[
-                {"job_id": j.job_id, "task": j.task, "folder": j.folder, "image": j.image} for j in plan.jobs
-            ],
+            jobs=plan.jobs,
             created=time.time(),
+            host_env=plan.host_env,
         )
-        state.create_invocation(plan, record, {})
+        layout.create_invocation(plan, record, {})
+        index.append(record)
         executor.start(record)
         statuses = executor.status(record)
         assert [s.job_id for s in statuses] == [j.job_id for j in plan.jobs]

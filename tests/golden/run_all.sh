@@ -3,8 +3,8 @@
 # at most 2 at once. `bash run_all.sh` resumes: succeeded tasks are skipped.
 set -u
 cd "$(dirname "$0")" || exit 1
-echo "started $(date +%s) $$" >> events.log
 for task in gsm8k custom_eval; do echo "queued $(date +%s)" >> "$task/events.log"; done
+echo "started $(date +%s) $$" >> events.log
 pids=()
 for task in gsm8k custom_eval; do
   while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done

@@ -3,8 +3,8 @@
 # at most 2 at once. `bash run_all.sh` resumes: succeeded tasks are skipped.
 set -u
 cd "$(dirname "$0")" || exit 1
-echo "started $(date +%s) $$" >> events.log
 for task in gsm8k; do echo "queued $(date +%s)" >> "$task/events.log"; done
+echo "started $(date +%s) $$" >> events.log
 # The model server (srv:1); stopped when this script ends or is killed.
 stop_server() { docker stop -t 5 launcher-0000abcd-server >/dev/null 2>&1; }
 trap stop_server EXIT

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from helpers import invocation_of
 
-from launcher.tasks import LLAMA_CPP_IMAGE
+from launcher.catalog import LLAMA_CPP_IMAGE
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]

@@ -175,7 +175,7 @@ def test_missing_image_is_one_line_and_writes_nothing(cli, tmp_path):
 
 def test_harness_image_missing_names_the_build_command(tmp_path):
     from launcher.errors import LauncherError
-    from launcher.executors.local.docker_client import Docker
+    from launcher.executors.container.docker_client import Docker
 
     with pytest.raises(LauncherError, match="build it with `make image`"):
         Docker().ensure_image("launcher-harness:0.0.0-missing", "build it with `make image`")

@@ -174,3 +174,52 @@ def test_verbs_on_unknown_ids_fail_clearly(cli):
     for verb in (["status", "abc"], ["logs", "abc"], ["kill", "abc"], ["resume", "abc"], ["info", "abc"]):
         proc = cli(*verb)
         assert proc.returncode == 2 and "no invocation, job or sweep matches 'abc'" in proc.stderr
+
+
+def test_an_unknown_command_names_the_commands_and_the_closest(cli):
+    proc = cli("stauts")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "unknown command 'stauts'" in proc.stderr and "launcher status" in proc.stderr
+    assert "run, status, logs, kill, resume, ls, info" in proc.stderr
+
+
+def test_config_file_task_selection_and_env_file(cli, tmp_path):
+    """NEL 0.2's forms: --config FILE as the primary config, -t/--task to select tasks, --env-file."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "mine.yaml").write_text(
+        "defaults:\n  - _self_\ntarget:\n  api_endpoint: {url: 'http://127.0.0.1:1/v1', model_id: m, "
+        "api_key: MY_KEY}\nevaluation:\n  tasks: [gsm8k, humaneval, aime2025]\n"
+    )
+    (tmp_path / "env").write_text("# a comment\nexport MY_KEY='from-the-file'\n")
+    proc = cli("run", "--config", "conf/mine.yaml", "execution=local", "-t", "gsm8k", "--task=aime2025", "-n")
+    assert proc.returncode == 0, proc.stderr
+    assert "# ---- gsm8k/run.sh" in proc.stdout and "# ---- aime2025/run.sh" in proc.stdout
+    assert "humaneval/run.sh" not in proc.stdout
+    assert not (tmp_path / "results").exists()
+    # the env file's value satisfies the host-variable check and is written nowhere
+    proc = cli(
+        "--config",
+        "conf/mine.yaml",
+        "execution=local",
+        "execution.pull=never",
+        "--env-file",
+        "env",
+        "evaluation.tasks=[{name: t, container: 'no-such-image:1', command: [x]}]",
+    )
+    # past the variable check (the image check, which needs Docker, is what fails here, or the engine)
+    assert proc.returncode == 2 and "MY_KEY" not in proc.stderr and "from-the-file" not in proc.stderr
+    proc = cli("--config", "conf/missing.yaml", "execution=local", "-n")
+    assert proc.returncode == 2 and "--config: conf/missing.yaml is not a file" in proc.stderr
+
+
+def test_a_sweep_checks_every_job_before_any_starts(cli, tmp_path):
+    """M11: the second job's unset host variable stops the sweep before the first job starts."""
+    proc = cli(
+        "-m",
+        "execution=local",
+        "target=local",
+        "target.api_endpoint.api_key=SET_VAR,UNSET_VAR",
+        env={"SET_VAR": "x"},
+    )
+    assert proc.returncode == 2 and "UNSET_VAR is not set" in proc.stderr, proc.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "state").exists()

@@ -2,28 +2,32 @@
 
 It submits on this machine (a login node) or, with `execution.hostname`, on a login node reached over
 SSH: the invocation folder is copied there once, and `status`, `logs` and `kill` bring back the stage
-records, progress and results over one reused connection. Task scripts, stage records, results and
-resume are the local executor's.
+records, progress and results over one reused connection. Task scripts, stage records and results are
+the container core's (executors/container), as on the local executor; Slurm's queue is the scheduler.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from launcher import __version__
+from launcher.catalog import BUILD_HINTS
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
-from launcher.executors.base import InvocationRecord, Plan, State
-from launcher.executors.local import LocalExecutor, _alive, _RunAll
+from launcher.executors.container.config import ContainerConfig
+from launcher.executors.container.executor import ContainerExecutor, Look
+from launcher.executors.container.plan import plan_tasks
+from launcher.executors.container.process import pid_alive
 from launcher.executors.slurm.shell import SSH, Local
-from launcher.state import EVENTS, LABEL_INVOCATION, OUTPUT_LOG, RUN, read_events
-from launcher.tasks import BUILD_HINTS
+from launcher.executors.status import Scheduled
+from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
+from launcher.store import events
+from launcher.store.layout import EVENTS, LABEL_INVOCATION, RUN
 
 BATCH = "sbatch.sh"
 JOBS = "slurm_jobs"  # one submitted Slurm job id per line (resume appends)
@@ -43,21 +47,16 @@ SLURM_LIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RE
 
 
 @dataclass(frozen=True)
-class SlurmConfig:
+class SlurmConfig(ContainerConfig):
     output_dir: str = "results"  # on a shared file system: the nodes write results there
+    max_parallel: int = 8  # array elements running at once (--array=...%N)
     partition: str | None = None
     account: str | None = None
     time_limit: str = "04:00:00"  # per task (array element)
     nodes: int = 1
     gpus_per_node: int = 0
-    max_parallel: int = 8  # array elements running at once (--array=...%N)
     extra_sbatch: tuple[str, ...] = ()  # more "#SBATCH ..." options, e.g. "--qos=high"
     container_runtime: Literal["docker", "pyxis"] = "docker"  # pyxis: srun --container-image
-    network: str = "host"  # docker runtime only
-    extra_docker_args: tuple[str, ...] = ()
-    stop_grace: int = 5
-    user: str | None = None
-    pull: Literal["missing", "never"] = "missing"
     hostname: str | None = None  # login node reached over SSH; None or localhost: submit on this machine
     username: str | None = None  # SSH user (default: the SSH configuration's)
     port: int = 22  # SSH port
@@ -65,10 +64,19 @@ class SlurmConfig:
     remote_output_dir: str | None = None  # output_dir on the cluster (default: the same path)
 
 
-class SlurmExecutor(LocalExecutor):
+class SlurmExecutor(ContainerExecutor):
     name = "slurm"
     config_class = SlurmConfig
     startup_wait = 0.0  # submission is non-blocking: the jobs wait in Slurm's queue, not in our command
+    reserved = frozenset({BATCH, JOBS})  # the invocation's own files: no task folder takes these names
+
+    @property
+    def remote(self) -> bool:
+        return self.shell.remote
+
+    @property
+    def poll_interval(self) -> float:
+        return 2.0 if self.shell.remote else 0.3
 
     @cached_property
     def shell(self) -> Local:
@@ -90,13 +98,14 @@ class SlurmExecutor(LocalExecutor):
             raise ConfigError(
                 "deployment", "the slurm executor runs no model server yet", "Use deployment=none"
             )
+        cfg: SlurmConfig = spec.execution
         remote = self.remote_folder(folder)
-        local_plan = super().plan(spec, invocation_id, remote, created)
-        files = {k: v for k, v in local_plan.files.items() if k != "run_all.sh"}
-        files[BATCH] = render_sbatch(
-            spec.execution, invocation_id, remote, [j.folder for j in local_plan.jobs]
-        )
-        return Plan(invocation_id, folder, local_plan.jobs, files, local_plan.host_env, local_plan.images)
+        tasks = plan_tasks(spec, invocation_id, remote, cfg, cfg.container_runtime, self.reserved)
+        files = {
+            **tasks.files,
+            BATCH: render_sbatch(cfg, invocation_id, remote, [j.folder for j in tasks.jobs]),
+        }
+        return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(tasks.host_env)))
 
     def check_prerequisites(self, plan: Plan) -> None:
         where = self.shell.target if self.shell.remote else "this machine"
@@ -106,11 +115,12 @@ class SlurmExecutor(LocalExecutor):
             raise LauncherError(f"sbatch, squeue or scancel is missing on {where}: is it a Slurm login node?")
         if self.config.container_runtime != "docker":
             return
-        if not self.shell.remote:
-            super().check_prerequisites(plan)
-            return
         for image in sorted({job.image for job in plan.jobs}):
-            if self.shell.run(["docker", "image", "inspect", image]).returncode:
+            if not self.shell.remote:
+                self.docker.ensure_image(
+                    image, BUILD_HINTS.get(image, ""), pull=self.config.pull == "missing"
+                )
+            elif self.shell.run(["docker", "image", "inspect", image]).returncode:
                 hint = BUILD_HINTS.get(image, "build or pull it there")
                 raise LauncherError(f"image {image} is not on {where}; {hint}")
 
@@ -124,15 +134,15 @@ class SlurmExecutor(LocalExecutor):
                 f"invocation {record.invocation_id} still has {len(live)} job(s) queued or running; "
                 "wait for them or `launcher kill` it first"
             )
-        todo = [n for n, job in enumerate(record.jobs) if states.get(job["job_id"]) != State.SUCCEEDED]
+        todo = [n for n, job in enumerate(record.jobs) if states.get(job.job_id) != State.SUCCEEDED]
         if not todo:
             return "every task already succeeded: nothing submitted"
         for n in todo:
-            self._append(f"{remote}/{record.jobs[n]['folder']}/{EVENTS}", "queued")
+            self._append(f"{remote}/{record.jobs[n].folder}/{EVENTS}", events.QUEUED)
         array = ",".join(map(str, todo)) + f"%{self.config.max_parallel}"
         # Host variables travel as NUL-separated name/value pairs on stdin into sbatch's environment,
         # which Slurm exports to the job: no value is in an argv or a file, here or on the cluster.
-        names = record.extra.get("host_env", []) if self.shell.remote else []
+        names = record.host_env if self.shell.remote else ()
         secrets = "".join(f"{name}\0{os.environ.get(name, '')}\0" for name in names)
         script = (
             'while IFS= read -r -d "" n && IFS= read -r -d "" v; do export "$n=$v"; done; '
@@ -145,38 +155,51 @@ class SlurmExecutor(LocalExecutor):
             raise LauncherError(f"sbatch refused the job: {lines[-1].removeprefix('sbatch: error: ')}")
         job_id = proc.stdout.strip().split(";")[0]
         self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{JOBS}", job_id])
-        self._append(f"{remote}/{EVENTS}", "submitted", job_id)
+        self._append(f"{remote}/{EVENTS}", events.SUBMITTED, job_id)
         self.shell.download(remote, folder)
         where = f" on {self.shell.target}" if self.shell.remote else ""
         return f"slurm job {job_id}{where} (array {array})"
 
-    def _append(self, path: str, event: str, value: str = "") -> None:
+    def _append(self, path: str, kind: str, value: str = "") -> None:
         """A stage record, written where the jobs write theirs (here or on the cluster)."""
-        self.shell.run(["bash", "-c", 'echo "$1 $(date +%s) $2" >> "$3"', "_", event, value, path])
+        self.shell.run(events.shell_append_argv(path, kind, value))
 
-    def _refresh(self, record: InvocationRecord) -> None:
-        """Records first, then the queue: a job that ends in between looks LOST and is read again."""
+    def mark(self, record: InvocationRecord, rel_folder: str, kind: str) -> None:
+        remote = self.remote_folder(record.folder)
+        self._append(f"{remote}/{rel_folder}/{EVENTS}".replace("//", "/"), kind)
+
+    def read_back(self, record: InvocationRecord) -> None:
+        self.shell.download(self.remote_folder(record.folder), Path(record.folder))
+
+    def look(self, record: InvocationRecord) -> Look:
+        """The stage records were read back first, then the queue: a job that ends in between looks LOST
+        and is looked at again."""
         folder = Path(record.folder)
-        self.shell.download(self.remote_folder(record.folder), folder)
-        self._queue = self._slurm_states(folder)
-        self._ended: dict[str, tuple[State, str]] = {}
-        events = read_events(folder / EVENTS)
-        last_submit = max((i for i, e in enumerate(events) if e[0] == "submitted"), default=-1)
-        self._killed = any(e[0] == "killed" for e in events[last_submit + 1 :])
+        queue = self._slurm_states(folder)
+        records = events.read(folder / EVENTS)
+        last_submit = max((i for i, e in enumerate(records) if e.kind == events.SUBMITTED), default=-1)
+        killed = any(e.kind == events.KILLED for e in records[last_submit + 1 :])
 
-    def _scheduler(self, record: InvocationRecord, job: dict) -> _RunAll:
-        index = next(n for n, j in enumerate(record.jobs) if j["job_id"] == job["job_id"])
-        state, reason = self._queue.get(index, ("", ""))
-        failure = SLURM_ENDED.get(state, (None, ""))[1]
-        if state in SLURM_ENDED:
-            self._ended[job["job_id"]] = SLURM_ENDED[state]
-        waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
-        return _RunAll(alive=state in SLURM_LIVE, killed=self._killed, waiting=waiting, failure=failure)
+        def one(n: int, job: PlannedJob):
+            state, reason = queue.get(n, ("", ""))
+            ended = SLURM_ENDED.get(state)
+            waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
+            view = Scheduled(
+                alive=state in SLURM_LIVE,
+                killed=killed,
+                waiting=waiting,
+                failure=ended[1] if ended else "",
+                ended=ended,
+            )
 
-    def _live(self, job: dict, pid: int, run_all: _RunAll, containers) -> tuple[State, str] | None:
-        if run_all.alive or (not self.shell.remote and _alive(pid, RUN)):
-            return State.RUNNING, ""
-        return self._ended.get(job["job_id"])  # TIMEOUT, NODE_FAIL, PREEMPTED...: Slurm says why
+            def alive(pid: int | None) -> tuple[State, str] | None:
+                if view.alive or (not self.shell.remote and pid_alive(pid, RUN)):
+                    return State.RUNNING, ""
+                return None
+
+            return view, alive
+
+        return one
 
     def _slurm_states(self, folder: Path) -> dict[int, tuple[str, str]]:
         """Array index -> (Slurm state, reason) of the latest submission, from squeue (recent jobs too)."""
@@ -197,48 +220,23 @@ class SlurmExecutor(LocalExecutor):
                 states[int(index)] = (state.strip(), reason.strip())
         return states
 
-    def kill(self, record: InvocationRecord) -> None:
-        folder, remote = Path(record.folder), self.remote_folder(record.folder)
-        statuses = self.status(record)
-        self._append(f"{remote}/{EVENTS}", "killed")
-        for status in statuses:
-            if not status.state.terminal:
-                self._append(f"{remote}/{Path(status.folder).name}/{EVENTS}", "killed")
+    def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
         try:
-            job_ids = (folder / JOBS).read_text().split()
+            job_ids = (Path(record.folder) / JOBS).read_text().split()
         except OSError:
             job_ids = []
         if job_ids:
             self.shell.run(["scancel", *job_ids])
-        if self.config.container_runtime == "docker" and not self.shell.remote:
-            self.docker.stop(record.invocation_id, self.config.stop_grace)
-        elif self.config.container_runtime == "docker":
-            stop = (
-                'ids=$(docker ps -q --filter "label=$1"); '
-                '[ -z "$ids" ] || docker stop -t "$2" $ids >/dev/null'
-            )
-            label = f"{LABEL_INVOCATION}={record.invocation_id}"
-            self.shell.run(["bash", "-c", stop, "_", label, str(self.config.stop_grace)])
-        self.shell.download(remote, folder)
 
-    def logs(self, record: InvocationRecord, job_id: str, follow: bool):
-        if not self.shell.remote:
-            yield from super().logs(record, job_id, follow)
+    def stop_containers(self, record: InvocationRecord) -> None:
+        if self.config.container_runtime != "docker":
             return
-        job = next(j for j in record.jobs if j["job_id"] == job_id)
-        path, offset = Path(record.folder) / job["folder"] / OUTPUT_LOG, 0
-        while True:
-            finished = self._job_finished(record, job_id)  # downloads the latest copy first
-            if path.exists():
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    fh.seek(offset)
-                    chunk = fh.read()
-                    offset = fh.tell()
-                if chunk:
-                    yield chunk
-            if finished or not follow:
-                return
-            time.sleep(2)
+        if not self.shell.remote:
+            super().stop_containers(record)
+            return
+        stop = 'ids=$(docker ps -q --filter "label=$1"); [ -z "$ids" ] || docker stop -t "$2" $ids >/dev/null'
+        label = f"{LABEL_INVOCATION}={record.invocation_id}"
+        self.shell.run(["bash", "-c", stop, "_", label, str(self.config.stop_grace)])
 
     def describe(self) -> dict:
         where = f" on {self.shell.target}" if self.shell.remote else ""

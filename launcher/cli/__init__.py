@@ -1,13 +1,10 @@
-"""The verbs: status, logs, kill, resume, ls, info. They read invocation folders; Hydra is never imported."""
+"""The verbs: status, logs, kill, resume, ls, info: parse argv, call launcher.api, render. No Hydra here."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-
-from launcher.errors import LauncherError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,76 +44,53 @@ def dispatch(argv: list[str]) -> int:
 
 
 def cmd_status(args) -> int:
-    from launcher import state
-    from launcher.commands.status import print_status, watch
+    from launcher import api
+    from launcher.cli.render import render, render_json, watch
 
-    if args.ids:
-        records = [rec for ident in args.ids for rec, _ in state.resolve(ident)]
-        jobs = {job for ident in args.ids for _, job in state.resolve(ident) if job}
-    else:
-        entries = state.index_entries()[-10:]
-        records = [_record_or_none(e["folder"]) for e in entries]
-        records, jobs = [r for r in records if r], set()
     if args.watch:
-        return watch(records, until_done=True, only_jobs=jobs)
-    return print_status(records, as_json=args.json, only_jobs=jobs)
+        return watch(lambda: api.status(args.ids), until_done=True)
+    collected = api.status(args.ids)
+    print(render_json(collected) if args.json else render(collected))
+    return 0
 
 
 def cmd_logs(args) -> int:
-    from launcher import state
+    from launcher import api
 
-    (record, job_id), *_ = state.resolve(args.id)
-    if job_id is None:
-        if len(record.jobs) != 1:
-            jobs = ", ".join(j["job_id"] for j in record.jobs)
-            raise LauncherError(f"{args.id} has {len(record.jobs)} jobs; name one: {jobs}")
-        job_id = record.jobs[0]["job_id"]
-    if job_id not in {j["job_id"] for j in record.jobs}:
-        raise LauncherError(f"invocation {record.invocation_id} has no job {job_id}")
     wrote = False
-    for chunk in _executor(record).logs(record, job_id, follow=args.follow):
+    for chunk in api.logs(args.id, follow=args.follow):
         sys.stdout.write(chunk)
         sys.stdout.flush()
         wrote = True
     if not wrote:
-        print(f"job {job_id} has no output yet", file=sys.stderr)
+        print(f"job {args.id} has no output yet", file=sys.stderr)
     return 0
 
 
 def cmd_kill(args) -> int:
-    from launcher import state
+    from launcher import api
 
-    for ident in args.ids:
-        for record, job_id in state.resolve(ident):
-            if job_id:
-                raise LauncherError(f"kill stops whole invocations; use {record.invocation_id}")
-            _executor(record).kill(record)
-            print(f"killed invocation {record.invocation_id}")
+    for record in api.kill(args.ids):
+        print(f"killed invocation {record.invocation_id}")
     return 0
 
 
 def cmd_resume(args) -> int:
-    from launcher import launch, state
-    from launcher.commands.status import watch
+    from launcher import api
+    from launcher.cli.render import start_report, watch
 
-    records = [rec for ident in args.ids for rec, _ in state.resolve(ident)]
-    for record in records:
-        missing = [name for name in record.extra.get("host_env", []) if name not in os.environ]
-        if missing:
-            raise LauncherError(
-                f"host environment variable {missing[0]} is not set; export it and resume again"
-            )
-    for record in records:
-        executor = _executor(record)
-        state.append_event(f"{record.folder}/{state.EVENTS}", "resumed")
-        note = executor.start(record)
-        print(
-            launch.start_report(record, launch.wait_for_start(executor, record, executor.startup_wait), note)
-        )
-    return watch(records, until_done=True) if args.wait else 0
+    launched = api.resume(args.ids)
+    for one in launched:
+        print(start_report(one.record, one.statuses, one.note))
+    if not args.wait:
+        return 0
+    ids = [one.record.invocation_id for one in launched]
+    return watch(lambda: api.status(ids), until_done=True)
 
 
 def cmd_ls(args) -> int:
+    from launcher.cli.render import table
+
     if args.what == "executors":
         import dataclasses
 
@@ -133,25 +107,21 @@ def cmd_ls(args) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
-        from launcher.commands.status import table
-
         print(table(["NAME", "CLASS", "EXECUTION KEYS"], [list(r.values()) for r in rows]))
         return 0
     if args.what == "tasks":
-        from launcher.tasks import TASKS
+        from launcher.catalog import all_tasks
 
         rows = [
             {"name": t.name, "samples": t.samples, "image": t.image, "description": t.description}
-            for t in TASKS.values()
+            for t in all_tasks().values()
         ]
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
-        from launcher.commands.status import table
-
         print(table(["NAME", "SAMPLES", "IMAGE", "DESCRIPTION"], [list(r.values()) for r in rows]))
         return 0
-    from launcher.commands.status import runs_rows, table
+    from launcher.cli.render import runs_rows
 
     rows = runs_rows(limit=args.limit)
     if args.json:
@@ -165,41 +135,29 @@ def cmd_ls(args) -> int:
 def cmd_info(args) -> int:
     from pathlib import Path
 
-    from launcher import state
+    from launcher import api
+    from launcher.store.layout import HYDRA_DIR, read_regular
 
-    for record, _ in state.resolve(args.id):
+    for record, _ in api.find([args.id]):
         folder = Path(record.folder)
         print(f"invocation: {record.invocation_id}")
         print(f"executor:   {record.executor}")
         print(f"folder:     {folder}")
         if record.sweep_id:
             print(f"sweep:      {record.sweep_id}")
-        for key, value in record.extra.items():
+        for key, value in (
+            ("model_id", record.model_id),
+            ("url", record.url),
+            ("host_env", list(record.host_env)),
+        ):
             print(f"{key + ':':<11} {value}")
-        for key, value in _executor(record).describe().items():
+        for key, value in {**record.extra, **api.executor_for(record).describe()}.items():
             print(f"{key + ':':<11} {value}")
         print("jobs:")
         for job in record.jobs:
-            print(f"  {job['job_id']}  {job['task']}  {folder / job['folder']}  image {job['image']}")
-        config = folder / state.HYDRA_DIR / "config.yaml"
-        if config.exists():
+            print(f"  {job.job_id}  {job.task}  {folder / job.folder}  image {job.image}")
+        config = read_regular(folder / HYDRA_DIR / "config.yaml")
+        if config is not None:
             print("resolved config:")
-            print("  " + config.read_text().rstrip().replace("\n", "\n  "))
+            print("  " + config.rstrip().replace("\n", "\n  "))
     return 0
-
-
-def _record_or_none(folder: str):
-    from launcher import state
-
-    try:
-        return state.read_record(folder)
-    except LauncherError:
-        return None
-
-
-def _executor(record):
-    from launcher.config.boundary import build
-    from launcher.executors import registry
-
-    cls = registry.get(record.executor)
-    return cls(build(cls.config_class, record.execution, "execution"))

@@ -1,4 +1,4 @@
-"""The few Docker engine calls the local executor makes, through the Docker SDK, by label."""
+"""The few Docker engine calls the executors make on this machine, through the Docker SDK, by label."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 from launcher.errors import LauncherError
-from launcher.state import LABEL_INVOCATION, LABEL_JOB
+from launcher.store.layout import LABEL_INVOCATION, LABEL_JOB
 
 START_HINT = (
     "start it with `sudo systemctl start docker` (or `sudo dockerd &`), "

@@ -1,0 +1,264 @@
+"""The Python API: launch, resume, status, kill, logs and results, returning data and raising typed
+errors (launcher.errors). The CLI is one client of it; scripts are another:
+
+    from launcher import api
+    launched = api.launch(spec)                      # spec: config.boundary.to_run_spec(...)
+    for record, jobs in api.status([launched.record.invocation_id]):
+        print([(j.task, j.state.value) for j in jobs])
+
+Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from launcher.config.schema import RunSpec
+from launcher.errors import LauncherError, MissingHostVariable
+from launcher.executors import registry
+from launcher.executors.base import Executor
+from launcher.model import InvocationRecord, JobStatus, Plan, State
+from launcher.store import events, index, layout
+from launcher.store import results as results_store
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An invocation planned and ready to write: what the dry run prints and what `start` starts."""
+
+    spec: RunSpec
+    executor: Executor
+    plan: Plan
+    record: InvocationRecord
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Launched:
+    record: InvocationRecord
+    statuses: list[JobStatus]
+    note: str | None = None  # one line from the executor, e.g. the scheduler's job id
+
+    @property
+    def failed(self) -> list[JobStatus]:
+        return [s for s in self.statuses if s.state in (State.FAILED, State.LOST)]
+
+
+@dataclass(frozen=True)
+class InvocationStatus:
+    record: InvocationRecord
+    jobs: list[JobStatus] = field(default_factory=list)
+    error: str = ""  # why the jobs could not be read (e.g. the cluster is unreachable)
+
+
+# ---- launch ---------------------------------------------------------------------------------------------
+
+
+def prepare(
+    spec: RunSpec, overrides: Iterable[str] = (), sweep_id: str | None = None, created: float | None = None
+) -> Prepared:
+    """Plan an invocation (pure apart from reading the clock and drawing an id)."""
+    # Resolved once here, so the record (and every later command, from any directory) holds the same path.
+    output_dir = Path(os.path.abspath(os.path.expanduser(spec.execution.output_dir)))
+    spec = replace(spec, execution=replace(spec.execution, output_dir=str(output_dir)))
+    executor = registry.get(spec.executor)(spec.execution)
+    created = time.time() if created is None else created
+    invocation_id = layout.new_id()
+    parent = output_dir / f"sweep-{sweep_id}" if sweep_id else output_dir
+    folder = parent / f"{layout.stamp(created)}-{invocation_id}"
+    plan = executor.plan(spec, invocation_id, str(folder), created)
+    record = InvocationRecord(
+        invocation_id=invocation_id,
+        folder=str(folder),
+        executor=spec.executor,
+        execution=asdict(spec.execution),
+        jobs=plan.jobs,
+        created=created,
+        sweep_id=sweep_id,
+        host_env=plan.host_env,  # names only: an executor may have to forward the values
+        model_id=spec.target.api_endpoint.model_id,
+        url=spec.target.api_endpoint.url,
+    )
+    return Prepared(spec, executor, plan, record, tuple(overrides))
+
+
+def preflight(prepared: Prepared) -> None:
+    """Everything that can be checked before anything is written: host variables, images, the scheduler."""
+    check_host_env(prepared.plan.host_env)
+    prepared.executor.check_prerequisites(prepared.plan)
+
+
+def preflight_all(prepared: list[Prepared]) -> None:
+    """Every job's preflight before any starts (a sweep starts all or none): host variables first (no
+    engine needed), then images and schedulers."""
+    for one in prepared:
+        check_host_env(one.plan.host_env)
+    for one in prepared:
+        one.executor.check_prerequisites(one.plan)
+
+
+def start(prepared: Prepared, startup_wait: float | None = None) -> Launched:
+    """Write the invocation folder and the index entry, then start it."""
+    from launcher import logsetup
+
+    record, folder = prepared.record, Path(prepared.record.folder)
+    layout.create_invocation(prepared.plan, record, hydra_files(prepared.spec, list(prepared.overrides)))
+    index.append(record)
+    logsetup.configure(
+        str(folder / layout.LAUNCHER_LOG), secrets=[os.environ.get(n, "") for n in record.host_env]
+    )
+    log = logsetup.get()
+    log.info(
+        "invocation created", invocation=record.invocation_id, folder=str(folder), tasks=len(record.jobs)
+    )
+    launched = _start(prepared.executor, record, startup_wait)
+    log.info("invocation started", states={s.job_id: s.state.value for s in launched.statuses})
+    return launched
+
+
+def launch(spec: RunSpec, overrides: Iterable[str] = (), sweep_id: str | None = None) -> Launched:
+    prepared = prepare(spec, overrides, sweep_id)
+    preflight(prepared)
+    return start(prepared)
+
+
+def _start(executor: Executor, record: InvocationRecord, startup_wait: float | None) -> Launched:
+    with layout.invocation_lock(record.folder, record.invocation_id):
+        note = executor.start(record)
+        wait = executor.startup_wait if startup_wait is None else startup_wait
+        return Launched(record, wait_for_start(executor, record, wait), note)
+
+
+def wait_for_start(executor: Executor, record: InvocationRecord, timeout: float) -> list[JobStatus]:
+    """Return once the first wave has started or ended and none of it is still starting, or at `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = executor.status(record)
+        if timeout <= 0:
+            return statuses
+        starting = [s for s in statuses if s.state == State.PENDING and s.started is not None]
+        first_wave = any(s.state != State.PENDING for s in statuses)
+        if (first_wave and not starting) or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.1)
+
+
+def check_host_env(names: Iterable[str], action: str = "run") -> None:
+    missing = [name for name in names if name not in os.environ]
+    if missing:
+        raise MissingHostVariable(missing[0], action)
+
+
+def hydra_files(spec: RunSpec, overrides: list[str]) -> dict[str, str]:
+    from omegaconf import OmegaConf
+
+    return {
+        f"{layout.HYDRA_DIR}/config.yaml": OmegaConf.to_yaml(OmegaConf.create(spec.config)),
+        f"{layout.HYDRA_DIR}/overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(overrides)),
+    }
+
+
+# ---- follow and manage ----------------------------------------------------------------------------------
+
+
+def executor_for(record: InvocationRecord) -> Executor:
+    """The executor that runs a recorded invocation, rebuilt from the record's config."""
+    from launcher.config.boundary import build
+
+    cls = registry.get(record.executor)
+    return cls(build(cls.config_class, record.execution, "execution"))
+
+
+def find(idents: Iterable[str]) -> list[tuple[InvocationRecord, str | None]]:
+    """Invocation ids, job ids `<inv>.<n>`, sweep ids or unique prefixes -> (record, job id or None)."""
+    return [pair for ident in idents for pair in index.resolve(ident)]
+
+
+def recent(limit: int = 10) -> list[InvocationRecord]:
+    """The most recent invocations whose records can be read, oldest first."""
+    out = []
+    for entry in index.entries()[-limit:] if limit else index.entries():
+        try:
+            out.append(layout.read_record(entry.folder))
+        except LauncherError:
+            continue
+    return out
+
+
+def status(idents: Iterable[str] = (), limit: int = 10) -> list[InvocationStatus]:
+    """Each matched invocation's jobs (only the named jobs for `<inv>.<n>`); none: the recent ones."""
+    idents = list(idents)
+    if idents:
+        wanted: dict[str, tuple[InvocationRecord, set[str]]] = {}
+        for record, job_id in find(idents):
+            _, jobs = wanted.setdefault(record.invocation_id, (record, set()))
+            if job_id:
+                jobs.add(job_id)
+        pairs = list(wanted.values())
+    else:
+        pairs = [(record, set()) for record in recent(limit)]
+    return [status_of(record, only) for record, only in pairs]
+
+
+def status_of(
+    record: InvocationRecord, only_jobs: set[str] | frozenset[str] = frozenset()
+) -> InvocationStatus:
+    """One invocation's jobs; a failure to read them is its own error, not the caller's."""
+    try:
+        jobs = executor_for(record).status(record)
+    except LauncherError as err:
+        return InvocationStatus(record, [], str(err))
+    if only_jobs:
+        jobs = [s for s in jobs if s.job_id in only_jobs]
+    return InvocationStatus(record, jobs)
+
+
+def kill(idents: Iterable[str]) -> list[InvocationRecord]:
+    killed = []
+    for record, job_id in find(idents):
+        if job_id:
+            raise LauncherError(f"kill stops whole invocations; use {record.invocation_id}")
+        executor_for(record).kill(record)
+        killed.append(record)
+    return killed
+
+
+def resume(idents: Iterable[str]) -> list[Launched]:
+    """Start again every unfinished task of the invocations (succeeded ones are skipped)."""
+    records = []
+    for record, job_id in find(idents):
+        if job_id:
+            raise LauncherError(f"resume restarts whole invocations; use {record.invocation_id}")
+        records.append(record)
+    for record in records:
+        check_host_env(record.host_env, "resume")
+    out = []
+    for record in records:
+        executor = executor_for(record)
+        events.append(Path(record.folder) / layout.EVENTS, events.RESUMED)
+        out.append(_start(executor, record, None))
+    return out
+
+
+def logs(ident: str, follow: bool = False) -> Iterator[str]:
+    (record, job_id), *_ = find([ident])
+    if job_id is None:
+        if len(record.jobs) != 1:
+            jobs = ", ".join(j.job_id for j in record.jobs)
+            raise LauncherError(f"{ident} has {len(record.jobs)} jobs; name one: {jobs}")
+        job_id = record.jobs[0].job_id
+    return executor_for(record).logs(record, job_id, follow=follow)
+
+
+def results(ident: str) -> list[results_store.Score]:
+    """Every score of the matched invocations' tasks, from their results.json."""
+    out = []
+    for record, job_id in find([ident]):
+        for job in record.jobs:
+            if job_id is None or job.job_id == job_id:
+                out += results_store.scores(Path(record.folder) / job.folder)
+    return out

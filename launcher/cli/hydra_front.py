@@ -1,0 +1,231 @@
+"""The Hydra path: compose config groups + overrides (and -m sweeps) once, collecting each job's typed
+spec into an explicit RunContext; after Hydra returns, validate all, preflight all, then launch.
+
+Imported only for `run`; the verbs and `--help` never import Hydra.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from launcher import api
+from launcher.cli.hydra_errors import first_line, from_hydra, full_key, schema_types, translate
+from launcher.config.schema import RunSpec
+from launcher.errors import ConfigError, LauncherError
+from launcher.executors import registry
+
+CONFIG_PATH = "pkg://launcher.conf"
+CONFIG_NAME = "config"
+
+# The launcher writes its own invocation folders (with .hydra/ inside); Hydra itself must write nothing,
+# whatever primary config the user gives. Given first, so a user's own hydra.* overrides still win.
+HYDRA_WRITES_NOTHING = [
+    "hydra.output_subdir=null",
+    "hydra.run.dir=.",
+    "hydra.sweep.subdir=.",
+    "hydra.job.chdir=false",
+    "hydra/job_logging=none",
+    "hydra/hydra_logging=none",
+    "hydra.help.app_name=launcher",
+]
+
+
+@dataclass
+class RunContext:
+    """What one `run` collects from Hydra: each job's spec and overrides, in order. Nothing starts while
+    Hydra runs."""
+
+    jobs: list[tuple[RunSpec, list[str]]] = field(default_factory=list)
+    error: Exception | None = None
+    sweep_id: str | None = None
+
+    def collect(self, cfg: DictConfig) -> None:
+        # Errors are kept, not raised: Hydra would print its own multi-line report around them.
+        if self.error is not None:
+            return
+        try:
+            spec, overrides, multirun = job_spec(cfg)
+        except Exception as err:
+            self.error = err
+            return
+        if multirun and self.sweep_id is None:
+            from launcher.store.layout import new_id
+
+            self.sweep_id = new_id()
+        self.jobs.append((spec, overrides))
+
+
+def register_executors() -> None:
+    """Each executor's config dataclass defaults become the `execution/<name>` option (plain data, so the
+    strict boundary, not Hydra, judges types and keys and every mistake gets the same one-line error)."""
+    import dataclasses
+
+    store = ConfigStore.instance()
+    for name, cls in registry.executors().items():
+        store.store(group="execution", name=name, node=dataclasses.asdict(cls.config_class()))
+
+
+def job_spec(cfg: DictConfig) -> tuple[RunSpec, list[str], bool]:
+    """One Hydra job's composed config -> (typed spec, its overrides, multirun?): the config boundary."""
+    from launcher.config import boundary
+
+    hc = HydraConfig.get()
+    executor = hc.runtime.choices.get("execution")
+    if not executor:
+        available = ", ".join(registry.executors())
+        raise ConfigError("execution", "no executor chosen", f"Add execution=<name> (available: {available})")
+    if hasattr(boundary, "refuse_env_interpolation"):  # helper CONFIG's: no secret value into any file
+        boundary.refuse_env_interpolation(OmegaConf.to_container(cfg, resolve=False))
+    try:
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(full_key(err), first_line(err)) from None
+    spec = boundary.to_run_spec(data, executor, registry.get(executor).config_class)
+    return spec, list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
+
+
+def compose(hydra_argv: list[str]) -> RunContext:
+    """Run Hydra once over the argv; every job's spec is collected (or Hydra printed --cfg/--info/--help)."""
+    import logging
+    import shutil
+    import tempfile
+
+    from hydra._internal.utils import get_args_parser
+
+    logging.getLogger("hydra").addHandler(logging.NullHandler())  # we report errors ourselves, once
+    register_executors()
+    parser = get_args_parser()
+    parser.error = _parse_error  # type: ignore[method-assign]  # one line, exit 2, not argparse's usage
+    args = parser.parse_intermixed_args(hydra_argv)
+    # Hydra's multirun saves multirun.yaml in its sweep dir: give it a scratch folder we delete.
+    scratch = tempfile.mkdtemp(prefix="launcher-hydra-")
+    first = [*HYDRA_WRITES_NOTHING, f"hydra.sweep.dir={scratch}"]
+    first += [_force_schema_key(_group_plus("execution", a)) for a in args.overrides]
+    user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
+    try:
+        # `execution=x` needs an `execution` slot in the primary config; a user's config may have none,
+        # then the `+execution=x` form is the one that works.
+        for attempt in (first, [_group_plus("execution", a, add=True) for a in first]):
+            ctx = RunContext()
+            args.overrides = attempt
+            try:
+                _run(args, parser, ctx.collect)
+                break
+            except Exception as err:
+                if attempt is not first or not _no_execution_slot(err):
+                    raise
+    except LauncherError:
+        raise
+    except Exception as err:
+        if user_wants_traceback or not from_hydra(err):
+            raise
+        raise translate(err) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not user_wants_traceback:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+    if ctx.error is not None:
+        if from_hydra(ctx.error) and not user_wants_traceback:
+            raise translate(ctx.error) from None
+        raise ctx.error
+    return ctx
+
+
+def _run(args, parser, collect) -> None:
+    """Hydra over parsed args. `@hydra.main` would read sys.argv and compose twice (once only to learn the
+    run mode); with `-m` or not we know the mode, so we compose once (Hydra 1.3.x internals, as
+    hydra/_internal/utils.py:_run_hydra uses them). --cfg, --info, --help and the like go Hydra's way."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import _run_hydra, create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import SearchPathException
+
+    special = (
+        args.help,
+        args.hydra_help,
+        args.cfg,
+        args.info,
+        args.shell_completion,
+        args.experimental_rerun,
+    )
+    if any(special) or any(o.lstrip("+").startswith("hydra.mode=") for o in args.overrides):
+        _run_hydra(args, parser, collect, CONFIG_PATH, CONFIG_NAME)
+        return
+    search_path = create_automatic_config_search_path(None, __name__, args.config_path or CONFIG_PATH)
+    if args.config_dir is not None:
+        config_dir = os.path.abspath(args.config_dir)
+        if not os.path.isdir(config_dir):
+            raise SearchPathException(f"Additional config directory '{config_dir}' not found")
+        search_path.prepend("command-line", f"file://{config_dir}", anchor=SearchPathQuery(provider="schema"))
+    hydra = Hydra.create_main_hydra2(task_name="launcher", config_search_path=search_path)
+    try:
+        # The mode is an override as Hydra's _run_app gives it (the job reads it back in HydraConfig).
+        mode = "MULTIRUN" if args.multirun else "RUN"
+        run = hydra.multirun if args.multirun else hydra.run
+        run(args.config_name or CONFIG_NAME, collect, [*args.overrides, f"hydra.mode={mode}"])
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:
+    """Validate every job (its plan), then every job's preflight, then start them: all or none start."""
+    from launcher.cli.render import render_dry_run, start_report, watch
+
+    prepared = [api.prepare(spec, overrides, ctx.sweep_id) for spec, overrides in ctx.jobs]
+    if dry_run:
+        for one in prepared:
+            print(render_dry_run(one.spec, one.plan))
+        return 0
+    api.preflight_all(prepared)
+    launched = []
+    for one in prepared:
+        started = api.start(one)
+        print(start_report(started.record, started.statuses, started.note), flush=True)
+        launched.append(started)
+    if wait:
+        ids = [one.record.invocation_id for one in launched]
+        return watch(lambda: api.status(ids), until_done=True)
+    return 1 if any(one.failed for one in launched) else 0
+
+
+def run(hydra_argv: list[str], dry_run: bool, wait: bool) -> int:
+    return launch_all(compose(hydra_argv), dry_run, wait)
+
+
+def _parse_error(message: str):
+    raise LauncherError(f"cannot parse the command line: {message}; see `launcher --help`")
+
+
+def _no_execution_slot(err: Exception) -> bool:
+    from hydra.errors import ConfigCompositionException
+
+    return isinstance(err, ConfigCompositionException) and "Could not override 'execution'" in str(err)
+
+
+def _group_plus(group: str, arg: str, add: bool = False) -> str:
+    """`+execution=x` and `execution=x` both work: the packaged config has an `execution` slot, a user's
+    primary config may not; we try the slot first and the `+` form if Hydra finds no slot."""
+    bare = re.match(rf"^\+{{0,2}}{group}=", arg)
+    if not bare:
+        return arg
+    value = arg[bare.end() :]
+    return f"+{group}={value}" if add else f"{group}={value}"
+
+
+def _force_schema_key(arg: str) -> str:
+    """`evaluation.only=x` works even when the chosen preset does not mention `only`: a key our schema
+    knows is overridden with Hydra's `++` (add or replace). Unknown keys still reach Hydra's check."""
+    match = re.match(r"^([A-Za-z_][\w.]*)=", arg)
+    if match and "." in match.group(1) and schema_types(match.group(1).split(".")):
+        return "++" + arg
+    return arg

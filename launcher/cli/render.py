@@ -1,0 +1,206 @@
+"""Text the CLI prints: tables, the status and results tables, the start report, the dry run, --watch."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+
+from launcher.model import InvocationRecord, JobStatus, Plan, State
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [headers] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def _elapsed(s: JobStatus) -> str:
+    if s.started is None:
+        return ""
+    seconds = int((s.ended or time.time()) - s.started)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _progress(s: JobStatus) -> str:
+    return f"{s.done}/{s.total}" if s.total else ""
+
+
+STATUS_HEADERS = ["JOB", "TASK", "STATE", "PROGRESS", "SCORE", "EXIT", "ELAPSED", "REASON", "FOLDER"]
+
+
+def render(collected) -> str:
+    """The status table of api.status()'s InvocationStatus list (an invocation that could not be read is
+    one row with its error)."""
+    rows = []
+    for inv in collected:
+        if inv.error:
+            rows.append(
+                [inv.record.invocation_id, "", "UNKNOWN", "", "", "", "", inv.error, inv.record.folder]
+            )
+        for s in inv.jobs:
+            code = "" if s.exit_code is None else s.exit_code
+            rows.append(
+                [
+                    s.job_id,
+                    s.task,
+                    s.state.value,
+                    _progress(s),
+                    s.score,
+                    code,
+                    _elapsed(s),
+                    s.reason,
+                    s.folder,
+                ]
+            )
+    return table(STATUS_HEADERS, rows)
+
+
+def render_results(collected) -> str:
+    """The final table of scores (from each task's results.json) and where the artifacts are."""
+    from launcher.store.results import scores
+
+    rows = []
+    for inv in collected:
+        for s in inv.jobs:
+            found = [score for score in scores(s.folder) if score.task == s.task]
+            if not found:
+                rows.append([s.task, "-", "-", "", "", "", s.state.value])
+            for score in found:
+                rows.append(
+                    [
+                        s.task,
+                        score.label,
+                        f"{score.value:.4f}",
+                        f"± {score.stderr or 0:.4f}",
+                        "" if score.count is None else score.count,
+                        "" if score.errors is None else score.errors,
+                        s.state.value,
+                    ]
+                )
+    table_text = table(["TASK", "METRIC", "VALUE", "STDERR", "SAMPLES", "ERRORS", "STATE"], rows)
+    folders = "\n".join(f"artifacts: {inv.record.folder}" for inv in collected)
+    return f"\nresults:\n{table_text}\n{folders}"
+
+
+def render_json(collected) -> str:
+    out = []
+    for inv in collected:
+        jobs = [{**asdict(s), "state": s.state.value} for s in inv.jobs]
+        entry = {
+            "invocation": inv.record.invocation_id,
+            "sweep": inv.record.sweep_id,
+            "folder": inv.record.folder,
+            "jobs": jobs,
+        }
+        if inv.error:
+            entry["error"] = inv.error
+        out.append(entry)
+    return json.dumps(out, indent=2)
+
+
+def start_report(record: InvocationRecord, statuses: list[JobStatus], note: str | None = None) -> str:
+    counts: dict[str, int] = {}
+    for s in statuses:
+        counts[s.state.value] = counts.get(s.state.value, 0) + 1
+    summary = ", ".join(f"{n} {state.lower()}" for state, n in counts.items())
+    lines = [f"invocation {record.invocation_id}: {len(statuses)} task(s): {summary}"]
+    if note:
+        lines.append(f"  {note}")
+    for s in statuses:
+        if s.state in (State.FAILED, State.LOST):
+            lines.append(f"  {s.job_id} {s.task}: {s.state.value} (exit {s.exit_code}): {s.reason}")
+    lines += [
+        f"  folder:  {record.folder}",
+        f"  status:  launcher status {record.invocation_id}",
+        f"  logs:    launcher logs {record.invocation_id}.0 -f",
+        f"  kill:    launcher kill {record.invocation_id}",
+    ]
+    if record.sweep_id:
+        lines.append(f"  sweep:   launcher status {record.sweep_id}")
+    return "\n".join(lines)
+
+
+def render_dry_run(spec, plan: Plan) -> str:
+    from omegaconf import OmegaConf
+
+    parts = [
+        "# dry run: nothing was written or started",
+        "# resolved config",
+        OmegaConf.to_yaml(OmegaConf.create(spec.config)).rstrip(),
+        f"# invocation folder: {plan.folder}",
+    ]
+    if plan.host_env:
+        parts.append(f"# host variables read at run time: {', '.join(plan.host_env)}")
+    for rel, content in plan.files.items():
+        parts += [f"# ---- {rel}", content.rstrip()]
+    return "\n".join(parts)
+
+
+def watch(refresh, until_done: bool = True, interval: float = 1.0) -> int:
+    """Follow jobs until every one ends; exit 1 if any did not succeed. `refresh()` -> InvocationStatus list.
+
+    On a terminal the table is redrawn in place; in a log (CI, a pipe) one line is written when a state
+    changes, and at most every 10 s while only progress moves.
+    """
+    tty = sys.stdout.isatty()
+    last_text, last_states, last_line_at = "", None, 0.0
+    while True:
+        collected = refresh()
+        statuses = [s for inv in collected for s in inv.jobs]
+        if tty:
+            text = render(collected)
+            if text != last_text:
+                print(f"\x1b[H\x1b[2J{text}", flush=True)
+                last_text = text
+        else:
+            states = [s.state for s in statuses]
+            if states != last_states or time.monotonic() - last_line_at >= 10:
+                summary = "  ".join(f"{s.task} {s.state.value} {_progress(s)}".rstrip() for s in statuses)
+                print(f"{time.strftime('%H:%M:%S')}  {summary}", flush=True)
+                last_states, last_line_at = states, time.monotonic()
+        if until_done and all(s.state.terminal for s in statuses) and not any(i.error for i in collected):
+            if not tty:
+                print(render(collected), flush=True)
+            print(render_results(collected), flush=True)
+            return 0 if all(s.state == State.SUCCEEDED for s in statuses) else 1
+        time.sleep(interval)
+
+
+def overall(states: list[State]) -> str:
+    for candidate in (State.RUNNING, State.PENDING, State.FAILED, State.LOST, State.KILLED):
+        if candidate in states:
+            return candidate.value
+    return State.SUCCEEDED.value
+
+
+def runs_rows(limit: int) -> list[dict]:
+    from launcher import api
+    from launcher.errors import LauncherError
+    from launcher.store import index, layout
+
+    rows = []
+    entries = index.entries()
+    for entry in reversed(entries[-limit:] if limit else entries):
+        tasks: object = ""
+        try:
+            record = layout.read_record(entry.folder)
+        except LauncherError:
+            run_state = "MISSING"
+        else:
+            inv = api.status_of(record)
+            tasks = len(record.jobs)
+            run_state = f"UNKNOWN ({inv.error})" if inv.error else overall([s.state for s in inv.jobs])
+        rows.append(
+            {
+                "invocation": entry.id,
+                "sweep": entry.sweep or "",
+                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.created)),
+                "executor": entry.executor,
+                "tasks": tasks,
+                "state": run_state,
+                "folder": entry.folder,
+            }
+        )
+    return rows

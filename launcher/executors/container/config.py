@@ -1,0 +1,17 @@
+"""The execution keys every container executor has (local and slurm extend this dataclass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    output_dir: str = "results"  # invocation folders are created under it (relative to the current directory)
+    max_parallel: int = 4  # tasks run at once; each task also bounds its own concurrent requests
+    network: str = "host"  # host networking: an endpoint on 127.0.0.1 works from the container as is
+    extra_docker_args: tuple[str, ...] = ()  # appended to every `docker run`, before the image
+    stop_grace: int = 5  # seconds between SIGTERM and SIGKILL when a task is killed
+    user: str | None = None  # container user; default: the uid:gid running the task, so results are yours
+    pull: Literal["missing", "never"] = "missing"  # pull an image that is not on this machine before starting

@@ -1,0 +1,158 @@
+"""What local and Slurm share once the scripts are written: status, kill and logs, shaped once.
+
+A subclass says only what differs: one `look` per refresh, giving for each job what its scheduler
+says and whether a started job still runs; how it stops the scheduler's work (`cancel`) and the containers
+(`stop_containers`), where stage records are written (`mark`) and how the folder is brought back
+(`read_back`, for a remote cluster).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from launcher.executors.base import Executor
+from launcher.executors.status import Liveness, SchedulerView, Verdict, derive_status
+from launcher.model import InvocationRecord, JobStatus, PlannedJob, State
+from launcher.store import events, results
+from launcher.store.layout import EVENTS, OUTPUT_LOG
+
+# (job index, job) -> what the scheduler says about it and how to tell whether its process still runs
+Look = Callable[[int, PlannedJob], "tuple[SchedulerView, Liveness]"]
+
+
+class ContainerExecutor(Executor):
+    poll_interval = 0.3  # seconds between looks when following logs
+
+    def __init__(self, config, docker=None):
+        super().__init__(config)
+        self._docker = docker
+
+    @property
+    def docker(self):
+        if self._docker is None:
+            from launcher.executors.container.docker_client import Docker
+
+            self._docker = Docker()
+        return self._docker
+
+    # ---- what differs ----------------------------------------------------------------------------
+
+    def look(self, record: InvocationRecord) -> Look:
+        """Read what the scheduler says, once per refresh of every job's status."""
+        raise NotImplementedError
+
+    def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
+        raise NotImplementedError
+
+    def stop_containers(self, record: InvocationRecord) -> None:
+        self.docker.stop(record.invocation_id, self.config.stop_grace)
+
+    def mark(self, record: InvocationRecord, rel_folder: str, kind: str) -> None:
+        """Append a stage record to <invocation>/<rel_folder>/events.log where the jobs write theirs."""
+        events.append(Path(record.folder) / rel_folder / EVENTS, kind)
+
+    def read_back(self, record: InvocationRecord) -> None:
+        """Bring the invocation folder up to date (a remote cluster's copy); nothing to do here."""
+
+    # ---- status ----------------------------------------------------------------------------------
+
+    def status(self, record: InvocationRecord) -> list[JobStatus]:
+        self.read_back(record)
+        look = self.look(record)
+        verdicts = [self._verdict(record, n, job, look) for n, job in enumerate(record.jobs)]
+        if any(v.state == State.LOST for v in verdicts):
+            # A script may have written its exit record and ended between our reading the records and
+            # checking its process: read once more, now that it is surely gone.
+            self.read_back(record)
+            look = self.look(record)
+            verdicts = [
+                self._verdict(record, n, job, look) if v.state == State.LOST else v
+                for n, (job, v) in enumerate(zip(record.jobs, verdicts, strict=True))
+            ]
+        return [self._status(record, job, v) for job, v in zip(record.jobs, verdicts, strict=True)]
+
+    @staticmethod
+    def _verdict(record: InvocationRecord, n: int, job: PlannedJob, look: Look) -> Verdict:
+        task_dir = Path(record.folder) / job.folder
+        history = events.History.of(events.read(task_dir / EVENTS))
+        view, alive = look(n, job)
+        return derive_status(history, view, alive, lambda: last_line(task_dir / OUTPUT_LOG))
+
+    @staticmethod
+    def _status(record: InvocationRecord, job: PlannedJob, v: Verdict) -> JobStatus:
+        task_dir = Path(record.folder) / job.folder
+        done, total = results.progress(task_dir)
+        return JobStatus(
+            job_id=job.job_id,
+            task=job.task,
+            state=v.state,
+            folder=str(task_dir),
+            done=done,
+            total=total,
+            exit_code=v.exit_code,
+            reason=v.reason,
+            started=v.started,
+            ended=v.ended,
+            score=results.headline(task_dir),
+        )
+
+    # ---- kill and logs ---------------------------------------------------------------------------
+
+    def kill(self, record: InvocationRecord) -> None:
+        statuses = self.status(record)
+        self.mark(record, "", events.KILLED)
+        for job, status in zip(record.jobs, statuses, strict=True):
+            if not status.state.terminal:
+                self.mark(record, job.folder, events.KILLED)
+        # The scheduler first so no further task starts, then the containers (SIGTERM reaches the
+        # harness through --init; SIGKILL after the grace period).
+        self.cancel(record, statuses)
+        self.stop_containers(record)
+        self.read_back(record)
+
+    def logs(self, record: InvocationRecord, job_id: str, follow: bool) -> Iterator[str]:
+        """The job's output.log from the start; with `follow`, until the job ends."""
+        path = Path(record.folder) / record.job(job_id).folder / OUTPUT_LOG
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        offset = 0
+        while True:
+            finished = not follow or self.job_finished(record, job_id)  # reads back a remote copy first
+            while True:
+                data = _read_at(path, offset)
+                if not data:
+                    break
+                offset += len(data)
+                yield decoder.decode(data)
+            if finished:
+                return
+            time.sleep(self.poll_interval)
+
+    def job_finished(self, record: InvocationRecord, job_id: str) -> bool:
+        return next(s for s in self.status(record) if s.job_id == job_id).state.terminal
+
+
+def _read_at(path: Path, offset: int, size: int = 1 << 20) -> bytes:
+    """Up to `size` bytes of a regular file from `offset` (b"" if absent; never blocks on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.pread(fd, size, offset) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    finally:
+        os.close(fd)
+
+
+def last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - 4096))
+            lines = [ln.strip() for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1][:200] if lines else ""
+    except OSError:
+        return ""

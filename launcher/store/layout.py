@@ -1,0 +1,183 @@
+"""On-disk names of an invocation folder, ids, and writing/reading the run record.
+
+Invocation folder: <output_dir>/<YYYY-MM-DD-HH-MM-SS>-<8 hex>/ (inside <output_dir>/sweep-... for -m)
+  invocation.json   the run record (no secret values, ever)
+  run_all.sh        runs every task; `bash run_all.sh` resumes (executors may add their own files)
+  .hydra/           the composed config and the overrides
+  events.log        the invocation's stage records (store/events.py)
+  logs/launcher.jsonl
+  <task>/run.sh  <task>/results/ (mounted at /results)  <task>/logs/output.log  <task>/events.log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import time
+from pathlib import Path
+
+from launcher.errors import LauncherError, NotFound
+from launcher.model import InvocationRecord, Plan
+
+RECORD = "invocation.json"
+RUN_ALL = "run_all.sh"
+RUN = "run.sh"
+EVENTS = "events.log"
+HYDRA_DIR = ".hydra"
+LOGS = "logs"
+LAUNCHER_LOG = "logs/launcher.jsonl"
+RESULTS = "results"
+OUTPUT_LOG = "logs/output.log"
+PROGRESS = "results/progress.json"
+RESULTS_JSON = "results/results.json"
+RUN_CONFIG_FILE = "results/run_config.json"
+LOCK = ".lock"  # held by whoever starts the invocation's work (launch, resume)
+
+# Label keys on every container: status, logs and kill find containers by these.
+LABEL_INVOCATION = "launcher.invocation"
+LABEL_JOB = "launcher.job"
+LABEL_TASK = "launcher.task"
+LABEL_FOLDER = "launcher.folder"
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+SCRIPT = 0o700
+
+# Names a task folder must not take: the invocation's own files (executors add theirs).
+RESERVED = frozenset({RECORD, RUN_ALL, EVENTS, HYDRA_DIR, LOGS, RESULTS, LOCK})
+
+
+def state_dir() -> Path:
+    explicit = os.environ.get("LAUNCHER_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "launcher"
+
+
+def new_id() -> str:
+    return secrets.token_hex(4)
+
+
+def stamp(created: float) -> str:
+    return time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(created))
+
+
+def task_folder_names(task_names: list[str], reserved: frozenset[str] = frozenset()) -> list[str]:
+    """Safe, unique folder names: no separators, no leading dots, bounded length."""
+    taken = {n.lower() for n in RESERVED | reserved}
+    used: set[str] = set()
+    out = []
+    for name in task_names:
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")[:64] or "task"
+        folder, n = base, 2
+        while folder.lower() in used or folder.lower() in taken:
+            folder, n = f"{base}-{n}", n + 1
+        used.add(folder.lower())
+        out.append(folder)
+    return out
+
+
+def write_atomic(path: Path, text: str, mode: int = PRIVATE_FILE) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_regular(path: str | Path, limit: int = 16 << 20) -> str | None:
+    """A file's text if it is a regular file (never a FIFO or device, which could block), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def create_invocation(plan: Plan, record: InvocationRecord, extra_files: dict[str, str]) -> None:
+    """Write the whole invocation folder next to its final place, then rename it in: never half-written."""
+    final = Path(plan.folder)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.partial"
+        tmp.mkdir(mode=PRIVATE_DIR)
+    except OSError as err:
+        raise LauncherError(
+            f"cannot create the invocation folder under {final.parent}: {err.strerror}"
+        ) from None
+    try:
+        files = {**plan.files, **extra_files, RECORD: record_json(record)}
+        for job in plan.jobs:
+            for sub in (RESULTS, LOGS):
+                (tmp / job.folder / sub).mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        (tmp / LOGS).mkdir(exist_ok=True, mode=PRIVATE_DIR)
+        for rel, content in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+            write_atomic(path, content, SCRIPT if rel.endswith(".sh") else PRIVATE_FILE)
+        os.rename(tmp, final)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise LauncherError(f"cannot write the invocation folder {final}: {err.strerror}") from None
+        raise
+
+
+def record_json(record: InvocationRecord) -> str:
+    return json.dumps(record.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def read_record(folder: str | Path) -> InvocationRecord:
+    path = Path(folder) / RECORD
+    if not path.exists():
+        raise NotFound(f"{folder} holds no run record ({RECORD}); was it moved or deleted?")
+    text = read_regular(path)
+    try:
+        if text is None:
+            raise ValueError("not a readable regular file")
+        return InvocationRecord.from_dict(json.loads(text))
+    except (ValueError, TypeError, KeyError) as err:
+        raise LauncherError(f"cannot read the run record {path}: {err}") from None
+
+
+@contextlib.contextmanager
+def invocation_lock(folder: str | Path, invocation_id: str):
+    """Held while starting an invocation's work: a second `resume` at the same time is refused."""
+    import fcntl
+
+    try:
+        fh = open(Path(folder) / LOCK, "a")  # noqa: SIM115 - held for the block
+    except OSError as err:
+        raise LauncherError(f"cannot lock {folder}: {err.strerror}") from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LauncherError(
+                f"invocation {invocation_id} is already being started or resumed by another command"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
