@@ -17,6 +17,9 @@ class ApiEndpoint:
     model_id: str  # model name sent in each request
     type: Literal["chat", "completions"] = "chat"
     api_key: str | None = None  # NAME of the host environment variable holding the key (never the key)
+    proxy: bool = True  # tasks reach the endpoint through launcher.proxy, which alone holds the key
+    proxy_port: int = 0  # the proxy's port on 127.0.0.1; 0: a free one, chosen at launch
+    adapter_config: dict = field(default_factory=dict)  # the proxy's interceptors (NEL spellings)
 
 
 @dataclass(frozen=True)

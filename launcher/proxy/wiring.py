@@ -12,6 +12,7 @@ run_config.json and argv can name it; a resume reuses it.
 
 from __future__ import annotations
 
+import json
 import shlex
 import socket
 from collections.abc import Mapping
@@ -82,3 +83,27 @@ until [ -s {STATE_DIR}/proxy.port ]; do
   sleep 0.2
 done
 """
+
+
+def plan(api_endpoint) -> tuple[int, dict[str, str]] | None:
+    """For an executor's plan: (port, {relative path: content}) of the proxy, or None when it is off.
+    `api_endpoint` is the RunSpec's (a dataclass) or a mapping; a bad adapter_config raises
+    ProxyConfigError (one line; callers turn it into their config error)."""
+    get = (
+        api_endpoint.get
+        if isinstance(api_endpoint, Mapping)
+        else lambda k, d=None: getattr(api_endpoint, k, d)
+    )
+    adapter = get("adapter_config") or {}
+    adapter = adapter.as_dict() if hasattr(adapter, "as_dict") else dict(adapter)
+    endpoint = {
+        "url": get("url"),
+        "api_key": get("api_key"),
+        "proxy": get("proxy", True),
+        "adapter_config": adapter,
+    }
+    if not enabled(endpoint):
+        return None
+    config = proxy_config(endpoint)
+    port = get("proxy_port", 0) or free_port()
+    return port, {CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True) + "\n"}

@@ -59,8 +59,9 @@ def test_classic_form_with_o_needs_no_secret_and_writes_nothing(cli, tmp_path):
         env={"API_KEY": ""},
         check_rc=0,
     )
-    assert "api_key: API_KEY" in proc.stdout and "-ge 2 ]" in proc.stdout
-    assert 'API_KEY="${API_KEY}"' in proc.stdout
+    assert "api_key: API_KEY" in proc.stdout and "-ge 3 ]" in proc.stdout  # 2 tasks + the proxy
+    assert 'API_KEY="${API_KEY}"' not in proc.stdout  # the key goes to the endpoint proxy only
+    assert '"api_key_env": "API_KEY"' in proc.stdout and "# ---- proxy/proxy.json" in proc.stdout
     assert "# ---- gpqa_diamond/run.sh" in proc.stdout
     assert list(tmp_path.iterdir()) == [], "a dry run must write nothing"
 

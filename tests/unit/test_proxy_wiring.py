@@ -121,3 +121,20 @@ def test_proxy_that_cannot_start_fails_the_script_with_a_reason(tmp_path):
     assert proc.returncode == 1 and "unreachable" not in out
     assert "the endpoint proxy exited before it was ready; see logs/proxy.log" in err
     assert "exited" in (tmp_path / "events.log").read_text()
+
+
+def test_plan_from_the_run_spec_endpoint():
+    class Endpoint:  # the RunSpec's dataclass, as the executors pass it
+        url = "http://h/v1/completions"
+        api_key = "K"
+        proxy = True
+        proxy_port = 8123
+        adapter_config = {"use_caching": False}
+
+    port, files = wiring.plan(Endpoint())
+    assert port == 8123
+    assert json.loads(files[wiring.CONFIG_FILE])["adapter_config"] == {"use_caching": False}
+    Endpoint.proxy = False
+    assert wiring.plan(Endpoint()) is None
+    port, _ = wiring.plan({"url": "http://h/v1", "api_key": None})
+    assert port > 0  # 0 or absent: a free port
