@@ -539,3 +539,46 @@ def test_task_container_has_no_key_to_steal(tmp_path, started, harness_image, do
     for path in results.rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="replace"), path
+
+
+# ---- wired into the launcher: `launcher run` on the local executor, real harness containers -------------
+
+
+def pid_gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return not status.exists() or "zombie" in status.read_text()
+
+
+def test_launcher_run_goes_through_the_proxy_then_kill_and_resume(cli, endpoint, harness_image, tmp_path):
+    from helpers import invocation_of, jobs, wait_for
+
+    ep = endpoint("oracle", latency=0.2)
+    secret = f"sk-e2e-{uuid.uuid4().hex}"
+    env = {"E2E_PROXY_KEY": secret}
+    args = ("execution=local", "target=local", f"target.api_endpoint.url={ep.url()}",
+            "target.api_endpoint.api_key=E2E_PROXY_KEY", f"execution.output_dir={tmp_path}/out",
+            "+evaluation.tasks=[gsm8k]", "evaluation.params.limit_samples=40",
+            "evaluation.params.parallelism=2")  # fmt: skip
+    proc = cli("run", *args, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    inv = invocation_of(proc)
+    folder = Path(jobs(cli, inv)["gsm8k"]["folder"]).parent
+    wait_for(lambda: (folder / "proxy/proxy.pid").exists(), 60, "the proxy to start")
+    pid = int((folder / "proxy/proxy.pid").read_text())
+    wait_for(lambda: ep.stats()["total"] > 2, 60, "requests through the proxy")
+    cli("kill", inv, check_rc=0)
+    wait_for(lambda: pid_gone(pid), 30, "the proxy to stop with the invocation")
+    assert json.loads((folder / "proxy/proxy_stats.json").read_text())["upstream_requests"] > 0
+    run_config = json.loads((folder / "gsm8k/results/run_config.json").read_text())
+    assert run_config["url"].startswith("http://127.0.0.1:") and run_config["api_key_env"] is None
+    assert "API_KEY" not in (folder / "gsm8k/run.sh").read_text()
+
+    proc = cli("resume", inv, "--wait", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert jobs(cli, inv)["gsm8k"]["score"] == "exact_match=1.0000"
+    new_pid = int((folder / "proxy/proxy.pid").read_text())
+    assert new_pid != pid and pid_gone(new_pid)  # resume started a new proxy; it ended with the run
+    assert "listening on" in (folder / "logs/proxy.log").read_text()
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
