@@ -6,12 +6,13 @@
 - `render_start(...)`: the bash lines of run_all.sh that start the proxy before the tasks, wait until it
   is ready and define `stop_proxy` (to call from the script's EXIT trap).
 
-The port is chosen when the scripts are written (like the deployment server's), so every task's
+The port is fixed when the scripts are written (like the deployment server's), so every task's
 run_config.json and argv can name it; a resume reuses it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import socket
@@ -23,6 +24,7 @@ from launcher.proxy.settings import from_adapter_config
 STATE_DIR = "proxy"  # inside the invocation folder: proxy.json, proxy.port, proxy_stats.json, cache/, log
 CONFIG_FILE = f"{STATE_DIR}/proxy.json"
 LOG_FILE = "logs/proxy.log"
+PORT_RANGE = (20000, 32768)
 
 
 def enabled(api_endpoint: Mapping) -> bool:
@@ -85,7 +87,7 @@ done
 """
 
 
-def plan(api_endpoint) -> tuple[int, dict[str, str]] | None:
+def plan(api_endpoint, invocation_id: str) -> tuple[int, dict[str, str]] | None:
     """For an executor's plan: (port, {relative path: content}) of the proxy, or None when it is off.
     `api_endpoint` is the RunSpec's (a dataclass) or a mapping; a bad adapter_config raises
     ProxyConfigError (one line; callers turn it into their config error)."""
@@ -105,5 +107,13 @@ def plan(api_endpoint) -> tuple[int, dict[str, str]] | None:
     if not enabled(endpoint):
         return None
     config = proxy_config(endpoint)
-    port = get("proxy_port", 0) or free_port()
+    port = get("proxy_port", 0) or port_for(invocation_id)
     return port, {CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True) + "\n"}
+
+
+def port_for(invocation_id: str) -> int:
+    """A port drawn from the invocation id (plans stay pure; a resume gets the same one), below Linux's
+    ephemeral range (32768+) so outgoing connections never hold it. A port already taken makes the
+    proxy fail at start with the reason in logs/proxy.log; `proxy_port` then picks another."""
+    digest = hashlib.sha256(invocation_id.encode()).digest()
+    return PORT_RANGE[0] + int.from_bytes(digest[:4], "big") % (PORT_RANGE[1] - PORT_RANGE[0])

@@ -131,10 +131,16 @@ def test_plan_from_the_run_spec_endpoint():
         proxy_port = 8123
         adapter_config = {"use_caching": False}
 
-    port, files = wiring.plan(Endpoint())
+    port, files = wiring.plan(Endpoint(), "0000abcd")
     assert port == 8123
     assert json.loads(files[wiring.CONFIG_FILE])["adapter_config"] == {"use_caching": False}
     Endpoint.proxy = False
-    assert wiring.plan(Endpoint()) is None
-    port, _ = wiring.plan({"url": "http://h/v1", "api_key": None})
-    assert port > 0  # 0 or absent: a free port
+    assert wiring.plan(Endpoint(), "0000abcd") is None
+    port, _ = wiring.plan({"url": "http://h/v1", "api_key": None}, "0000abcd")
+    assert port == wiring.port_for("0000abcd")  # 0 or absent: drawn from the invocation id
+
+
+def test_port_for_is_stable_and_below_the_ephemeral_range():
+    ports = {wiring.port_for(f"{n:08x}") for n in range(2000)}
+    assert wiring.port_for("0000abcd") == wiring.port_for("0000abcd")
+    assert min(ports) >= 20000 and max(ports) < 32768 and len(ports) > 1800

@@ -29,9 +29,9 @@ from launcher.store import events
 from launcher.store.layout import EVENTS, LOGS, RUN, RUN_ALL
 
 
-def _proxy_plan(spec: RunSpec) -> tuple[int, dict[str, str]] | None:
+def _proxy_plan(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]] | None:
     try:
-        return proxy_wiring.plan(spec.target.api_endpoint)
+        return proxy_wiring.plan(spec.target.api_endpoint, invocation_id)
     except ProxyConfigError as err:
         raise ConfigError("target.api_endpoint", str(err)) from None
 
@@ -50,7 +50,7 @@ class LocalExecutor(ContainerExecutor):
 
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
         cfg: LocalConfig = spec.execution
-        proxy = _proxy_plan(spec)
+        proxy = _proxy_plan(spec, invocation_id)
         tasks = plan_tasks(spec, invocation_id, folder, cfg, proxy_port=proxy[0] if proxy else None)
         server = self._server(spec, invocation_id)
         proxy_lines = proxy_wiring.render_start(sys.executable, proxy[0]) if proxy else None
