@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -582,3 +583,22 @@ def test_launcher_run_goes_through_the_proxy_then_kill_and_resume(cli, endpoint,
     for path in folder.rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="replace"), path
+
+
+def test_proxy_dying_mid_run_fails_the_task_clearly(tmp_path, started, endpoint):
+    ep = endpoint("oracle", latency=0.3)
+    proxy = ProxyProcess(tmp_path, ep.url(), {})
+    started.append(proxy)
+    config = harness_config(tmp_path / "r", f"{proxy.base}/v1/chat/completions", "gsm8k", 200)
+    harness = subprocess.Popen(
+        [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while ep.stats()["total"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proxy.proc.kill()  # the proxy dies (SIGKILL: no goodbye)
+    out, _ = harness.communicate(timeout=300)  # ends on its own: never a hang
+    assert harness.returncode not in (0, None), out
+    assert f"127.0.0.1:{proxy.port}" in out or "connect" in out.lower(), out[-2000:]
