@@ -174,7 +174,7 @@ class Proxy:
                 if self.pending.get(key) is mine:
                     del self.pending[key]
                 if not mine.done():
-                    mine.set_result(self.cache.get(key))  # None (not stored): the waiters ask upstream
+                    mine.set_result(None)  # no answer stored: the waiters ask upstream themselves
 
     # ---- forwarding -----------------------------------------------------------------------------------
     def upstream_headers(self, request: web.Request) -> dict:
@@ -290,6 +290,9 @@ class Proxy:
         if status == 200 and transform:
             if key is not None and cache == "miss":
                 self.cache.put(key, data)
+                waiting = self.pending.get(key)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(data)  # identical requests that came meanwhile
             if self.settings.reasoning.enabled:
                 data, meta = self.strip(data)
                 if meta:
