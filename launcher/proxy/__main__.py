@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await serve(Proxy(settings, state_dir, key), args.port, stop, args.grace)
+        # Stats are written; a second SIGTERM (kill's process-group signal, then run_all.sh's own
+        # stop_proxy) must not kill the interpreter while the loop closes and resets its handlers.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
 
     try:  # uvloop (optional extra `proxy`) when installed: less CPU per request
         from uvloop import run as run_loop

@@ -405,6 +405,28 @@ def test_sigterm_writes_stats_and_exits_0(tmp_path, started):
     assert (proxy.state / "proxy.pid").read_text().strip() == str(proxy.proc.pid)
 
 
+def test_a_second_sigterm_while_stopping_still_exits_0_with_stats(tmp_path, started):
+    rec = Recorder(delay=0.5)
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {"use_caching": False})
+    started.append(proxy)
+
+    async def go():
+        pending = asyncio.ensure_future(post_all(proxy.base, [chat("slow")]))
+        while not rec.bodies:
+            await asyncio.sleep(0.02)
+        for _ in range(20):  # `launcher kill` signals the group, then run_all.sh's stop_proxy again
+            proxy.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.05)
+            if proxy.proc.poll() is not None:
+                break
+        return await pending
+
+    asyncio.run(go())
+    assert proxy.proc.wait(timeout=30) == 0
+    assert proxy.stats()["requests"] == 1
+
+
 def test_sigterm_lets_a_request_in_flight_finish(tmp_path, started):
     rec = Recorder(delay=1.0)
     started.append(rec)
