@@ -74,7 +74,9 @@ class ApiEndpoint:
     model_id: str  # model name sent in each request
     type: Literal["chat", "completions"] = "chat"
     api_key: str | None = None  # NAME of the host environment variable holding the key (never the key)
-    adapter_config: AdapterConfig | None = None  # NEL adapter chain, for the endpoint proxy (pending)
+    proxy: bool = True  # tasks reach the endpoint through launcher.proxy, which alone holds the key
+    proxy_port: int = 0  # the proxy's port on 127.0.0.1; 0: drawn from the invocation id (20000-32767)
+    adapter_config: AdapterConfig | None = None  # the proxy's interceptors (NEL 0.2.6 spellings)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,10 @@ def test_twenty_percent_faults_same_score_as_clean(cli, endpoint, harness_image,
     proc = cli(*args)
     assert proc.returncode == 0, proc.stdout[-2000:]
     state = jobs(cli, invocation_of(proc))
-    assert state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000" and state["launcher.humaneval_chat"]["score"] == "pass@1=1.0000"
+    assert (
+        state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000"
+        and state["launcher.humaneval_chat"]["score"] == "pass@1=1.0000"
+    )
     for job in state.values():
         records = read_samples(Path(job["folder"]))
         assert len(records) == 40 and all(r["error"] is None for r in records)
@@ -66,7 +69,7 @@ def test_endpoint_down_fails_with_a_clear_reason_and_keeps_partial_samples(cli, 
 
 
 def start_interruptible_run(cli, ep, tmp_path) -> str:
-    """A 150-sample launcher.gsm8k_cot_zeroshot run slow enough to interrupt; returns its id once 10 samples are done."""
+    """A 150-sample gsm8k_cot_zeroshot run slow enough to interrupt; returns its id once 10 samples are done."""
     args = run_args(
         tmp_path,
         ep.url(),
@@ -228,7 +231,8 @@ def test_docker_daemon_restart_during_a_run(cli, endpoint, harness_image, tmp_pa
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=60, what="dockerd to stop")
     subprocess.run(["bash", str(ROOT / "scripts/ensure-docker.sh")], check=True, capture_output=True)
     wait_for(
-        lambda: jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["state"] in ("FAILED", "KILLED", "LOST"), what="a terminal state"
+        lambda: jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["state"] in ("FAILED", "KILLED", "LOST"),
+        what="a terminal state",
     )
     job = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     resume_requests_no_finished_sample(cli, ep, inv, Path(job["folder"]))

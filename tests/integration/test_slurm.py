@@ -79,7 +79,10 @@ def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_ima
     }
     assert cli("resume", inv, "--wait").returncode == 0
     state = jobs(cli, inv)
-    assert state["launcher.gsm8k_cot_zeroshot"]["state"] == "SUCCEEDED" and state["launcher.gsm8k_cot_zeroshot"]["done"] == 200
+    assert (
+        state["launcher.gsm8k_cot_zeroshot"]["state"] == "SUCCEEDED"
+        and state["launcher.gsm8k_cot_zeroshot"]["done"] == 200
+    )
     assert state["launcher.aime2025"]["state"] == "SUCCEEDED"
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)
@@ -148,12 +151,17 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
         "defaults": [{"execution": "slurm"}, "_self_"],
         "execution": {"output_dir": str(tmp_path / "out"), "remote_output_dir": str(cluster), **ssh_login},
         "target": {"api_endpoint": {"url": ep.url(), "model_id": "m", "api_key": "SSH_TEST_KEY"}},
-        "evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot", "launcher.aime2025"], "params": {"limit_samples": 200, "parallelism": 2}},
+        "evaluation": {
+            "tasks": ["launcher.gsm8k_cot_zeroshot", "launcher.aime2025"],
+            "params": {"limit_samples": 200, "parallelism": 2},
+        },
     }
     (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
     env = {"SSH_TEST_KEY": secret}
     inv = invocation_of(cli("--config-dir", str(tmp_path), "--config-name", "cfg", env=env, check_rc=0))
-    wait_for(lambda: (jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["done"] or 0) >= 10, what="progress over SSH")
+    wait_for(
+        lambda: (jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["done"] or 0) >= 10, what="progress over SSH"
+    )
     cli("kill", inv, check_rc=0)
     assert jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["state"] == "KILLED"
     (remote_gsm8k,) = cluster.glob("*/gsm8k")
@@ -163,9 +171,14 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
     proc = cli("resume", inv, "--wait", env=env)
     assert proc.returncode == 0, proc.stdout[-2000:]
     state = jobs(cli, inv)
-    assert state["launcher.gsm8k_cot_zeroshot"]["state"] == "SUCCEEDED" and state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000"
+    assert (
+        state["launcher.gsm8k_cot_zeroshot"]["state"] == "SUCCEEDED"
+        and state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000"
+    )
     assert state["launcher.aime2025"]["state"] == "SUCCEEDED" and state["launcher.aime2025"]["done"] == 30
-    assert Path(state["launcher.gsm8k_cot_zeroshot"]["folder"], "results/results.json").is_file()  # brought back from the cluster
+    assert Path(
+        state["launcher.gsm8k_cot_zeroshot"]["folder"], "results/results.json"
+    ).is_file()  # brought back from the cluster
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)
     for root in (tmp_path / "out", cluster):

@@ -61,8 +61,9 @@ def test_classic_form_with_o_needs_no_secret_and_writes_nothing(cli, tmp_path):
         env={"API_KEY": ""},
         check_rc=0,
     )
-    assert "api_key: API_KEY" in proc.stdout and "-ge 2 ]" in proc.stdout
-    assert 'API_KEY="${API_KEY}"' in proc.stdout
+    assert "api_key: API_KEY" in proc.stdout and "-ge 3 ]" in proc.stdout  # 2 tasks + the proxy
+    assert 'API_KEY="${API_KEY}"' not in proc.stdout  # the key goes to the endpoint proxy only
+    assert '"api_key_env": "API_KEY"' in proc.stdout and "# ---- proxy/proxy.json" in proc.stdout
     assert "# ---- launcher.gpqa_diamond/run.sh" in proc.stdout
     assert list(tmp_path.iterdir()) == [], "a dry run must write nothing"
 
@@ -179,17 +180,14 @@ def test_ls_tasks_lists_the_registry(cli):
     rows = json.loads(proc.stdout)
     builtin = {r["name"]: r for r in rows if r["source"] == "built-in"}
     assert set(builtin) == {
-        f"launcher.{n}"
-        for n in (
-            "gsm8k_cot",
-            "gsm8k_cot_zeroshot",
-            "aime2025",
-            "gpqa_diamond",
-            "hellaswag",
-            "truthfulqa_mc1",
-            "humaneval",
-            "humaneval_chat",
-        )
+        "launcher.gsm8k_cot",
+        "launcher.gsm8k_cot_zeroshot",
+        "launcher.aime2025",
+        "launcher.gpqa_diamond",
+        "launcher.hellaswag",
+        "launcher.truthfulqa_mc1",
+        "launcher.humaneval",
+        "launcher.humaneval_chat",
     }
     assert all(r["protocol"] for r in builtin.values()), "every built-in names its reference protocol"
     assert "100 of 10,042" in builtin["launcher.hellaswag"]["subsample"]

@@ -1,7 +1,9 @@
 """Golden files for the rendered scripts, and quoting of hostile values (checked by bash itself)."""
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 FOLDER = "/data/evals/2026-01-01-00-00-00-0000abcd"
 
 
-def plan_for(tasks, deployment=None, **execution):
+def plan_for(tasks, deployment=None, proxy=False, **execution):
+    """`proxy` off by default here: these goldens pin the scripts without it (test_golden_proxy has it)."""
     data = {
         "deployment": deployment or {"type": "none"},
         "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
@@ -23,6 +26,8 @@ def plan_for(tasks, deployment=None, **execution):
                 "url": "http://127.0.0.1:8000/v1/chat/completions",
                 "model_id": "m",
                 "api_key": "MY_API_KEY",
+                "proxy": proxy,
+                "proxy_port": 8100,
             }
         },
         "evaluation": {"tasks": tasks, "env_vars": {"HF_TOKEN": "HOST_HF_TOKEN"}},
@@ -98,6 +103,27 @@ def test_hostile_task_names_stay_data(tmp_path, name):
     assert argv[-4:-1] == [name, "$HOME", "`id`"]
     assert not list(tmp_path.rglob("PWNED"))
     assert not (tmp_path.parent / "escape").exists()
+
+
+def test_golden_proxy_in_front_of_a_model_server():
+    """The default: run_all.sh starts launcher.proxy after the server; tasks get its URL and no key."""
+    deployment = {"type": "server", "name": "llama_cpp", "image": "srv:1", "port": 8011,
+                  "command": ["serve", "--port", "8011"]}  # fmt: skip
+    plan = plan_for(["launcher.gsm8k_cot_zeroshot"], deployment=deployment, proxy=True, max_parallel=2)
+    check_golden("run_all_proxy.sh", plan.files["run_all.sh"].replace(sys.executable, "PYTHON"))
+    run_config = json.loads(plan.files["launcher.gsm8k_cot_zeroshot/results/run_config.json"])
+    assert (run_config["url"], run_config["api_key_env"]) == (
+        "http://127.0.0.1:8100/v1/chat/completions",
+        None,
+    )
+    assert "API_KEY" not in plan.files["launcher.gsm8k_cot_zeroshot/run.sh"]
+    assert json.loads(plan.files["proxy/proxy.json"]) == {
+        "adapter_config": {},
+        "api_key_env": "MY_API_KEY",
+        "upstream": "http://127.0.0.1:8000/v1/chat/completions",
+    }
+    assert "MY_API_KEY" in plan.host_env  # checked before launch: the proxy reads it
+    subprocess.run(["bash", "-n"], input=plan.files["run_all.sh"], text=True, check=True)
 
 
 def test_golden_run_all_with_a_model_server():

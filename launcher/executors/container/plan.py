@@ -21,6 +21,7 @@ from launcher.executors.container.render import (
 )
 from launcher.harness.contract import RunConfig
 from launcher.model import PlannedJob
+from launcher.proxy import wiring as proxy_wiring
 from launcher.store.layout import RESULTS, RUN, RUN_CONFIG_FILE, task_folder_names
 
 
@@ -40,20 +41,24 @@ def task_container(
     name: str,
     cfg: ContainerConfig,
     runtime: str = "docker",
+    proxy_port: int | None = None,
 ) -> tuple[ContainerSpec, dict[str, str]]:
     """The container of one task and the files it reads from its results folder (relative to the task
     folder): a built-in runs our harness, a NEL catalogue task its harness image with NEL's config_ef.yaml,
-    a custom task the config's own image and argv."""
+    a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`) the task gets
+    the proxy's URL and no key variable: only the proxy holds the key."""
     key = f"evaluation.tasks[{spec.evaluation.tasks.index(task)}]"
     known = resolve(task.name, f"{key}.name")
     env_from_host = spec.env_vars(task)
+    if proxy_port is not None:
+        env_from_host = without_proxied_key(spec, env_from_host)
     env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"}
     code = False
     if task.command:  # the config's own argv wins over any catalogue entry
         if not task.container and known is None:
             raise ConfigError(f"{key}.container", "a custom command needs an image", "Set container too")
         image = task.container or (known.builtin.image if known.builtin else nel_image(known, task, spec))
-        command, files = tuple(task.command), {RUN_CONFIG_FILE: run_config(spec, task, None)}
+        command, files = tuple(task.command), {RUN_CONFIG_FILE: run_config(spec, task, None, proxy_port)}
     elif known is None:
         raise ConfigError(
             f"{key}.name",
@@ -70,9 +75,9 @@ def task_container(
                 "Use execution.container_runtime=docker for this task",
             )
         image, command = task.container or info.image, info.command
-        files = {RUN_CONFIG_FILE: run_config(spec, task, info)}
+        files = {RUN_CONFIG_FILE: run_config(spec, task, info, proxy_port)}
     else:
-        rendered = render_nel(spec, task, known, env_from_host)
+        rendered = render_nel(spec, task, known, env_from_host, proxy_port)
         env_from_host = {name: env_from_host.get(name, name) for name in rendered.env_names}
         env.update(rendered.env)
         image, command = rendered.image, rendered.argv
@@ -98,22 +103,31 @@ def task_container(
     return container, files
 
 
+def without_proxied_key(spec: RunSpec, env: dict[str, str]) -> dict[str, str]:
+    """The task's variables without the endpoint key: behind the proxy only the proxy holds it."""
+    key = spec.target.api_endpoint.api_key
+    return {k: v for k, v in env.items() if not (k == "API_KEY" and key and v == key)}
+
+
 def nel_image(known: Known, task: TaskSpec, spec: RunSpec) -> str:
     from launcher.catalog import nel
 
     return nel.image_for(known.nel, task.container, spec.evaluation.harness_images)
 
 
-def render_nel(spec: RunSpec, task: TaskSpec, known: Known, env_from_host: dict[str, str]):
+def render_nel(
+    spec: RunSpec, task: TaskSpec, known: Known, env_from_host: dict[str, str], proxy_port: int | None
+):
     """A NEL catalogue task as NEL 0.2.6 renders it: only what the user set explicitly is passed (the
-    harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it."""
+    harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it, or,
+    behind the endpoint proxy, the proxy's URL and no key at all."""
     from dataclasses import asdict
 
     from launcher.catalog import nel
 
     endpoint = spec.target.api_endpoint
-    explicit = {k: v for k, v in asdict(spec.explicit_params(task)).items() if v is not None}
-    explicit.update({k: v for k, v in asdict(spec.target.generation).items() if v is not None})
+    explicit = {k: v for k, v in asdict(spec.target.generation).items() if v is not None}
+    explicit.update({k: v for k, v in asdict(spec.explicit_params(task)).items() if v is not None})
     params = nel.nel_params(explicit, f"evaluation.tasks[{spec.evaluation.tasks.index(task)}].params")
     config = nel.merge_config({"config": {"params": params}} if params else {}, task.nemo_evaluator_config)
     names = [n for n in env_from_host if not (n == "API_KEY" and env_from_host[n] == endpoint.api_key)]
@@ -121,9 +135,9 @@ def render_nel(spec: RunSpec, task: TaskSpec, known: Known, env_from_host: dict[
     return nel.render_task(
         known.nel,
         config,
-        url=endpoint.url,
+        url=endpoint.url if proxy_port is None else proxy_wiring.task_url(endpoint.url, proxy_port),
         model_id=endpoint.model_id,
-        api_key_name=endpoint.api_key,
+        api_key_name=endpoint.api_key if proxy_port is None else None,
         endpoint_type=task.endpoint_type,
         env_names=tuple([*names, *spec.literal_env(task)]),
         container=task.container,
@@ -149,6 +163,7 @@ def plan_tasks(
     cfg: ContainerConfig,
     runtime: str = "docker",
     reserved: frozenset[str] = frozenset(),
+    proxy_port: int | None = None,
 ) -> TaskPlan:
     """Every selected task's container and files; `folder` is where the scripts will run."""
     if cfg.max_parallel < 1:
@@ -159,7 +174,7 @@ def plan_tasks(
     for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
         c, task_files = task_container(
-            spec, task, job_id, task_folder, f"launcher-{invocation_id}-{n}", cfg, runtime
+            spec, task, job_id, task_folder, f"launcher-{invocation_id}-{n}", cfg, runtime, proxy_port
         )
         host_env.update(c.env_from_host.values())
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime)
@@ -169,14 +184,18 @@ def plan_tasks(
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 
-def run_config(spec: RunSpec, task: TaskSpec, info: TaskInfo | None) -> str:
+def run_config(spec: RunSpec, task: TaskSpec, info: TaskInfo | None, proxy_port: int | None = None) -> str:
     """/results/run_config.json (launcher.harness.contract.RunConfig). Names of variables only, never
     values. The target's generation values travel apart from what the evaluation/task set, so a built-in's
-    own defaults (e.g. a token budget) beat the target's but not the user's."""
+    own defaults (e.g. a token budget) beat the target's but not the user's. Behind the proxy: the proxy's
+    URL and no key variable."""
     from dataclasses import asdict
 
     endpoint_type, url = endpoint_for(spec, task, info)
     env = spec.env_vars(task)
+    if proxy_port is not None:
+        env = without_proxied_key(spec, env)
+        url = proxy_wiring.task_url(url, proxy_port)
     plain = lambda p: {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(p).items()}  # noqa: E731
     params = plain(spec.explicit_params(task))
     return RunConfig(

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.catalog import BUILD_HINTS
 from launcher.config.schema import RunSpec
-from launcher.errors import LauncherError
+from launcher.errors import ConfigError, LauncherError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import host_client_error, plan_tasks
@@ -22,8 +23,17 @@ from launcher.executors.container.render import ContainerSpec, changes_the_host_
 from launcher.executors.local.render import ServerSpec, render_run_all_sh
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
+from launcher.proxy import wiring as proxy_wiring
+from launcher.proxy.settings import ProxyConfigError
 from launcher.store import events
 from launcher.store.layout import EVENTS, LOGS, RUN, RUN_ALL
+
+
+def _proxy_plan(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]] | None:
+    try:
+        return proxy_wiring.plan(spec.target.api_endpoint, invocation_id)
+    except ProxyConfigError as err:
+        raise ConfigError("target.api_endpoint", str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -40,12 +50,18 @@ class LocalExecutor(ContainerExecutor):
 
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
         cfg: LocalConfig = spec.execution
-        tasks = plan_tasks(spec, invocation_id, folder, cfg)
+        proxy = _proxy_plan(spec, invocation_id)
+        tasks = plan_tasks(spec, invocation_id, folder, cfg, proxy_port=proxy[0] if proxy else None)
         server = self._server(spec, invocation_id)
-        run_all = render_run_all_sh(invocation_id, [j.folder for j in tasks.jobs], cfg.max_parallel, server)
+        proxy_lines = proxy_wiring.render_start(sys.executable, proxy[0]) if proxy else None
+        run_all = render_run_all_sh(
+            invocation_id, [j.folder for j in tasks.jobs], cfg.max_parallel, server, proxy_lines
+        )
         host_env = set(tasks.host_env) | (set(server.container.env_from_host.values()) if server else set())
+        if proxy and spec.target.api_endpoint.api_key:
+            host_env.add(spec.target.api_endpoint.api_key)  # read by the proxy, not the tasks
         images = (server.container.image,) if server else ()
-        files = {RUN_ALL: run_all, **tasks.files}
+        files = {RUN_ALL: run_all, **tasks.files, **(proxy[1] if proxy else {})}
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
     def _server(self, spec: RunSpec, invocation_id: str) -> ServerSpec | None:

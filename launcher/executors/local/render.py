@@ -23,9 +23,15 @@ class ServerSpec:
 
 
 def render_run_all_sh(
-    invocation_id: str, task_folders: list[str], max_parallel: int, server: ServerSpec | None = None
+    invocation_id: str,
+    task_folders: list[str],
+    max_parallel: int,
+    server: ServerSpec | None = None,
+    proxy: str | None = None,
 ) -> str:
+    """`proxy`: launcher.proxy.wiring.render_start's lines (started after the server, stopped first)."""
     folders = " ".join(shlex.quote(f) for f in task_folders)
+    slots = max_parallel + (1 if server else 0) + (1 if proxy else 0)  # background jobs besides the tasks
     queue = events.shell(events.QUEUED, path=f'"$task/{EVENTS}"')
     lines = [
         "#!/usr/bin/env bash",
@@ -41,10 +47,16 @@ def render_run_all_sh(
     ]
     if server:
         lines += _server_lines(server, invocation_id)
+    if proxy:
+        lines += [
+            f"trap '{'stop_proxy; stop_server' if server else 'stop_proxy'}' EXIT",
+            "trap 'exit 143' TERM INT",
+            proxy.rstrip("\n"),
+        ]
     lines += [
         "pids=()",
         f"for task in {folders}; do",
-        f'  while [ "$(jobs -rp | wc -l)" -ge {max_parallel + (1 if server else 0)} ]; do wait -n; done',
+        f'  while [ "$(jobs -rp | wc -l)" -ge {slots} ]; do wait -n; done',
         f'  bash "$task/{RUN}" &',
         "  pids+=($!)",
         "done",

@@ -1,0 +1,388 @@
+"""The endpoint proxy: an aiohttp server on 127.0.0.1 that forwards OpenAI-compatible requests to one
+upstream, adding the key (read here, from the host environment, by name) and applying the interceptors
+of `settings.py` in this order: payload modifier, system prompt, cache lookup, budget + retries,
+reasoning stripping, cache store, request log, counters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from launcher.proxy import transforms as tx
+from launcher.proxy.budget import Budget
+from launcher.proxy.cache import ResponseCache
+from launcher.proxy.reqlog import RequestLog
+from launcher.proxy.settings import ProxySettings
+from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
+
+log = logging.getLogger("launcher.proxy")
+
+PORT_FILE = "proxy.port"
+PID_FILE = "proxy.pid"
+REQUEST_LOG = "proxy_requests.jsonl"
+# Never forwarded upstream: the client's credentials (the proxy adds the real key), hop-by-hop headers,
+# and what aiohttp sets itself.
+DROP_REQUEST = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "accept-encoding",
+        "te",
+        "upgrade",
+    }
+)
+DROP_RESPONSE = frozenset(
+    {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive"}
+)
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def read_capped(up: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The whole (decompressed) body, or TooLarge past `cap` bytes; one read when the length is known."""
+    if up.content_length is not None and "Content-Encoding" not in up.headers:
+        if up.content_length > cap:
+            raise TooLarge(up.content_length)
+        return await up.read()
+    chunks, size = [], 0
+    async for chunk in up.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise TooLarge(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error_response(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response(
+        {"error": {"message": f"proxy: {message}", "type": kind, "code": status}}, status=status
+    )
+
+
+class Proxy:
+    def __init__(self, settings: ProxySettings, state_dir: Path, api_key: str | None):
+        self.settings, self.state_dir, self.key = settings, state_dir, api_key
+        self.secrets = (api_key,) if api_key else ()
+        self.key_bytes = api_key.encode() if api_key else b""
+        self.stats = Stats()
+        self.budget: Budget | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.rng = random.Random()
+        self.pending: dict[str, asyncio.Future] = {}  # cache key -> the answer of the request in flight
+        cache = settings.cache
+        self.cache = ResponseCache(cache.cache_dir or state_dir / "cache") if cache.enabled else None
+        self.reqlog = (
+            RequestLog(state_dir / REQUEST_LOG, settings.log, self.secrets) if settings.log.enabled else None
+        )
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        r = self.settings.retry
+        self.budget = Budget(self.settings.budget)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=r.request_timeout, sock_connect=r.connect_timeout),
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self.session:
+            await self.session.close()
+        if self.reqlog:
+            self.reqlog.close()
+        if self.cache:
+            self.cache.close()
+        self.write_stats()
+
+    def snapshot(self) -> dict:
+        data = self.stats.snapshot(self.budget)
+        if self.reqlog:
+            data["log"] = {"written": self.reqlog.written, "dropped": self.reqlog.dropped}
+        return data
+
+    def write_stats(self) -> None:
+        try:
+            write_atomic(self.state_dir / STATS_FILE, self.snapshot())
+        except OSError as err:
+            log.warning("cannot write %s: %s", STATS_FILE, err)
+
+    # ---- handlers -------------------------------------------------------------------------------------
+    async def handle_stats(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot())
+
+    async def handle_other(self, request: web.Request) -> web.StreamResponse:
+        if not request.path.startswith("/v1/"):
+            return error_response(
+                404, "not_found", f"no route {request.path}; use /v1/... (OpenAI API) or /proxy/stats"
+            )
+        started = time.perf_counter()
+        self.stats.requests += 1
+        raw = await request.read()
+        return await self.forward(request, raw, started, transform=False)
+
+    async def handle_completions(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        self.stats.requests += 1
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            self.stats.errors["bad_request"] += 1
+            return error_response(
+                400, "invalid_request_error", f"the request body is not a JSON object: {err}"
+            )
+        s = self.settings
+        new = tx.modify_payload(body, s.payload) if s.payload.active else body
+        if s.system_prompt.enabled:
+            new = tx.apply_system_prompt(new, s.system_prompt)
+        if new is not body:
+            raw = json.dumps(new, ensure_ascii=False).encode()
+        stream = new.get("stream") is True
+        key = mine = None
+        cacheable = self.settings.cache.cache_sampled or tx.deterministic(new)
+        if self.cache is not None and not stream and cacheable:
+            key = tx.cache_key(request.path, new)
+            hit = self.cache.get(key)
+            if hit is None and key in self.pending:  # the same request is on its way: share its answer
+                hit = await asyncio.shield(self.pending[key])
+            if hit is not None:
+                self.stats.cache_hits += 1
+                return self.finish(request, new, 200, hit, started, "hit")
+            if key not in self.pending:
+                mine = self.pending[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self.forward(request, raw, started, transform=True, body=new, key=key, stream=stream)
+        finally:
+            if mine is not None:
+                if self.pending.get(key) is mine:
+                    del self.pending[key]
+                if not mine.done():
+                    mine.set_result(None)  # no answer stored: the waiters ask upstream themselves
+
+    # ---- forwarding -----------------------------------------------------------------------------------
+    def upstream_headers(self, request: web.Request) -> dict:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP_REQUEST}
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        headers["Accept-Encoding"] = "identity"  # bodies are read, capped and parsed here
+        return headers
+
+    async def forward(
+        self,
+        request: web.Request,
+        raw: bytes,
+        started: float,
+        *,
+        transform: bool,
+        body: dict | None = None,
+        key: str | None = None,
+        stream: bool = False,
+    ) -> web.StreamResponse:
+        url = tx.upstream_url(self.settings.upstream, request.path, request.query_string)
+        headers = self.upstream_headers(request)
+        retry = self.settings.retry
+        for attempt in range(retry.max_retries + 1):
+            last = attempt == retry.max_retries
+            await self.budget.acquire()
+            tokens = 0
+            try:
+                self.stats.upstream_requests += 1
+                async with self.session.request(request.method, url, data=raw or None, headers=headers) as up:
+                    if up.status in tx.RETRY_STATUSES and not last:
+                        await up.read()
+                        self.stats.retries += 1
+                        self.stats.errors[f"upstream_{up.status}"] += 1
+                        delay = tx.retry_delay(
+                            attempt, tx.retry_after_seconds(up.headers.get("Retry-After")), retry, self.rng
+                        )
+                    elif stream and up.status == 200:
+                        return await self.relay_stream(request, up, started)
+                    else:
+                        try:
+                            data = await read_capped(up, self.settings.max_response_bytes)
+                        except TooLarge:
+                            self.stats.errors["too_large"] += 1
+                            self.stats.responses["502"] += 1
+                            return error_response(
+                                502,
+                                "upstream_too_large",
+                                f"the upstream's answer is larger than max_response_bytes"
+                                f" ({self.settings.max_response_bytes})",
+                            )
+                        if self.key_bytes and self.key_bytes in data:  # an upstream echoing the key
+                            data = data.replace(self.key_bytes, b"<redacted>")
+                        if transform and up.status == 200:
+                            tokens = self.count_tokens(data)
+                        return self.finish(
+                            request,
+                            body,
+                            up.status,
+                            data,
+                            started,
+                            "miss" if key else "off",
+                            up,
+                            key,
+                            transform,
+                        )
+            except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+                kind = "timeout" if isinstance(err, asyncio.TimeoutError) else "connection"
+                self.stats.errors[kind] += 1
+                if last:
+                    status = 504 if kind == "timeout" else 502
+                    self.stats.responses[str(status)] += 1
+                    message = tx.redact(
+                        f"upstream {url} {'timed out' if kind == 'timeout' else 'unreachable'} after "
+                        f"{attempt + 1} attempt(s): {type(err).__name__}: {err}",
+                        self.secrets,
+                    )
+                    log.warning("%s", message)
+                    return error_response(status, f"upstream_{kind}", message)
+                self.stats.retries += 1
+                delay = tx.retry_delay(attempt, None, retry, self.rng)
+            finally:
+                self.budget.release(tokens)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def count_tokens(self, data: bytes) -> int:
+        try:
+            tokens_in, tokens_out = tx.usage_tokens(json.loads(data))
+        except ValueError:
+            return 0
+        self.stats.tokens_in += tokens_in
+        self.stats.tokens_out += tokens_out
+        return tokens_in + tokens_out
+
+    def finish(
+        self,
+        request: web.Request,
+        body: dict | None,
+        status: int,
+        data: bytes,
+        started: float,
+        cache: str,
+        upstream: aiohttp.ClientResponse | None = None,
+        key: str | None = None,
+        transform: bool = True,
+    ) -> web.Response:
+        """The client's response from an upstream (or cached) body: store, strip reasoning, log, count."""
+        headers = {"X-Proxy-Cache": cache}
+        content_type = "application/json"
+        if upstream is not None:
+            content_type = upstream.headers.get("Content-Type", content_type)
+        if status == 200 and transform:
+            if key is not None and cache == "miss":
+                self.cache.put(key, data)
+                waiting = self.pending.get(key)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(data)  # identical requests that came meanwhile
+            if self.settings.reasoning.enabled:
+                data, meta = self.strip(data)
+                if meta:
+                    headers["X-Proxy-Reasoning-Chars"] = ",".join(str(m["reasoning_chars"]) for m in meta)
+        if status != 200:
+            self.stats.errors[f"upstream_{status}"] += 1
+        self.stats.responses[str(status)] += 1
+        elapsed = time.perf_counter() - started
+        self.stats.latencies.append(elapsed)
+        if self.reqlog is not None:
+            self.reqlog.record(request.path, status, cache, elapsed, body, data)
+        response = web.Response(body=data, status=status, headers=headers)
+        response.content_type = content_type.split(";")[0]
+        return response
+
+    def strip(self, data: bytes) -> tuple[bytes, list[dict]]:
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            return data, []
+        if not isinstance(parsed, dict):
+            return data, []
+        stripped, meta = tx.strip_reasoning(parsed, self.settings.reasoning)
+        if not meta:
+            return data, meta
+        self.stats.reasoning_chars += sum(m["reasoning_chars"] for m in meta)
+        stripped["proxy_reasoning"] = meta
+        return json.dumps(stripped, ensure_ascii=False).encode(), meta
+
+    async def relay_stream(
+        self, request: web.Request, up: aiohttp.ClientResponse, started: float
+    ) -> web.StreamResponse:
+        """SSE passed through chunk by chunk, untouched (no cache, no reasoning stripping for streams)."""
+        response = web.StreamResponse(status=up.status)
+        for name, value in up.headers.items():
+            if name.lower() not in DROP_RESPONSE:
+                response.headers[name] = value
+        response.headers["X-Proxy-Cache"] = "off"
+        await response.prepare(request)
+        try:
+            async for chunk in up.content.iter_any():
+                if self.key_bytes and self.key_bytes in chunk:
+                    chunk = chunk.replace(self.key_bytes, b"<redacted>")
+                await response.write(chunk)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            # Too late for a status or a retry: the client sees the stream end early.
+            self.stats.errors["stream_broken"] += 1
+            log.warning(
+                "upstream stream broke off: %s", tx.redact(f"{type(err).__name__}: {err}", self.secrets)
+            )
+        else:
+            self.stats.responses["200"] += 1
+        await response.write_eof()
+        self.stats.latencies.append(time.perf_counter() - started)
+        return response
+
+
+def build_app(proxy: Proxy) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/proxy/stats", proxy.handle_stats)
+    app.router.add_post("/v1/chat/completions", proxy.handle_completions)
+    app.router.add_post("/v1/completions", proxy.handle_completions)
+    app.router.add_route("*", "/{tail:.*}", proxy.handle_other)
+    return app
+
+
+async def serve(proxy: Proxy, port: int, stop: asyncio.Event, grace: float = 5.0) -> None:
+    """Serve until `stop` is set; then let in-flight requests finish for up to `grace` seconds."""
+    await proxy.start()
+    runner = web.AppRunner(build_app(proxy), access_log=None, shutdown_timeout=grace)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]
+    print(f"listening on {bound}", flush=True)
+    (proxy.state_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+    tmp = proxy.state_dir / f".{PORT_FILE}.tmp"  # the port file last: its presence means "ready"
+    tmp.write_text(f"{bound}\n")
+    tmp.replace(proxy.state_dir / PORT_FILE)
+    log.info("proxy on 127.0.0.1:%d -> %s", bound, tx.redact(proxy.settings.upstream, proxy.secrets))
+
+    async def periodic() -> None:
+        while True:
+            await asyncio.sleep(proxy.settings.stats_interval)
+            proxy.write_stats()
+
+    writer = asyncio.create_task(periodic())
+    try:
+        await stop.wait()
+    finally:
+        writer.cancel()
+        await runner.cleanup()
+        await proxy.close()

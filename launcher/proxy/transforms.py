@@ -1,0 +1,170 @@
+"""Pure request/response transforms the proxy applies (no I/O): each one is table-tested on its own."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from email.utils import parsedate_to_datetime
+
+from launcher.proxy.settings import PayloadSettings, ReasoningSettings, RetrySettings, SystemPromptSettings
+
+COMPLETION_PATHS = ("/chat/completions", "/completions")
+# What the client sends that does not change the answer: left out of the cache key.
+NOT_IN_KEY = frozenset({"stream", "stream_options", "user"})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def upstream_url(upstream: str, path: str, query: str = "") -> str:
+    """The upstream URL for a client path: `upstream` may be a base (`http://h:8000`, `.../v1`) or the
+    target's full completions URL, as the launcher's `target.api_endpoint.url` is."""
+    base = upstream.rstrip("/")
+    for suffix in COMPLETION_PATHS:
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
+        base = base[: -len("/v1")]
+    return base + path + (f"?{query}" if query else "")
+
+
+def modify_payload(body: dict, settings: PayloadSettings) -> dict:
+    """NEL's payload modifier: drop, then rename, then add (added values win)."""
+    out = {k: v for k, v in body.items() if k not in settings.remove}
+    for old, new in settings.rename.items():
+        if old in out:
+            out[new] = out.pop(old)
+    out.update(settings.add)
+    return out
+
+
+def apply_system_prompt(body: dict, settings: SystemPromptSettings) -> dict:
+    """Chat requests only: one system message first; `replace` drops the client's, `prepend`/`append`
+    join the configured text before/after it (nemo-evaluator 0.2.8 system_message strategies)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or settings.text is None:
+        return body
+    existing = [m.get("content") or "" for m in messages if isinstance(m, dict) and m.get("role") == "system"]
+    rest = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
+    old = "\n".join(existing)
+    if settings.strategy == "replace" or not old:
+        text = settings.text
+    elif settings.strategy == "prepend":
+        text = f"{settings.text}\n{old}"
+    else:
+        text = f"{old}\n{settings.text}"
+    return {**body, "messages": [{"role": "system", "content": text}, *rest]}
+
+
+def split_reasoning(text: str, settings: ReasoningSettings) -> tuple[str, str | None]:
+    """(answer, reasoning or None). Reasoning ends at the end token; it starts at the start token, or
+    at the beginning when the start token is null. Unfinished reasoning (start, no end) is kept in the
+    answer when `include_if_not_finished`, else the answer is empty."""
+    end = text.find(settings.end_token)
+    if end >= 0:
+        head = text[:end]
+        start = head.find(settings.start_token) if settings.start_token else -1
+        prefix = head[:start] if start >= 0 else ""
+        reasoning = head[start + len(settings.start_token) :] if start >= 0 else head
+        return (prefix + text[end + len(settings.end_token) :]).strip(), reasoning
+    if settings.start_token and settings.start_token in text:
+        return (text if settings.include_if_not_finished else ""), text[text.find(settings.start_token) :]
+    return text, None
+
+
+def strip_reasoning(response: dict, settings: ReasoningSettings) -> tuple[dict, list[dict]]:
+    """The response with reasoning removed from every choice, and per-choice metadata
+    ({index, reasoning_chars, reasoning_words, finished})."""
+    meta = []
+    choices = response.get("choices")
+    if not isinstance(choices, list):
+        return response, meta
+    new_choices = []
+    for choice in choices:
+        if not isinstance(choice, dict):
+            new_choices.append(choice)
+            continue
+        message = choice.get("message")
+        chat = isinstance(message, dict)
+        text = message.get("content") if chat else choice.get("text")
+        if not isinstance(text, str):
+            new_choices.append(choice)
+            continue
+        answer, reasoning = split_reasoning(text, settings)
+        if reasoning is None:
+            new_choices.append(choice)
+            continue
+        finished = settings.end_token in text
+        meta.append(
+            {
+                "index": choice.get("index", len(new_choices)),
+                "reasoning_chars": len(reasoning),
+                "reasoning_words": len(reasoning.split()),
+                "finished": finished,
+            }
+        )
+        if chat:
+            new_choices.append({**choice, "message": {**message, "content": answer}})
+        else:
+            new_choices.append({**choice, "text": answer})
+    return {**response, "choices": new_choices}, meta
+
+
+def deterministic(body: dict) -> bool:
+    """Whether the same request should get the same answer: greedy (temperature 0) or seeded. Repeats of a
+    sampled request (pass@k, several draws per item) must each reach the model, so those are not cached
+    unless `cache_sampled`; an absent temperature is the server's default, usually 1."""
+    temperature = body.get("temperature")
+    return (temperature == 0 and not isinstance(temperature, bool)) or body.get("seed") is not None
+
+
+def cache_key(path: str, body: dict) -> str:
+    """sha256 of the canonical request: path + every body field that can change the answer, sorted JSON."""
+    canonical = {k: v for k, v in body.items() if k not in NOT_IN_KEY}
+    text = json.dumps([path, canonical], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def usage_tokens(response: dict) -> tuple[int, int]:
+    usage = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (
+        prompt if isinstance(prompt, int) else 0,
+        completion if isinstance(completion, int) else 0,
+    )
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds (a number or an HTTP date), None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        import time
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def retry_delay(
+    attempt: int, retry_after: float | None, settings: RetrySettings, rng: random.Random
+) -> float:
+    """Seconds before retry number `attempt` (0-based): the server's Retry-After when given (capped),
+    else exponential backoff with full jitter in [0.5, 1.5) of the step, capped at backoff_max."""
+    if retry_after is not None:
+        return min(retry_after, settings.backoff_max)
+    step = settings.backoff_base * (2**attempt)
+    return min(step * (0.5 + rng.random()), settings.backoff_max)

@@ -1,0 +1,119 @@
+"""What an executor needs to put the proxy in front of an invocation's tasks (pure; the executors call it):
+
+- `proxy_config(api_endpoint, upstream)`: the content of <invocation>/proxy/proxy.json (validated here, so
+  a bad `adapter_config` is the one-line error at launch, not a failed script later);
+- `task_url(url, port)`: the endpoint URL a task container gets instead of the target's;
+- `render_start(...)`: the bash lines of run_all.sh that start the proxy before the tasks, wait until it
+  is ready and define `stop_proxy` (to call from the script's EXIT trap).
+
+The port is fixed when the scripts are written (like the deployment server's), so every task's
+run_config.json and argv can name it; a resume reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import socket
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from launcher.proxy.settings import from_adapter_config
+
+STATE_DIR = "proxy"  # inside the invocation folder: proxy.json, proxy.port, proxy_stats.json, cache/, log
+CONFIG_FILE = f"{STATE_DIR}/proxy.json"
+LOG_FILE = "logs/proxy.log"
+PORT_RANGE = (20000, 32768)
+
+
+def enabled(api_endpoint: Mapping) -> bool:
+    """`target.api_endpoint.proxy: false` turns the proxy off (tasks then get the key, as before)."""
+    return api_endpoint.get("proxy", True) is not False
+
+
+def proxy_config(api_endpoint: Mapping, upstream: str | None = None) -> dict:
+    """proxy.json from `target.api_endpoint` ({url, api_key: NAME, adapter_config}); `upstream` overrides
+    the URL (the deployment's server). Raises ProxyConfigError (one line) for a bad adapter_config."""
+    url = upstream or api_endpoint["url"]
+    adapter = dict(api_endpoint.get("adapter_config") or {})
+    from_adapter_config(adapter, upstream=url, api_key_env=api_endpoint.get("api_key"))
+    return {"upstream": url, "api_key_env": api_endpoint.get("api_key"), "adapter_config": adapter}
+
+
+def task_url(url: str, port: int) -> str:
+    """The proxy's URL for the same API the target URL names (chat, completions, or the /v1 base)."""
+    path = urlsplit(url).path.rstrip("/")
+    for suffix in ("/chat/completions", "/completions"):
+        if path.endswith(suffix):
+            return f"http://127.0.0.1:{port}/v1{suffix}"
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def render_start(python: str, port: int, ready_timeout: int = 30) -> str:
+    """Bash for run_all.sh (run from the invocation folder, after `events.log` and `logs/` exist)."""
+    q = shlex.quote
+    fail = 'echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1'
+    return f"""\
+# The endpoint proxy (launcher.proxy): the only process holding the key; the tasks talk to it.
+stop_proxy() {{  # SIGTERM: in-flight requests finish briefly, counters go to {STATE_DIR}/proxy_stats.json
+  if [ -n "${{proxy_pid:-}}" ] && kill -0 "$proxy_pid" 2>/dev/null; then
+    kill -TERM "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null
+  fi
+}}
+rm -f {STATE_DIR}/proxy.port
+echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> {LOG_FILE}
+{q(python)} -m launcher.proxy --config {CONFIG_FILE} --state-dir {STATE_DIR} --port {int(port)} \
+>> {LOG_FILE} 2>&1 < /dev/null &
+proxy_pid=$!
+deadline=$(( $(date +%s) + {int(ready_timeout)} ))
+until [ -s {STATE_DIR}/proxy.port ]; do
+  if ! kill -0 "$proxy_pid" 2>/dev/null; then
+    reason="the endpoint proxy exited before it was ready; see {LOG_FILE}"
+    {fail}
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    reason="the endpoint proxy was not ready within {int(ready_timeout)} s; see {LOG_FILE}"
+    {fail}
+  fi
+  sleep 0.2
+done
+"""
+
+
+def plan(api_endpoint, invocation_id: str) -> tuple[int, dict[str, str]] | None:
+    """For an executor's plan: (port, {relative path: content}) of the proxy, or None when it is off.
+    `api_endpoint` is the RunSpec's (a dataclass) or a mapping; a bad adapter_config raises
+    ProxyConfigError (one line; callers turn it into their config error)."""
+    get = (
+        api_endpoint.get
+        if isinstance(api_endpoint, Mapping)
+        else lambda k, d=None: getattr(api_endpoint, k, d)
+    )
+    adapter = get("adapter_config") or {}
+    adapter = adapter.as_dict() if hasattr(adapter, "as_dict") else dict(adapter)
+    endpoint = {
+        "url": get("url"),
+        "api_key": get("api_key"),
+        "proxy": get("proxy", True),
+        "adapter_config": adapter,
+    }
+    if not enabled(endpoint):
+        return None
+    config = proxy_config(endpoint)
+    port = get("proxy_port", 0) or port_for(invocation_id)
+    return port, {CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True) + "\n"}
+
+
+def port_for(invocation_id: str) -> int:
+    """A port drawn from the invocation id (plans stay pure; a resume gets the same one), below Linux's
+    ephemeral range (32768+) so outgoing connections never hold it. A port already taken makes the
+    proxy fail at start with the reason in logs/proxy.log; `proxy_port` then picks another."""
+    digest = hashlib.sha256(invocation_id.encode()).digest()
+    return PORT_RANGE[0] + int.from_bytes(digest[:4], "big") % (PORT_RANGE[1] - PORT_RANGE[0])

@@ -1,0 +1,93 @@
+"""The proxy's on-disk pieces: cache files, the request log's caps and redaction, the budget."""
+
+import asyncio
+import json
+
+from launcher.proxy.budget import Budget
+from launcher.proxy.cache import ResponseCache
+from launcher.proxy.reqlog import RequestLog
+from launcher.proxy.settings import BudgetSettings, LogSettings
+
+
+def test_cache_roundtrip_and_shared(tmp_path):
+    first = ResponseCache(tmp_path / "c")
+    assert first.get("ab" * 32) is None
+    first.put("ab" * 32, b'{"x": "\xc3\xa9"}')
+    first.put("cd" * 32, b"line one\nline two\n")
+    assert first.get("ab" * 32) == b'{"x": "\xc3\xa9"}'
+    first.close()
+    second = ResponseCache(tmp_path / "c")  # the next proxy (invocation) sees what the first wrote
+    assert second.get("cd" * 32) == b"line one\nline two\n" and len(second) == 2
+    second.put("ab" * 32, b"newer")  # the newer entry wins for whoever indexes later
+    second.close()
+    assert ResponseCache(tmp_path / "c").get("ab" * 32) == b"newer"
+
+
+def test_cache_torn_tail_keeps_earlier_entries(tmp_path):
+    cache = ResponseCache(tmp_path / "c")
+    cache.put("ab" * 32, b"whole")
+    cache.put("cd" * 32, b"cut short")
+    cache.close()
+    [segment] = (tmp_path / "c").glob("*.seg")
+    segment.write_bytes(segment.read_bytes()[:-4])  # a crash in the middle of the second write
+    again = ResponseCache(tmp_path / "c")
+    assert again.get("ab" * 32) == b"whole" and again.get("cd" * 32) is None
+
+
+def test_request_log_redacts_and_caps(tmp_path):
+    path = tmp_path / "log.jsonl"
+    log = RequestLog(path, LogSettings(enabled=True, max_requests=2), ("sk-secret",))
+    for i in range(4):
+        log.record(
+            "/v1/completions", 200, "miss", 0.01, {"prompt": f"p{i} sk-secret"}, b'{"echo": "sk-secret"}'
+        )
+    log.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and log.dropped == 2
+    assert "sk-secret" not in path.read_text()
+    assert json.loads(lines[0])["request"]["prompt"] == "p0 <redacted>"
+
+
+def test_request_log_byte_cap_and_sampling(tmp_path):
+    log = RequestLog(tmp_path / "a.jsonl", LogSettings(enabled=True, max_bytes=400), ())
+    for _ in range(10):
+        log.record("/v1/completions", 200, "off", 0.0, {"prompt": "x" * 100}, b"not json")
+    log.close()
+    assert 0 < (tmp_path / "a.jsonl").stat().st_size <= 400 and log.dropped > 0
+    sampled = RequestLog(tmp_path / "b.jsonl", LogSettings(enabled=True, sample_rate=0.0), ())
+    sampled.record("/v1/completions", 200, "off", 0.0, {}, b"{}")
+    sampled.close()
+    assert (tmp_path / "b.jsonl").read_text() == ""
+
+
+def test_budget_never_exceeds_max_concurrent():
+    async def run():
+        budget = Budget(BudgetSettings(max_concurrent=3))
+        seen = []
+
+        async def one():
+            await budget.acquire()
+            seen.append(budget.in_flight)
+            await asyncio.sleep(0.01)
+            budget.release()
+
+        await asyncio.gather(*(one() for _ in range(20)))
+        return budget, seen
+
+    budget, seen = asyncio.run(run())
+    assert max(seen) == 3 and budget.max_in_flight == 3 and budget.in_flight == 0
+
+
+def test_budget_tokens_overdrawn_waits():
+    async def run():
+        budget = Budget(BudgetSettings(max_concurrent=10, tokens_per_second=1000))
+        await budget.acquire()
+        budget.release(tokens=1100)  # overdrawn by ~100 tokens -> next waits ~0.1 s
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await budget.acquire()
+        budget.release()
+        return loop.time() - start, budget.tokens
+
+    waited, tokens = asyncio.run(run())
+    assert waited > 0 and tokens >= -1  # it waited until the budget was back to >= 0

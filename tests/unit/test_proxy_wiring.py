@@ -1,0 +1,146 @@
+"""What executors use to put the proxy in front of the tasks: pure pieces, table-tested, plus the rendered
+bash run for real (a proxy process started, readiness-checked and stopped by the script's trap)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from launcher.proxy import stats as proxy_stats
+from launcher.proxy import wiring
+from launcher.proxy.settings import ProxyConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://10.0.0.1:8000/v1/chat/completions", "http://127.0.0.1:9/v1/chat/completions"),
+        ("https://api.x.com/serving/v1/completions", "http://127.0.0.1:9/v1/completions"),
+        ("http://h:8000/v1", "http://127.0.0.1:9/v1"),
+        ("http://h:8000/v1/chat/completions/", "http://127.0.0.1:9/v1/chat/completions"),
+    ],
+)
+def test_task_url(url, expected):
+    assert wiring.task_url(url, 9) == expected
+
+
+def test_proxy_config_and_switch():
+    endpoint = {
+        "url": "http://h/v1/chat/completions",
+        "api_key": "MY_KEY",
+        "adapter_config": {"use_caching": False},
+    }
+    assert wiring.proxy_config(endpoint) == {
+        "upstream": "http://h/v1/chat/completions",
+        "api_key_env": "MY_KEY",
+        "adapter_config": {"use_caching": False},
+    }
+    assert (
+        wiring.proxy_config(endpoint, upstream="http://127.0.0.1:8011")["upstream"] == "http://127.0.0.1:8011"
+    )
+    assert wiring.enabled(endpoint) and wiring.enabled({**endpoint, "proxy": True})
+    assert not wiring.enabled({**endpoint, "proxy": False})
+    with pytest.raises(ProxyConfigError, match="adapter_config.use_cache"):
+        wiring.proxy_config({**endpoint, "adapter_config": {"use_cache": True}})
+
+
+def test_stats_summary(tmp_path):
+    assert proxy_stats.read(tmp_path) is None
+    (tmp_path / proxy_stats.STATS_FILE).write_text("{torn")
+    assert proxy_stats.read(tmp_path) is None
+    data = {"requests": 10, "cache_hits": 4, "upstream_requests": 7, "retries": 1,
+            "errors": {"upstream_503": 1}, "tokens_in": 50, "tokens_out": 20,
+            "latency_ms": {"p50": 51.2, "p95": 80.0}}  # fmt: skip
+    (tmp_path / proxy_stats.STATS_FILE).write_text(json.dumps(data))
+    assert proxy_stats.summary(proxy_stats.read(tmp_path)) == (
+        "10 req, 4 cached, 7 upstream, 1 retries, 1 errors, 50/20 tok in/out, p50 51 ms"
+    )
+
+
+def script(tmp_path: Path, upstream: str, body: str) -> Path:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / wiring.STATE_DIR).mkdir()
+    (tmp_path / wiring.CONFIG_FILE).write_text(json.dumps({"upstream": upstream, "adapter_config": {}}))
+    path = tmp_path / "run_all.sh"
+    path.write_text(
+        'set -u\ncd "$(dirname "$0")" || exit 1\ntrap stop_proxy EXIT\ntrap \'exit 143\' TERM INT\n'
+        + wiring.render_start(sys.executable, wiring.free_port(), ready_timeout=20)
+        + body
+    )
+    return path
+
+
+def run(path: Path, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        ["bash", str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
+
+
+def test_rendered_start_serves_then_stops_with_the_script(tmp_path):
+    path = script(
+        tmp_path,
+        "http://127.0.0.1:9/v1/chat/completions",
+        'echo "port $(cat proxy/proxy.port) pid $proxy_pid"\n',
+    )
+    proc = run(path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    pid = int(out.split()[-1])
+    assert out.startswith("port ")
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert proxy_stats.read(tmp_path / "proxy") is not None  # SIGTERM from the trap wrote the counters
+    assert "listening on" in (tmp_path / "logs/proxy.log").read_text()
+
+
+def test_killed_script_leaves_no_proxy(tmp_path):
+    path = script(tmp_path, "http://127.0.0.1:9/v1", 'echo "pid $proxy_pid"\nsleep 60 & wait\n')
+    proc = run(path, start_new_session=True)
+    pid = int(proc.stdout.readline().split()[-1])
+    os.killpg(proc.pid, signal.SIGTERM)  # what `launcher kill` does to the script's group
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_proxy_that_cannot_start_fails_the_script_with_a_reason(tmp_path):
+    path = script(tmp_path, "http://127.0.0.1:9/v1", "echo unreachable\n")
+    (tmp_path / wiring.CONFIG_FILE).write_text("{}")  # no upstream: the proxy exits 2 at once
+    (tmp_path / "events.log").write_text("")
+    proc = run(path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "unreachable" not in out
+    assert "the endpoint proxy exited before it was ready; see logs/proxy.log" in err
+    assert "exited" in (tmp_path / "events.log").read_text()
+
+
+def test_plan_from_the_run_spec_endpoint():
+    class Endpoint:  # the RunSpec's dataclass, as the executors pass it
+        url = "http://h/v1/completions"
+        api_key = "K"
+        proxy = True
+        proxy_port = 8123
+        adapter_config = {"use_caching": False}
+
+    port, files = wiring.plan(Endpoint(), "0000abcd")
+    assert port == 8123
+    assert json.loads(files[wiring.CONFIG_FILE])["adapter_config"] == {"use_caching": False}
+    Endpoint.proxy = False
+    assert wiring.plan(Endpoint(), "0000abcd") is None
+    port, _ = wiring.plan({"url": "http://h/v1", "api_key": None}, "0000abcd")
+    assert port == wiring.port_for("0000abcd")  # 0 or absent: drawn from the invocation id
+
+
+def test_port_for_is_stable_and_below_the_ephemeral_range():
+    ports = {wiring.port_for(f"{n:08x}") for n in range(2000)}
+    assert wiring.port_for("0000abcd") == wiring.port_for("0000abcd")
+    assert min(ports) >= 20000 and max(ports) < 32768 and len(ports) > 1800
