@@ -69,7 +69,7 @@ def test_endpoint_down_fails_with_a_clear_reason_and_keeps_partial_samples(cli, 
 
 
 def start_interruptible_run(cli, ep, tmp_path) -> str:
-    """A 150-sample gsm8k_cot_zeroshot run slow enough to interrupt; returns its id once 10 samples are done."""
+    """A 150-sample run slow enough to interrupt; returns its id once 10 samples are done."""
     args = run_args(
         tmp_path,
         ep.url(),
