@@ -34,7 +34,7 @@ class LocalConfig(ContainerConfig):
 class LocalExecutor(ContainerExecutor):
     name = "local"
     config_class = LocalConfig
-    startup_wait = 1.5  # submit reports what has started by then (the first wave, or "pending"): < 2 s
+    startup_wait = 1.0  # submit reports what has started by then (the first wave, or "pending")
 
     # ---- plan and start ------------------------------------------------------------------------------
 
