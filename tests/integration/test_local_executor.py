@@ -233,3 +233,41 @@ class TestLocalExecutorContract(ExecutorContract):
     @pytest.fixture(autouse=True)
     def _needs_docker(self, test_image):
         return test_image
+
+
+def test_kill_after_the_folder_was_deleted_still_stops_the_containers(cli, tmp_path, docker_engine):
+    """L9: the labelled containers of a running invocation are stopped even when its folder is gone."""
+    import shutil
+
+    inv = invocation_of(cli(*config(tmp_path, [task("s", "sleep")]), check_rc=0))
+    wait_for(lambda: any(c.status == "running" for c in containers(docker_engine, inv)), 60, "container runs")
+    folder = json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["folder"]
+    shutil.rmtree(folder)
+    proc = cli("kill", inv, check_rc=0)
+    assert "folder is gone; stopped 1 container" in proc.stdout
+    wait_for(lambda: not containers(docker_engine, inv), 60, "containers gone")
+
+
+def test_two_resumes_at_once_start_the_task_once(cli, tmp_path, docker_engine):
+    """M3: the second of two concurrent resumes says the invocation is already running; one container."""
+    inv = invocation_of(cli(*config(tmp_path, [task("s", "sleep")]), check_rc=0))
+    wait_for(lambda: jobs(cli, inv)["s"]["state"] == "RUNNING", what="RUNNING")
+    cli("kill", inv, check_rc=0)
+    wait_for(lambda: containers(docker_engine, inv) == [], timeout=30, what="containers removed")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    resumes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "launcher", "resume", inv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=60), p.stderr.read().decode()) for p in resumes]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    assert any("already being started" in err or "still running" in err for _, err in results), results
+    wait_for(lambda: jobs(cli, inv)["s"]["state"] == "RUNNING", what="RUNNING again")
+    assert len([c for c in containers(docker_engine, inv) if c.status == "running"]) == 1
+    cli("kill", inv, check_rc=0)

@@ -44,7 +44,7 @@ class LocalConfig(ContainerConfig):
 class LocalExecutor(ContainerExecutor):
     name = "local"
     config_class = LocalConfig
-    startup_wait = 1.5  # submit reports what has started by then (the first wave, or "pending"): < 2 s
+    startup_wait = 1.0  # submit reports what has started by then (the first wave, or "pending")
 
     # ---- plan and start ------------------------------------------------------------------------------
 
@@ -87,7 +87,9 @@ class LocalExecutor(ContainerExecutor):
         return ServerSpec(container, d.port, d.health_path, d.startup_timeout)
 
     def check_prerequisites(self, plan: Plan) -> None:
-        for image in sorted({job.image for job in plan.jobs} | set(plan.images)):
+        images = sorted({job.image for job in plan.jobs} | set(plan.images))
+        missing = self.docker.missing_images(images)
+        for image in images if missing is None else missing:
             hint = BUILD_HINTS.get(image, "")
             self.docker.ensure_image(image, hint, pull=self.config.pull == "missing")
 
