@@ -14,7 +14,7 @@ EXAMPLE = ["run", "--config-dir", str(ROOT / "examples"), "--config-name", "loca
 def test_help_is_light_and_lists_groups(cli):
     proc = cli("--help", check_rc=0)
     assert "launcher status" in proc.stdout and "target: llama_8b, local" in proc.stdout
-    assert "deployment: llama_cpp, none" in proc.stdout
+    assert "deployment: generic, llama_cpp, nim, none, sglang, trtllm, vllm" in proc.stdout
     assert "execution: local, slurm, and any installed plugin" in proc.stdout
     code = (
         "import sys, launcher.__main__ as m; m.main(['--help']); "
@@ -79,7 +79,10 @@ def test_plus_execution_works_with_a_config_that_has_no_execution_slot(cli, tmp_
     ("args", "words"),
     [
         (["target=local"], "execution: not chosen. Add execution=<name> (available: local"),
-        (["execution=local", "deployment=nope"], "deployment: no option 'nope'. Available: llama_cpp, none"),
+        (
+            ["execution=local", "deployment=nope"],
+            "deployment: no option 'nope'. Available: generic, llama_cpp, nim, none, sglang, trtllm, vllm",
+        ),
         (["execution=local", "deployment.port=0"], "deployment.port: 0 is not a TCP port"),
         (["execution=nope", "target=local"], "execution: no option 'nope'. Available: local"),
         (["execution=local", "target=nope"], "target: no option 'nope'. Available: llama_8b, local"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from launcher.config.boundary import to_run_spec
+from launcher.errors import ConfigError
 from launcher.executors.local import LocalConfig, LocalExecutor
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -63,7 +64,6 @@ HOSTILE = [
     'it\'s "quoted"',
     "semi; touch PWNED",
     "../../escape",
-    "new\nline",
     "ünïcødé ✓",
     "x" * 300,
 ]
@@ -91,6 +91,11 @@ def test_hostile_task_names_stay_data(tmp_path, name):
     assert argv[-4:-1] == [name, "$HOME", "`id`"]
     assert not list(tmp_path.rglob("PWNED"))
     assert not (tmp_path.parent / "escape").exists()
+
+
+def test_a_task_name_with_a_newline_is_refused_at_the_boundary():
+    with pytest.raises(ConfigError, match=r"evaluation.tasks\[0\].name: contains a newline"):
+        plan_for([{"name": "new\nline", "container": "img", "command": ["echo"]}])
 
 
 def test_golden_run_all_with_a_model_server():
