@@ -7,6 +7,7 @@ the config gives a custom task's; `task_container` builds the ContainerSpec and 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 from launcher.catalog import RUN_CONFIG, UnknownTask, all_tasks, resolve
@@ -22,14 +23,62 @@ from launcher.store.layout import RUN, RUN_CONFIG_FILE, task_folder_names
 class TaskPlan:
     jobs: tuple[PlannedJob, ...]
     containers: tuple[ContainerSpec, ...]
-    files: dict[str, str]  # <task>/run.sh and <task>/results/run_config.json
+    files: dict[str, str]  # <task>/run.sh, <task>/results/run_config.json (+ <task>/pre_cmd.sh, post_cmd.sh)
     host_env: frozenset[str]  # host variable names the tasks read when they run
 
 
+# NEL 0.2.6 (common/helpers.py get_eval_factory_command) sources pre_cmd.sh in the task container, then runs
+# the evaluation in a subshell whose EXIT trap sources post_cmd.sh and keeps the evaluation's exit code.
+# Ours is the same shape around the task's argv ("$@"); the two files are mounted read-only, never inlined.
+HOOKS_DIR = "/launcher"
+PRE, POST = "pre_cmd.sh", "post_cmd.sh"
+WITH_HOOKS = (
+    f'source {HOOKS_DIR}/{PRE} && (trap "code=\\$?; source {HOOKS_DIR}/{POST}; exit \\$code" EXIT; "$@")'
+)
+DATASET_DIR_VAR = "NEMO_EVALUATOR_DATASET_DIR"  # NEL 0.2.6 local executor: where the dataset is mounted
+
+
+def bind(host: str, container: str, key: str, read_only: bool = False) -> str:
+    """One `host:container[:ro]` bind mount, or the one-line error naming `key`. The container side may
+    carry NEL's `:ro`/`:rw` suffix."""
+    target, _, mode = container.partition(":")
+    if mode not in ("", "ro", "rw"):
+        raise ConfigError(
+            key, f"{container!r} has the mode {mode!r}", "Write /container/path, optionally :ro"
+        )
+    for what, path in (("host", host), ("container", target)):
+        if not path.startswith("/") and not (what == "host" and path.startswith("~")):
+            raise ConfigError(key, f"{what} path {path!r} is not absolute", "Give absolute paths")
+        if ":" in path or "," in path:
+            raise ConfigError(key, f"{what} path {path!r} contains ':' or ','", "Choose a path without them")
+    mode = "ro" if read_only else mode
+    return f"{os.path.expanduser(host)}:{target}" + (f":{mode}" if mode else "")
+
+
+def task_mounts(spec: RunSpec, task: TaskSpec) -> tuple[str, ...]:
+    """execution.mounts.evaluation, mount_home ($HOME at the same path) and the task's dataset_dir (ro)."""
+    out = [bind(h, c, f"execution.mounts.evaluation.{h}") for h, c in spec.mounts.evaluation.items()]
+    if spec.mounts.mount_home:
+        home = os.path.expanduser("~")
+        out.append(bind(home, home, "execution.mounts.mount_home"))
+    if task.dataset_dir:
+        index = spec.evaluation.tasks.index(task)
+        key = f"evaluation.tasks[{index}].dataset_dir"
+        out.append(bind(task.dataset_dir, task.dataset_mount_path, key, read_only=True))
+    return tuple(out)
+
+
 def task_container(
-    spec: RunSpec, task: TaskSpec, job_id: str, folder: str, name: str, cfg: ContainerConfig
+    spec: RunSpec,
+    task: TaskSpec,
+    job_id: str,
+    folder: str,
+    name: str,
+    cfg: ContainerConfig,
+    task_dir: str = "",
 ) -> ContainerSpec:
-    """The container of one task: a catalogue task's image and argv unless the config gives its own."""
+    """The container of one task: a catalogue task's image and argv unless the config gives its own.
+    `task_dir` is the task folder where the scripts run (its pre/post_cmd.sh are mounted from there)."""
     try:
         known = resolve(task.name)
     except UnknownTask:
@@ -41,18 +90,30 @@ def task_container(
             f"{task.name!r} is not a known task (known: {', '.join(all_tasks())})",
             "Set container and command on the task to run your own image",
         )
+    command = tuple(task.command or known.command)
+    mounts = task_mounts(spec, task)
+    if any(spec.pre_post(task)):
+        command = ("bash", "-c", WITH_HOOKS, "launcher-task", *command)
+        mounts += tuple(f"{task_dir}/{f}:{HOOKS_DIR}/{f}:ro" for f in (PRE, POST))
+    from_host = spec.env_vars(task)
+    # NEL `lit:` values; a name also passed from the host is the host's. The launcher's own names win.
+    env = {k: v for k, v in spec.literal_env(task).items() if k not in from_host}
+    if task.dataset_dir:
+        env[DATASET_DIR_VAR] = task.dataset_mount_path
+    env.update({"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"})
     return ContainerSpec(
         job_id=job_id,
         task=task.name,
         folder=folder,
         name=name,
         image=task.container or known.image,
-        command=tuple(task.command or known.command),
-        env_from_host=spec.env_vars(task),
-        env={"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"},
+        command=command,
+        env_from_host=from_host,
+        env=env,
         network=cfg.network,
         user=cfg.user or RUNTIME_USER,
         extra_args=tuple(cfg.extra_docker_args),
+        mounts=mounts,
     )
 
 
@@ -72,8 +133,13 @@ def plan_tasks(
     jobs, containers, files, host_env = [], [], {}, set()
     for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
-        c = task_container(spec, task, job_id, task_folder, f"launcher-{invocation_id}-{n}", cfg)
+        name = f"launcher-{invocation_id}-{n}"
+        c = task_container(spec, task, job_id, task_folder, name, cfg, f"{folder}/{task_folder}")
         host_env.update(c.env_from_host.values())
+        pre, post = spec.pre_post(task)
+        if pre or post:
+            files[f"{task_folder}/{PRE}"] = pre + "\n"
+            files[f"{task_folder}/{POST}"] = post + "\n"
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime)
         files[f"{task_folder}/{RUN_CONFIG_FILE}"] = run_config(spec, task)
         containers.append(c)

@@ -18,7 +18,7 @@ from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
 from launcher.executors.container.process import is_running, running_pid, terminate
-from launcher.executors.container.render import ContainerSpec
+from launcher.executors.container.server import server_plan
 from launcher.executors.local.render import ServerSpec, render_run_all_sh
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
@@ -41,31 +41,19 @@ class LocalExecutor(ContainerExecutor):
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
         cfg: LocalConfig = spec.execution
         tasks = plan_tasks(spec, invocation_id, folder, cfg)
-        server = self._server(spec, invocation_id)
+        server, server_files = self._server(spec, invocation_id, folder)
         run_all = render_run_all_sh(invocation_id, [j.folder for j in tasks.jobs], cfg.max_parallel, server)
         host_env = set(tasks.host_env) | (set(server.container.env_from_host.values()) if server else set())
         images = (server.container.image,) if server else ()
-        files = {RUN_ALL: run_all, **tasks.files}
+        files = {RUN_ALL: run_all, **server_files, **tasks.files}
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
-    def _server(self, spec: RunSpec, invocation_id: str) -> ServerSpec | None:
+    def _server(self, spec: RunSpec, invocation_id: str, folder: str) -> tuple[ServerSpec | None, dict]:
+        server = server_plan(spec, invocation_id, folder)
+        if server is None:
+            return None, {}
         d = spec.deployment
-        if d.type == "none":
-            return None
-        container = ContainerSpec(
-            job_id=f"{invocation_id}.server",
-            task=f"deployment {d.name}".strip(),
-            folder="",
-            name=f"launcher-{invocation_id}-server",
-            image=d.image,
-            command=d.command,
-            env_from_host=dict(d.env_vars),
-            env={},
-            network=spec.execution.network,
-            user=None,
-            extra_args=d.extra_docker_args,
-        )
-        return ServerSpec(container, d.port, d.health_path, d.startup_timeout)
+        return ServerSpec(server.container, d.port, d.health_path, d.startup_timeout), server.files
 
     def check_prerequisites(self, plan: Plan) -> None:
         for image in sorted({job.image for job in plan.jobs} | set(plan.images)):

@@ -1,0 +1,108 @@
+"""From a RunSpec's deployment to the model server's container and files. Pure.
+
+Our own `type: server` runs `command` as an argv in the image (its entrypoint kept). NEL 0.2.6's types
+(vllm, sglang, nim, trtllm, generic) run a shell command, as NEL does: the user's `command`, or NEL's default
+for the type, written to `server_cmd.sh` in the invocation folder and run with `bash` (mounted read-only,
+never inlined into a line), with the image's entrypoint cleared (NEL: `--entrypoint ''`).
+Facts from nemo-evaluator-launcher 0.2.6: configs/deployment/<type>.yaml (commands) and
+executors/local/executor.py (checkpoint at /checkpoint:ro, execution.mounts.deployment, `--gpus all`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from launcher.config.schema import Deployment, RunSpec
+from launcher.errors import ConfigError
+from launcher.executors.container.plan import bind
+from launcher.executors.container.render import ContainerSpec
+
+SERVER_CMD = "server_cmd.sh"  # in the invocation folder
+SERVER_CMD_IN_CONTAINER = f"/launcher/{SERVER_CMD}"
+CHECKPOINT = "/checkpoint"
+GPU_TYPES = ("vllm", "sglang", "nim", "trtllm")  # servers that need GPUs: `--gpus all` as NEL gives them
+# NEL 0.2.6 configs/deployment/nim.yaml
+NIM_COMMAND = "/opt/nvidia/nvidia_entrypoint.sh /opt/nim/start_server.sh"
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    container: ContainerSpec
+    files: dict[str, str]  # rel-path in the invocation folder -> text
+
+
+def default_command(d: Deployment) -> str:
+    """NEL 0.2.6's command for the type, from the same values (model: hf_model_handle or /checkpoint)."""
+    q = shlex.quote
+    model = q(d.hf_model_handle or CHECKPOINT)
+    extra = f" {d.extra_args}" if d.extra_args else ""
+    if d.type == "vllm":
+        memory = (
+            f" --gpu-memory-utilization {d.gpu_memory_utilization}"
+            if d.gpu_memory_utilization is not None
+            else ""
+        )
+        sizes = (
+            f"--tensor-parallel-size={d.tensor_parallel_size}"
+            f" --pipeline-parallel-size={d.pipeline_parallel_size}"
+            f" --data-parallel-size={d.data_parallel_size}"
+        )
+        return (
+            f"vllm serve {model} {sizes} --port {d.port} --trust-remote-code"
+            f" --served-model-name {q(d.served_model_name)}{memory}{extra}"
+        )
+    if d.type == "sglang":
+        return (
+            f"python3 -m sglang.launch_server --model-path {model} --host 0.0.0.0 --port {d.port}"
+            f" --served-model-name {q(d.served_model_name)} --tp-size {d.tensor_parallel_size}"
+            f" --dp-size {d.data_parallel_size} --pp-size {d.pipeline_parallel_size}{extra}"
+        )
+    if d.type == "trtllm":
+        return (
+            f"mpirun --allow-run-as-root --oversubscribe trtllm-serve serve {CHECKPOINT}"
+            f" --tp_size={d.tensor_parallel_size} --pp_size={d.pipeline_parallel_size}"
+            f" --host 0.0.0.0 --port {d.port} --backend pytorch --trust_remote_code{extra}"
+        )
+    if d.type == "nim":
+        return NIM_COMMAND
+    raise ConfigError(
+        "deployment.command",
+        f"missing: a {d.type} deployment needs the server's command",
+        "Set deployment.command",
+    )
+
+
+def server_plan(spec: RunSpec, invocation_id: str, folder: str) -> ServerPlan | None:
+    """The model server of an invocation whose scripts run in `folder`, or None (deployment: none)."""
+    d = spec.deployment
+    if d.type == "none":
+        return None
+    mounts = [bind(h, c, f"execution.mounts.deployment.{h}") for h, c in spec.mounts.deployment.items()]
+    if d.checkpoint_path:
+        mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, "deployment.checkpoint_path", read_only=True))
+    files: dict[str, str] = {}
+    command, flags = d.command, []
+    if d.type != "server":
+        files[SERVER_CMD] = f"{d.shell_command or default_command(d)}\n"
+        command = ("bash", SERVER_CMD_IN_CONTAINER)
+        mounts.append(f"{folder}/{SERVER_CMD}:{SERVER_CMD_IN_CONTAINER}:ro")
+        flags = ["--entrypoint", ""]
+        if d.type in GPU_TYPES:
+            flags = ["--gpus", "all", *flags]
+    env = {k: v for k, v in d.literal_env.items() if k not in d.env_vars}
+    container = ContainerSpec(
+        job_id=f"{invocation_id}.server",
+        task=f"deployment {d.name}".strip(),
+        folder="",
+        name=f"launcher-{invocation_id}-server",
+        image=d.image,
+        command=tuple(command),
+        env_from_host=dict(d.env_vars),
+        env=env,
+        network=spec.execution.network,
+        user=None,
+        extra_args=(*flags, *d.extra_docker_args),
+        mounts=tuple(mounts),
+    )
+    return ServerPlan(container, files)
