@@ -18,7 +18,7 @@ http_ok() {  # GET with bash alone: the host needs no curl
 docker rm -f launcher-0000abcd-server >/dev/null 2>&1
 echo "server-starting $(date +%s)" >> events.log
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/server.log
-HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-server --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host -v /ckpt/m:/checkpoint:ro -v /host/hf:/root/.cache/huggingface -v /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh:/launcher/server_cmd.sh:ro -e HF_HUB_OFFLINE=1 -e HF_TOKEN --gpus all --entrypoint '' vllm/vllm-openai:v0.8.5 bash /launcher/server_cmd.sh >> logs/server.log 2>&1 < /dev/null &
+HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-server --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host -v /ckpt/m:/checkpoint:ro -v /host/hf:/root/.cache/huggingface -e HF_HUB_OFFLINE=1 -e HF_TOKEN --gpus all -i --entrypoint '' vllm/vllm-openai:v0.8.5 bash -s >> logs/server.log 2>&1 < server_cmd.sh &
 server_pid=$!
 deadline=$(( $(date +%s) + 600 ))
 until http_ok 8123 /health; do

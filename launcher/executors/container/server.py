@@ -19,7 +19,6 @@ from launcher.executors.container.plan import bind
 from launcher.executors.container.render import ContainerSpec
 
 SERVER_CMD = "server_cmd.sh"  # in the invocation folder
-SERVER_CMD_IN_CONTAINER = f"/launcher/{SERVER_CMD}"
 CHECKPOINT = "/checkpoint"
 GPU_TYPES = ("vllm", "sglang", "nim", "trtllm")  # servers that need GPUs: `--gpus all` as NEL gives them
 # NEL 0.2.6 configs/deployment/nim.yaml
@@ -30,6 +29,7 @@ NIM_COMMAND = "/opt/nvidia/nvidia_entrypoint.sh /opt/nim/start_server.sh"
 class ServerPlan:
     container: ContainerSpec
     files: dict[str, str]  # rel-path in the invocation folder -> text
+    stdin: str = "/dev/null"  # what the server container reads on stdin (rel-path in the folder)
 
 
 def default_command(d: Deployment) -> str:
@@ -73,8 +73,8 @@ def default_command(d: Deployment) -> str:
     )
 
 
-def server_plan(spec: RunSpec, invocation_id: str, folder: str) -> ServerPlan | None:
-    """The model server of an invocation whose scripts run in `folder`, or None (deployment: none)."""
+def server_plan(spec: RunSpec, invocation_id: str) -> ServerPlan | None:
+    """The model server of an invocation, or None (deployment: none)."""
     d = spec.deployment
     if d.type == "none":
         return None
@@ -82,12 +82,11 @@ def server_plan(spec: RunSpec, invocation_id: str, folder: str) -> ServerPlan | 
     if d.checkpoint_path:
         mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, "deployment.checkpoint_path", read_only=True))
     files: dict[str, str] = {}
-    command, flags = d.command, []
+    command, flags, stdin = d.command, [], "/dev/null"
     if d.type != "server":
         files[SERVER_CMD] = f"{d.shell_command or default_command(d)}\n"
-        command = ("bash", SERVER_CMD_IN_CONTAINER)
-        mounts.append(f"{folder}/{SERVER_CMD}:{SERVER_CMD_IN_CONTAINER}:ro")
-        flags = ["--entrypoint", ""]
+        command, stdin = ("bash", "-s"), SERVER_CMD
+        flags = ["-i", "--entrypoint", ""]
         if d.type in GPU_TYPES:
             flags = ["--gpus", "all", *flags]
     env = {k: v for k, v in d.literal_env.items() if k not in d.env_vars}
@@ -105,4 +104,4 @@ def server_plan(spec: RunSpec, invocation_id: str, folder: str) -> ServerPlan | 
         extra_args=(*flags, *d.extra_docker_args),
         mounts=tuple(mounts),
     )
-    return ServerPlan(container, files)
+    return ServerPlan(container, files, stdin)

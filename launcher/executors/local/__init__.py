@@ -41,19 +41,20 @@ class LocalExecutor(ContainerExecutor):
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
         cfg: LocalConfig = spec.execution
         tasks = plan_tasks(spec, invocation_id, folder, cfg)
-        server, server_files = self._server(spec, invocation_id, folder)
+        server, server_files = self._server(spec, invocation_id)
         run_all = render_run_all_sh(invocation_id, [j.folder for j in tasks.jobs], cfg.max_parallel, server)
         host_env = set(tasks.host_env) | (set(server.container.env_from_host.values()) if server else set())
         images = (server.container.image,) if server else ()
         files = {RUN_ALL: run_all, **server_files, **tasks.files}
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
-    def _server(self, spec: RunSpec, invocation_id: str, folder: str) -> tuple[ServerSpec | None, dict]:
-        server = server_plan(spec, invocation_id, folder)
+    def _server(self, spec: RunSpec, invocation_id: str) -> tuple[ServerSpec | None, dict]:
+        server = server_plan(spec, invocation_id)
         if server is None:
             return None, {}
         d = spec.deployment
-        return ServerSpec(server.container, d.port, d.health_path, d.startup_timeout), server.files
+        started = ServerSpec(server.container, d.port, d.health_path, d.startup_timeout, server.stdin)
+        return started, server.files
 
     def check_prerequisites(self, plan: Plan) -> None:
         for image in sorted({job.image for job in plan.jobs} | set(plan.images)):

@@ -20,6 +20,7 @@ class ServerSpec:
     port: int
     health_path: str
     startup_timeout: int
+    stdin: str = "/dev/null"  # e.g. the server's command file for `bash -s` (path relative to the folder)
 
 
 def render_run_all_sh(
@@ -74,7 +75,7 @@ def _server_lines(server: ServerSpec, invocation_id: str) -> list[str]:
         f"docker rm -f {shlex.quote(c.name)} >/dev/null 2>&1",
         events.shell(events.SERVER_STARTING),
         "echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> logs/server.log",
-        f"{run} >> logs/server.log 2>&1 < /dev/null &",
+        f"{run} >> logs/server.log 2>&1 < {shlex.quote(server.stdin)} &",
         "server_pid=$!",
         f"deadline=$(( $(date +%s) + {server.startup_timeout} ))",
         f"until http_ok {server.port} {shlex.quote(server.health_path)}; do",
