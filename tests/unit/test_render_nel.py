@@ -4,6 +4,7 @@ commands and the deployment types' server commands (tables, goldens, and bash ru
 from __future__ import annotations
 
 import glob
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -205,3 +206,80 @@ def test_default_server_commands_equal_nels(kind, values):
     defaults = {k: nel[k] for k in ("tensor_parallel_size", "gpu_memory_utilization") if k in nel}
     ours = Deployment(**{**ours.__dict__, **{k: v for k, v in defaults.items() if k not in values}})
     assert default_command(ours).split() == nel_command.split()
+
+
+def slurm_plan(deployment, **execution):
+    from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+
+    data = {
+        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
+        "deployment": deployment,
+        "target": {"api_endpoint": ENDPOINT},
+        "evaluation": {"tasks": ["gsm8k", {"name": "t2", "container": "img:1", "command": ["run"]}]},
+    }
+    spec = to_run_spec(data, "slurm", SlurmConfig)
+    return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+
+
+def test_slurm_server_and_task_share_each_array_element():
+    plan = slurm_plan(VLLM, partition="batch")
+    batch = plan.files["sbatch.sh"]
+    check_golden("sbatch_vllm.sh", batch)
+    subprocess.run(["bash", "-n"], input=batch, text=True, check=True)
+    assert "#SBATCH --exclusive" in batch and plan.images == ("vllm/vllm-openai:v0.8.5",)
+    assert f" < {FOLDER}/server_cmd.sh &" in batch and "HOST_HF_TOKEN" in plan.host_env
+    assert '--name "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}"' in batch
+
+
+def test_slurm_server_with_pyxis_is_refused_in_one_line():
+    with pytest.raises(
+        ConfigError, match=r"^deployment: a model server on Slurm runs with container_runtime"
+    ):
+        slurm_plan(VLLM, container_runtime="pyxis")
+
+
+def test_slurm_element_runs_server_then_task_then_stops_the_server(tmp_path):
+    """sbatch.sh run by bash as Slurm would run element 1, with a real HTTP server on 127.0.0.1 standing in
+    for the model server's readiness and a stub `docker` recording its calls (no Slurm or GPU here)."""
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    deployment = {**VLLM, "port": port, "endpoints": {"health": "/"}, "env_vars": {}}
+    plan = slurm_plan(deployment)
+    for rel, text in plan.files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text.replace(FOLDER, str(tmp_path)))
+    for job in plan.jobs:
+        (tmp_path / job.folder / "logs").mkdir(exist_ok=True)
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "docker").write_text(
+        f'#!/usr/bin/env bash\ncd {tmp_path}\necho "$*" >> docker.calls\n'
+        '[ "$1" = stop ] && touch stopped\n'  # the "server" runs until `docker stop`
+        'if [ "$1" = run ] && [[ " $* " == *" -i "* ]]; then\n'
+        "  cat > server.stdin; until [ -e stopped ]; do sleep 0.1; done\nfi\n"
+    )
+    (stub / "docker").chmod(0o755)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path
+    )
+    try:
+        env = {"PATH": f"{stub}:{os.environ['PATH']}", "SLURM_ARRAY_TASK_ID": "1"}
+        proc = subprocess.run(["bash", str(tmp_path / "sbatch.sh")], env=env, timeout=60, capture_output=True)
+    finally:
+        web.terminate()
+        web.wait()
+    assert proc.returncode == 0, proc.stderr
+    calls = (tmp_path / "docker.calls").read_text().splitlines()
+    run_server = next(c for c in calls if c.startswith("run") and "server-1" in c)
+    run_task = next(c for c in calls if c.startswith("run") and "launcher-0000abcd-1 " in c)
+    assert calls.index(run_server) < calls.index(run_task)
+    assert calls[-1] == "stop -t 5 launcher-0000abcd-server-1"  # stopped after the task, by the EXIT trap
+    assert (tmp_path / "server.stdin").read_text() == plan.files["server_cmd.sh"]
+    kinds = [ln.split()[0] for ln in (tmp_path / "t2/events.log").read_text().splitlines()]
+    assert kinds == ["server-starting", "server-ready", "started", "exited"]
+    assert not (tmp_path / "gsm8k/events.log").exists()  # element 1 is t2 only

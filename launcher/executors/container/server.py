@@ -10,6 +10,7 @@ executors/local/executor.py (checkpoint at /checkpoint:ro, execution.mounts.depl
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 
@@ -79,6 +80,9 @@ def server_plan(spec: RunSpec, invocation_id: str) -> ServerPlan | None:
     if d.type == "none":
         return None
     mounts = [bind(h, c, f"execution.mounts.deployment.{h}") for h, c in spec.mounts.deployment.items()]
+    if spec.mounts.mount_home:
+        home = os.path.expanduser("~")
+        mounts.append(bind(home, home, "execution.mounts.mount_home"))
     if d.checkpoint_path:
         mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, "deployment.checkpoint_path", read_only=True))
     files: dict[str, str] = {}

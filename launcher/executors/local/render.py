@@ -41,7 +41,7 @@ def render_run_all_sh(
         events.shell(events.STARTED, events.SCRIPT_PROCESS),
     ]
     if server:
-        lines += _server_lines(server, invocation_id)
+        lines += server_lines(server, invocation_id)
     lines += [
         "pids=()",
         f"for task in {folders}; do",
@@ -57,7 +57,7 @@ def render_run_all_sh(
     return "\n".join(lines) + "\n"
 
 
-def _server_lines(server: ServerSpec, invocation_id: str) -> list[str]:
+def server_lines(server: ServerSpec, invocation_id: str) -> list[str]:
     c = server.container
     run = with_host_env(c, docker_run_argv(c, invocation_id, None))
     fail = f'{events.shell(events.EXITED, "1 $reason")}; echo "error: $reason" >&2; exit 1'
