@@ -17,13 +17,25 @@ from dataclasses import dataclass
 from launcher.config.schema import Deployment, RunSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.plan import bind
-from launcher.executors.container.render import ContainerSpec
+from launcher.executors.container.render import ContainerSpec, comment, docker_run_argv, with_host_env
+from launcher.store import events
 
 SERVER_CMD = "server_cmd.sh"  # in the invocation folder
 CHECKPOINT = "/checkpoint"
 GPU_TYPES = ("vllm", "sglang", "nim", "trtllm")  # servers that need GPUs: `--gpus all` as NEL gives them
 # NEL 0.2.6 configs/deployment/nim.yaml
 NIM_COMMAND = "/opt/nvidia/nvidia_entrypoint.sh /opt/nim/start_server.sh"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A model server run_all.sh starts first (logs in logs/server.log) and stops when it ends."""
+
+    container: ContainerSpec
+    port: int
+    health_path: str
+    startup_timeout: int
+    stdin: str = "/dev/null"  # e.g. the server's command file for `bash -s` (path relative to the folder)
 
 
 @dataclass(frozen=True)
@@ -109,3 +121,39 @@ def server_plan(spec: RunSpec, invocation_id: str) -> ServerPlan | None:
         mounts=tuple(mounts),
     )
     return ServerPlan(container, files, stdin)
+
+
+def server_lines(server: ServerSpec, invocation_id: str) -> list[str]:
+    c = server.container
+    run = with_host_env(c, docker_run_argv(c, invocation_id, None))
+    fail = f'{events.shell(events.EXITED, "1 $reason")}; echo "error: $reason" >&2; exit 1'
+    return [
+        f"# The model server ({comment(c.image)}); stopped when this script ends or is killed.",
+        f"stop_server() {{ docker stop -t 5 {shlex.quote(c.name)} >/dev/null 2>&1; }}",
+        "trap stop_server EXIT",
+        "trap 'exit 143' TERM INT",
+        "http_ok() {  # GET with bash alone: the host needs no curl",
+        '  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1',
+        "  printf 'GET %s HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' \"$2\" >&3",
+        "  local line; read -r -t 5 line <&3; exec 3<&-",
+        '  [[ "$line" == *" 200"* ]]',
+        "}",
+        f"docker rm -f {shlex.quote(c.name)} >/dev/null 2>&1",
+        events.shell(events.SERVER_STARTING),
+        "echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> logs/server.log",
+        f"{run} >> logs/server.log 2>&1 < {shlex.quote(server.stdin)} &",
+        "server_pid=$!",
+        f"deadline=$(( $(date +%s) + {server.startup_timeout} ))",
+        f"until http_ok {server.port} {shlex.quote(server.health_path)}; do",
+        '  if ! kill -0 "$server_pid" 2>/dev/null; then',
+        '    reason="the model server exited before it was ready; see logs/server.log"',
+        f"    {fail}",
+        "  fi",
+        '  if [ "$(date +%s)" -ge "$deadline" ]; then',
+        f'    reason="the model server was not ready within {server.startup_timeout} s; see logs/server.log"',
+        f"    {fail}",
+        "  fi",
+        "  sleep 1",
+        "done",
+        events.shell(events.SERVER_READY),
+    ]

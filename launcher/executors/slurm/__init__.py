@@ -23,8 +23,7 @@ from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
 from launcher.executors.container.process import is_running
-from launcher.executors.container.server import server_plan
-from launcher.executors.local.render import ServerSpec, server_lines
+from launcher.executors.container.server import ServerSpec, server_lines, server_plan
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
