@@ -13,6 +13,11 @@ from helpers import invocation_of
 from launcher.catalog import LLAMA_CPP_IMAGE
 
 pytestmark = pytest.mark.docker
+# NEL's generic `command` is one shell string; Hydra fills the interpolations.
+LLAMA_COMMAND = (
+    "python3 -m llama_cpp.server --model /models/model.gguf --host 127.0.0.1 --port ${deployment.port}"
+    " --model_alias ${deployment.served_model_name} --n_ctx 2048 --n_threads 2"
+)
 
 
 def free_port() -> int:
@@ -77,4 +82,50 @@ def test_generic_deployment_with_llama_cpp_end_to_end(
     folder = task_dir.parent
     assert "--model_alias smollm2-135m-instruct" in (folder / "server_cmd.sh").read_text()
     assert "GET /v1/models" in (folder / "logs/server.log").read_text()
+    assert docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"}) == []
+
+
+def test_generic_deployment_on_slurm_server_and_task_in_one_allocation(
+    cli, tmp_path, docker_engine, harness_image, llama_image
+):
+    """NEL's Slurm shape on the test cluster: the element starts the llama.cpp server, runs gsm8k against it
+    and stops the server."""
+    import shutil
+    import subprocess
+
+    from helpers import unavailable
+
+    sinfo = (
+        subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+        if shutil.which("sinfo")
+        else None
+    )
+    if not (sinfo and sinfo.returncode == 0 and any(s in sinfo.stdout for s in ("idle", "mix", "alloc"))):
+        unavailable("no Slurm cluster answers", "make test starts one with scripts/ensure-slurm.sh")
+    port = free_port()
+    config = {
+        "defaults": [{"execution": "slurm"}, {"deployment": "generic"}, "_self_"],
+        "execution": {"output_dir": str(tmp_path / "out"), "walltime": "00:10:00"},
+        "deployment": {
+            "image": llama_image,
+            "served_model_name": "smollm2-135m-instruct",
+            "port": port,
+            "command": LLAMA_COMMAND,
+            "endpoints": {"health": "/v1/models"},
+        },
+        "evaluation": {
+            "nemo_evaluator_config": {"config": {"params": {"limit_samples": 2, "max_new_tokens": 32}}},
+            "tasks": [{"name": "gsm8k"}],
+        },
+    }
+    path = tmp_path / "nel_slurm_generic.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = cli("run", "--config", str(path), "--wait", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    inv = invocation_of(proc)
+    (job,) = json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["jobs"]
+    assert job["state"] == "SUCCEEDED" and job["done"] == 2
+    task_dir = Path(job["folder"])
+    assert json.loads((task_dir / "results/results.json").read_text())["model_id"] == "smollm2-135m-instruct"
+    assert "GET /v1/models" in (task_dir / "logs/server.log").read_text()  # the element's own server log
     assert docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"}) == []
