@@ -270,6 +270,12 @@ def slurm_server(spec: RunSpec, invocation_id: str, folder: str) -> tuple[Server
             "a model server on Slurm runs with container_runtime: docker only (pyxis: not yet)",
             "Set execution.container_runtime=docker or use deployment=none",
         )
+    if spec.execution.nodes > 1:  # NEL's multi-node serving (srun ranks, $MASTER_IP) is not ours
+        raise ConfigError(
+            "execution.nodes",
+            f"a model server across {spec.execution.nodes} nodes is not supported yet (one node per task)",
+            "Set execution.nodes=1 (NEL: num_nodes) or serve the model yourself with deployment=none",
+        )
     d = spec.deployment
     # One container name per array element (rendered for bash to expand; the id part is ours, hex).
     container = replace(server.container, name=f"{server.container.name}-{ELEMENT}")
