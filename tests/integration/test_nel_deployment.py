@@ -129,3 +129,42 @@ def test_generic_deployment_on_slurm_server_and_task_in_one_allocation(
     assert json.loads((task_dir / "results/results.json").read_text())["model_id"] == "smollm2-135m-instruct"
     assert "GET /v1/models" in (task_dir / "logs/server.log").read_text()  # the element's own server log
     assert docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"}) == []
+
+
+def test_kill_signals_the_task_first_then_post_cmd_runs(cli, tmp_path, docker_engine, test_image):
+    """pre_cmd/post_cmd around a real container task: `kill` gives the task its SIGTERM and post_cmd runs
+    after the task ended (tini signals the group), with the task's own files in place."""
+    from helpers import wait_for
+
+    config = {
+        "defaults": [{"execution": "local"}, "_self_"],
+        "execution": {"output_dir": str(tmp_path / "out")},
+        "target": {"api_endpoint": {"url": "http://127.0.0.1:9/v1/chat/completions", "model_id": "m"}},
+        "evaluation": {
+            "pre_cmd": "echo pre >> /results/order.txt",
+            "post_cmd": "test -e /results/sigterm && echo post-after-term >> /results/order.txt",
+            "tasks": [
+                {
+                    "name": "slow",
+                    "container": "launcher-testtask:1",
+                    "command": ["python3", "/opt/task.py", "sleep"],
+                }
+            ],
+        },
+    }
+    path = tmp_path / "hooks.yaml"
+    path.write_text(yaml.safe_dump(config))
+    inv = invocation_of(cli("run", "--config", str(path), check_rc=0))
+
+    def state():
+        return json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["jobs"][0]
+
+    wait_for(lambda: state()["state"] == "RUNNING" and state()["done"] >= 1, 60, "the task to run")
+    cli("kill", inv, check_rc=0)
+    job = state()
+    assert job["state"] == "KILLED"
+    results = Path(job["folder"]) / "results"
+    wait_for(
+        lambda: (results / "order.txt").exists() and "post" in (results / "order.txt").read_text(), 30, "post"
+    )
+    assert (results / "order.txt").read_text() == "pre\npost-after-term\n"

@@ -30,10 +30,13 @@ class TaskPlan:
 # NEL 0.2.6 (common/helpers.py get_eval_factory_command) sources pre_cmd.sh in the task container, then runs
 # the evaluation in a subshell whose EXIT trap sources post_cmd.sh and keeps the evaluation's exit code.
 # Ours is the same shape around the task's argv ("$@"); the two files are mounted read-only, never inlined.
+# The shells wait out SIGTERM (`trap :`; the task itself gets it from tini, see below), so post_cmd runs
+# once the task has ended, even when it is killed.
 HOOKS_DIR = "/launcher"
 PRE, POST = "pre_cmd.sh", "post_cmd.sh"
 WITH_HOOKS = (
-    f'source {HOOKS_DIR}/{PRE} && (trap "code=\\$?; source {HOOKS_DIR}/{POST}; exit \\$code" EXIT; "$@")'
+    f"trap : TERM INT; source {HOOKS_DIR}/{PRE} && "
+    f'(trap : TERM INT; trap "code=\\$?; source {HOOKS_DIR}/{POST}; exit \\$code" EXIT; "$@")'
 )
 DATASET_DIR_VAR = "NEMO_EVALUATOR_DATASET_DIR"  # NEL 0.2.6 local executor: where the dataset is mounted
 
@@ -100,6 +103,10 @@ def task_container(
     env = {k: v for k, v in spec.literal_env(task).items() if k not in from_host}
     if task.dataset_dir:
         env[DATASET_DIR_VAR] = task.dataset_mount_path
+    if any(spec.pre_post(task)):
+        # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task
+        # gets SIGTERM first and post_cmd runs after it ended (docker 20.10 with tini 0.19: tests/integration/test_nel_deployment.py).
+        env["TINI_KILL_PROCESS_GROUP"] = "1"
     env.update({"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"})
     return ContainerSpec(
         job_id=job_id,
