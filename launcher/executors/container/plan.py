@@ -104,8 +104,8 @@ def task_container(
     if task.dataset_dir:
         env[DATASET_DIR_VAR] = task.dataset_mount_path
     if any(spec.pre_post(task)):
-        # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task
-        # gets SIGTERM first and post_cmd runs after it ended (docker 20.10 with tini 0.19: tests/integration/test_nel_deployment.py).
+        # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task gets
+        # SIGTERM first and post_cmd runs after it ended (tini 0.19; tests/integration/test_nel_deployment).
         env["TINI_KILL_PROCESS_GROUP"] = "1"
     env.update({"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"})
     return ContainerSpec(
