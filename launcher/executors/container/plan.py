@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from launcher.catalog import RUN_CONFIG, UnknownTask, all_tasks, resolve
 from launcher.config.schema import RunSpec, TaskSpec
@@ -23,7 +23,7 @@ from launcher.store.layout import RUN, RUN_CONFIG_FILE, task_folder_names
 class TaskPlan:
     jobs: tuple[PlannedJob, ...]
     containers: tuple[ContainerSpec, ...]
-    files: dict[str, str]  # <task>/run.sh, <task>/results/run_config.json (+ <task>/pre_cmd.sh, post_cmd.sh)
+    files: dict[str, str]  # <task>/run.sh and <task>/results/run_config.json
     host_env: frozenset[str]  # host variable names the tasks read when they run
 
 
@@ -72,16 +72,9 @@ def task_mounts(spec: RunSpec, task: TaskSpec) -> tuple[str, ...]:
 
 
 def task_container(
-    spec: RunSpec,
-    task: TaskSpec,
-    job_id: str,
-    folder: str,
-    name: str,
-    cfg: ContainerConfig,
-    task_dir: str = "",
+    spec: RunSpec, task: TaskSpec, job_id: str, folder: str, name: str, cfg: ContainerConfig
 ) -> ContainerSpec:
-    """The container of one task: a catalogue task's image and argv unless the config gives its own.
-    `task_dir` is the task folder where the scripts run (its pre/post_cmd.sh are mounted from there)."""
+    """The container of one task: a catalogue task's image and argv unless the config gives its own."""
     try:
         known = resolve(task.name)
     except UnknownTask:
@@ -93,35 +86,42 @@ def task_container(
             f"{task.name!r} is not a known task (known: {', '.join(all_tasks())})",
             "Set container and command on the task to run your own image",
         )
-    command = tuple(task.command or known.command)
-    mounts = task_mounts(spec, task)
-    if any(spec.pre_post(task)):
-        command = ("bash", "-c", WITH_HOOKS, "launcher-task", *command)
-        mounts += tuple(f"{task_dir}/{f}:{HOOKS_DIR}/{f}:ro" for f in (PRE, POST))
-    from_host = spec.env_vars(task)
-    # NEL `lit:` values; a name also passed from the host is the host's. The launcher's own names win.
-    env = {k: v for k, v in spec.literal_env(task).items() if k not in from_host}
-    if task.dataset_dir:
-        env[DATASET_DIR_VAR] = task.dataset_mount_path
-    if any(spec.pre_post(task)):
-        # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task gets
-        # SIGTERM first and post_cmd runs after it ended (tini 0.19; tests/integration/test_nel_deployment).
-        env["TINI_KILL_PROCESS_GROUP"] = "1"
-    env.update({"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"})
     return ContainerSpec(
         job_id=job_id,
         task=task.name,
         folder=folder,
         name=name,
         image=task.container or known.image,
-        command=command,
-        env_from_host=from_host,
-        env=env,
+        command=tuple(task.command or known.command),
+        env_from_host=spec.env_vars(task),
+        env={"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"},
         network=cfg.network,
         user=cfg.user or RUNTIME_USER,
         extra_args=tuple(cfg.extra_docker_args),
-        mounts=mounts,
     )
+
+
+def with_config_extras(spec: RunSpec, task: TaskSpec, c: ContainerSpec, task_dir: str) -> ContainerSpec:
+    """The task's container with what the config adds around any task: NEL `lit:` variables (a name also
+    passed from the host is the host's; the launcher's own names win), execution.mounts.evaluation,
+    mount_home, dataset_dir, and pre_cmd/post_cmd (their files in `task_dir`, mounted read-only)."""
+    command, mounts = c.command, task_mounts(spec, task)
+    env = {k: v for k, v in spec.literal_env(task).items() if k not in c.env_from_host}
+    if task.dataset_dir:
+        env[DATASET_DIR_VAR] = task.dataset_mount_path
+    if any(spec.pre_post(task)):
+        command = ("bash", "-c", WITH_HOOKS, "launcher-task", *command)
+        mounts += tuple(f"{task_dir}/{f}:{HOOKS_DIR}/{f}:ro" for f in (PRE, POST))
+        # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task gets
+        # SIGTERM first and post_cmd runs after it ended (tini 0.19; tests/integration/test_nel_deployment).
+        env["TINI_KILL_PROCESS_GROUP"] = "1"
+    return replace(c, command=command, env={**env, **c.env}, mounts=(*c.mounts, *mounts))
+
+
+def hook_files(spec: RunSpec, task: TaskSpec) -> dict[str, str]:
+    """pre_cmd.sh and post_cmd.sh (relative to the task folder) when the task has either."""
+    pre, post = spec.pre_post(task)
+    return {PRE: pre + "\n", POST: post + "\n"} if pre or post else {}
 
 
 def plan_tasks(
@@ -140,13 +140,10 @@ def plan_tasks(
     jobs, containers, files, host_env = [], [], {}, set()
     for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
-        name = f"launcher-{invocation_id}-{n}"
-        c = task_container(spec, task, job_id, task_folder, name, cfg, f"{folder}/{task_folder}")
+        c = task_container(spec, task, job_id, task_folder, f"launcher-{invocation_id}-{n}", cfg)
+        c = with_config_extras(spec, task, c, f"{folder}/{task_folder}")
+        files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
         host_env.update(c.env_from_host.values())
-        pre, post = spec.pre_post(task)
-        if pre or post:
-            files[f"{task_folder}/{PRE}"] = pre + "\n"
-            files[f"{task_folder}/{POST}"] = post + "\n"
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime)
         files[f"{task_folder}/{RUN_CONFIG_FILE}"] = run_config(spec, task)
         containers.append(c)
