@@ -101,15 +101,18 @@ def task_container(
     )
 
 
-def with_config_extras(spec: RunSpec, task: TaskSpec, c: ContainerSpec, task_dir: str) -> ContainerSpec:
+def with_config_extras(
+    spec: RunSpec, task: TaskSpec, c: ContainerSpec, task_dir: str, hooks: bool = True
+) -> ContainerSpec:
     """The task's container with what the config adds around any task: NEL `lit:` variables (a name also
     passed from the host is the host's; the launcher's own names win), execution.mounts.evaluation,
-    mount_home, dataset_dir, and pre_cmd/post_cmd (their files in `task_dir`, mounted read-only)."""
+    mount_home, dataset_dir, and pre_cmd/post_cmd (their files in `task_dir`, mounted read-only; `hooks`
+    False for a task whose own command already runs them, e.g. a NEL catalogue task's)."""
     command, mounts = c.command, task_mounts(spec, task)
     env = {k: v for k, v in spec.literal_env(task).items() if k not in c.env_from_host}
     if task.dataset_dir:
         env[DATASET_DIR_VAR] = task.dataset_mount_path
-    if any(spec.pre_post(task)):
+    if hooks and any(spec.pre_post(task)):
         command = ("bash", "-c", WITH_HOOKS, "launcher-task", *command)
         mounts += tuple(f"{task_dir}/{f}:{HOOKS_DIR}/{f}:ro" for f in (PRE, POST))
         # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task gets
