@@ -3,7 +3,7 @@
 # at most 4 at once. `bash run_all.sh` resumes: succeeded tasks are skipped.
 set -u
 cd "$(dirname "$0")" || exit 1
-for task in gsm8k; do echo "queued $(date +%s)" >> "$task/events.log"; done
+for task in one; do echo "queued $(date +%s)" >> "$task/events.log"; done
 echo "started $(date +%s) $$ $(awk '{sub(/.*\) /, ""); print $20}' /proc/$$/stat 2>/dev/null)" >> events.log
 # The model server (vllm/vllm-openai:v0.8.5); stopped when this script ends or is killed.
 stop_server() { docker stop -t 5 launcher-0000abcd-server >/dev/null 2>&1; }
@@ -34,7 +34,7 @@ until http_ok 8123 /health; do
 done
 echo "server-ready $(date +%s)" >> events.log
 pids=()
-for task in gsm8k; do
+for task in one; do
   while [ "$(jobs -rp | wc -l)" -ge 5 ]; do wait -n; done
   bash "$task/run.sh" &
   pids+=($!)

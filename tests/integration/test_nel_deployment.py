@@ -10,9 +10,12 @@ import pytest
 import yaml
 from helpers import invocation_of
 
+from launcher import catalog
 from launcher.catalog import LLAMA_CPP_IMAGE
 
 pytestmark = pytest.mark.docker
+# Our built-in GSM8K (renamed with the NEL catalogue, where a bare `gsm8k` is lm-evaluation-harness's).
+GSM8K = "launcher.gsm8k_cot_zeroshot" if hasattr(catalog, "builtin") else "gsm8k"
 # NEL's generic `command` is one shell string; Hydra fills the interpolations.
 LLAMA_COMMAND = (
     "python3 -m llama_cpp.server --model /models/model.gguf --host 127.0.0.1 --port ${deployment.port}"
@@ -64,7 +67,7 @@ def test_generic_deployment_with_llama_cpp_end_to_end(
             "pre_cmd": 'cat /shared/note.txt > /results/pre.txt; echo "$MARK" >> /results/pre.txt',
             "post_cmd": "echo post-ran > /results/post.txt",
             "nemo_evaluator_config": {"config": {"params": {"limit_samples": 2, "max_new_tokens": 32}}},
-            "tasks": [{"name": "gsm8k"}],
+            "tasks": [{"name": GSM8K}],
         },
     }
     path = tmp_path / "nel_generic.yaml"
@@ -115,7 +118,7 @@ def test_generic_deployment_on_slurm_server_and_task_in_one_allocation(
         },
         "evaluation": {
             "nemo_evaluator_config": {"config": {"params": {"limit_samples": 2, "max_new_tokens": 32}}},
-            "tasks": [{"name": "gsm8k"}],
+            "tasks": [{"name": GSM8K}],
         },
     }
     path = tmp_path / "nel_slurm_generic.yaml"

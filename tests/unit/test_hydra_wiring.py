@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-EVALUATION = {"tasks": ["gsm8k"]}
+EVALUATION = {"tasks": [{"name": "one", "container": "img:1", "command": ["eval"]}]}  # no catalogue
 ENDPOINT = {"url": "http://127.0.0.1:9/v1/chat/completions", "model_id": "m"}
 
 

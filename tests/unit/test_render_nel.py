@@ -19,6 +19,7 @@ from launcher.errors import ConfigError
 from launcher.executors.container.server import default_command
 from launcher.executors.local import LocalConfig, LocalExecutor
 
+ONE = {"name": "one", "container": "img:1", "command": ["eval"]}  # custom tasks: no catalogue involved
 ENDPOINT = {"url": "http://127.0.0.1:8123/v1/chat/completions", "model_id": "my-model"}
 
 
@@ -27,7 +28,7 @@ def nel_spec(deployment=None, mounts=None, evaluation=None):
         "execution": {"output_dir": "/data/evals", "user": "1000:1000", "mounts": mounts or {}},
         "deployment": deployment or {"type": "none"},
         "target": {"api_endpoint": ENDPOINT},
-        "evaluation": evaluation or {"tasks": ["gsm8k"]},
+        "evaluation": evaluation or {"tasks": [ONE]},
     }
     return to_run_spec(data, "local", LocalConfig)
 
@@ -51,7 +52,7 @@ EVALUATION = {
     "pre_cmd": "echo shared-pre",
     "post_cmd": "echo post > /results/post.txt",
     "tasks": [
-        {"name": "gsm8k", "dataset_dir": "/data/sets", "env_vars": {"MODE": "lit:fast"}},
+        {**ONE, "dataset_dir": "/data/sets", "env_vars": {"MODE": "lit:fast"}},
         {"name": "custom", "container": "img:1", "command": ["run", "--x"], "pre_cmd": "echo 'own pre'\nls"},
     ],
 }
@@ -60,22 +61,22 @@ EVALUATION = {
 def test_task_containers_get_literals_mounts_dataset_and_hooks():
     mounts = {"evaluation": {"/host/eval": "/eval:ro", "/host/scratch": "/scratch"}}
     plan = plan_of(nel_spec(mounts=mounts, evaluation=EVALUATION))
-    gsm8k, custom = (docker_argv(plan.files[f"{t}/run.sh"]) for t in ("gsm8k", "custom"))
-    env = pairs(gsm8k, "-e")
+    one, custom = (docker_argv(plan.files[f"{t}/run.sh"]) for t in ("one", "custom"))
+    env = pairs(one, "-e")
     # literals (`lit:`) as NAME=value, a task's own added; host variables by name only
     assert {"HF_DATASETS_OFFLINE=1", "MODE=fast", "HF_TOKEN"} <= set(env)
     assert "MODE=fast" not in pairs(custom, "-e")
     assert "NEMO_EVALUATOR_DATASET_DIR=/datasets" in env
-    assert pairs(gsm8k, "-v") == [
-        f"{FOLDER}/gsm8k/results:/results",
+    assert pairs(one, "-v") == [
+        f"{FOLDER}/one/results:/results",
         "/host/eval:/eval:ro",
         "/host/scratch:/scratch",
         "/data/sets:/datasets:ro",
-        f"{FOLDER}/gsm8k/pre_cmd.sh:/launcher/pre_cmd.sh:ro",
-        f"{FOLDER}/gsm8k/post_cmd.sh:/launcher/post_cmd.sh:ro",
+        f"{FOLDER}/one/pre_cmd.sh:/launcher/pre_cmd.sh:ro",
+        f"{FOLDER}/one/post_cmd.sh:/launcher/post_cmd.sh:ro",
     ]
     # pre/post in their own files (a task's own pre_cmd replaces the evaluation's), never in a line
-    assert plan.files["gsm8k/pre_cmd.sh"] == "echo shared-pre\n"
+    assert plan.files["one/pre_cmd.sh"] == "echo shared-pre\n"
     assert plan.files["custom/pre_cmd.sh"] == "echo 'own pre'\nls\n"
     assert plan.files["custom/post_cmd.sh"] == "echo post > /results/post.txt\n"
     assert "own pre" not in plan.files["custom/run.sh"]
@@ -86,7 +87,7 @@ def test_task_containers_get_literals_mounts_dataset_and_hooks():
 
 def test_no_hooks_no_wrapper():
     plan = plan_of(nel_spec())
-    argv = docker_argv(plan.files["gsm8k/run.sh"])
+    argv = docker_argv(plan.files["one/run.sh"])
     assert "bash" not in argv and not [f for f in plan.files if f.endswith("_cmd.sh")]
 
 
@@ -215,7 +216,7 @@ def slurm_plan(deployment, **execution):
         "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
         "deployment": deployment,
         "target": {"api_endpoint": ENDPOINT},
-        "evaluation": {"tasks": ["gsm8k", {"name": "t2", "container": "img:1", "command": ["run"]}]},
+        "evaluation": {"tasks": [ONE, {"name": "t2", "container": "img:1", "command": ["run"]}]},
     }
     spec = to_run_spec(data, "slurm", SlurmConfig)
     return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
@@ -282,4 +283,4 @@ def test_slurm_element_runs_server_then_task_then_stops_the_server(tmp_path):
     assert (tmp_path / "server.stdin").read_text() == plan.files["server_cmd.sh"]
     kinds = [ln.split()[0] for ln in (tmp_path / "t2/events.log").read_text().splitlines()]
     assert kinds == ["server-starting", "server-ready", "started", "exited"]
-    assert not (tmp_path / "gsm8k/events.log").exists()  # element 1 is t2 only
+    assert not (tmp_path / "one/events.log").exists()  # element 1 is t2 only
