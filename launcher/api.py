@@ -88,15 +88,18 @@ def prepare(
 
 
 def preflight(prepared: Prepared) -> None:
-    """Everything that can be checked before anything is written: host variables, images, the scheduler."""
-    check_host_env(prepared.plan.host_env)
-    prepared.executor.check_prerequisites(prepared.plan)
+    """Everything that can be checked before anything is written: who launches, host variables, images,
+    the scheduler."""
+    preflight_all([prepared])
 
 
 def preflight_all(prepared: list[Prepared]) -> None:
     """Every job's preflight before any starts (a sweep starts all or none): host variables first (no
     engine needed), then images and schedulers."""
+    from launcher.config.boundary import check_machine
+
     for one in prepared:
+        check_machine(one.spec)  # L3: the container user must be able to write the private folders
         check_host_env(one.plan.host_env)
     for one in prepared:
         one.executor.check_prerequisites(one.plan)

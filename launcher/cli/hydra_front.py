@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
@@ -75,21 +76,37 @@ def register_executors() -> None:
 
 def job_spec(cfg: DictConfig) -> tuple[RunSpec, list[str], bool]:
     """One Hydra job's composed config -> (typed spec, its overrides, multirun?): the config boundary."""
-    from launcher.config import boundary
+    from launcher.config import boundary, legacy
 
     hc = HydraConfig.get()
-    executor = hc.runtime.choices.get("execution")
+    executor = legacy.executor_name(hc.runtime.choices.get("execution"))  # slurm/default -> slurm
     if not executor:
         available = ", ".join(registry.executors())
         raise ConfigError("execution", "no executor chosen", f"Add execution=<name> (available: {available})")
-    if hasattr(boundary, "refuse_env_interpolation"):  # helper CONFIG's: no secret value into any file
-        boundary.refuse_env_interpolation(OmegaConf.to_container(cfg, resolve=False))
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    boundary.refuse_env_interpolation(raw)  # no secret value into any file
+    raw.pop("hydra", None)  # a user's hydra.* settings are Hydra's, not the run's
     try:
-        data = OmegaConf.to_container(cfg, resolve=True)
+        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     except OmegaConfBaseException as err:
         raise ConfigError(full_key(err), first_line(err)) from None
-    spec = boundary.to_run_spec(data, executor, registry.get(executor).config_class)
+    # Merging drops a user's `???` where a default exists: the user's own file says what is missing.
+    missing = boundary.user_missing_keys(_user_primary_tree(hc), hc.overrides.task)
+    spec = boundary.to_run_spec(data, executor, registry.get(executor).config_class, missing_keys=missing)
     return spec, list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
+
+
+def _user_primary_tree(hc) -> dict:
+    """The user's own primary config file (`--config FILE` / --config-dir), loaded alone and unresolved;
+    the packaged config is not the user's and gives {}."""
+    for source in hc.runtime.config_sources:
+        if source.schema != "file" or source.provider != "command-line":
+            continue
+        path = os.path.join(source.path, f"{hc.job.config_name}.yaml")
+        if os.path.isfile(path):
+            tree = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            return tree if isinstance(tree, dict) else {}
+    return {}
 
 
 def compose(hydra_argv: list[str]) -> RunContext:
@@ -101,7 +118,11 @@ def compose(hydra_argv: list[str]) -> RunContext:
     from hydra._internal.utils import get_args_parser
 
     logging.getLogger("hydra").addHandler(logging.NullHandler())  # we report errors ourselves, once
+    from launcher.config import legacy
+
     register_executors()
+    legacy.register_resolvers()
+    legacy.store_nel_groups(ConfigStore.instance())
     parser = get_args_parser()
     parser.error = _parse_error  # type: ignore[method-assign]  # one line, exit 2, not argparse's usage
     args = parser.parse_intermixed_args(hydra_argv)
@@ -182,6 +203,8 @@ def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:
     from launcher.cli.render import render_dry_run, start_report, watch
 
     prepared = [api.prepare(spec, overrides, ctx.sweep_id) for spec, overrides in ctx.jobs]
+    for line in dict.fromkeys(line for one in prepared for line in one.spec.pending.report()):
+        print(f"note: {line}", file=sys.stderr)  # accepted but not acted on yet: said, never dropped
     if dry_run:
         for one in prepared:
             print(render_dry_run(one.spec, one.plan))

@@ -6,7 +6,8 @@ the config gives a custom task's; `task_container` builds the ContainerSpec and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 from launcher import __version__
 from launcher.catalog import RUN_CONFIG, Known, TaskInfo, resolve
@@ -31,6 +32,50 @@ class TaskPlan:
     containers: tuple[ContainerSpec, ...]
     files: dict[str, str]  # <task>/run.sh and <task>/results/run_config.json
     host_env: frozenset[str]  # host variable names the tasks read when they run
+
+
+# NEL 0.2.6 (common/helpers.py get_eval_factory_command) sources pre_cmd.sh in the task container, then runs
+# the evaluation in a subshell whose EXIT trap sources post_cmd.sh and keeps the evaluation's exit code.
+# Ours is the same shape around the task's argv ("$@"); the two files are mounted read-only, never inlined.
+# The shells wait out SIGTERM (`trap :`; the task itself gets it from tini, see below), so post_cmd runs
+# once the task has ended, even when it is killed.
+HOOKS_DIR = "/launcher"
+PRE, POST = "pre_cmd.sh", "post_cmd.sh"
+WITH_HOOKS = (
+    f"trap : TERM INT; source {HOOKS_DIR}/{PRE} && "
+    f'(trap : TERM INT; trap "code=\\$?; source {HOOKS_DIR}/{POST}; exit \\$code" EXIT; "$@")'
+)
+DATASET_DIR_VAR = "NEMO_EVALUATOR_DATASET_DIR"  # NEL 0.2.6 local executor: where the dataset is mounted
+
+
+def bind(host: str, container: str, key: str, read_only: bool = False) -> str:
+    """One `host:container[:ro]` bind mount, or the one-line error naming `key`. The container side may
+    carry NEL's `:ro`/`:rw` suffix."""
+    target, _, mode = container.partition(":")
+    if mode not in ("", "ro", "rw"):
+        raise ConfigError(
+            key, f"{container!r} has the mode {mode!r}", "Write /container/path, optionally :ro"
+        )
+    for what, path in (("host", host), ("container", target)):
+        if not path.startswith("/") and not (what == "host" and path.startswith("~")):
+            raise ConfigError(key, f"{what} path {path!r} is not absolute", "Give absolute paths")
+        if ":" in path or "," in path:
+            raise ConfigError(key, f"{what} path {path!r} contains ':' or ','", "Choose a path without them")
+    mode = "ro" if read_only else mode
+    return f"{os.path.expanduser(host)}:{target}" + (f":{mode}" if mode else "")
+
+
+def task_mounts(spec: RunSpec, task: TaskSpec) -> tuple[str, ...]:
+    """execution.mounts.evaluation, mount_home ($HOME at the same path) and the task's dataset_dir (ro)."""
+    out = [bind(h, c, f"execution.mounts.evaluation.{h}") for h, c in spec.mounts.evaluation.items()]
+    if spec.mounts.mount_home:
+        home = os.path.expanduser("~")
+        out.append(bind(home, home, "execution.mounts.mount_home"))
+    if task.dataset_dir:
+        index = spec.evaluation.tasks.index(task)
+        key = f"evaluation.tasks[{index}].dataset_dir"
+        out.append(bind(task.dataset_dir, task.dataset_mount_path, key, read_only=True))
+    return tuple(out)
 
 
 def task_container(
@@ -78,7 +123,8 @@ def task_container(
         files = {RUN_CONFIG_FILE: run_config(spec, task, info, proxy_port)}
     else:
         rendered = render_nel(spec, task, known, env_from_host, proxy_port)
-        env_from_host = {name: env_from_host.get(name, name) for name in rendered.env_names}
+        literal = spec.literal_env(task)  # passed as values by with_config_extras, not from the host
+        env_from_host = {n: env_from_host.get(n, n) for n in rendered.env_names if n not in literal}
         env.update(rendered.env)
         image, command = rendered.image, rendered.argv
         files = {f"{RESULTS}/{rel}": text for rel, text in rendered.files.items()}
@@ -156,6 +202,32 @@ def host_client_error(key: str) -> ConfigError:
     )
 
 
+def with_config_extras(
+    spec: RunSpec, task: TaskSpec, c: ContainerSpec, task_dir: str, hooks: bool = True
+) -> ContainerSpec:
+    """The task's container with what the config adds around any task: NEL `lit:` variables (a name also
+    passed from the host is the host's; the launcher's own names win), execution.mounts.evaluation,
+    mount_home, dataset_dir, and pre_cmd/post_cmd (their files in `task_dir`, mounted read-only; `hooks`
+    False for a task whose own command already runs them, e.g. a NEL catalogue task's)."""
+    command, mounts = c.command, task_mounts(spec, task)
+    env = {k: v for k, v in spec.literal_env(task).items() if k not in c.env_from_host}
+    if task.dataset_dir:
+        env[DATASET_DIR_VAR] = task.dataset_mount_path
+    if hooks and any(spec.pre_post(task)):
+        command = ("bash", "-c", WITH_HOOKS, "launcher-task", *command)
+        mounts += tuple(f"{task_dir}/{f}:{HOOKS_DIR}/{f}:ro" for f in (PRE, POST))
+        # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task gets
+        # SIGTERM first and post_cmd runs after it ended (tini 0.19; tests/integration/test_nel_deployment).
+        env["TINI_KILL_PROCESS_GROUP"] = "1"
+    return replace(c, command=command, env={**env, **c.env}, mounts=(*c.mounts, *mounts))
+
+
+def hook_files(spec: RunSpec, task: TaskSpec) -> dict[str, str]:
+    """pre_cmd.sh and post_cmd.sh (relative to the task folder) when the task has either."""
+    pre, post = spec.pre_post(task)
+    return {PRE: pre + "\n", POST: post + "\n"} if pre or post else {}
+
+
 def plan_tasks(
     spec: RunSpec,
     invocation_id: str,
@@ -176,6 +248,10 @@ def plan_tasks(
         c, task_files = task_container(
             spec, task, job_id, task_folder, f"launcher-{invocation_id}-{n}", cfg, runtime, proxy_port
         )
+        nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
+        c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
+        if not nel_task:
+            files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
         host_env.update(c.env_from_host.values())
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})

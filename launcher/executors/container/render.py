@@ -60,6 +60,7 @@ class ContainerSpec:
     user: str | None
     extra_args: tuple[str, ...]
     sandbox: bool = False  # generated code: then the sandbox container judges it, then the task scores
+    mounts: tuple[str, ...] = ()  # more bind mounts, "host:container[:ro]" (checked in plan.bind)
 
 
 def docker_run_argv(c: ContainerSpec, invocation_id: str, results_dir: str | None) -> list[str]:
@@ -79,6 +80,8 @@ def docker_run_argv(c: ContainerSpec, invocation_id: str, results_dir: str | Non
         argv += ["--user", c.user]
     if results_dir is not None:
         argv += ["-v", f"{results_dir}:/results"]
+    for mount in c.mounts:
+        argv += ["-v", mount]
     for key, value in sorted(c.env.items()):
         argv += ["-e", f"{key}={value}"]
     for key in sorted(c.env_from_host):
@@ -93,7 +96,7 @@ def pyxis_srun_argv(c: ContainerSpec, results_dir: str) -> list[str]:
         "srun",
         "--ntasks=1",
         f"--container-image={c.image}",
-        f"--container-mounts={results_dir}:/results",
+        f"--container-mounts={','.join([f'{results_dir}:/results', *c.mounts])}",
         "--no-container-mount-home",
     ]
     if names:

@@ -17,9 +17,9 @@ from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
-from launcher.executors.container.plan import host_client_error, plan_tasks
+from launcher.executors.container.plan import plan_tasks
 from launcher.executors.container.process import is_running, running_pid, terminate
-from launcher.executors.container.render import ContainerSpec, changes_the_host_client
+from launcher.executors.container.server import server_plan
 from launcher.executors.local.render import ServerSpec, render_run_all_sh
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
@@ -52,7 +52,7 @@ class LocalExecutor(ContainerExecutor):
         cfg: LocalConfig = spec.execution
         proxy = _proxy_plan(spec, invocation_id)
         tasks = plan_tasks(spec, invocation_id, folder, cfg, proxy_port=proxy[0] if proxy else None)
-        server = self._server(spec, invocation_id)
+        server, server_files = self._server(spec, invocation_id)
         proxy_lines = proxy_wiring.render_start(sys.executable, proxy[0]) if proxy else None
         run_all = render_run_all_sh(
             invocation_id, [j.folder for j in tasks.jobs], cfg.max_parallel, server, proxy_lines
@@ -61,30 +61,16 @@ class LocalExecutor(ContainerExecutor):
         if proxy and spec.target.api_endpoint.api_key:
             host_env.add(spec.target.api_endpoint.api_key)  # read by the proxy, not the tasks
         images = (server.container.image,) if server else ()
-        files = {RUN_ALL: run_all, **tasks.files, **(proxy[1] if proxy else {})}
+        files = {RUN_ALL: run_all, **server_files, **tasks.files, **(proxy[1] if proxy else {})}
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
-    def _server(self, spec: RunSpec, invocation_id: str) -> ServerSpec | None:
+    def _server(self, spec: RunSpec, invocation_id: str) -> tuple[ServerSpec | None, dict]:
+        server = server_plan(spec, invocation_id)
+        if server is None:
+            return None, {}
         d = spec.deployment
-        if d.type == "none":
-            return None
-        for name in sorted(d.env_vars):
-            if changes_the_host_client(name):
-                raise host_client_error(f"deployment.env_vars.{name}")
-        container = ContainerSpec(
-            job_id=f"{invocation_id}.server",
-            task=f"deployment {d.name}".strip(),
-            folder="",
-            name=f"launcher-{invocation_id}-server",
-            image=d.image,
-            command=d.command,
-            env_from_host=dict(d.env_vars),
-            env={},
-            network=spec.execution.network,
-            user=None,
-            extra_args=d.extra_docker_args,
-        )
-        return ServerSpec(container, d.port, d.health_path, d.startup_timeout)
+        started = ServerSpec(server.container, d.port, d.health_path, d.startup_timeout, server.stdin)
+        return started, server.files
 
     def check_prerequisites(self, plan: Plan) -> None:
         images = sorted({job.image for job in plan.jobs} | set(plan.images))

@@ -4,22 +4,11 @@ run.sh at once, and runs a deployment's model server around them."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 
 from launcher import __version__
-from launcher.executors.container.render import ContainerSpec, comment, docker_run_argv, with_host_env
+from launcher.executors.container.server import ServerSpec, server_lines
 from launcher.store import events
 from launcher.store.layout import EVENTS, RUN
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    """A model server run_all.sh starts first (logs in logs/server.log) and stops when it ends."""
-
-    container: ContainerSpec
-    port: int
-    health_path: str
-    startup_timeout: int
 
 
 def render_run_all_sh(
@@ -46,7 +35,7 @@ def render_run_all_sh(
         events.shell(events.STARTED, events.SCRIPT_PROCESS),
     ]
     if server:
-        lines += _server_lines(server, invocation_id)
+        lines += server_lines(server, invocation_id)
     if proxy:
         lines += [
             f"trap '{'stop_proxy; stop_server' if server else 'stop_proxy'}' EXIT",
@@ -66,39 +55,3 @@ def render_run_all_sh(
         'exit "$status"',
     ]
     return "\n".join(lines) + "\n"
-
-
-def _server_lines(server: ServerSpec, invocation_id: str) -> list[str]:
-    c = server.container
-    run = with_host_env(c, docker_run_argv(c, invocation_id, None))
-    fail = f'{events.shell(events.EXITED, "1 $reason")}; echo "error: $reason" >&2; exit 1'
-    return [
-        f"# The model server ({comment(c.image)}); stopped when this script ends or is killed.",
-        f"stop_server() {{ docker stop -t 5 {shlex.quote(c.name)} >/dev/null 2>&1; }}",
-        "trap stop_server EXIT",
-        "trap 'exit 143' TERM INT",
-        "http_ok() {  # GET with bash alone: the host needs no curl",
-        '  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1',
-        "  printf 'GET %s HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' \"$2\" >&3",
-        "  local line; read -r -t 5 line <&3; exec 3<&-",
-        '  [[ "$line" == *" 200"* ]]',
-        "}",
-        f"docker rm -f {shlex.quote(c.name)} >/dev/null 2>&1",
-        events.shell(events.SERVER_STARTING),
-        "echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> logs/server.log",
-        f"{run} >> logs/server.log 2>&1 < /dev/null &",
-        "server_pid=$!",
-        f"deadline=$(( $(date +%s) + {server.startup_timeout} ))",
-        f"until http_ok {server.port} {shlex.quote(server.health_path)}; do",
-        '  if ! kill -0 "$server_pid" 2>/dev/null; then',
-        '    reason="the model server exited before it was ready; see logs/server.log"',
-        f"    {fail}",
-        "  fi",
-        '  if [ "$(date +%s)" -ge "$deadline" ]; then',
-        f'    reason="the model server was not ready within {server.startup_timeout} s; see logs/server.log"',
-        f"    {fail}",
-        "  fi",
-        "  sleep 1",
-        "done",
-        events.shell(events.SERVER_READY),
-    ]

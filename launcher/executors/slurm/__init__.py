@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -23,6 +23,7 @@ from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
 from launcher.executors.container.process import is_running
+from launcher.executors.container.server import ServerSpec, server_lines, server_plan
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
@@ -31,6 +32,7 @@ from launcher.store.layout import EVENTS, LABEL_INVOCATION, RUN
 
 BATCH = "sbatch.sh"
 JOBS = "slurm_jobs"  # one submitted Slurm job id per line (resume appends)
+ELEMENT = "${SLURM_ARRAY_TASK_ID}"
 
 # Slurm job states -> ours, for array elements that ended without our exit record.
 SLURM_ENDED = {
@@ -94,18 +96,19 @@ class SlurmExecutor(ContainerExecutor):
         return f"{remote_base}/{Path(folder).relative_to(base).as_posix()}"
 
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
-        if spec.deployment.type != "none":
-            raise ConfigError(
-                "deployment", "the slurm executor runs no model server yet", "Use deployment=none"
-            )
         cfg: SlurmConfig = spec.execution
         remote = self.remote_folder(folder)
         tasks = plan_tasks(spec, invocation_id, remote, cfg, cfg.container_runtime, self.reserved)
-        files = {
-            **tasks.files,
-            BATCH: render_sbatch(cfg, invocation_id, remote, [j.folder for j in tasks.jobs]),
-        }
-        return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(tasks.host_env)))
+        server = slurm_server(spec, invocation_id, remote)
+        batch = render_sbatch(
+            cfg, invocation_id, remote, [j.folder for j in tasks.jobs], server and server[0]
+        )
+        host_env = set(tasks.host_env) | (
+            set(server[0].container.env_from_host.values()) if server else set()
+        )
+        files = {**tasks.files, **(server[1] if server else {}), BATCH: batch}
+        images = (server[0].container.image,) if server else ()
+        return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
     def check_prerequisites(self, plan: Plan) -> None:
         where = self.shell.target if self.shell.remote else "this machine"
@@ -115,7 +118,7 @@ class SlurmExecutor(ContainerExecutor):
             raise LauncherError(f"sbatch, squeue or scancel is missing on {where}: is it a Slurm login node?")
         if self.config.container_runtime != "docker":
             return
-        for image in sorted({job.image for job in plan.jobs}):
+        for image in sorted({job.image for job in plan.jobs} | set(plan.images)):
             if not self.shell.remote:
                 self.docker.ensure_image(
                     image, BUILD_HINTS.get(image, ""), pull=self.config.pull == "missing"
@@ -255,7 +258,38 @@ class SlurmExecutor(ContainerExecutor):
         return {"resume by hand": f"launcher resume <id>  (resubmits only unfinished tasks{where})"}
 
 
-def render_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, task_folders: list[str]) -> str:
+def slurm_server(spec: RunSpec, invocation_id: str, folder: str) -> tuple[ServerSpec, dict] | None:
+    """The deployment as NEL's Slurm examples run it: each array element starts its own model server and
+    its task in the same allocation (one element per node: `--exclusive`, so ports never collide)."""
+    server = server_plan(spec, invocation_id)
+    if server is None:
+        return None
+    if spec.execution.container_runtime != "docker":
+        raise ConfigError(
+            "deployment",
+            "a model server on Slurm runs with container_runtime: docker only (pyxis: not yet)",
+            "Set execution.container_runtime=docker or use deployment=none",
+        )
+    if spec.execution.nodes > 1:  # NEL's multi-node serving (srun ranks, $MASTER_IP) is not ours
+        raise ConfigError(
+            "execution.nodes",
+            f"a model server across {spec.execution.nodes} nodes is not supported yet (one node per task)",
+            "Set execution.nodes=1 (NEL: num_nodes) or serve the model yourself with deployment=none",
+        )
+    d = spec.deployment
+    # One container name per array element (rendered for bash to expand; the id part is ours, hex).
+    container = replace(server.container, name=f"{server.container.name}-{ELEMENT}")
+    stdin = f"{folder}/{server.stdin}" if server.stdin != "/dev/null" else server.stdin
+    return ServerSpec(container, d.port, d.health_path, d.startup_timeout, stdin), server.files
+
+
+def render_sbatch(
+    cfg: SlurmConfig,
+    invocation_id: str,
+    folder: str,
+    task_folders: list[str],
+    server: ServerSpec | None = None,
+) -> str:
     options = [
         f"--job-name=launcher-{invocation_id}",
         f"--output={folder}/logs/slurm-%A_%a.out",
@@ -271,6 +305,8 @@ def render_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, task_folder
     if cfg.gpus_per_node:
         options.append(f"--gpus-per-node={cfg.gpus_per_node}")
     options += list(cfg.extra_sbatch)
+    if server and not any(o == "--exclusive" or o.startswith("--exclusive=") for o in options):
+        options.append("--exclusive")
     lines = (
         ["#!/usr/bin/env bash"]
         + [f"#SBATCH {shlex.quote(o)}" for o in options]
@@ -280,7 +316,17 @@ def render_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, task_folder
             "# Host variables reach run.sh through Slurm's environment export; no value is written here.",
             f"tasks=({' '.join(shlex.quote(f) for f in task_folders)})",
             f"cd {shlex.quote(folder)} || exit 1",
-            f'exec bash "${{tasks[$SLURM_ARRAY_TASK_ID]}}/{RUN}"',
         ]
     )
+    if not server:
+        return "\n".join([*lines, f'exec bash "${{tasks[$SLURM_ARRAY_TASK_ID]}}/{RUN}"']) + "\n"
+    name = server.container.name
+    lines += [
+        "# The model server and this element's task share the allocation; the server's stage records and",
+        "# log (logs/server.log) go to the task's folder. It is stopped when this script ends.",
+        'cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1',
+        *(ln.replace(shlex.quote(name), f'"{name}"') for ln in server_lines(server, invocation_id)),
+        f"bash {RUN}",
+        'exit "$?"',
+    ]
     return "\n".join(lines) + "\n"

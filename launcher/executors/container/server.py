@@ -1,0 +1,168 @@
+"""From a RunSpec's deployment to the model server's container and files. Pure.
+
+Our own `type: server` runs `command` as an argv in the image (its entrypoint kept). NEL 0.2.6's types
+(vllm, sglang, nim, trtllm, generic) run a shell command, as NEL does: the user's `command`, or NEL's default
+for the type, written to `server_cmd.sh` in the invocation folder and run with `bash` (mounted read-only,
+never inlined into a line), with the image's entrypoint cleared (NEL: `--entrypoint ''`).
+Facts from nemo-evaluator-launcher 0.2.6: configs/deployment/<type>.yaml (commands) and
+executors/local/executor.py (checkpoint at /checkpoint:ro, execution.mounts.deployment, `--gpus all`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+
+from launcher.config.schema import Deployment, RunSpec
+from launcher.errors import ConfigError
+from launcher.executors.container.plan import bind, host_client_error
+from launcher.executors.container.render import (
+    ContainerSpec,
+    changes_the_host_client,
+    comment,
+    docker_run_argv,
+    with_host_env,
+)
+from launcher.store import events
+
+SERVER_CMD = "server_cmd.sh"  # in the invocation folder
+CHECKPOINT = "/checkpoint"
+GPU_TYPES = ("vllm", "sglang", "nim", "trtllm")  # servers that need GPUs: `--gpus all` as NEL gives them
+# NEL 0.2.6 configs/deployment/nim.yaml
+NIM_COMMAND = "/opt/nvidia/nvidia_entrypoint.sh /opt/nim/start_server.sh"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A model server run_all.sh starts first (logs in logs/server.log) and stops when it ends."""
+
+    container: ContainerSpec
+    port: int
+    health_path: str
+    startup_timeout: int
+    stdin: str = "/dev/null"  # e.g. the server's command file for `bash -s` (path relative to the folder)
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    container: ContainerSpec
+    files: dict[str, str]  # rel-path in the invocation folder -> text
+    stdin: str = "/dev/null"  # what the server container reads on stdin (rel-path in the folder)
+
+
+def default_command(d: Deployment) -> str:
+    """NEL 0.2.6's command for the type, from the same values (model: hf_model_handle or /checkpoint)."""
+    q = shlex.quote
+    model = q(d.hf_model_handle or CHECKPOINT)
+    extra = f" {d.extra_args}" if d.extra_args else ""
+    if d.type == "vllm":
+        memory = (
+            f" --gpu-memory-utilization {d.gpu_memory_utilization}"
+            if d.gpu_memory_utilization is not None
+            else ""
+        )
+        sizes = (
+            f"--tensor-parallel-size={d.tensor_parallel_size}"
+            f" --pipeline-parallel-size={d.pipeline_parallel_size}"
+            f" --data-parallel-size={d.data_parallel_size}"
+        )
+        return (
+            f"vllm serve {model} {sizes} --port {d.port} --trust-remote-code"
+            f" --served-model-name {q(d.served_model_name)}{memory}{extra}"
+        )
+    if d.type == "sglang":
+        return (
+            f"python3 -m sglang.launch_server --model-path {model} --host 0.0.0.0 --port {d.port}"
+            f" --served-model-name {q(d.served_model_name)} --tp-size {d.tensor_parallel_size}"
+            f" --dp-size {d.data_parallel_size} --pp-size {d.pipeline_parallel_size}{extra}"
+        )
+    if d.type == "trtllm":
+        return (
+            f"mpirun --allow-run-as-root --oversubscribe trtllm-serve serve {CHECKPOINT}"
+            f" --tp_size={d.tensor_parallel_size} --pp_size={d.pipeline_parallel_size}"
+            f" --host 0.0.0.0 --port {d.port} --backend pytorch --trust_remote_code{extra}"
+        )
+    if d.type == "nim":
+        return NIM_COMMAND
+    raise ConfigError(
+        "deployment.command",
+        f"missing: a {d.type} deployment needs the server's command",
+        "Set deployment.command",
+    )
+
+
+def server_plan(spec: RunSpec, invocation_id: str) -> ServerPlan | None:
+    """The model server of an invocation, or None (deployment: none)."""
+    d = spec.deployment
+    if d.type == "none":
+        return None
+    for name in sorted(d.env_vars):  # M12: `PATH="$X" docker run` would run another docker
+        if changes_the_host_client(name):
+            raise host_client_error(f"deployment.env_vars.{name}")
+    mounts = [bind(h, c, f"execution.mounts.deployment.{h}") for h, c in spec.mounts.deployment.items()]
+    if spec.mounts.mount_home:
+        home = os.path.expanduser("~")
+        mounts.append(bind(home, home, "execution.mounts.mount_home"))
+    if d.checkpoint_path:
+        mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, "deployment.checkpoint_path", read_only=True))
+    files: dict[str, str] = {}
+    command, flags, stdin = d.command, [], "/dev/null"
+    if d.type != "server":
+        files[SERVER_CMD] = f"{d.shell_command or default_command(d)}\n"
+        command, stdin = ("bash", "-s"), SERVER_CMD
+        flags = ["-i", "--entrypoint", ""]
+        if d.type in GPU_TYPES:
+            flags = ["--gpus", "all", *flags]
+    env = {k: v for k, v in d.literal_env.items() if k not in d.env_vars}
+    container = ContainerSpec(
+        job_id=f"{invocation_id}.server",
+        task=f"deployment {d.name}".strip(),
+        folder="",
+        name=f"launcher-{invocation_id}-server",
+        image=d.image,
+        command=tuple(command),
+        env_from_host=dict(d.env_vars),
+        env=env,
+        network=spec.execution.network,
+        user=None,
+        extra_args=(*flags, *d.extra_docker_args),
+        mounts=tuple(mounts),
+    )
+    return ServerPlan(container, files, stdin)
+
+
+def server_lines(server: ServerSpec, invocation_id: str) -> list[str]:
+    c = server.container
+    run = with_host_env(c, docker_run_argv(c, invocation_id, None))
+    fail = f'{events.shell(events.EXITED, "1 $reason")}; echo "error: $reason" >&2; exit 1'
+    return [
+        f"# The model server ({comment(c.image)}); stopped when this script ends or is killed.",
+        f"stop_server() {{ docker stop -t 5 {shlex.quote(c.name)} >/dev/null 2>&1; }}",
+        "trap stop_server EXIT",
+        "trap 'exit 143' TERM INT",
+        "http_ok() {  # GET with bash alone: the host needs no curl",
+        '  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1',
+        "  printf 'GET %s HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' \"$2\" >&3",
+        "  local line; read -r -t 5 line <&3; exec 3<&-",
+        '  [[ "$line" == *" 200"* ]]',
+        "}",
+        f"docker rm -f {shlex.quote(c.name)} >/dev/null 2>&1",
+        events.shell(events.SERVER_STARTING),
+        "echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> logs/server.log",
+        f"{run} >> logs/server.log 2>&1 < {shlex.quote(server.stdin)} &",
+        "server_pid=$!",
+        f"deadline=$(( $(date +%s) + {server.startup_timeout} ))",
+        f"until http_ok {server.port} {shlex.quote(server.health_path)}; do",
+        '  if ! kill -0 "$server_pid" 2>/dev/null; then',
+        '    reason="the model server exited before it was ready; see logs/server.log"',
+        f"    {fail}",
+        "  fi",
+        '  if [ "$(date +%s)" -ge "$deadline" ]; then',
+        f'    reason="the model server was not ready within {server.startup_timeout} s; see logs/server.log"',
+        f"    {fail}",
+        "  fi",
+        "  sleep 1",
+        "done",
+        events.shell(events.SERVER_READY),
+    ]
