@@ -1,17 +1,16 @@
 """Real invocation folders for the export/results/report tests, written with the launcher's and the
-harness's own writers (layout.record_json, checkpoint.SampleLog, runner.build_results), not mocks."""
+harness's own writers (layout.record_json, checkpoint.SampleLog, aggregate.tally/results), not mocks."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import yaml
 
-from launcher.harness import checkpoint
-from launcher.harness.runner import build_results
+from launcher.harness import aggregate, checkpoint
+from launcher.harness.api import Task
 from launcher.model import InvocationRecord, PlannedJob
 from launcher.store import events, layout
 from launcher.store import index as run_index
@@ -31,18 +30,39 @@ PARAMS = {
 
 
 def sample(i: int, correct: bool, error: str | None = None) -> dict:
+    """A sample record as the harness's runner writes it (launcher 0.2)."""
     answer = str(i)
-    return {
+    calls = [{"kind": "generate", "finish_reason": "stop", "usage": USAGE}] if not error else []
+    rec = {
+        "key": f"s{i}",
         "id": f"s{i}",
-        "reference": answer,
-        "request": {"model": "m", "messages": [{"role": "user", "content": f"What is {i}+0? <b>&</b>"}]},
-        "response": None if error else f"The answer is {answer if correct else i + 1}.",
-        "extracted": None if error else (answer if correct else str(i + 1)),
-        "score": None if error else (1.0 if correct else 0.0),
+        "repeat": 0,
+        "input": f"What is {i}+0? <b>&</b>",
+        "target": answer,
+        "calls": calls,
         "error": error,
-        "usage": None if error else {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        "latency": 0.1,
     }
+    if not error:
+        reply = f"The answer is {answer if correct else i + 1}."
+        rec["output"] = {"response": reply, "finish_reason": "stop", "usage": USAGE}
+        rec["scores"] = {"accuracy": 1.0 if correct else 0.0}
+        rec["extracted"] = answer if correct else str(i + 1)
+    return rec
+
+
+USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+
+
+def _task(name: str, chance: float | None) -> Task:
+    return Task(
+        name=name,
+        protocol=f"test protocol for {name}",
+        metrics=("accuracy",),
+        endpoint_types=("chat",),
+        load=list,
+        solve=None,  # never called: the records are written here
+        chance=chance,
+    )
 
 
 def invocation(
@@ -83,10 +103,9 @@ def invocation(
         log.close()
         events.append(folder / task / layout.EVENTS, "started")
         if finished:
-            scores = [float(r["score"] or 0.0) for r in records]
-            results_doc = build_results(config, SimpleNamespace(name=task, metric="accuracy"), scores, errors)
-            if chance is not None:
-                results_doc["results"]["tasks"][task]["chance"] = chance
+            keys = [r["key"] for r in records]
+            tally = aggregate.tally(("accuracy",), keys, 1, {r["key"]: r for r in records})
+            results_doc = aggregate.results(_task(task, chance), tally, len(keys), len(keys), 1, 0.05, config)
             checkpoint.write_json(results / checkpoint.RESULTS_JSON, results_doc)
             (results / checkpoint.RESULTS_YML).write_text(yaml.safe_dump(results_doc), encoding="utf-8")
             events.append(folder / task / layout.EVENTS, "finished", "0")

@@ -57,6 +57,8 @@ class TaskRun:
     finished_at: str | None = None
     scores: tuple[Score, ...] = ()
     run_config: dict = field(default_factory=dict)  # the harness run config (no secret values: names only)
+    headline: str | None = None  # the metric a task leads with (results' `headline`)
+    subsample: str | None = None  # how the items were drawn when fewer than the reference split
 
     @property
     def has_results(self) -> bool:
@@ -154,7 +156,13 @@ def read_results(run: TaskRun) -> TaskRun:
         run,
         model=data.get("model_id") or run.model,
         protocol=entry.get("protocol") or data.get("protocol"),
-        samples=_first(entry.get("samples"), data.get("samples"), scores[0].count if scores else None),
+        samples=_first(
+            _items(entry.get("samples")), data.get("samples"), scores[0].count if scores else None
+        ),
+        headline=entry.get("headline"),
+        subsample=(entry.get("samples") or {}).get("subsample")
+        if isinstance(entry.get("samples"), dict)
+        else None,
         chance=_first(entry.get("chance"), data.get("chance")),
         finished_at=data.get("finished_at"),
         scores=tuple(scores),
@@ -166,20 +174,52 @@ def _first(*values):
     return next((v for v in values if v is not None), None)
 
 
+def _items(samples):
+    """results' `samples`: a count (launcher 0.1) or {items, size, subsample, repeats} (0.2)."""
+    return samples.get("items") if isinstance(samples, dict) else samples
+
+
 def read_samples(run: TaskRun) -> list[dict]:
-    """The latest record per sample id; a torn or corrupt line is skipped (the file is never modified)."""
+    """The latest record per sample key (`<id>#<repeat>` with repeats), in the report's view; a torn or
+    corrupt line is skipped (the file is never modified)."""
     records: dict[str, dict] = {}
     try:
         with open(run.path(SAMPLES), encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:
                     rec = json.loads(line)
-                    records[str(rec["id"])] = rec
-                except (ValueError, KeyError, TypeError):
+                    records[str(rec.get("key") or rec["id"])] = normalize_sample(rec, run.headline)
+                except (ValueError, KeyError, TypeError, AttributeError):
                     continue
     except FileNotFoundError:
         return []
     return list(records.values())
+
+
+def normalize_sample(rec: dict, headline: str | None = None) -> dict:
+    """A harness sample record (launcher 0.2: key, input, target, output{response, ...}, calls, scores{},
+    extracted, error) as the flat view the report and exports show; launcher 0.1 records pass as they are."""
+    if "scores" not in rec and "output" not in rec:
+        return rec
+    output = rec.get("output") if isinstance(rec.get("output"), dict) else {}
+    scores = rec.get("scores") if isinstance(rec.get("scores"), dict) else None
+    score = None
+    if scores:
+        score = scores.get(headline) if headline in scores else next(iter(scores.values()))
+    calls = [c for c in rec.get("calls") or [] if isinstance(c, dict)]
+    usage = next((c.get("usage") for c in reversed(calls) if c.get("usage")), None)
+    return {
+        "id": str(rec.get("key") or rec["id"]),
+        "prompt": rec.get("input"),
+        "response": output.get("response"),
+        "extracted": rec.get("extracted"),
+        "reference": rec.get("target"),
+        "score": None if rec.get("error") is not None else score,
+        "scores": scores,
+        "error": rec.get("error"),
+        "finish_reason": output.get("finish_reason") or next((c.get("finish_reason") for c in calls), None),
+        "usage": usage,
+    }
 
 
 def read_events(run: TaskRun) -> dict[str, float]:

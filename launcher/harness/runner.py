@@ -192,7 +192,14 @@ async def evaluate(run: Run, todo: list[tuple[Sample, int, str]], done_before: i
     async def one(model: EndpointModel, job: tuple[Sample, int, str]) -> None:
         sample, repeat, key = job
         view = SampleModel(model)
-        record: dict[str, Any] = {"key": key, "id": sample.id, "repeat": repeat}
+        # The question and the reference travel with the answer: reports and exports read samples alone.
+        record: dict[str, Any] = {
+            "key": key,
+            "id": sample.id,
+            "repeat": repeat,
+            "input": sample.input,
+            "target": sample.target,
+        }
         ctx = Context(params=params, repeat=repeat, endpoint_type=config.endpoint_type)
         try:
             output = await task.solve(sample, view, ctx)
