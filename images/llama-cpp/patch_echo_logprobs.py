@@ -21,10 +21,11 @@ from pathlib import Path
 
 ALIGN_OLD = """            all_logprobs = Llama.logits_to_logprobs(self._scores)[token_offset:]
 """
-ALIGN_NEW = """            # launcher patch (abetlen/llama-cpp-python#1983): all_tokens[k] sits at eval position
-            # first + k and its distribution is the row before it; row -1 does not exist (that entry is
-            # nulled below), so row 0 stands in for it.
-            first = len(prompt_tokens) - (len(all_tokens) - len(completion_tokens)) if echo else len(prompt_tokens)
+ALIGN_NEW = """            # launcher patch (abetlen/llama-cpp-python#1983): all_tokens[k] sits at eval
+            # position first + k and its distribution is the row before it; row -1 does not
+            # exist (that entry is nulled below), so row 0 stands in for it.
+            first = len(prompt_tokens) - len(all_tokens) + len(completion_tokens)
+            first = first if echo else len(prompt_tokens)
             start = first - 1
             rows = self._scores[max(start, 0) : start + len(all_tokens)]
             if start < 0:
@@ -37,7 +38,7 @@ TOPK_OLD = """                sorted_logprobs = list(
                     )
                 )
 """
-TOPK_NEW = """                # launcher patch: top-k by argpartition, not a Python sort of the whole vocabulary
+TOPK_NEW = """                # launcher patch: top-k by argpartition, not a sort of the whole vocabulary
                 top_k = min(max(logprobs, 0), len(logprobs_token))
                 top_ids = np.argpartition(-logprobs_token, top_k - 1)[:top_k] if top_k else []
                 sorted_logprobs = sorted(
