@@ -75,6 +75,18 @@ def stderr(hits: list[int]) -> float:
     return math.sqrt(sum((h - mean) ** 2 for h in hits) / (n - 1) / n) if n > 1 else 0.0
 
 
+def wait_ready(url: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url + "/v1/models", timeout=5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
@@ -82,6 +94,7 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=1)
     args = ap.parse_args()
     data = items(args.limit)
+    wait_ready(args.url)
     jobs = [(i, c) for i in range(len(data)) for c in range(4)]
     start = time.monotonic()
     with ThreadPoolExecutor(args.parallel) as pool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from launcher import __version__
 
 HARNESS_IMAGE = f"launcher-harness:{__version__}"
-LLAMA_CPP_IMAGE = "launcher-llama-cpp:0.3.36"  # conf/deployment/llama_cpp.yaml names it too
+LLAMA_CPP_IMAGE = "launcher-llama-cpp:0.3.36-1"  # conf/deployment/llama_cpp.yaml names it too
 BUILD_HINTS = {  # images of ours that no registry has: how to build each
     HARNESS_IMAGE: "build it with `make image`",
     LLAMA_CPP_IMAGE: "build it with `make llama-image`",
