@@ -5,7 +5,6 @@ TEST_IMAGE := launcher-testtask:1
 HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.search(r'__version__ = \"(.+)\"', open('launcher/__init__.py').read())[1])")
 
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
-DEMO_SAMPLES ?= 5
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv docker compose slurm sshd chromium image llama-image test-images demo test lint bench clean
@@ -48,8 +47,7 @@ llama-image: venv docker
 
 # The main job on the embedded default: a real small model served locally, evaluated end to end.
 demo: venv docker image llama-image
-	$(VENV)/bin/launcher execution=local deployment=llama_cpp evaluation=smoke \
-	  evaluation.params.limit_samples=$(DEMO_SAMPLES) evaluation.params.max_tokens=256 \
+	$(VENV)/bin/launcher execution=local deployment=llama_cpp evaluation=demo \
 	  execution.output_dir=results/demo --wait
 
 test-images: docker

@@ -23,6 +23,6 @@ fi
   -r "$here/images/llama-cpp/model-requirements.txt"
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-cp "$here"/images/llama-cpp/{Dockerfile,requirements.txt,model-requirements.txt} "$ctx/"
+cp "$here"/images/llama-cpp/{Dockerfile,requirements.txt,model-requirements.txt,patch_echo_logprobs.py} "$ctx/"
 cp -r "$cache" "$ctx/wheelhouse"
 bash "$here/scripts/build-image.sh" "$tag" "$ctx/Dockerfile" "$ctx"

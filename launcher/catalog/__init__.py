@@ -18,7 +18,7 @@ from launcher import __version__
 
 HARNESS_IMAGE = f"launcher-harness:{__version__}"
 # The Makefile reads the next line; conf/deployment/llama_cpp.yaml names the tag too (a test checks it).
-LLAMA_CPP_IMAGE = "launcher-llama-cpp:0.3.36"
+LLAMA_CPP_IMAGE = "launcher-llama-cpp:0.3.36-1"
 BUILD_HINTS = {  # images of ours that no registry has: how to build each
     HARNESS_IMAGE: "build it with `make image`",
     LLAMA_CPP_IMAGE: "build it with `make llama-image`",
