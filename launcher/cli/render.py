@@ -64,9 +64,9 @@ def render_results(collected) -> str:
     rows = []
     for inv in collected:
         for s in inv.jobs:
-            found = [score for score in scores(s.folder) if score.task == s.task]
+            found = scores(s.folder)  # one task per folder (the harness may name it without our prefix)
             if not found:
-                rows.append([s.task, "-", "-", "", "", "", s.state.value])
+                rows.append([s.task, "-", "-", "", "", "", "", s.state.value])
             for score in found:
                 rows.append(
                     [
@@ -74,12 +74,14 @@ def render_results(collected) -> str:
                         score.label,
                         f"{score.value:.4f}",
                         f"± {score.stderr or 0:.4f}",
+                        "" if score.chance is None else f"{score.chance:.4f}",
                         "" if score.count is None else score.count,
                         "" if score.errors is None else score.errors,
                         s.state.value,
                     ]
                 )
-    table_text = table(["TASK", "METRIC", "VALUE", "STDERR", "SAMPLES", "ERRORS", "STATE"], rows)
+    headers = ["TASK", "METRIC", "VALUE", "STDERR", "CHANCE", "SAMPLES", "ERRORS", "STATE"]
+    table_text = table(headers, rows)
     folders = "\n".join(f"artifacts: {inv.record.folder}" for inv in collected)
     return f"\nresults:\n{table_text}\n{folders}"
 

@@ -35,6 +35,7 @@ RESULTS = "results"
 OUTPUT_LOG = "logs/output.log"
 PROGRESS = "results/progress.json"
 RESULTS_JSON = "results/results.json"
+RESULTS_YML = "results/results.yml"
 RUN_CONFIG_FILE = "results/run_config.json"
 LOCK = ".lock"  # held by whoever starts the invocation's work (launch, resume)
 

@@ -1,5 +1,6 @@
-"""The one reader of a task's results.json (results.tasks.<task>.metrics.<metric>.scores.<name>) and
-of the harness's progress file. Only regular files are opened (a task could leave a FIFO there)."""
+"""The one reader of a task's results (results.tasks.<task>.metrics.<metric>.scores.<name>: results.json
+from our harness, or results.yml as NEL's harness images write it) and of the harness's progress file.
+Only regular files are opened (a task could leave a FIFO there)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.store.layout import PROGRESS, RESULTS_JSON, read_regular
+from launcher.store.layout import PROGRESS, RESULTS_JSON, RESULTS_YML, read_regular
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Score:
     stderr: float | None = None
     count: int | None = None
     errors: int | None = None
+    chance: float | None = None  # chance level of the task's headline metric, when the harness says
+    protocol: str = ""  # the reference protocol the task reproduces, when the harness says
 
     @property
     def label(self) -> str:
@@ -27,12 +30,8 @@ class Score:
 
 def scores(task_dir: str | Path) -> list[Score]:
     """Every score in the task's results.json; [] when absent or shaped differently (a custom task's)."""
-    text = read_regular(Path(task_dir) / RESULTS_JSON)
-    if not text:
-        return []
-    try:
-        tasks = json.loads(text)["results"]["tasks"]
-    except (ValueError, KeyError, TypeError):
+    tasks = _tasks(Path(task_dir))
+    if tasks is None:
         return []
     out = []
     for task, body in tasks.items() if isinstance(tasks, dict) else ():
@@ -52,9 +51,29 @@ def scores(task_dir: str | Path) -> list[Score]:
                         _num(stats.get("stderr")),
                         _int(stats.get("count")),
                         _int(stats.get("errors")),
+                        _num(body.get("chance")),
+                        str(body.get("protocol") or ""),
                     )
                 )
     return out
+
+
+def _tasks(task_dir: Path):
+    text = read_regular(task_dir / RESULTS_JSON)
+    if text:
+        try:
+            return json.loads(text)["results"]["tasks"]
+        except (ValueError, KeyError, TypeError):
+            return None
+    text = read_regular(task_dir / RESULTS_YML)
+    if not text:
+        return None
+    import yaml  # only for a harness image that writes YAML alone (NEL's)
+
+    try:
+        return yaml.safe_load(text)["results"]["tasks"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
 
 
 def headline(task_dir: str | Path) -> str:
