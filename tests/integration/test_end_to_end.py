@@ -36,7 +36,8 @@ def test_smoke_suite_end_to_end(cli, oracle_endpoint, harness_image, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     state = jobs(cli, invocation_of(proc))
     assert (
-        state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000"
+        state["launcher.gsm8k_cot_zeroshot"]["score"]
+        == "exact_match,flexible-extract=1.0000 exact_match,strict-match=1.0000"
         and state["launcher.gsm8k_cot_zeroshot"]["done"] == 10
     )
     assert state["launcher.humaneval_chat"]["score"] == "pass@1=1.0000"
