@@ -59,3 +59,7 @@ def unavailable(problem: str, how: str) -> None:
     if os.environ.get("LAUNCHER_REQUIRE_DOCKER") == "1" or os.environ.get("CI"):
         pytest.fail(f"{problem} ({how})")
     pytest.skip(problem)
+
+
+# `status`'s SCORE of launcher.gsm8k_cot_zeroshot answered perfectly (lm-eval's two filters).
+GSM8K_PERFECT = "exact_match,flexible-extract=1.0000 exact_match,strict-match=1.0000"

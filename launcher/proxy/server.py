@@ -68,6 +68,16 @@ async def read_capped(up: aiohttp.ClientResponse, cap: int) -> bytes:
     return b"".join(chunks)
 
 
+def well_formed(data: bytes) -> bool:
+    """Only a whole OpenAI-shaped answer is cached: a torn or malformed body must be asked for again,
+    never served to every retry (the client retries it, the cache would answer the same)."""
+    try:
+        reply = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(reply, dict) and isinstance(reply.get("choices"), list) and bool(reply["choices"])
+
+
 def error_response(status: int, kind: str, message: str) -> web.Response:
     return web.json_response(
         {"error": {"message": f"proxy: {message}", "type": kind, "code": status}}, status=status
@@ -288,7 +298,7 @@ class Proxy:
         if upstream is not None:
             content_type = upstream.headers.get("Content-Type", content_type)
         if status == 200 and transform:
-            if key is not None and cache == "miss":
+            if key is not None and cache == "miss" and well_formed(data):
                 self.cache.put(key, data)
                 waiting = self.pending.get(key)
                 if waiting is not None and not waiting.done():

@@ -119,6 +119,10 @@ def total(task, sample, output) -> float:
         return 0.0
 
 
+# request key -> the id of the sample that sends it (GET /stats counts requests per sample id)
+SAMPLE_OF: dict[str, str] = {}
+
+
 async def learn(tasks, correct: bool) -> tuple[dict[str, str], dict[str, tuple[int, bool]]]:
     """(request key -> reply text, completions prompt -> (context length, is the wanted best))."""
     replies: dict[str, str] = {}
@@ -154,6 +158,9 @@ async def learn(tasks, correct: bool) -> tuple[dict[str, str], dict[str, tuple[i
                     if text is not None:
                         for prompt in seen.prompts:
                             replies[request_key(endpoint_type, prompt)] = text
+                    sample_key = sample.id if task.repeats == 1 else f"{sample.id}#{repeat}"
+                    for prompt in seen.prompts:
+                        SAMPLE_OF[request_key(endpoint_type, prompt)] = sample_key
     return replies, logprobs
 
 
@@ -216,10 +223,10 @@ class Endpoint:
         prompt = body["messages"] if chat else body["prompt"]
         key = request_key("chat" if chat else "completions", prompt)
         self.total += 1
-        self.requests[key] += 1
+        self.requests[SAMPLE_OF.get(key, key)] += 1
         if self.latency:
             await asyncio.sleep(self.latency)
-        first = self.requests[key] == 1
+        first = self.requests[SAMPLE_OF.get(key, key)] == 1
         if first and self.fault_rate and self.random.random() < self.fault_rate:
             self.doomed.add(key)
         if key in self.doomed and (first or self.persist):

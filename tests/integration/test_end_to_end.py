@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import invocation_of, jobs
+from helpers import GSM8K_PERFECT, invocation_of, jobs
 
 pytestmark = pytest.mark.docker
 
@@ -76,6 +76,6 @@ def test_kill_then_resume_requests_no_finished_sample_again(cli, endpoint, harne
     proc = cli("resume", inv, "--wait")
     assert proc.returncode == 0, proc.stdout[-2000:]
     state = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
-    assert state["state"] == "SUCCEEDED" and state["score"] == "exact_match=1.0000" and state["done"] == 120
+    assert state["state"] == "SUCCEEDED" and state["score"] == GSM8K_PERFECT and state["done"] == 120
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)

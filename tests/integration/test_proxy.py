@@ -498,7 +498,7 @@ def test_harness_through_the_proxy_then_cached_rerun(tmp_path, started, endpoint
         )
         started.append(proxy)
         config = harness_config(
-            tmp_path / run, f"{proxy.base}/v1/chat/completions", "launcher.gsm8k_cot_zeroshot", 30
+            tmp_path / run, f"{proxy.base}/v1/chat/completions", "gsm8k_cot_zeroshot", 30
         )
         proc = subprocess.run(
             [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
@@ -506,7 +506,7 @@ def test_harness_through_the_proxy_then_cached_rerun(tmp_path, started, endpoint
             env={k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items() if k != "API_KEY"},
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        scores.append(harness_score(tmp_path / run, "launcher.gsm8k_cot_zeroshot", "exact_match"))
+        scores.append(harness_score(tmp_path / run, "gsm8k_cot_zeroshot", "exact_match,strict-match"))
         assert proxy.stop() == 0
         if run == "first":
             upstream_after_first = ep.stats()["total"]
@@ -540,7 +540,7 @@ def test_task_container_has_no_key_to_steal(tmp_path, started, harness_image, do
     proxy = ProxyProcess(tmp_path, rec.url, {}, key_env="PROXY_TEST_KEY", env={"PROXY_TEST_KEY": secret})
     started.append(proxy)
     results = tmp_path / "results"
-    harness_config(results, f"{proxy.base}/v1/chat/completions", "launcher.humaneval_chat", 3)
+    harness_config(results, f"{proxy.base}/v1/chat/completions", "humaneval_chat", 3)
     results.chmod(0o777)
     name = f"launcher-proxy-test-{uuid.uuid4().hex[:8]}"
     run = subprocess.run(
@@ -575,7 +575,7 @@ def pid_gone(pid: int) -> bool:
 
 
 def test_launcher_run_goes_through_the_proxy_then_kill_and_resume(cli, endpoint, harness_image, tmp_path):
-    from helpers import invocation_of, jobs, wait_for
+    from helpers import GSM8K_PERFECT, invocation_of, jobs, wait_for
 
     ep = endpoint("oracle", latency=0.2)
     secret = f"sk-e2e-{uuid.uuid4().hex}"
@@ -600,7 +600,7 @@ def test_launcher_run_goes_through_the_proxy_then_kill_and_resume(cli, endpoint,
 
     proc = cli("resume", inv, "--wait", env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
-    assert jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000"
+    assert jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["score"] == GSM8K_PERFECT
     new_pid = int((folder / "proxy/proxy.pid").read_text())
     assert new_pid != pid and pid_gone(new_pid)  # resume started a new proxy; it ended with the run
     assert "listening on" in (folder / "logs/proxy.log").read_text()
@@ -614,7 +614,7 @@ def test_proxy_dying_mid_run_fails_the_task_clearly(tmp_path, started, endpoint)
     proxy = ProxyProcess(tmp_path, ep.url(), {})
     started.append(proxy)
     config = harness_config(
-        tmp_path / "r", f"{proxy.base}/v1/chat/completions", "launcher.gsm8k_cot_zeroshot", 200
+        tmp_path / "r", f"{proxy.base}/v1/chat/completions", "gsm8k_cot_zeroshot", 200
     )
     harness = subprocess.Popen(
         [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import TEST_IMAGE, invocation_of, jobs, wait_for
+from helpers import GSM8K_PERFECT, TEST_IMAGE, invocation_of, jobs, wait_for
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,12 +42,13 @@ def test_twenty_percent_faults_same_score_as_clean(cli, endpoint, harness_image,
     assert proc.returncode == 0, proc.stdout[-2000:]
     state = jobs(cli, invocation_of(proc))
     assert (
-        state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000"
+        state["launcher.gsm8k_cot_zeroshot"]["score"] == GSM8K_PERFECT
         and state["launcher.humaneval_chat"]["score"] == "pass@1=1.0000"
     )
     for job in state.values():
         records = read_samples(Path(job["folder"]))
-        assert len(records) == 40 and all(r["error"] is None for r in records)
+        errored = [(r["key"], r["error"]) for r in records if r["error"] is not None]
+        assert len(records) == 40 and not errored, errored
     assert len(ep.stats()["faulted"]) >= 8  # faults really happened
 
 
@@ -64,7 +65,8 @@ def test_endpoint_down_fails_with_a_clear_reason_and_keeps_partial_samples(cli, 
     assert proc.returncode == 1
     job = jobs(cli, invocation_of(proc))["launcher.gsm8k_cot_zeroshot"]
     assert job["state"] == "FAILED" and job["exit_code"] == 1
-    assert "task failed: 4 of 4 samples errored" in job["reason"] and "connection error" in job["reason"]
+    # the endpoint proxy answers for the unreachable endpoint: 502 naming it, after its own retries
+    assert "task failed: 4 of 4 samples errored" in job["reason"] and "HTTP 502" in job["reason"]
     assert len(read_samples(Path(job["folder"]))) == 4
 
 
@@ -87,7 +89,7 @@ def resume_requests_no_finished_sample(cli, ep, inv, task_folder: Path) -> None:
     finished = {r["id"] for r in read_samples(task_folder)}
     assert cli("resume", inv, "--wait").returncode == 0
     job = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
-    assert job["state"] == "SUCCEEDED" and job["done"] == 150 and job["score"] == "exact_match=1.0000"
+    assert job["state"] == "SUCCEEDED" and job["done"] == 150 and job["score"] == GSM8K_PERFECT
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)
 

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import invocation_of, jobs, task, unavailable, wait_for, write_config
+from helpers import GSM8K_PERFECT, invocation_of, jobs, task, unavailable, wait_for, write_config
 
 from launcher.testing.contract import ExecutorContract
 
@@ -164,7 +164,7 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
     )
     cli("kill", inv, check_rc=0)
     assert jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["state"] == "KILLED"
-    (remote_gsm8k,) = cluster.glob("*/gsm8k")
+    (remote_gsm8k,) = cluster.glob("*/launcher.gsm8k_cot_zeroshot")
     finished = {
         json.loads(line)["id"] for line in (remote_gsm8k / "results/samples.jsonl").read_text().splitlines()
     }
@@ -173,7 +173,7 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
     state = jobs(cli, inv)
     assert (
         state["launcher.gsm8k_cot_zeroshot"]["state"] == "SUCCEEDED"
-        and state["launcher.gsm8k_cot_zeroshot"]["score"] == "exact_match=1.0000"
+        and state["launcher.gsm8k_cot_zeroshot"]["score"] == GSM8K_PERFECT
     )
     assert state["launcher.aime2025"]["state"] == "SUCCEEDED" and state["launcher.aime2025"]["done"] == 30
     assert Path(

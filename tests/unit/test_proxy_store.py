@@ -91,3 +91,12 @@ def test_budget_tokens_overdrawn_waits():
 
     waited, tokens = asyncio.run(run())
     assert waited > 0 and tokens >= -1  # it waited until the budget was back to >= 0
+
+
+def test_only_whole_answers_are_cached():
+    """A malformed 200 (a torn or broken body) must not be cached: every retry would get it back."""
+    from launcher.proxy.server import well_formed
+
+    assert well_formed(b'{"choices": [{"message": {"content": "ok"}}]}')
+    for broken in (b'{"choices": [', b"<html>oops</html>", b'{"choices": []}', b"[]", b'{"error": "x"}'):
+        assert not well_formed(broken), broken
