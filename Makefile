@@ -7,7 +7,7 @@ HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.sear
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv docker compose slurm sshd chromium image llama-image test-images demo test lint bench clean
+.PHONY: venv docker compose slurm sshd chromium catalog catalog-check nel-venv image llama-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -33,6 +33,20 @@ slurm:
 sshd:
 	bash scripts/ensure-sshd.sh
 
+# The NEL 0.2.6 task table (launcher/catalog/nel_tasks.json), from the pinned, hash-checked wheel (fetched
+# into ~/.cache/launcher/wheels); `catalog-check` fails when the committed table is stale.
+catalog: venv
+	$(PY) scripts/gen-nel-catalog.py
+catalog-check: venv
+	$(PY) scripts/gen-nel-catalog.py --check
+
+# NEL 0.2.6 in its own venv, cached outside the clone, for the render-parity tests (they create it too).
+NEL_CACHE := $(HOME)/.cache/launcher/nel-0.2.6/venv
+nel-venv: $(NEL_CACHE)/bin/nemo-evaluator-launcher
+$(NEL_CACHE)/bin/nemo-evaluator-launcher:
+	python3 -m venv $(NEL_CACHE)
+	NEMO_EVALUATOR_TELEMETRY_LEVEL=0 $(NEL_CACHE)/bin/pip install -q nemo-evaluator-launcher==0.2.6
+
 # Headless Chromium for the HTML report's browser test.
 chromium:
 	bash scripts/ensure-chromium.sh
@@ -54,7 +68,7 @@ test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker compose slurm sshd chromium image llama-image test-images
+test: venv docker compose slurm sshd chromium catalog-check nel-venv image llama-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # Benchmarks (BENCHMARKS.md): NeMo Evaluator Launcher 0.2.6 goes in its own venv for the side-by-side.

@@ -497,9 +497,7 @@ def test_harness_through_the_proxy_then_cached_rerun(tmp_path, started, endpoint
             tmp_path, ep.url(), adapter, key_env="PROXY_TEST_KEY", env={"PROXY_TEST_KEY": "k-1"}
         )
         started.append(proxy)
-        config = harness_config(
-            tmp_path / run, f"{proxy.base}/v1/chat/completions", "gsm8k_cot_zeroshot", 30
-        )
+        config = harness_config(tmp_path / run, f"{proxy.base}/v1/chat/completions", "gsm8k_cot_zeroshot", 30)
         proc = subprocess.run(
             [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
             capture_output=True, text=True, timeout=120,
@@ -613,9 +611,7 @@ def test_proxy_dying_mid_run_fails_the_task_clearly(tmp_path, started, endpoint)
     ep = endpoint("oracle", latency=0.3)
     proxy = ProxyProcess(tmp_path, ep.url(), {})
     started.append(proxy)
-    config = harness_config(
-        tmp_path / "r", f"{proxy.base}/v1/chat/completions", "gsm8k_cot_zeroshot", 200
-    )
+    config = harness_config(tmp_path / "r", f"{proxy.base}/v1/chat/completions", "gsm8k_cot_zeroshot", 200)
     harness = subprocess.Popen(
         [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

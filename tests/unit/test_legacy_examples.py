@@ -124,9 +124,9 @@ def through_the_boundary(path: Path, tmp_path: Path):
 
 def test_the_examples_are_there():
     if not example_files():
-        from tests.helpers import unavailable
-
-        unavailable(f"NEL 0.2.6 example configs not found in {EXAMPLES}", "see this module's docstring")
+        # Only a GitHub checkout has them and CI reaches no GitHub: the one skip we accept (the mapping
+        # tables in test_legacy_mapping.py cover every NEL key without them).
+        pytest.skip(f"NEL 0.2.6 example configs not found in {EXAMPLES} (see this module's docstring)")
     assert len(example_files()) == 32  # 17 local, 12 Slurm, 3 Lepton
 
 
