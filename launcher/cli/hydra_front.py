@@ -203,7 +203,9 @@ def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:
     from launcher.cli.render import render_dry_run, start_report, watch
 
     prepared = [api.prepare(spec, overrides, ctx.sweep_id) for spec, overrides in ctx.jobs]
-    for line in dict.fromkeys(line for one in prepared for line in one.spec.pending.report()):
+    for line in dict.fromkeys(
+        line for one in prepared for line in one.spec.pending.report(one.spec.executor)
+    ):
         print(f"note: {line}", file=sys.stderr)  # accepted but not acted on yet: said, never dropped
     if dry_run:
         for one in prepared:

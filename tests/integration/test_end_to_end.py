@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import GSM8K_PERFECT, invocation_of, jobs
+from helpers import GSM8K_PERFECT, invocation_of, jobs, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -79,3 +79,27 @@ def test_kill_then_resume_requests_no_finished_sample_again(cli, endpoint, harne
     assert state["state"] == "SUCCEEDED" and state["score"] == GSM8K_PERFECT and state["done"] == 120
     requests = ep.stats()["requests"]
     assert all(requests[i] == 1 for i in finished)
+
+
+def test_auto_export_when_the_invocation_ends(cli, oracle_endpoint, harness_image, tmp_path):
+    """NEL's `execution.auto_export.destinations` (+ the `export` group's settings): run_all.sh's last step
+    exports the finished invocation; the run's state and exit code do not depend on it."""
+    table = tmp_path / "scores.csv"
+    proc = cli(
+        "execution=local",
+        "target=local",
+        f"target.api_endpoint.url={oracle_endpoint}/v1/chat/completions",
+        f"execution.output_dir={tmp_path}/out",
+        "evaluation.tasks=[launcher.gsm8k_cot_zeroshot]",
+        "evaluation.params.limit_samples=3",
+        "+execution.auto_export.destinations=[local]",
+        f"+export.local.path={table}",
+        "--wait",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    inv = invocation_of(proc)
+    folder = Path(jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]["folder"]).parent
+    wait_for(lambda: table.is_file(), timeout=30, what="the auto-exported table")
+    rows = table.read_text().splitlines()
+    assert len(rows) == 3 and all(inv in row for row in rows[1:])  # header + one row per metric
+    assert "auto-exported to local" in (folder / "logs/export.log").read_text()

@@ -306,14 +306,19 @@ ACCEPTED = [
         ),
     ),
     (
-        "auto_export and export kept and reported as pending",
+        "auto_export and export kept (run by the local executor, pending on slurm)",
         "local",
         {
             "execution": {"output_dir": "out", "auto_export": {"destinations": ["mlflow"]}},
             "export": {"mlflow": {"tracking_uri": "http://127.0.0.1:5000"}},
         },
-        lambda s: (s.pending.auto_export, list(s.pending.export), len(s.pending.report())),
-        ({"destinations": ["mlflow"]}, ["mlflow"], 2),
+        lambda s: (
+            s.pending.auto_export,
+            list(s.pending.export),
+            len(s.pending.report("local")),
+            len(s.pending.report("slurm")),
+        ),
+        ({"destinations": ["mlflow"]}, ["mlflow"], 0, 1),
     ),
 ]
 

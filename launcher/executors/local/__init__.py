@@ -36,6 +36,25 @@ def _proxy_plan(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]]
         raise ConfigError("target.api_endpoint", str(err)) from None
 
 
+def auto_export_file(spec: RunSpec) -> dict[str, str]:
+    """NEL's `execution.auto_export.destinations` (+ the `export` group's per-destination settings) as
+    auto_export.json, read by `python -m launcher.export auto` when the invocation ends; {} when unset."""
+    import json
+
+    destinations = list((spec.pending.auto_export or {}).get("destinations") or [])
+    if not destinations:
+        return {}
+    settings = {d: dict(spec.pending.export.get(d) or {}) for d in destinations}
+    for options in settings.values():  # NEL's spelling of the experiment
+        if "experiment_name" in options:
+            options.setdefault("experiment", options.pop("experiment_name"))
+    body = {"destinations": destinations, "settings": settings}
+    return {AUTO_EXPORT: json.dumps(body, indent=2, sort_keys=True) + "\n"}
+
+
+AUTO_EXPORT = "auto_export.json"
+
+
 @dataclass(frozen=True)
 class LocalConfig(ContainerConfig):
     pass
@@ -54,14 +73,20 @@ class LocalExecutor(ContainerExecutor):
         tasks = plan_tasks(spec, invocation_id, folder, cfg, proxy_port=proxy[0] if proxy else None)
         server, server_files = self._server(spec, invocation_id)
         proxy_lines = proxy_wiring.render_start(sys.executable, proxy[0]) if proxy else None
+        auto = auto_export_file(spec)
         run_all = render_run_all_sh(
-            invocation_id, [j.folder for j in tasks.jobs], cfg.max_parallel, server, proxy_lines
+            invocation_id,
+            [j.folder for j in tasks.jobs],
+            cfg.max_parallel,
+            server,
+            proxy_lines,
+            sys.executable if auto else None,
         )
         host_env = set(tasks.host_env) | (set(server.container.env_from_host.values()) if server else set())
         if proxy and spec.target.api_endpoint.api_key:
             host_env.add(spec.target.api_endpoint.api_key)  # read by the proxy, not the tasks
         images = (server.container.image,) if server else ()
-        files = {RUN_ALL: run_all, **server_files, **tasks.files, **(proxy[1] if proxy else {})}
+        files = {RUN_ALL: run_all, **server_files, **tasks.files, **(proxy[1] if proxy else {}), **auto}
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
     def _server(self, spec: RunSpec, invocation_id: str) -> tuple[ServerSpec | None, dict]:

@@ -17,8 +17,11 @@ def render_run_all_sh(
     max_parallel: int,
     server: ServerSpec | None = None,
     proxy: str | None = None,
+    export: str | None = None,
 ) -> str:
-    """`proxy`: launcher.proxy.wiring.render_start's lines (started after the server, stopped first)."""
+    """`proxy`: launcher.proxy.wiring.render_start's lines (started after the server, stopped first).
+    `export`: the python that runs `-m launcher.export auto` once every task has ended (auto-export; its
+    output in logs/export.log, and it never changes the invocation's exit status)."""
     folders = " ".join(shlex.quote(f) for f in task_folders)
     slots = max_parallel + (1 if server else 0) + (1 if proxy else 0)  # background jobs besides the tasks
     queue = events.shell(events.QUEUED, path=f'"$task/{EVENTS}"')
@@ -51,6 +54,11 @@ def render_run_all_sh(
         "done",
         "status=0",
         'for pid in "${pids[@]}"; do wait "$pid" || status=1; done',
+        *(
+            [f'{shlex.quote(export)} -m launcher.export auto "$PWD" >> logs/export.log 2>&1 < /dev/null']
+            if export
+            else []
+        ),
         events.shell(events.EXITED, "$status"),
         'exit "$status"',
     ]
