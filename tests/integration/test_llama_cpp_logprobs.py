@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from conftest import build_if_missing
 from helpers import wait_for
-from launcher.tasks import LLAMA_CPP_IMAGE
+from launcher.catalog import LLAMA_CPP_IMAGE
 
 pytestmark = pytest.mark.docker
 

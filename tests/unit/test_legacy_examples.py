@@ -82,10 +82,7 @@ def compose(primary: Path):
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    try:  # where the Hydra front lives: launcher.cli.hydra_front (new layout) or launcher.app (before)
-        from launcher.cli.hydra_front import register_executors
-    except ImportError:
-        from launcher.app import register_executors
+    from launcher.cli.hydra_front import register_executors
 
     register_executors()
     from hydra.core.config_store import ConfigStore
