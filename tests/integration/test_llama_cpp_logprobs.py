@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 from conftest import build_if_missing
 from helpers import wait_for
+
 from launcher.catalog import LLAMA_CPP_IMAGE
 
 pytestmark = pytest.mark.docker
