@@ -119,7 +119,7 @@ def total(task, sample, output) -> float:
         return 0.0
 
 
-# request key -> the id of the sample that sends it (GET /stats counts requests per sample id)
+# request key -> the key of the sample that sends it (GET /stats also counts requests per sample)
 SAMPLE_OF: dict[str, str] = {}
 
 
@@ -212,7 +212,8 @@ class Endpoint:
 
             tasks = registry(options.get("tasks") or "launcher.harness.benchmarks").values()
             self.replies, self.known_logprobs = asyncio.run(learn(list(tasks), mode == "oracle"))
-        self.requests: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()  # per request (its key: endpoint type + prompt)
+        self.samples: Counter[str] = Counter()  # per sample key of the task that sends it (oracle/wrong)
         self.faulted: Counter[str] = Counter()
         self.doomed: set[str] = set()
         self.total = 0
@@ -223,10 +224,11 @@ class Endpoint:
         prompt = body["messages"] if chat else body["prompt"]
         key = request_key("chat" if chat else "completions", prompt)
         self.total += 1
-        self.requests[SAMPLE_OF.get(key, key)] += 1
+        self.requests[key] += 1
+        self.samples[SAMPLE_OF.get(key, key)] += 1
         if self.latency:
             await asyncio.sleep(self.latency)
-        first = self.requests[SAMPLE_OF.get(key, key)] == 1
+        first = self.requests[key] == 1
         if first and self.fault_rate and self.random.random() < self.fault_rate:
             self.doomed.add(key)
         if key in self.doomed and (first or self.persist):
@@ -294,14 +296,19 @@ class Endpoint:
 
     async def stats(self, _request: web.Request) -> web.Response:
         return web.json_response(
-            {"total": self.total, "requests": dict(self.requests), "faulted": dict(self.faulted)}
+            {
+                "total": self.total,
+                "requests": dict(self.requests),
+                "samples": dict(self.samples),
+                "faulted": dict(self.faulted),
+            }
         )
 
 
 _BOMB: list[bytes] = []
 
 
-def gzip_bomb(size: int = 256 << 20) -> bytes:
+def gzip_bomb(size: int = 1 << 30) -> bytes:
     """`size` bytes of spaces (valid JSON whitespace), gzip-compressed to about 1/1000 of that."""
     if not _BOMB:
         packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)

@@ -68,7 +68,9 @@ def test_kill_then_resume_requests_no_finished_sample_again(cli, endpoint, harne
     assert state["state"] == "KILLED"
     folder = Path(state["folder"])
     time.sleep(0.5)
-    assert "stopped by SIGTERM" in (folder / "logs/output.log").read_text()  # the harness got SIGTERM
+    # Not asserted: the harness's "stopped by SIGTERM" line in output.log. `launcher kill` signals run.sh's
+    # process group, which holds the `docker run` client copying the container's output: the client can
+    # end before the harness's last line (tests/integration/test_harness.py checks SIGTERM -> exit 143).
     finished = {
         json.loads(line)["id"] for line in (folder / "results/samples.jsonl").read_text().splitlines()
     }
@@ -77,7 +79,7 @@ def test_kill_then_resume_requests_no_finished_sample_again(cli, endpoint, harne
     assert proc.returncode == 0, proc.stdout[-2000:]
     state = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     assert state["state"] == "SUCCEEDED" and state["score"] == GSM8K_PERFECT and state["done"] == 120
-    requests = ep.stats()["requests"]
+    requests = ep.stats()["samples"]
     assert all(requests[i] == 1 for i in finished)
 
 

@@ -236,13 +236,15 @@ class TestLocalExecutorContract(ExecutorContract):
 
 
 def test_kill_after_the_folder_was_deleted_still_stops_the_containers(cli, tmp_path, docker_engine):
-    """L9: the labelled containers of a running invocation are stopped even when its folder is gone."""
+    """L9: the labelled containers of a running invocation are stopped even when its folder is gone. The
+    folder is moved away (not deleted): a deleted bind-mount source makes the task itself fail within
+    half a second, which would race the kill; a moved one keeps it running, as a user's `mv` would."""
     import shutil
 
     inv = invocation_of(cli(*config(tmp_path, [task("s", "sleep")]), check_rc=0))
     wait_for(lambda: any(c.status == "running" for c in containers(docker_engine, inv)), 60, "container runs")
     folder = json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["folder"]
-    shutil.rmtree(folder)
+    shutil.move(folder, tmp_path / "moved-away")
     proc = cli("kill", inv, check_rc=0)
     assert "folder is gone; stopped 1 container" in proc.stdout
     wait_for(lambda: not containers(docker_engine, inv), 60, "containers gone")

@@ -90,7 +90,7 @@ def resume_requests_no_finished_sample(cli, ep, inv, task_folder: Path) -> None:
     assert cli("resume", inv, "--wait").returncode == 0
     job = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     assert job["state"] == "SUCCEEDED" and job["done"] == 150 and job["score"] == GSM8K_PERFECT
-    requests = ep.stats()["requests"]
+    requests = ep.stats()["samples"]
     assert all(requests[i] == 1 for i in finished)
 
 
@@ -186,7 +186,7 @@ def test_disk_full_is_a_clear_error_and_resume_works_after_space_is_freed(endpoi
         filler.unlink()
         second = subprocess.run(run, capture_output=True, text=True, env=env)
         assert second.returncode == 0, second.stdout
-        requests = ep.stats()["requests"]
+        requests = ep.stats()["samples"]
         assert all(requests[i] == 1 for i in finished)
     finally:
         subprocess.run(["umount", str(mount)], check=False)

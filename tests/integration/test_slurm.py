@@ -84,7 +84,7 @@ def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_ima
         and state["launcher.gsm8k_cot_zeroshot"]["done"] == 200
     )
     assert state["launcher.aime2025"]["state"] == "SUCCEEDED"
-    requests = ep.stats()["requests"]
+    requests = ep.stats()["samples"]
     assert all(requests[i] == 1 for i in finished)
 
 
@@ -180,7 +180,7 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
     assert Path(
         state["launcher.gsm8k_cot_zeroshot"]["folder"], "results/results.json"
     ).is_file()  # brought back from the cluster
-    requests = ep.stats()["requests"]
+    requests = ep.stats()["samples"]
     assert all(requests[i] == 1 for i in finished)
     for root in (tmp_path / "out", cluster):
         for path in root.rglob("*"):
@@ -188,7 +188,7 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
                 assert secret.encode() not in path.read_bytes(), path
     digests = json.loads((remote_gsm8k / "results/run_config.json").read_text())
     assert digests["api_key_env"] == "API_KEY"
-    assert "launcher.gsm8k_cot_zeroshot" in cli("logs", f"{inv}.0", check_rc=0).stdout
+    assert "task gsm8k_cot_zeroshot" in cli("logs", f"{inv}.0", check_rc=0).stdout  # the harness's name
 
 
 def test_over_ssh_a_failing_task_shows_its_reason(cli, tmp_path, ssh_login, test_image):
