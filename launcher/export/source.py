@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher.errors import LauncherError
+from launcher.harness.contract import SAMPLES as SAMPLES_FILE
+from launcher.proxy.stats import STATS_FILE
+from launcher.store import events
+from launcher.store.layout import EVENTS, HYDRA_DIR, RECORD, RESULTS, RESULTS_JSON
+from launcher.store.layout import RESULTS_YML as RESULTS_YML  # exporters read it as source.RESULTS_YML
 
-RECORD = "invocation.json"
-RESULTS_JSON = "results/results.json"
-RESULTS_YML = "results/results.yml"
-SAMPLES = "results/samples.jsonl"
-CONFIG = ".hydra/config.yaml"
-EVENTS = "events.log"
-PROXY_STATS = "proxy_stats.json"
+# Names the store, the harness and the proxy own; composed here for reading.
+SAMPLES = f"{RESULTS}/{SAMPLES_FILE}"
+CONFIG = f"{HYDRA_DIR}/config.yaml"
+PROXY_STATS = STATS_FILE
 
 
 @dataclass(frozen=True)
@@ -223,19 +225,10 @@ def normalize_sample(rec: dict, headline: str | None = None) -> dict:
 
 
 def read_events(run: TaskRun) -> dict[str, float]:
-    """First time of each stage record in the task's events.log (`<event> <epoch> [value]`)."""
+    """First time of each stage record in the task's events.log (the store's parser)."""
     out: dict[str, float] = {}
-    try:
-        lines = run.path(EVENTS).read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return out
-    for line in lines:
-        parts = line.split(" ", 2)
-        if len(parts) >= 2:
-            try:
-                out.setdefault(parts[0], float(parts[1]))
-            except ValueError:
-                continue
+    for event in events.read(run.path(EVENTS)):
+        out.setdefault(event.kind, event.at)
     return out
 
 
