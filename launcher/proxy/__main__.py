@@ -48,23 +48,32 @@ def main(argv: list[str] | None = None) -> int:
 
     from launcher.proxy.server import Proxy, serve
 
+    stopping: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def on_signal(*_) -> None:
+        # A plain handler rather than loop.add_signal_handler: closing a loop resets its handlers to
+        # the default, so a second SIGTERM (kill's process-group signal, then run_all.sh's own
+        # stop_proxy) arriving after the stats are written would kill us with -15. Only the first
+        # signal stops the server; later ones find nothing to do.
+        if stopping:
+            loop, stop = stopping.pop()
+            loop.call_soon_threadsafe(stop.set)
+
     async def run() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stopping.append((asyncio.get_running_loop(), stop))
         await serve(Proxy(settings, state_dir, key), args.port, stop, args.grace)
-        # Stats are written; a second SIGTERM (kill's process-group signal, then run_all.sh's own
-        # stop_proxy) must not kill the interpreter while the loop closes and resets its handlers.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_IGN)
+        stopping.clear()
 
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
     try:  # uvloop (optional extra `proxy`) when installed: less CPU per request
         from uvloop import run as run_loop
     except ImportError:
         run_loop = asyncio.run
     run_loop(run())
+    for sig in (signal.SIGTERM, signal.SIGINT):  # finalization resets Python handlers to the default
+        signal.signal(sig, signal.SIG_IGN)
     return 0
 
 
