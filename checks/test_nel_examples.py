@@ -1,4 +1,7 @@
-"""Every example config NEL 0.2.6 ships in its repository goes through our boundary: accepted, or refused
+"""`make nel-examples-check`, not part of `make test`: NEL's example configs exist only in a GitHub checkout
+and CI reaches no GitHub (the mapping tables in tests/unit/test_legacy_mapping.py cover every NEL key).
+
+Every example config NEL 0.2.6 ships in its repository goes through our boundary: accepted, or refused
 by name in one line for the reasons listed in EXPECTED_REFUSALS (Lepton, and what we do not run yet).
 
 The examples are not in NEL's wheel or sdist, only in the NVIDIA-NeMo/Evaluator repository at the tag
@@ -120,10 +123,7 @@ def through_the_boundary(path: Path, tmp_path: Path):
 
 
 def test_the_examples_are_there():
-    if not example_files():
-        # Only a GitHub checkout has them and CI reaches no GitHub: the one skip we accept (the mapping
-        # tables in test_legacy_mapping.py cover every NEL key without them).
-        pytest.skip(f"NEL 0.2.6 example configs not found in {EXAMPLES} (see this module's docstring)")
+    assert example_files(), f"NEL 0.2.6 example configs not found in {EXAMPLES} (see this module's docstring)"
     assert len(example_files()) == 32  # 17 local, 12 Slurm, 3 Lepton
 
 
@@ -144,8 +144,6 @@ def test_every_nel_example_is_accepted_or_refused_by_name(path, tmp_path, monkey
 def test_an_unfilled_example_names_its_missing_key(tmp_path, monkeypatch):
     monkeypatch.setenv("USER", "someone")
     path = EXAMPLES / "slurm_vllm_basic.yaml"
-    if not path.exists():
-        pytest.skip("NEL examples absent (see test_the_examples_are_there)")
     from launcher.executors import registry
 
     choice, data = compose(path)
