@@ -155,6 +155,27 @@ def plots(runs: list[TaskRun]) -> str:
     return '<div class="plots">' + "".join(svgs) + "</div>"
 
 
+def proxy_facts(stats: dict) -> list[tuple[str, str]]:
+    """Run facts from the counters of the invocation's endpoint proxy (launcher.proxy.stats owns their
+    format); they count every task of the invocation together."""
+    from launcher.proxy.stats import summary
+
+    def count(key: str) -> int:
+        value = stats.get(key)
+        return value if isinstance(value, int) else 0
+
+    requests, hits = count("requests"), count("cache_hits")
+    share = f" ({hits / requests:.0%})" if requests else ""
+    return [
+        (
+            "proxy tokens",
+            f"{count('tokens_in'):,} in, {count('tokens_out'):,} out (all tasks of the invocation)",
+        ),
+        ("cache hits", f"{hits:,} of {requests:,} requests{share}"),
+        ("proxy", summary(stats)),
+    ]
+
+
 def facts(run: TaskRun, samples: list[dict]) -> str:
     events = source.read_events(run)
     times = sorted(events.items(), key=lambda kv: kv[1])
@@ -175,13 +196,18 @@ def facts(run: TaskRun, samples: list[dict]) -> str:
         ("latency", f"mean {sum(latencies) / len(latencies):.3f} s" if latencies else ""),
         ("token usage", ", ".join(f"{k} {v:,}" for k, v in sorted(usage.items())) or "not reported"),
     ]
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in items)
+    proxy = source.read_proxy_stats(run)
+    if proxy is not None:
+        items += proxy_facts(proxy)
+    rows = "".join(
+        f'<tr data-fact="{escape(k)}"><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>' for k, v in items
+    )
     parts = [
         f"<details open><summary>{escape(run.task)} · {escape(run.job_id)}</summary><table>{rows}</table>"
     ]
-    proxy = source.read_proxy_stats(run)
     if proxy is not None:
-        parts.append(f"<div>proxy statistics</div><pre>{escape(json.dumps(proxy, indent=2))}</pre>")
+        counters = escape(json.dumps(proxy, indent=2))
+        parts.append(f"<details><summary>proxy counters</summary><pre>{counters}</pre></details>")
     if run.run_config:
         cfg = json.dumps(source.redact(run.run_config), indent=2)
         parts.append(f"<details><summary>run config</summary><pre>{escape(cfg)}</pre></details>")
