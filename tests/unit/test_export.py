@@ -261,3 +261,19 @@ def test_report_shows_the_proxy_counters_where_the_proxy_writes_them(tmp_path):
     page, _ = html.build(source.load([a.invocation_id]))
     assert '<tr data-fact="cache hits"><th>cache hits</th><td>2 of 8 requests (25%)</td></tr>' in page
     assert "1,500 in, 90 out" in page
+
+
+def test_report_tells_the_runs_of_a_sweep_apart_by_their_swept_keys(tmp_path):
+    model, temp = "target.api_endpoint.model_id", "evaluation.params.temperature"
+    for m, t in [("alpha", "0.0"), ("alpha", "0.5"), ("beta", "0.0")]:
+        invocation(
+            tmp_path / "runs", m, {"t": [True]}, sweep="5eed0003", overrides=[f"{model}={m}", f"{temp}={t}"]
+        )
+    runs = source.load(["5eed0003"])
+    assert sorted(html.run_labels(runs).values()) == [
+        "alpha (temperature=0.0)",
+        "alpha (temperature=0.5)",
+        "beta (temperature=0.0)",
+    ]
+    page, _ = html.build(runs)
+    assert "<td>alpha (temperature=0.5)</td><td>t</td>" in page
