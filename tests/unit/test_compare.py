@@ -37,7 +37,7 @@ def run(
     )
 
 
-# A 2 x 2 sweep in Hydra's order (temperature 0.7 first): alpha 0.80/0.60, beta 0.75/0.40.
+# A 2 x 2 sweep given with temperature 0.7 first (a numeric axis is sorted): alpha 0.80/0.60, beta 0.75/0.40.
 SWEEP = [
     run("alpha", "0.7", 0.60),
     run("alpha", "0.0", 0.80),
