@@ -74,8 +74,10 @@ def invocation(
     index: bool = True,
     finished: bool = True,
     chance: float | None = None,
+    overrides: list[str] | None = None,
 ) -> InvocationRecord:
-    """An invocation folder with one finished job per task; tasks maps a task to per-sample correctness."""
+    """An invocation folder with one finished job per task; tasks maps a task to per-sample correctness;
+    `overrides` as Hydra records a sweep job's (.hydra/overrides.yaml)."""
     inv = layout.new_id()
     folder = root / f"{layout.stamp(time.time())}-{inv}"
     jobs = []
@@ -115,6 +117,8 @@ def invocation(
         "deployment": {"hf_token": "hf_secretvalue123"},
     }
     (folder / layout.HYDRA_DIR / "config.yaml").write_text(yaml.safe_dump(hydra), encoding="utf-8")
+    if overrides is not None:
+        (folder / layout.HYDRA_DIR / "overrides.yaml").write_text(layout.to_yaml(overrides), encoding="utf-8")
     record = InvocationRecord(
         invocation_id=inv,
         folder=str(folder),

@@ -36,7 +36,7 @@ Follow and manage (id: invocation, job <inv>.<n>, or sweep; any unique prefix):
 
 After the run:
   launcher export ID ... [--dest local|mlflow|wandb] [--format csv|json] [-o FILE]
-  launcher results ID ... [--format table|markdown|csv|json]
+  launcher results ID|SWEEP ... [--rows AXIS] [--cols AXIS] [--format table|markdown|csv|json]
   launcher report ID ... [-o report.html]
   launcher VERB --help     details of a verb
 """

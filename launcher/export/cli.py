@@ -24,9 +24,14 @@ def add_parsers(sub) -> None:
     s.add_argument("--entity", default=None, help="W&B entity")
     s.add_argument("--samples", action="store_true", help="also upload each task's samples.jsonl")
 
-    s = sub.add_parser("results", help="runs x tasks: score ± stderr, best marked, differences flagged")
+    s = sub.add_parser(
+        "results", help="runs x tasks (or any two axes of a sweep): score ± stderr, best marked"
+    )
     s.add_argument("ids", nargs="+", help=IDS_HELP)
     s.add_argument("--format", default="table", help="table (default), markdown, csv or json")
+    axes = "model, task, metric, invocation or a swept key (e.g. evaluation.tasks.0.params.temperature)"
+    s.add_argument("--rows", default="model", help=f"the rows axis (default: model): {axes}")
+    s.add_argument("--cols", default="task", help="the columns axis (default: task), as --rows")
 
     s = sub.add_parser("report", help="one self-contained HTML report with a per-sample browser")
     s.add_argument("ids", nargs="+", help=IDS_HELP)
@@ -66,7 +71,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     runs = source.load(args.ids)
     if not any(r.has_results for r in runs):
         raise LauncherError("none of the given jobs has results yet; `launcher status ID` shows their state")
-    print(compare.render(compare.grid(runs), fmt))
+    rows, cols = compare.axis("--rows", args.rows, runs), compare.axis("--cols", args.cols, runs)
+    if rows == cols:
+        raise LauncherError(f"--rows and --cols both name {rows}; give two different axes")
+    print(compare.render(compare.grid(runs, rows, cols), fmt))
     missing = [r.job_id for r in runs if not r.has_results]
     if missing:
         print(f"no results yet: {', '.join(missing)}", file=sys.stderr)

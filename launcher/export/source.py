@@ -1,30 +1,30 @@
 """The one place export, results and report read invocation folders (read-only, never repairs a file).
 
-Layout read: <folder>/invocation.json, <folder>/.hydra/config.yaml, <folder>/<task>/events.log,
-<folder>/<task>/results/{results.json,results.yml,samples.jsonl}, optional proxy_stats.json.
-results.json: results.tasks.<task>.metrics.<metric>.scores.<score>.{value, stats{stderr,count,errors}};
-`protocol`, `samples` and `chance` may sit next to `metrics` (or at the top level).
-When the project's results reader (launcher.store.results) lands, swap it in here and only here.
+Layout read: <folder>/invocation.json, <folder>/.hydra/{config,overrides}.yaml, <folder>/<task>/events.log,
+<folder>/<task>/results/{results.json,results.yml,samples.jsonl}, <folder>/proxy/proxy_stats.json.
+A task's results are read by their one reader, launcher.store.results; this module shapes them for export.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from launcher.errors import LauncherError
 from launcher.harness.contract import SAMPLES as SAMPLES_FILE
-from launcher.proxy.stats import STATS_FILE
+from launcher.model import InvocationRecord
+from launcher.proxy import stats as proxy_stats
 from launcher.store import events
-from launcher.store.layout import EVENTS, HYDRA_DIR, RECORD, RESULTS, RESULTS_JSON
-from launcher.store.layout import RESULTS_YML as RESULTS_YML  # exporters read it as source.RESULTS_YML
+from launcher.store import results as results_store
+from launcher.store.layout import EVENTS, HYDRA_DIR, RECORD, RESULTS, read_record, read_regular
+from launcher.store.layout import RESULTS_JSON as RESULTS_JSON  # exporters upload them: source.RESULTS_*
+from launcher.store.layout import RESULTS_YML as RESULTS_YML
 
 # Names the store, the harness and the proxy own; composed here for reading.
 SAMPLES = f"{RESULTS}/{SAMPLES_FILE}"
 CONFIG = f"{HYDRA_DIR}/config.yaml"
-PROXY_STATS = STATS_FILE
+OVERRIDES = f"{HYDRA_DIR}/overrides.yaml"  # the job's command-line overrides (api.hydra_files writes it)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class TaskRun:
     run_config: dict = field(default_factory=dict)  # the harness run config (no secret values: names only)
     headline: str | None = None  # the metric a task leads with (results' `headline`)
     subsample: str | None = None  # how the items were drawn when fewer than the reference split
+    overrides: dict[str, str] = field(default_factory=dict)  # the invocation's overrides: key -> value
 
     @property
     def has_results(self) -> bool:
@@ -70,22 +71,11 @@ class TaskRun:
         return self.folder / rel
 
 
-def resolve(ident: str) -> list[tuple[object, str | None]]:
+def resolve(ident: str) -> list[tuple[InvocationRecord, str | None]]:
     """(record, job id or None) pairs; the one import of the index resolver (ARCH may move it)."""
     from launcher.store.index import resolve as index_resolve
 
     return index_resolve(ident)
-
-
-def _record(folder: Path) -> dict:
-    try:
-        return json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LauncherError(
-            f"{folder} holds no run record ({RECORD}); give an invocation folder or id"
-        ) from None
-    except (OSError, ValueError) as err:
-        raise LauncherError(f"cannot read the run record {folder / RECORD}: {err}") from None
 
 
 def load(idents: list[str]) -> list[TaskRun]:
@@ -93,10 +83,7 @@ def load(idents: list[str]) -> list[TaskRun]:
     runs: list[TaskRun] = []
     seen: set[str] = set()
     for ident in idents:
-        if Path(ident, RECORD).is_file():
-            pairs = [(_record(Path(ident)), None)]
-        else:
-            pairs = [(_record(Path(rec.folder)), job) for rec, job in resolve(ident)]
+        pairs = [(read_record(ident), None)] if Path(ident, RECORD).is_file() else resolve(ident)
         for record, job_id in pairs:
             for run in load_invocation(record, job_id):
                 if run.job_id not in seen:
@@ -105,80 +92,63 @@ def load(idents: list[str]) -> list[TaskRun]:
     return runs
 
 
-def load_invocation(record: dict, only_job: str | None = None) -> list[TaskRun]:
-    folder = Path(record["folder"])
-    extra = record.get("extra") or {}
+def load_invocation(record: InvocationRecord, only_job: str | None = None) -> list[TaskRun]:
+    folder = Path(record.folder)
+    overrides = read_overrides(folder)
     out = []
-    for job in record.get("jobs", []):
-        if only_job and job["job_id"] != only_job:
+    for job in record.jobs:
+        if only_job and job.job_id != only_job:
             continue
-        task_folder = folder / job["folder"]
         base = TaskRun(
-            invocation_id=record["invocation_id"],
-            job_id=job["job_id"],
-            task=job["task"],
-            folder=task_folder,
+            invocation_id=record.invocation_id,
+            job_id=job.job_id,
+            task=job.task,
+            folder=folder / job.folder,
             invocation_folder=folder,
-            model=extra.get("model_id") or "",
-            sweep_id=record.get("sweep_id"),
-            created=record.get("created") or 0.0,
+            model=record.model_id,
+            sweep_id=record.sweep_id,
+            created=record.created,
+            overrides=overrides,
         )
         out.append(read_results(base))
     return out
 
 
-def read_results(run: TaskRun) -> TaskRun:
-    """`run` with its scores filled from results.json; unchanged when the job has no results yet."""
-    from dataclasses import replace
+def read_overrides(folder: Path) -> dict[str, str]:
+    """The invocation's command-line overrides as key -> value (`+key=v`, `++key=v` as key; `~key` as
+    key -> ''); {} when the file is absent or not a list."""
+    import yaml
 
     try:
-        data = json.loads(run.path(RESULTS_JSON).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        items = yaml.safe_load(read_regular(folder / OVERRIDES) or "[]")
+    except yaml.YAMLError:
+        return {}
+    out: dict[str, str] = {}
+    for item in items if isinstance(items, list) else ():
+        key, _, value = str(item).partition("=")
+        out[key.lstrip("+~")] = value
+    return out
+
+
+def read_results(run: TaskRun) -> TaskRun:
+    """`run` with its scores filled from its results (launcher.store.results); unchanged without any."""
+    found = results_store.read(run.folder)
+    entry = found.entry(run.task) if found else None
+    if entry is None:
         return run
-    except (OSError, ValueError) as err:
-        raise LauncherError(f"cannot read {run.path(RESULTS_JSON)}: {err}") from None
-    tasks = (data.get("results") or {}).get("tasks") or {}
-    entry = tasks.get(run.task) or (next(iter(tasks.values())) if len(tasks) == 1 else {})
-    scores = []
-    for metric, m in (entry.get("metrics") or {}).items():
-        for score, s in (m.get("scores") or {}).items():
-            stats = s.get("stats") or {}
-            scores.append(
-                Score(
-                    metric,
-                    score,
-                    float(s["value"]),
-                    stats.get("stderr"),
-                    stats.get("count"),
-                    stats.get("errors"),
-                )
-            )
-    config = data.get("config") or {}
+    scores = tuple(Score(s.metric, s.name, s.value, s.stderr, s.count, s.errors) for s in entry.scores)
     return replace(
         run,
-        model=data.get("model_id") or run.model,
-        protocol=entry.get("protocol") or data.get("protocol"),
-        samples=_first(
-            _items(entry.get("samples")), data.get("samples"), scores[0].count if scores else None
-        ),
-        headline=entry.get("headline"),
-        subsample=(entry.get("samples") or {}).get("subsample")
-        if isinstance(entry.get("samples"), dict)
-        else None,
-        chance=_first(entry.get("chance"), data.get("chance")),
-        finished_at=data.get("finished_at"),
-        scores=tuple(scores),
-        run_config=config,
+        model=found.model_id or run.model,
+        protocol=entry.protocol or None,
+        samples=entry.items if entry.items is not None else scores[0].count if scores else None,
+        headline=entry.headline,
+        subsample=entry.subsample,
+        chance=entry.chance,
+        finished_at=found.finished_at,
+        scores=scores,
+        run_config=found.config,
     )
-
-
-def _first(*values):
-    return next((v for v in values if v is not None), None)
-
-
-def _items(samples):
-    """results' `samples`: a count (launcher 0.1) or {items, size, subsample, repeats} (0.2)."""
-    return samples.get("items") if isinstance(samples, dict) else samples
 
 
 def read_samples(run: TaskRun) -> list[dict]:
@@ -233,16 +203,10 @@ def read_events(run: TaskRun) -> dict[str, float]:
 
 
 def read_proxy_stats(run: TaskRun) -> dict | None:
-    for path in (
-        run.folder / PROXY_STATS,
-        run.path(f"results/{PROXY_STATS}"),
-        run.invocation_folder / PROXY_STATS,
-    ):
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-    return None
+    """The counters of the invocation's endpoint proxy (all its tasks together); None without a proxy."""
+    from launcher.proxy.wiring import STATE_DIR  # imported here: the wiring module loads the proxy's settings
+
+    return proxy_stats.read(run.invocation_folder / STATE_DIR)
 
 
 SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|credential)", re.I)

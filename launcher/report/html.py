@@ -70,8 +70,22 @@ def _num(value, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def run_labels(runs: list[TaskRun]) -> dict[str, str]:
+    """Job id -> the model, plus the swept keys that are not the model itself (`m (temperature=0.5)`):
+    the runs of a sweep told apart in the table, the plots and the sample browser."""
+    from launcher.export.compare import swept
+
+    keys = [k for k in swept(runs) if any(r.overrides.get(k) != r.model for r in runs)]
+    out = {}
+    for r in runs:
+        extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={r.overrides.get(k, '-')}" for k in keys)
+        out[r.job_id] = f"{r.model} ({extra})" if extra else r.model or r.job_id
+    return out
+
+
 def scores_table(runs: list[TaskRun]) -> str:
     done = [r for r in runs if r.has_results]
+    label = run_labels(done)
     best: dict[tuple[str, str], float] = {}
     for r in done:
         for s in r.scores:
@@ -87,7 +101,7 @@ def scores_table(runs: list[TaskRun]) -> str:
             is_best = s.value == best[(r.task, s.name)] and sum(1 for x in done if x.task == r.task) > 1
             lines.append(
                 f'<tr class="{"best" if is_best else ""}" data-job="{escape(r.job_id)}" '
-                f'data-metric="{escape(s.name)}"><td>{escape(r.model)}</td><td>{escape(r.task)}</td>'
+                f'data-metric="{escape(s.name)}"><td>{escape(label[r.job_id])}</td><td>{escape(r.task)}</td>'
                 f'<td>{escape(s.name)}</td><td class="num value">{_num(s.value)}</td>'
                 f'<td class="num stderr">{_num(s.stderr)}</td><td class="num">{_num(s.count)}</td>'
                 f'<td class="num">{_num(s.errors)}</td><td class="num">{_num(r.chance)}</td>'
@@ -141,6 +155,7 @@ def plot(task: str, metric: str, points: list[tuple[str, float, float | None]], 
 
 
 def plots(runs: list[TaskRun]) -> str:
+    label = run_labels(runs)
     by_key: dict[tuple[str, str], list[TaskRun]] = {}
     for r in runs:
         for s in r.scores:
@@ -150,9 +165,30 @@ def plots(runs: list[TaskRun]) -> str:
         points = []
         for r in rs:
             s = next(s for s in r.scores if s.name == metric)
-            points.append((r.model or r.job_id, s.value, s.stderr))
+            points.append((label[r.job_id], s.value, s.stderr))
         svgs.append(plot(task, metric, points, rs[0].chance))
     return '<div class="plots">' + "".join(svgs) + "</div>"
+
+
+def proxy_facts(stats: dict) -> list[tuple[str, str]]:
+    """Run facts from the counters of the invocation's endpoint proxy (launcher.proxy.stats owns their
+    format); they count every task of the invocation together."""
+    from launcher.proxy.stats import summary
+
+    def count(key: str) -> int:
+        value = stats.get(key)
+        return value if isinstance(value, int) else 0
+
+    requests, hits = count("requests"), count("cache_hits")
+    share = f" ({hits / requests:.0%})" if requests else ""
+    return [
+        (
+            "proxy tokens",
+            f"{count('tokens_in'):,} in, {count('tokens_out'):,} out (all tasks of the invocation)",
+        ),
+        ("cache hits", f"{hits:,} of {requests:,} requests{share}"),
+        ("proxy", summary(stats)),
+    ]
 
 
 def facts(run: TaskRun, samples: list[dict]) -> str:
@@ -175,13 +211,18 @@ def facts(run: TaskRun, samples: list[dict]) -> str:
         ("latency", f"mean {sum(latencies) / len(latencies):.3f} s" if latencies else ""),
         ("token usage", ", ".join(f"{k} {v:,}" for k, v in sorted(usage.items())) or "not reported"),
     ]
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in items)
+    proxy = source.read_proxy_stats(run)
+    if proxy is not None:
+        items += proxy_facts(proxy)
+    rows = "".join(
+        f'<tr data-fact="{escape(k)}"><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>' for k, v in items
+    )
     parts = [
         f"<details open><summary>{escape(run.task)} · {escape(run.job_id)}</summary><table>{rows}</table>"
     ]
-    proxy = source.read_proxy_stats(run)
     if proxy is not None:
-        parts.append(f"<div>proxy statistics</div><pre>{escape(json.dumps(proxy, indent=2))}</pre>")
+        counters = escape(json.dumps(proxy, indent=2))
+        parts.append(f"<details><summary>proxy counters</summary><pre>{counters}</pre></details>")
     if run.run_config:
         cfg = json.dumps(source.redact(run.run_config), indent=2)
         parts.append(f"<details><summary>run config</summary><pre>{escape(cfg)}</pre></details>")
@@ -197,10 +238,11 @@ def script_json(data) -> str:
 def build(runs: list[TaskRun]) -> tuple[str, int]:
     """(the page, number of samples in it)."""
     per_job = {r.job_id: source.read_samples(r) for r in runs}
+    label = run_labels(runs)
     jobs = [
         {
             "job_id": r.job_id,
-            "label": f"{r.model} · {r.task} · {r.job_id}",
+            "label": f"{label[r.job_id]} · {r.task} · {r.job_id}",
             "rows": [sample_row(s) for s in per_job[r.job_id]],
         }
         for r in runs

@@ -1,14 +1,25 @@
-"""The one reader of a task's results (results.tasks.<task>.metrics.<metric>.scores.<name>: results.json
-from our harness, or results.yml as NEL's harness images write it) and of the harness's progress file.
-Only regular files are opened (a task could leave a FIFO there)."""
+"""The one reader of a task's results and of the harness's progress file.
+
+Results: results.json from our harness, or results.yml alone as NEL's harness images write it:
+results.tasks.<task>.metrics.<metric>.scores.<name>.{value, stats{stderr, count, errors}}, with the task's
+`protocol`, `chance`, `headline` and `samples` (a count in launcher 0.1, {items, size, subsample, repeats}
+since 0.2) next to `metrics` or at the top level, and `model_id`, `finished_at`, `config` at the top level.
+`status`, `results`, export and report all read through here. Only regular files are opened (a task could
+leave a FIFO there); a file is never repaired.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from launcher.errors import LauncherError
 from launcher.store.layout import PROGRESS, RESULTS_JSON, RESULTS_YML, read_regular
+
+
+class UnreadableResults(LauncherError):
+    """A results file that is there but is not JSON (YAML); `status` shows no score, export says so."""
 
 
 @dataclass(frozen=True)
@@ -28,52 +39,118 @@ class Score:
         return self.metric if self.name == self.metric else f"{self.metric}/{self.name}"
 
 
-def scores(task_dir: str | Path) -> list[Score]:
-    """Every score in the task's results.json; [] when absent or shaped differently (a custom task's)."""
-    tasks = _tasks(Path(task_dir))
-    if tasks is None:
-        return []
-    out = []
-    for task, body in tasks.items() if isinstance(tasks, dict) else ():
-        metrics = body.get("metrics") if isinstance(body, dict) else None
-        for metric, entry in metrics.items() if isinstance(metrics, dict) else ():
-            named = entry.get("scores") if isinstance(entry, dict) else None
-            for name, score in named.items() if isinstance(named, dict) else ():
-                if not isinstance(score, dict) or not isinstance(score.get("value"), (int, float)):
-                    continue
-                stats = score.get("stats") if isinstance(score.get("stats"), dict) else {}
-                out.append(
-                    Score(
-                        str(task),
-                        str(metric),
-                        str(name),
-                        float(score["value"]),
-                        _num(stats.get("stderr")),
-                        _int(stats.get("count")),
-                        _int(stats.get("errors")),
-                        _num(body.get("chance")),
-                        str(body.get("protocol") or ""),
-                    )
-                )
-    return out
+@dataclass(frozen=True)
+class TaskResults:
+    """One task's entry in a results document."""
+
+    task: str
+    scores: tuple[Score, ...]
+    protocol: str = ""
+    chance: float | None = None
+    headline: str | None = None  # the metric the task leads with
+    items: int | None = None  # items evaluated
+    subsample: str | None = None  # how the items were drawn when fewer than the reference split
 
 
-def _tasks(task_dir: Path):
+@dataclass(frozen=True)
+class Results:
+    """A task folder's results document."""
+
+    tasks: tuple[TaskResults, ...]
+    model_id: str | None = None
+    finished_at: str | None = None
+    config: dict = field(default_factory=dict)  # the harness run config (variable names only, no values)
+
+    def entry(self, task: str) -> TaskResults | None:
+        """The named task's entry, or the only one (a harness may name the task otherwise, as NEL's do)."""
+        named = [t for t in self.tasks if t.task == task]
+        return named[0] if named else self.tasks[0] if len(self.tasks) == 1 else None
+
+
+def read(task_dir: str | Path) -> Results | None:
+    """The task's results; None when it has none yet. A document shaped differently (a custom task's)
+    gives what can be read of it; a file that does not parse raises UnreadableResults."""
+    data = _document(Path(task_dir))
+    if data is None:
+        return None
+    top = data if isinstance(data, dict) else {}
+    tasks = (top.get("results") or {}).get("tasks") if isinstance(top.get("results"), dict) else None
+    entries = tuple(
+        _entry(str(task), body, top) for task, body in (tasks.items() if isinstance(tasks, dict) else ())
+    )
+    config = top.get("config")
+    return Results(
+        entries,
+        _str(top.get("model_id")),
+        _str(top.get("finished_at")),
+        config if isinstance(config, dict) else {},
+    )
+
+
+def _document(task_dir: Path):
     text = read_regular(task_dir / RESULTS_JSON)
-    if text:
+    if text is not None:
         try:
-            return json.loads(text)["results"]["tasks"]
-        except (ValueError, KeyError, TypeError):
-            return None
+            return json.loads(text)
+        except ValueError as err:
+            raise UnreadableResults(f"cannot read {task_dir / RESULTS_JSON}: {err}") from None
     text = read_regular(task_dir / RESULTS_YML)
-    if not text:
+    if text is None:
         return None
     import yaml  # only for a harness image that writes YAML alone (NEL's)
 
     try:
-        return yaml.safe_load(text)["results"]["tasks"]
-    except (yaml.YAMLError, KeyError, TypeError):
-        return None
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = " ".join(str(err).split())  # YAML's messages span lines
+        raise UnreadableResults(f"cannot read {task_dir / RESULTS_YML}: {problem}") from None
+
+
+def _entry(task: str, body, top: dict) -> TaskResults:
+    body = body if isinstance(body, dict) else {}
+    protocol = str(body.get("protocol") or top.get("protocol") or "")
+    chance = _num(body.get("chance")) if _num(body.get("chance")) is not None else _num(top.get("chance"))
+    scores = []
+    metrics = body.get("metrics")
+    for metric, entry in metrics.items() if isinstance(metrics, dict) else ():
+        named = entry.get("scores") if isinstance(entry, dict) else None
+        for name, score in named.items() if isinstance(named, dict) else ():
+            if not isinstance(score, dict) or _num(score.get("value")) is None:
+                continue
+            stats = score.get("stats") if isinstance(score.get("stats"), dict) else {}
+            scores.append(
+                Score(
+                    task,
+                    str(metric),
+                    str(name),
+                    float(score["value"]),
+                    _num(stats.get("stderr")),
+                    _int(stats.get("count")),
+                    _int(stats.get("errors")),
+                    chance,
+                    protocol,
+                )
+            )
+    samples = body.get("samples")
+    items = _items(samples)
+    return TaskResults(
+        task,
+        tuple(scores),
+        protocol,
+        chance,
+        _str(body.get("headline")),
+        items if items is not None else _items(top.get("samples")),
+        _str(samples.get("subsample")) if isinstance(samples, dict) else None,
+    )
+
+
+def scores(task_dir: str | Path) -> list[Score]:
+    """Every score in the task's results; [] when absent, unreadable or shaped differently."""
+    try:
+        found = read(task_dir)
+    except UnreadableResults:
+        return []
+    return [s for t in found.tasks for s in t.scores] if found else []
 
 
 def headline(task_dir: str | Path) -> str:
@@ -90,9 +167,18 @@ def progress(task_dir: str | Path) -> tuple[int | None, int | None]:
         return None, None
 
 
+def _items(samples) -> int | None:
+    """`samples`: a count (launcher 0.1) or {items, ...} (0.2)."""
+    return _int(samples.get("items") if isinstance(samples, dict) else samples)
+
+
 def _num(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _int(value) -> int | None:
-    return int(value) if isinstance(value, (int, float)) else None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _str(value) -> str | None:
+    return value if isinstance(value, str) and value else None

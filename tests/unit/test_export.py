@@ -217,3 +217,63 @@ def test_sweep_id_and_job_id_select_what_is_exported(tmp_path):
     assert proc.stdout.splitlines()[0].split() == ["run", "gsm8k", "mmlu"]
     proc = cli("report", "5eed", "-o", str(tmp_path / "r.html"), cwd=tmp_path)
     assert proc.returncode == 0 and "report of 4 jobs (4 samples)" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("stats", "expected"),
+    [
+        (
+            {
+                "requests": 40,
+                "cache_hits": 10,
+                "upstream_requests": 30,
+                "tokens_in": 12345,
+                "tokens_out": 678,
+            },
+            {
+                "proxy tokens": "12,345 in, 678 out (all tasks of the invocation)",
+                "cache hits": "10 of 40 requests (25%)",
+            },
+        ),
+        ({}, {"proxy tokens": "0 in, 0 out (all tasks of the invocation)", "cache hits": "0 of 0 requests"}),
+        (
+            {"requests": "x", "cache_hits": None},
+            {"cache hits": "0 of 0 requests"},
+        ),  # a foreign file: no crash
+    ],
+)
+def test_proxy_facts(stats, expected):
+    facts = dict(html.proxy_facts(stats))
+    assert expected.items() <= facts.items() and facts["proxy"].startswith(f"{stats.get('requests', 0)} req")
+
+
+def test_report_shows_the_proxy_counters_where_the_proxy_writes_them(tmp_path):
+    from launcher.proxy import stats as proxy_stats
+    from launcher.proxy.wiring import STATE_DIR
+
+    a = invocation(tmp_path / "runs", "m", {"t": [True, False]})
+    page, _ = html.build(source.load([a.invocation_id]))
+    assert 'data-fact="cache hits"' not in page  # no proxy: no proxy facts
+    counters = proxy_stats.Stats()  # the proxy's own writer and format
+    counters.requests, counters.cache_hits, counters.tokens_in, counters.tokens_out = 8, 2, 1500, 90
+    (Path(a.folder) / STATE_DIR).mkdir()
+    proxy_stats.write_atomic(Path(a.folder) / STATE_DIR / proxy_stats.STATS_FILE, counters.snapshot())
+    page, _ = html.build(source.load([a.invocation_id]))
+    assert '<tr data-fact="cache hits"><th>cache hits</th><td>2 of 8 requests (25%)</td></tr>' in page
+    assert "1,500 in, 90 out" in page
+
+
+def test_report_tells_the_runs_of_a_sweep_apart_by_their_swept_keys(tmp_path):
+    model, temp = "target.api_endpoint.model_id", "evaluation.params.temperature"
+    for m, t in [("alpha", "0.0"), ("alpha", "0.5"), ("beta", "0.0")]:
+        invocation(
+            tmp_path / "runs", m, {"t": [True]}, sweep="5eed0003", overrides=[f"{model}={m}", f"{temp}={t}"]
+        )
+    runs = source.load(["5eed0003"])
+    assert sorted(html.run_labels(runs).values()) == [
+        "alpha (temperature=0.0)",
+        "alpha (temperature=0.5)",
+        "beta (temperature=0.0)",
+    ]
+    page, _ = html.build(runs)
+    assert "<td>alpha (temperature=0.5)</td><td>t</td>" in page
