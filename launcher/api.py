@@ -160,7 +160,7 @@ def check_host_env(names: Iterable[str], action: str = "run") -> None:
 def hydra_files(spec: RunSpec, overrides: list[str]) -> dict[str, str]:
     return {
         f"{layout.HYDRA_DIR}/config.yaml": layout.to_yaml(spec.config),
-        f"{layout.HYDRA_DIR}/overrides.yaml": layout.to_yaml(list(overrides)),
+        layout.HYDRA_OVERRIDES: layout.to_yaml(list(overrides)),
     }
 
 

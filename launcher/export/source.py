@@ -17,14 +17,22 @@ from launcher.model import InvocationRecord
 from launcher.proxy import stats as proxy_stats
 from launcher.store import events
 from launcher.store import results as results_store
-from launcher.store.layout import EVENTS, HYDRA_DIR, RECORD, RESULTS, read_record, read_regular
+from launcher.store.layout import (
+    EVENTS,
+    HYDRA_DIR,
+    HYDRA_OVERRIDES,
+    RECORD,
+    RESULTS,
+    read_record,
+    read_regular,
+)
 from launcher.store.layout import RESULTS_JSON as RESULTS_JSON  # exporters upload them: source.RESULTS_*
 from launcher.store.layout import RESULTS_YML as RESULTS_YML
 
 # Names the store, the harness and the proxy own; composed here for reading.
 SAMPLES = f"{RESULTS}/{SAMPLES_FILE}"
 CONFIG = f"{HYDRA_DIR}/config.yaml"
-OVERRIDES = f"{HYDRA_DIR}/overrides.yaml"  # the job's command-line overrides (api.hydra_files writes it)
+OVERRIDES = HYDRA_OVERRIDES
 
 
 @dataclass(frozen=True)

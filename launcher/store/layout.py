@@ -29,6 +29,7 @@ RUN_ALL = "run_all.sh"
 RUN = "run.sh"
 EVENTS = "events.log"
 HYDRA_DIR = ".hydra"
+HYDRA_OVERRIDES = ".hydra/overrides.yaml"  # the job's command-line overrides (a sweep's axes)
 LOGS = "logs"
 LAUNCHER_LOG = "logs/launcher.jsonl"
 RESULTS = "results"
