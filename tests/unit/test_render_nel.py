@@ -226,7 +226,7 @@ def slurm_plan(deployment, **execution):
 def test_slurm_server_and_task_share_each_array_element():
     plan = slurm_plan(VLLM, partition="batch")
     batch = plan.files["sbatch.sh"]
-    check_golden("sbatch_vllm.sh", batch)
+    check_golden("sbatch_vllm.sh", batch.replace(sys.executable, "PYTHON"))
     subprocess.run(["bash", "-n"], input=batch, text=True, check=True)
     assert "#SBATCH --exclusive" in batch and plan.images == ("vllm/vllm-openai:v0.8.5",)
     assert f" < {FOLDER}/server_cmd.sh &" in batch and "HOST_HF_TOKEN" in plan.host_env
