@@ -317,3 +317,23 @@ def test_time_limit_shows_failed_with_slurms_reason(cli, tmp_path, slurm_cluster
     )
     job = jobs(cli, inv)["slow"]
     assert job["state"] == "FAILED" and job["reason"].startswith("hit the Slurm time limit"), job
+
+
+def test_over_ssh_a_wrong_launcher_python_is_one_line_before_submitting(cli, tmp_path, ssh_login, test_image):
+    cfg = {
+        "defaults": [{"execution": "slurm"}, "_self_"],
+        "execution": {
+            "output_dir": str(tmp_path / "out"),
+            "remote_output_dir": str(tmp_path / "cluster"),
+            "launcher_python": "/nonexistent/bin/python",
+            **ssh_login,
+        },
+        "target": {"api_endpoint": {"url": "http://127.0.0.1:9/v1", "model_id": "m"}},
+        "evaluation": {"tasks": [task("a", "ok")]},
+    }
+    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
+    proc = cli("--config-dir", str(tmp_path), "--config-name", "cfg")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: execution.launcher_python: /nonexistent/bin/python on ")
+    assert "cannot import launcher.proxy.server (" in proc.stderr
+    assert not (tmp_path / "cluster").exists()  # nothing was copied or submitted

@@ -156,6 +156,7 @@ class SlurmExecutor(ContainerExecutor):
             ["bash", "-c", "command -v sbatch && command -v squeue && command -v scancel"]
         ).returncode:
             raise LauncherError(f"sbatch, squeue or scancel is missing on {where}: is it a Slurm login node?")
+        self._check_node_python(plan, where)
         if self.config.container_runtime != "docker":
             return
         for image in sorted({job.image for job in plan.jobs} | set(plan.images)):
@@ -166,6 +167,21 @@ class SlurmExecutor(ContainerExecutor):
             elif self.shell.run(["docker", "image", "inspect", image]).returncode:
                 hint = BUILD_HINTS.get(image, "build or pull it there")
                 raise LauncherError(f"image {image} is not on {where}; {hint}")
+
+    def _check_node_python(self, plan: Plan, where: str) -> None:
+        """Over SSH, execution.launcher_python is checked on the login node before anything is submitted
+        (the nodes are assumed to share its software): a wrong path is one line now, not a failed job."""
+        module = "launcher.proxy.server" if proxy_wiring.CONFIG_FILE in plan.files else "launcher.export"
+        if not self.shell.remote or (module == "launcher.export" and EXPORT_BATCH not in plan.files):
+            return
+        python = self.config.launcher_python
+        proc = self.shell.run(["bash", "-c", '"$1" -c "import $2" 2>&1', "_", python, module])
+        if proc.returncode != 0:
+            reason = (proc.stdout.strip().splitlines() or ["not found"])[-1]
+            raise LauncherError(
+                f"execution.launcher_python: {python} on {where} cannot import {module} ({reason}); "
+                "install launcher[proxy] there or point launcher_python at the python that has it"
+            )
 
     def start(self, record: InvocationRecord) -> str | None:
         folder, remote = Path(record.folder), self.remote_folder(record.folder)
