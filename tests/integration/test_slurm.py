@@ -221,6 +221,7 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
             "output_dir": str(tmp_path / "out"),
             "remote_output_dir": str(cluster),
             "launcher_python": sys.executable,  # the cluster's python: here the same machine's
+            "auto_export": {"destinations": ["local"]},  # default path: launcher-results.csv in the folder
             **ssh_login,
         },
         "target": {"api_endpoint": {"url": ep.url(), "model_id": "m", "api_key": "SSH_TEST_KEY"}},
@@ -264,6 +265,14 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
     counters = json.loads((remote_gsm8k / "proxy/proxy_stats.json").read_text())
     assert counters["requests"] > 0  # the tasks went through it; its stats are read back too:
     assert (Path(state["launcher.gsm8k_cot_zeroshot"]["folder"]) / "proxy/proxy_stats.json").is_file()
+    # Auto-export ran on the cluster once, after the resumed array: the kill cancelled the first one.
+    (remote_folder,) = cluster.glob("*")
+    wait_for(lambda: (remote_folder / "launcher-results.csv").is_file(), timeout=60, what="the export job")
+    wait_for(lambda: "auto-exported" in (remote_folder / "logs/export.log").read_text(), what="export.log")
+    log = (remote_folder / "logs/export.log").read_text()
+    assert log.count("auto-exported to local") == 1 and "warning" not in log, log
+    jobs(cli, inv)  # reads the folder back
+    assert (Path(state["launcher.aime2025"]["folder"]).parent / "launcher-results.csv").is_file()
     assert "task gsm8k_cot_zeroshot" in cli("logs", f"{inv}.0", check_rc=0).stdout  # the harness's name
 
 
