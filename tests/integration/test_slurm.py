@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import GSM8K_PERFECT, invocation_of, jobs, task, unavailable, wait_for, write_config
 
+from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+from launcher.store.layout import read_record
 from launcher.testing.contract import ExecutorContract
 
 pytestmark = pytest.mark.docker
@@ -140,6 +142,12 @@ def test_tasks_go_through_their_elements_proxy_and_auto_export_runs_after_the_ar
     counters = json.loads((gsm8k / "proxy/proxy_stats.json").read_text())
     assert counters["requests"] == 5 and counters["upstream_requests"] == ep.stats()["total"] == 5
     assert json.loads((env / "proxy/proxy_stats.json").read_text())["requests"] == 0
+    record = read_record(folder)
+    per_job = SlurmExecutor(SlurmConfig()).element_proxy_stats(record)
+    assert {j: c["requests"] for j, c in per_job.items()} == {
+        f"{record.invocation_id}.0": 5,
+        f"{record.invocation_id}.1": 0,
+    }
     run_config = json.loads((gsm8k / "results/run_config.json").read_text())
     ports = [
         urlsplit(json.loads((f / "results/run_config.json").read_text())["url"]).port for f in (gsm8k, env)
