@@ -42,5 +42,6 @@ until [ -s proxy/proxy.port ]; do
   fi
   sleep 0.2
 done
+unset MY_API_KEY  # the proxy has it; run.sh and the task must not
 bash run.sh
 exit "$?"

@@ -121,3 +121,14 @@ def test_no_task_folder_takes_the_invocations_own_names():
     names = ["proxy", "slurm_export_jobs", "auto_export.json"]
     p = plan(tasks=[{"name": n, "container": "i:1", "command": ["x"]} for n in names])
     assert [j.folder for j in p.jobs] == [f"{n}-2" for n in names]
+
+
+def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
+    """pyxis sets every exported variable of the job in the container (pyxis --container-env help, wiki
+    Usage): the element's script drops the key once the proxy holds it, unless a task passes it itself."""
+    batch = plan().files["sbatch.sh"]
+    assert batch.index("unset MY_API_KEY") > batch.index("until [ -s proxy/proxy.port ]") > 0
+    assert batch.index("unset MY_API_KEY") < batch.index("bash run.sh")
+    mine = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"K": "MY_API_KEY"}}
+    assert "unset" not in plan(tasks=[mine]).files["sbatch.sh"]
+    assert "unset" not in plan(endpoint={"api_key": None}).files["sbatch.sh"]

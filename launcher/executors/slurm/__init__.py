@@ -138,6 +138,7 @@ class SlurmExecutor(ContainerExecutor):
             if proxy
             else None,
             proxy[0] if proxy else None,
+            proxy_only_env(spec, tasks.host_env) if proxy else (),
         )
         host_env = set(tasks.host_env) | (
             set(server[0].container.env_from_host.values()) if server else set()
@@ -362,6 +363,12 @@ def slurm_proxy(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]]
     return proxy
 
 
+def proxy_only_env(spec: RunSpec, task_env: frozenset[str]) -> tuple[str, ...]:
+    """The endpoint key's variable when no task also names it in env_vars: the proxy alone reads it."""
+    key = spec.target.api_endpoint.api_key
+    return (key,) if key and key not in task_env else ()
+
+
 def node_python(cfg: SlurmConfig, proxy: bool, auto_export: bool) -> str:
     """The interpreter that runs `-m launcher.proxy` / `-m launcher.export` on the nodes: execution.
     launcher_python, else this python when the jobs run on this machine's cluster (it is on the shared
@@ -425,9 +432,11 @@ def render_sbatch(
     server: ServerSpec | None = None,
     proxy: str | None = None,
     proxy_port: int | None = None,
+    proxy_only: tuple[str, ...] = (),
 ) -> str:
     """The array job's script. `proxy`: launcher.proxy.wiring.render_start's lines (port "$proxy_port"),
-    `proxy_port` the first element's port: each element runs its own proxy on proxy_port + its index."""
+    `proxy_port` the first element's port: each element runs its own proxy on proxy_port + its index.
+    `proxy_only`: host variables only the proxy reads (the key), unset once it has started."""
     options = [
         f"--job-name=launcher-{invocation_id}",
         f"--output={folder}/logs/slurm-%A_%a.out",
@@ -471,6 +480,8 @@ def render_sbatch(
             "trap 'exit 143' TERM INT",
             proxy.rstrip("\n"),
         ]
+        if proxy_only:  # pyxis sets every exported variable of the job in the container: drop the key first
+            lines.append(f"unset {' '.join(proxy_only)}  # the proxy has it; run.sh and the task must not")
     lines += [f"bash {RUN}", 'exit "$?"']
     return "\n".join(lines) + "\n"
 
