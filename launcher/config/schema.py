@@ -29,10 +29,11 @@ class Pending:
     auto_export: dict[str, Any] = field(default_factory=dict)  # NEL `execution.auto_export`
 
     def report(self, executor: str = "local") -> list[str]:
-        """What will not happen: auto-export runs at the end of a local invocation (run_all.sh), not yet on
-        Slurm; the `export` group only feeds auto-export (and `launcher export` takes flags)."""
+        """What will not happen: auto-export runs when a local (run_all.sh) or Slurm (a job after the
+        array) invocation ends, not on other executors; the `export` group only feeds auto-export (and
+        `launcher export` takes flags)."""
         out = []
-        if self.auto_export and executor != "local":
+        if self.auto_export and executor not in ("local", "slurm"):
             out.append(
                 f"execution.auto_export: pending on the {executor} executor (run `launcher export` "
                 "after the invocation)"

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from launcher.proxy.settings import from_adapter_config
+from launcher.proxy.stats import STATS_FILE
 
 STATE_DIR = "proxy"  # inside the invocation folder: proxy.json, proxy.port, proxy_stats.json, cache/, log
 CONFIG_FILE = f"{STATE_DIR}/proxy.json"
@@ -56,9 +57,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def render_start(python: str, port: int, ready_timeout: int = 30) -> str:
-    """Bash for run_all.sh (run from the invocation folder, after `events.log` and `logs/` exist)."""
+def render_start(python: str, port: int | str, ready_timeout: int = 30, config: str = CONFIG_FILE) -> str:
+    """Bash that starts the proxy, run from the folder that holds `events.log` and `logs/` (the invocation
+    folder for run_all.sh; on Slurm each array element's task folder, with the invocation's proxy.json
+    as `config`). Its state goes to `proxy/` there. `port`: a number, or a shell word that expands to
+    one (Slurm: "$proxy_port", computed from the array index)."""
     q = shlex.quote
+    port = str(int(port)) if isinstance(port, int) else port
     fail = 'echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1'
     return f"""\
 # The endpoint proxy (launcher.proxy): the only process holding the key; the tasks talk to it.
@@ -69,7 +74,7 @@ stop_proxy() {{  # SIGTERM: in-flight requests finish briefly, counters go to {S
 }}
 rm -f {STATE_DIR}/proxy.port
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> {LOG_FILE}
-{q(python)} -m launcher.proxy --config {CONFIG_FILE} --state-dir {STATE_DIR} --port {int(port)} \
+{q(python)} -m launcher.proxy --config {q(config)} --state-dir {STATE_DIR} --port {port} \
 >> {LOG_FILE} 2>&1 < /dev/null &
 proxy_pid=$!
 deadline=$(( $(date +%s) + {int(ready_timeout)} ))
@@ -117,3 +122,9 @@ def port_for(invocation_id: str) -> int:
     proxy fail at start with the reason in logs/proxy.log; `proxy_port` then picks another."""
     digest = hashlib.sha256(invocation_id.encode()).digest()
     return PORT_RANGE[0] + int.from_bytes(digest[:4], "big") % (PORT_RANGE[1] - PORT_RANGE[0])
+
+
+def stats_file(folder) -> str:
+    """Where a proxy's final counters are: `<folder>/proxy/proxy_stats.json`, `folder` being the invocation
+    folder (local executor: one proxy per invocation) or a task folder (Slurm: one per array element)."""
+    return f"{folder}/{STATE_DIR}/{STATS_FILE}"

@@ -12,8 +12,8 @@
 # Host variables reach run.sh through Slurm's environment export; no value is written here.
 tasks=(one t2)
 cd /data/evals/2026-01-01-00-00-00-0000abcd || exit 1
-# The model server and this element's task share the allocation; the server's stage records and
-# log (logs/server.log) go to the task's folder. It is stopped when this script ends.
+# What this element starts besides its task runs on its node, stage records and logs in the task's
+# folder, and is stopped when this script ends (a Slurm cancel or time limit included).
 cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1
 # The model server (vllm/vllm-openai:v0.8.5); stopped when this script ends or is killed.
 stop_server() { docker stop -t 5 "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" >/dev/null 2>&1; }
@@ -43,5 +43,30 @@ until http_ok 8123 /health; do
   sleep 1
 done
 echo "server-ready $(date +%s)" >> events.log
+proxy_port=$(( 20522 + SLURM_ARRAY_TASK_ID ))  # the port run_config.json names
+trap 'stop_proxy; stop_server' EXIT
+trap 'exit 143' TERM INT
+# The endpoint proxy (launcher.proxy): the only process holding the key; the tasks talk to it.
+stop_proxy() {  # SIGTERM: in-flight requests finish briefly, counters go to proxy/proxy_stats.json
+  if [ -n "${proxy_pid:-}" ] && kill -0 "$proxy_pid" 2>/dev/null; then
+    kill -TERM "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null
+  fi
+}
+rm -f proxy/proxy.port
+echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/proxy.log
+PYTHON -m launcher.proxy --config /data/evals/2026-01-01-00-00-00-0000abcd/proxy/proxy.json --state-dir proxy --port "$proxy_port" >> logs/proxy.log 2>&1 < /dev/null &
+proxy_pid=$!
+deadline=$(( $(date +%s) + 30 ))
+until [ -s proxy/proxy.port ]; do
+  if ! kill -0 "$proxy_pid" 2>/dev/null; then
+    reason="the endpoint proxy exited before it was ready; see logs/proxy.log"
+    echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    reason="the endpoint proxy was not ready within 30 s; see logs/proxy.log"
+    echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1
+  fi
+  sleep 0.2
+done
 bash run.sh
 exit "$?"

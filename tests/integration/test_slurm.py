@@ -1,14 +1,19 @@
 """The slurm executor on a real single-node cluster (scripts/ensure-slurm.sh; `make test` starts it)."""
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from helpers import GSM8K_PERFECT, invocation_of, jobs, task, unavailable, wait_for, write_config
 
+from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+from launcher.store.layout import read_record
 from launcher.testing.contract import ExecutorContract
 
 pytestmark = pytest.mark.docker
@@ -29,6 +34,19 @@ def config(tmp_path, tasks, **execution):
     return write_config(tmp_path, "slurm", tasks, api_key="SLURM_TEST_KEY", **execution)
 
 
+def proxies_of(folder) -> list[int]:
+    """Live `python -m launcher.proxy` processes of one invocation (their --config is in its folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
+        except OSError:
+            continue
+        if b"launcher.proxy" in argv and any(str(folder).encode() in a for a in argv):
+            found.append(int(proc.name))
+    return found
+
+
 def test_two_tasks_succeed_and_no_secret_is_written(cli, tmp_path, slurm_cluster, test_image):
     secret = f"sk-slurm-{os.urandom(6).hex()}"
     proc = cli(
@@ -44,7 +62,8 @@ def test_two_tasks_succeed_and_no_secret_is_written(cli, tmp_path, slurm_cluster
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
     digests = json.loads((Path(state["a"]["folder"]) / "results/env.json").read_text())
-    assert "API_KEY" in digests  # the value travelled through Slurm's environment export
+    assert "API_KEY" not in digests  # the element's endpoint proxy holds the key, not the task
+    assert hashlib.sha256(secret.encode()).hexdigest() not in digests.values()
 
 
 def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_image, tmp_path, slurm_cluster):
@@ -73,6 +92,7 @@ def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_ima
     )
     job = jobs(cli, inv)["launcher.gsm8k_cot_zeroshot"]
     assert job["state"] == "KILLED"
+    wait_for(lambda: not proxies_of(Path(job["folder"]).parent), timeout=30, what="no proxy left after kill")
     finished = {
         json.loads(line)["id"]
         for line in (Path(job["folder"]) / "results/samples.jsonl").read_text().splitlines()
@@ -86,6 +106,62 @@ def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_ima
     assert state["launcher.aime2025"]["state"] == "SUCCEEDED"
     requests = ep.stats()["samples"]
     assert all(requests[i] == 1 for i in finished)
+    wait_for(lambda: not proxies_of(Path(job["folder"]).parent), timeout=30, what="no proxy left at the end")
+
+
+def test_tasks_go_through_their_elements_proxy_and_auto_export_runs_after_the_array(
+    cli, endpoint, harness_image, test_image, tmp_path, slurm_cluster
+):
+    """Each array element starts its own proxy on its node: the harness reaches the endpoint through it
+    (its counters in <task>/proxy/proxy_stats.json), no task container has the key, no proxy outlives the
+    job; a job after the array (afterany) auto-exports to `local`."""
+    ep = endpoint("oracle")
+    secret = f"sk-slurm-{os.urandom(6).hex()}"
+    table = tmp_path / "scores.csv"
+    cfg = {
+        "defaults": [{"execution": "slurm"}, "_self_"],
+        "execution": {"output_dir": str(tmp_path / "out"), "auto_export": {"destinations": ["local"]}},
+        "export": {"local": {"path": str(table)}},
+        "target": {"api_endpoint": {"url": ep.url(), "model_id": "m", "api_key": "SLURM_TEST_KEY"}},
+        "evaluation": {
+            "tasks": ["launcher.gsm8k_cot_zeroshot", task("env", "ok")],
+            "params": {"limit_samples": 5},
+        },
+    }
+    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
+    proc = cli(
+        "--config-dir", str(tmp_path), "--config-name", "cfg", "--wait", env={"SLURM_TEST_KEY": secret}
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert "auto-export job" in proc.stdout
+    state = jobs(cli, invocation_of(proc))
+    gsm8k, env = Path(state["launcher.gsm8k_cot_zeroshot"]["folder"]), Path(state["env"]["folder"])
+    assert state["launcher.gsm8k_cot_zeroshot"]["score"] == GSM8K_PERFECT
+    folder = gsm8k.parent
+    wait_for(lambda: not proxies_of(folder), timeout=30, what="every element's proxy to stop")
+    counters = json.loads((gsm8k / "proxy/proxy_stats.json").read_text())
+    assert counters["requests"] == 5 and counters["upstream_requests"] == ep.stats()["total"] == 5
+    assert json.loads((env / "proxy/proxy_stats.json").read_text())["requests"] == 0
+    record = read_record(folder)
+    per_job = SlurmExecutor(SlurmConfig()).element_proxy_stats(record)
+    assert {j: c["requests"] for j, c in per_job.items()} == {
+        f"{record.invocation_id}.0": 5,
+        f"{record.invocation_id}.1": 0,
+    }
+    run_config = json.loads((gsm8k / "results/run_config.json").read_text())
+    ports = [
+        urlsplit(json.loads((f / "results/run_config.json").read_text())["url"]).port for f in (gsm8k, env)
+    ]
+    assert run_config["api_key_env"] is None and ports[1] == ports[0] + 1  # one port per array element
+    digests = json.loads((env / "results/env.json").read_text())
+    assert "API_KEY" not in digests and hashlib.sha256(secret.encode()).hexdigest() not in digests.values()
+    wait_for(lambda: table.is_file(), timeout=60, what="the auto-exported table")
+    rows = table.read_text().splitlines()
+    assert len(rows) == 3 and all(invocation_of(proc) in row for row in rows[1:])  # header + 2 gsm8k metrics
+    wait_for(lambda: "auto-exported to local" in (folder / "logs/export.log").read_text(), what="export.log")
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
 
 
 def test_a_job_slurm_refuses_is_one_clear_line(cli, tmp_path, slurm_cluster, test_image):
@@ -149,7 +225,13 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
     secret = f"sk-ssh-{os.urandom(6).hex()}"
     cfg = {
         "defaults": [{"execution": "slurm"}, "_self_"],
-        "execution": {"output_dir": str(tmp_path / "out"), "remote_output_dir": str(cluster), **ssh_login},
+        "execution": {
+            "output_dir": str(tmp_path / "out"),
+            "remote_output_dir": str(cluster),
+            "launcher_python": sys.executable,  # the cluster's python: here the same machine's
+            "auto_export": {"destinations": ["local"]},  # default path: launcher-results.csv in the folder
+            **ssh_login,
+        },
         "target": {"api_endpoint": {"url": ep.url(), "model_id": "m", "api_key": "SSH_TEST_KEY"}},
         "evaluation": {
             "tasks": ["launcher.gsm8k_cot_zeroshot", "launcher.aime2025"],
@@ -186,8 +268,19 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
         for path in root.rglob("*"):
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
-    digests = json.loads((remote_gsm8k / "results/run_config.json").read_text())
-    assert digests["api_key_env"] == "API_KEY"
+    run_config = json.loads((remote_gsm8k / "results/run_config.json").read_text())
+    assert run_config["api_key_env"] is None  # the element's proxy on the node holds the key
+    counters = json.loads((remote_gsm8k / "proxy/proxy_stats.json").read_text())
+    assert counters["requests"] > 0  # the tasks went through it; its stats are read back too:
+    assert (Path(state["launcher.gsm8k_cot_zeroshot"]["folder"]) / "proxy/proxy_stats.json").is_file()
+    # Auto-export ran on the cluster once, after the resumed array: the kill cancelled the first one.
+    (remote_folder,) = cluster.glob("*")
+    wait_for(lambda: (remote_folder / "launcher-results.csv").is_file(), timeout=60, what="the export job")
+    wait_for(lambda: "auto-exported" in (remote_folder / "logs/export.log").read_text(), what="export.log")
+    log = (remote_folder / "logs/export.log").read_text()
+    assert log.count("auto-exported to local") == 1 and "warning" not in log, log
+    jobs(cli, inv)  # reads the folder back
+    assert (Path(state["launcher.aime2025"]["folder"]).parent / "launcher-results.csv").is_file()
     assert "task gsm8k_cot_zeroshot" in cli("logs", f"{inv}.0", check_rc=0).stdout  # the harness's name
 
 
@@ -197,6 +290,7 @@ def test_over_ssh_a_failing_task_shows_its_reason(cli, tmp_path, ssh_login, test
         "execution": {
             "output_dir": str(tmp_path / "out"),
             "remote_output_dir": str(tmp_path / "cluster"),
+            "launcher_python": sys.executable,
             **ssh_login,
         },
         "target": {"api_endpoint": {"url": "http://127.0.0.1:9/v1", "model_id": "m"}},
@@ -240,3 +334,23 @@ def test_time_limit_shows_failed_with_slurms_reason(cli, tmp_path, slurm_cluster
     )
     job = jobs(cli, inv)["slow"]
     assert job["state"] == "FAILED" and job["reason"].startswith("hit the Slurm time limit"), job
+
+
+def test_over_ssh_a_wrong_launcher_python_is_one_line_before_submitting(cli, tmp_path, ssh_login, test_image):
+    cfg = {
+        "defaults": [{"execution": "slurm"}, "_self_"],
+        "execution": {
+            "output_dir": str(tmp_path / "out"),
+            "remote_output_dir": str(tmp_path / "cluster"),
+            "launcher_python": "/nonexistent/bin/python",
+            **ssh_login,
+        },
+        "target": {"api_endpoint": {"url": "http://127.0.0.1:9/v1", "model_id": "m"}},
+        "evaluation": {"tasks": [task("a", "ok")]},
+    }
+    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
+    proc = cli("--config-dir", str(tmp_path), "--config-name", "cfg")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: execution.launcher_python: /nonexistent/bin/python on ")
+    assert "cannot import launcher.proxy.server (" in proc.stderr
+    assert not (tmp_path / "cluster").exists()  # nothing was copied or submitted

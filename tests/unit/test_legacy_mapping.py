@@ -306,7 +306,7 @@ ACCEPTED = [
         ),
     ),
     (
-        "auto_export and export kept (run by the local executor, pending on slurm)",
+        "auto_export and export kept (run by the local and slurm executors, pending elsewhere)",
         "local",
         {
             "execution": {"output_dir": "out", "auto_export": {"destinations": ["mlflow"]}},
@@ -317,8 +317,9 @@ ACCEPTED = [
             list(s.pending.export),
             len(s.pending.report("local")),
             len(s.pending.report("slurm")),
+            len(s.pending.report("my_plugin")),
         ),
-        ({"destinations": ["mlflow"]}, ["mlflow"], 0, 1),
+        ({"destinations": ["mlflow"]}, ["mlflow"], 0, 0, 1),
     ),
 ]
 

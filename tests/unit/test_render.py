@@ -166,7 +166,7 @@ def test_golden_slurm_batch_and_pyxis_task_script():
     spec = to_run_spec(data, "slurm", SlurmConfig)
     plan = SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
     assert "run_all.sh" not in plan.files
-    check_golden("sbatch.sh", plan.files["sbatch.sh"])
+    check_golden("sbatch.sh", plan.files["sbatch.sh"].replace(sys.executable, "PYTHON"))
     check_golden("gsm8k.pyxis.run.sh", plan.files["launcher.gsm8k_cot_zeroshot/run.sh"])
     for script in (plan.files["sbatch.sh"], plan.files["launcher.gsm8k_cot_zeroshot/run.sh"]):
         subprocess.run(["bash", "-n"], input=script, text=True, check=True)

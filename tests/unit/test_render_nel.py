@@ -4,6 +4,7 @@ commands and the deployment types' server commands (tables, goldens, and bash ru
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shlex
 import subprocess
@@ -19,6 +20,7 @@ from launcher.config.schema import Deployment
 from launcher.errors import ConfigError
 from launcher.executors.container.server import default_command
 from launcher.executors.local import LocalConfig, LocalExecutor
+from launcher.proxy import wiring
 
 ONE = {"name": "one", "container": "img:1", "command": ["eval"]}  # custom tasks: no catalogue involved
 ENDPOINT = {"url": "http://127.0.0.1:8123/v1/chat/completions", "model_id": "my-model"}
@@ -226,7 +228,7 @@ def slurm_plan(deployment, **execution):
 def test_slurm_server_and_task_share_each_array_element():
     plan = slurm_plan(VLLM, partition="batch")
     batch = plan.files["sbatch.sh"]
-    check_golden("sbatch_vllm.sh", batch)
+    check_golden("sbatch_vllm.sh", batch.replace(sys.executable, "PYTHON"))
     subprocess.run(["bash", "-n"], input=batch, text=True, check=True)
     assert "#SBATCH --exclusive" in batch and plan.images == ("vllm/vllm-openai:v0.8.5",)
     assert f" < {FOLDER}/server_cmd.sh &" in batch and "HOST_HF_TOKEN" in plan.host_env
@@ -285,3 +287,9 @@ def test_slurm_element_runs_server_then_task_then_stops_the_server(tmp_path):
     kinds = [ln.split()[0] for ln in (tmp_path / "t2/events.log").read_text().splitlines()]
     assert kinds == ["server-starting", "server-ready", "started", "exited"]
     assert not (tmp_path / "one/events.log").exists()  # element 1 is t2 only
+    # Its endpoint proxy ran in t2's folder on the first port + 1 (what t2's run_config.json names) and
+    # was stopped by the same trap: its counters are written on SIGTERM.
+    url = json.loads((tmp_path / "t2/results/run_config.json").read_text())["url"]
+    port = int((tmp_path / "t2/proxy/proxy.port").read_text())
+    assert url == f"http://127.0.0.1:{port}/v1/chat/completions" and port == wiring.port_for("0000abcd") + 1
+    assert json.loads((tmp_path / "t2/proxy/proxy_stats.json").read_text())["requests"] == 0

@@ -7,6 +7,7 @@ the config gives a custom task's; `task_container` builds the ContainerSpec and 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from launcher import __version__
@@ -235,9 +236,11 @@ def plan_tasks(
     cfg: ContainerConfig,
     runtime: str = "docker",
     reserved: frozenset[str] = frozenset(),
-    proxy_port: int | None = None,
+    proxy_port: int | Callable[[int], int] | None = None,
 ) -> TaskPlan:
-    """Every selected task's container and files; `folder` is where the scripts will run."""
+    """Every selected task's container and files; `folder` is where the scripts will run. `proxy_port`: one
+    port for all tasks (local: one proxy per invocation) or task index -> port (Slurm: one proxy per array
+    element, so each element's run_config.json names its own port)."""
     if cfg.max_parallel < 1:
         raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
     tasks = spec.selected_tasks()
@@ -246,7 +249,14 @@ def plan_tasks(
     for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
         c, task_files = task_container(
-            spec, task, job_id, task_folder, f"launcher-{invocation_id}-{n}", cfg, runtime, proxy_port
+            spec,
+            task,
+            job_id,
+            task_folder,
+            f"launcher-{invocation_id}-{n}",
+            cfg,
+            runtime,
+            proxy_port(n) if callable(proxy_port) else proxy_port,
         )
         nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)

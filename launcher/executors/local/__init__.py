@@ -15,6 +15,7 @@ from pathlib import Path
 from launcher.catalog import BUILD_HINTS
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
+from launcher.executors.container.auto_export import auto_export_file
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
@@ -34,25 +35,6 @@ def _proxy_plan(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]]
         return proxy_wiring.plan(spec.target.api_endpoint, invocation_id)
     except ProxyConfigError as err:
         raise ConfigError("target.api_endpoint", str(err)) from None
-
-
-def auto_export_file(spec: RunSpec) -> dict[str, str]:
-    """NEL's `execution.auto_export.destinations` (+ the `export` group's per-destination settings) as
-    auto_export.json, read by `python -m launcher.export auto` when the invocation ends; {} when unset."""
-    import json
-
-    destinations = list((spec.pending.auto_export or {}).get("destinations") or [])
-    if not destinations:
-        return {}
-    settings = {d: dict(spec.pending.export.get(d) or {}) for d in destinations}
-    for options in settings.values():  # NEL's spelling of the experiment
-        if "experiment_name" in options:
-            options.setdefault("experiment", options.pop("experiment_name"))
-    body = {"destinations": destinations, "settings": settings}
-    return {AUTO_EXPORT: json.dumps(body, indent=2, sort_keys=True) + "\n"}
-
-
-AUTO_EXPORT = "auto_export.json"
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ the container core's (executors/container), as on the local executor; Slurm's qu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import sys
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +21,7 @@ from launcher import __version__
 from launcher.catalog import BUILD_HINTS
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
+from launcher.executors.container.auto_export import AUTO_EXPORT, auto_export_file
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
@@ -27,11 +30,16 @@ from launcher.executors.container.server import ServerSpec, server_lines, server
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
+from launcher.proxy import stats as proxy_stats
+from launcher.proxy import wiring as proxy_wiring
+from launcher.proxy.settings import ProxyConfigError
 from launcher.store import events
 from launcher.store.layout import EVENTS, LABEL_INVOCATION, RUN
 
 BATCH = "sbatch.sh"
 JOBS = "slurm_jobs"  # one submitted Slurm job id per line (resume appends)
+EXPORT_BATCH = "export.sbatch.sh"  # auto-export: one job after the array (--dependency=afterany)
+EXPORT_JOBS = "slurm_export_jobs"  # its Slurm job ids, one per submission (kill cancels them too)
 ELEMENT = "${SLURM_ARRAY_TASK_ID}"
 
 # Slurm job states -> ours, for array elements that ended without our exit record.
@@ -64,13 +72,22 @@ class SlurmConfig(ContainerConfig):
     port: int = 22  # SSH port
     ssh_options: tuple[str, ...] = ()  # extra `ssh -o` options, e.g. ["IdentityFile=~/.ssh/cluster"]
     remote_output_dir: str | None = None  # output_dir on the cluster (default: the same path)
+    # The python on the cluster's nodes that runs the endpoint proxy and auto-export (`-m launcher.proxy`,
+    # `-m launcher.export`; needs `launcher[proxy]` installed there). Default: the submitting python when
+    # submitting on this machine; over SSH it must be given (or the proxy turned off).
+    launcher_python: str | None = None
+
+
+def submits_over_ssh(cfg: SlurmConfig) -> bool:
+    return cfg.hostname not in (None, "", "localhost")
 
 
 class SlurmExecutor(ContainerExecutor):
     name = "slurm"
     config_class = SlurmConfig
     startup_wait = 0.0  # submission is non-blocking: the jobs wait in Slurm's queue, not in our command
-    reserved = frozenset({BATCH, JOBS})  # the invocation's own files: no task folder takes these names
+    # The invocation's own files: no task folder takes these names.
+    reserved = frozenset({BATCH, JOBS, EXPORT_BATCH, EXPORT_JOBS, AUTO_EXPORT, proxy_wiring.STATE_DIR})
 
     @property
     def remote(self) -> bool:
@@ -83,7 +100,7 @@ class SlurmExecutor(ContainerExecutor):
     @cached_property
     def shell(self) -> Local:
         cfg: SlurmConfig = self.config
-        if cfg.hostname in (None, "", "localhost"):
+        if not submits_over_ssh(cfg):
             return Local()
         return SSH(cfg.hostname, cfg.username, cfg.port, cfg.ssh_options)
 
@@ -98,15 +115,40 @@ class SlurmExecutor(ContainerExecutor):
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
         cfg: SlurmConfig = spec.execution
         remote = self.remote_folder(folder)
-        tasks = plan_tasks(spec, invocation_id, remote, cfg, cfg.container_runtime, self.reserved)
+        proxy = slurm_proxy(spec, invocation_id)
+        auto = auto_export_file(spec)
+        python = node_python(cfg, proxy is not None, bool(auto))
+        tasks = plan_tasks(
+            spec,
+            invocation_id,
+            remote,
+            cfg,
+            cfg.container_runtime,
+            self.reserved,
+            proxy_port=(lambda n: proxy[0] + n) if proxy else None,
+        )
         server = slurm_server(spec, invocation_id, remote)
         batch = render_sbatch(
-            cfg, invocation_id, remote, [j.folder for j in tasks.jobs], server and server[0]
+            cfg,
+            invocation_id,
+            remote,
+            [j.folder for j in tasks.jobs],
+            server and server[0],
+            proxy_wiring.render_start(python, '"$proxy_port"', config=f"{remote}/{proxy_wiring.CONFIG_FILE}")
+            if proxy
+            else None,
+            proxy[0] if proxy else None,
+            proxy_only_env(spec, tasks.host_env) if proxy else (),
         )
         host_env = set(tasks.host_env) | (
             set(server[0].container.env_from_host.values()) if server else set()
         )
-        files = {**tasks.files, **(server[1] if server else {}), BATCH: batch}
+        if proxy and spec.target.api_endpoint.api_key:
+            host_env.add(spec.target.api_endpoint.api_key)  # read by each element's proxy, not the tasks
+        files = {**tasks.files, **(server[1] if server else {}), BATCH: batch, **(proxy[1] if proxy else {})}
+        if auto:
+            files.update(auto)
+            files[EXPORT_BATCH] = render_export_sbatch(cfg, invocation_id, remote, python)
         images = (server[0].container.image,) if server else ()
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
@@ -116,6 +158,7 @@ class SlurmExecutor(ContainerExecutor):
             ["bash", "-c", "command -v sbatch && command -v squeue && command -v scancel"]
         ).returncode:
             raise LauncherError(f"sbatch, squeue or scancel is missing on {where}: is it a Slurm login node?")
+        self._check_node_python(plan, where)
         if self.config.container_runtime != "docker":
             return
         for image in sorted({job.image for job in plan.jobs} | set(plan.images)):
@@ -126,6 +169,21 @@ class SlurmExecutor(ContainerExecutor):
             elif self.shell.run(["docker", "image", "inspect", image]).returncode:
                 hint = BUILD_HINTS.get(image, "build or pull it there")
                 raise LauncherError(f"image {image} is not on {where}; {hint}")
+
+    def _check_node_python(self, plan: Plan, where: str) -> None:
+        """Over SSH, execution.launcher_python is checked on the login node before anything is submitted
+        (the nodes are assumed to share its software): a wrong path is one line now, not a failed job."""
+        module = "launcher.proxy.server" if proxy_wiring.CONFIG_FILE in plan.files else "launcher.export"
+        if not self.shell.remote or (module == "launcher.export" and EXPORT_BATCH not in plan.files):
+            return
+        python = self.config.launcher_python
+        proc = self.shell.run(["bash", "-c", '"$1" -c "import $2" 2>&1', "_", python, module])
+        if proc.returncode != 0:
+            reason = (proc.stdout.strip().splitlines() or ["not found"])[-1]
+            raise LauncherError(
+                f"execution.launcher_python: {python} on {where} cannot import {module} ({reason}); "
+                "install launcher[proxy] there or point launcher_python at the python that has it"
+            )
 
     def start(self, record: InvocationRecord) -> str | None:
         folder, remote = Path(record.folder), self.remote_folder(record.folder)
@@ -159,9 +217,25 @@ class SlurmExecutor(ContainerExecutor):
         job_id = proc.stdout.strip().split(";")[0]
         self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{JOBS}", job_id])
         self._append(f"{remote}/{EVENTS}", events.SUBMITTED, job_id)
+        export = self._submit_export(folder, remote, job_id)
         self.shell.download(remote, folder)
         where = f" on {self.shell.target}" if self.shell.remote else ""
-        return f"slurm job {job_id}{where} (array {array})"
+        return f"slurm job {job_id}{where} (array {array}){export}"
+
+    def _submit_export(self, folder: Path, remote: str, array_job: str) -> str:
+        """Auto-export: one small job that Slurm starts once every element of this submission has ended,
+        whatever their outcome (afterany), so it exports exactly once per submission and needs no
+        coordination between elements. `kill` cancels it with the array."""
+        if not (folder / EXPORT_BATCH).exists():
+            return ""
+        argv = ["sbatch", "--parsable", f"--dependency=afterany:{array_job}", f"{remote}/{EXPORT_BATCH}"]
+        proc = self.shell.run(["bash", "-c", 'cd "$1" && shift && exec "$@"', "_", remote, *argv])
+        if proc.returncode != 0:  # the run itself is submitted: say so, never fail it for its export
+            lines = proc.stderr.strip().splitlines() or ["no message"]
+            return f"; auto-export not submitted ({lines[-1]}): run `launcher export` when it ends"
+        export_id = proc.stdout.strip().split(";")[0]
+        self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{EXPORT_JOBS}", export_id])
+        return f", auto-export job {export_id} after it"
 
     def _append(self, path: str, kind: str, value: str = "") -> None:
         """A stage record, written where the jobs write theirs (here or on the cluster)."""
@@ -236,10 +310,10 @@ class SlurmExecutor(ContainerExecutor):
         return states
 
     def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
-        try:
-            job_ids = (Path(record.folder) / JOBS).read_text().split()
-        except OSError:
-            job_ids = []
+        job_ids = []
+        for name in (JOBS, EXPORT_JOBS):  # an export waiting for a killed array must not run
+            with contextlib.suppress(OSError):
+                job_ids += (Path(record.folder) / name).read_text().split()
         if job_ids:
             self.shell.run(["scancel", *job_ids])
 
@@ -253,9 +327,71 @@ class SlurmExecutor(ContainerExecutor):
         label = f"{LABEL_INVOCATION}={record.invocation_id}"
         self.shell.run(["bash", "-c", stop, "_", label, str(self.config.stop_grace)])
 
+    def element_proxy_stats(self, record: InvocationRecord) -> dict[str, dict]:
+        """job id -> the counters its array element's proxy last wrote (<task>/proxy/proxy_stats.json;
+        over SSH as last read back), for jobs whose proxy wrote any. One proxy per element, so no sum."""
+        out = {}
+        for job in record.jobs:
+            counters = proxy_stats.read(Path(record.folder) / job.folder / proxy_wiring.STATE_DIR)
+            if counters is not None:
+                out[job.job_id] = counters
+        return out
+
     def describe(self) -> dict:
         where = f" on {self.shell.target}" if self.shell.remote else ""
         return {"resume by hand": f"launcher resume <id>  (resubmits only unfinished tasks{where})"}
+
+
+def slurm_proxy(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]] | None:
+    """The endpoint proxy on Slurm: (first port, {proxy/proxy.json: ...}) or None when it is off. Each array
+    element starts its own proxy on its node before its task, on the first port + its array index: fixed
+    here because each task's run_config.json names it, and distinct so elements sharing a node never
+    collide. The budget (max_concurrent, ...) is therefore per element, not per invocation."""
+    try:
+        proxy = proxy_wiring.plan(spec.target.api_endpoint, invocation_id)
+    except ProxyConfigError as err:
+        raise ConfigError("target.api_endpoint", str(err)) from None
+    if proxy is None:
+        return None
+    last = proxy[0] + len(spec.selected_tasks()) - 1
+    if last > 65535:
+        raise ConfigError(
+            "target.api_endpoint.proxy_port",
+            f"{proxy[0]} + one port per task runs past 65535 (up to {last})",
+            "Choose a lower proxy_port, or 0 to draw one from the invocation id",
+        )
+    return proxy
+
+
+def proxy_only_env(spec: RunSpec, task_env: frozenset[str]) -> tuple[str, ...]:
+    """The endpoint key's variable when no task also names it in env_vars: the proxy alone reads it."""
+    key = spec.target.api_endpoint.api_key
+    return (key,) if key and key not in task_env else ()
+
+
+def node_python(cfg: SlurmConfig, proxy: bool, auto_export: bool) -> str:
+    """The interpreter that runs `-m launcher.proxy` / `-m launcher.export` on the nodes: execution.
+    launcher_python, else this python when the jobs run on this machine's cluster (it is on the shared
+    file system as far as this one-machine default goes). Over SSH nothing here can be guessed."""
+    if cfg.launcher_python or not submits_over_ssh(cfg):
+        return cfg.launcher_python or sys.executable
+    if proxy:
+        raise ConfigError(
+            "execution.launcher_python",
+            "missing: over SSH each Slurm job starts the endpoint proxy on its node, which needs the "
+            "cluster's python with launcher[proxy] installed",
+            "Set execution.launcher_python=/path/on/the/cluster/bin/python, or "
+            "target.api_endpoint.proxy=false (the task containers then get the key)",
+        )
+    if auto_export:
+        raise ConfigError(
+            "execution.launcher_python",
+            "missing: over SSH auto-export runs as a Slurm job on the cluster, which needs the cluster's "
+            "python with launcher installed",
+            "Set execution.launcher_python=/path/on/the/cluster/bin/python, or drop "
+            "execution.auto_export and run `launcher export` after the run",
+        )
+    return ""  # unused: neither the proxy nor auto-export runs
 
 
 def slurm_server(spec: RunSpec, invocation_id: str, folder: str) -> tuple[ServerSpec, dict] | None:
@@ -283,13 +419,24 @@ def slurm_server(spec: RunSpec, invocation_id: str, folder: str) -> tuple[Server
     return ServerSpec(container, d.port, d.health_path, d.startup_timeout, stdin), server.files
 
 
+def site_options(cfg: SlurmConfig) -> list[str]:
+    """Where every job of the invocation runs: the partition and account the config names."""
+    return [f"--{k}={v}" for k, v in (("partition", cfg.partition), ("account", cfg.account)) if v]
+
+
 def render_sbatch(
     cfg: SlurmConfig,
     invocation_id: str,
     folder: str,
     task_folders: list[str],
     server: ServerSpec | None = None,
+    proxy: str | None = None,
+    proxy_port: int | None = None,
+    proxy_only: tuple[str, ...] = (),
 ) -> str:
+    """The array job's script. `proxy`: launcher.proxy.wiring.render_start's lines (port "$proxy_port"),
+    `proxy_port` the first element's port: each element runs its own proxy on proxy_port + its index.
+    `proxy_only`: host variables only the proxy reads (the key), unset once it has started."""
     options = [
         f"--job-name=launcher-{invocation_id}",
         f"--output={folder}/logs/slurm-%A_%a.out",
@@ -297,11 +444,8 @@ def render_sbatch(
         f"--time={cfg.time_limit}",
         f"--nodes={cfg.nodes}",
         "--requeue",
+        *site_options(cfg),
     ]
-    if cfg.partition:
-        options.append(f"--partition={cfg.partition}")
-    if cfg.account:
-        options.append(f"--account={cfg.account}")
     if cfg.gpus_per_node:
         options.append(f"--gpus-per-node={cfg.gpus_per_node}")
     options += list(cfg.extra_sbatch)
@@ -318,15 +462,54 @@ def render_sbatch(
             f"cd {shlex.quote(folder)} || exit 1",
         ]
     )
-    if not server:
+    if not server and not proxy:
         return "\n".join([*lines, f'exec bash "${{tasks[$SLURM_ARRAY_TASK_ID]}}/{RUN}"']) + "\n"
-    name = server.container.name
+    # Not `exec`: this script stays to stop what it started (its EXIT trap) once the task has ended.
     lines += [
-        "# The model server and this element's task share the allocation; the server's stage records and",
-        "# log (logs/server.log) go to the task's folder. It is stopped when this script ends.",
+        "# What this element starts besides its task runs on its node, stage records and logs in the task's",
+        "# folder, and is stopped when this script ends (a Slurm cancel or time limit included).",
         'cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1',
-        *(ln.replace(shlex.quote(name), f'"{name}"') for ln in server_lines(server, invocation_id)),
-        f"bash {RUN}",
-        'exit "$?"',
     ]
+    if server:
+        name = server.container.name
+        lines += [ln.replace(shlex.quote(name), f'"{name}"') for ln in server_lines(server, invocation_id)]
+    if proxy:
+        lines += [
+            f"proxy_port=$(( {int(proxy_port)} + SLURM_ARRAY_TASK_ID ))  # the port run_config.json names",
+            f"trap '{'stop_proxy; stop_server' if server else 'stop_proxy'}' EXIT",
+            "trap 'exit 143' TERM INT",
+            proxy.rstrip("\n"),
+        ]
+        if proxy_only:  # pyxis sets every exported variable of the job in the container: drop the key first
+            lines.append(f"unset {' '.join(proxy_only)}  # the proxy has it; run.sh and the task must not")
+    lines += [f"bash {RUN}", 'exit "$?"']
     return "\n".join(lines) + "\n"
+
+
+def render_export_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, python: str) -> str:
+    """Auto-export's job (submitted with --dependency=afterany on the array): `-m launcher.export auto` on
+    the invocation folder, as run_all.sh's last step does on the local executor. One CPU, a short limit,
+    the invocation's partition and account; output in logs/export.log."""
+    options = [
+        f"--job-name=launcher-{invocation_id}-export",
+        f"--output={folder}/logs/export.log",
+        "--open-mode=append",
+        "--time=00:30:00",
+        "--nodes=1",
+        "--ntasks=1",
+        *site_options(cfg),
+    ]
+    return (
+        "\n".join(
+            [
+                "#!/usr/bin/env bash",
+                *(f"#SBATCH {shlex.quote(o)}" for o in options),
+                f"# Invocation {invocation_id}: exports its results once every array element has ended",
+                "# (execution.auto_export.destinations, settings in auto_export.json). Its outcome never",
+                "# changes the run's; a failure says how to retry with `launcher export`.",
+                f"cd {shlex.quote(folder)} || exit 1",
+                f'exec {shlex.quote(python)} -m launcher.export auto "$PWD" < /dev/null',
+            ]
+        )
+        + "\n"
+    )

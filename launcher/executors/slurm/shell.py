@@ -96,8 +96,10 @@ class SSH(Local):
 
     def download(self, remote: str, local: Path) -> None:
         """Bring back stage records, progress, results and logs (not the per-sample checkpoint)."""
-        # Not the checkpoint (large) and not the launcher's own log (open here, and only written here).
-        argv = ["tar", "-C", remote, "-c", "--exclude=samples.jsonl", "--exclude=./logs/launcher.jsonl", "."]
+        # Not the checkpoint or the endpoint proxies' response caches (large), and not the launcher's own
+        # log (open here, and only written here).
+        argv = ["tar", "-C", remote, "-c", "--exclude=samples.jsonl", "--exclude=proxy/cache"]
+        argv += ["--exclude=./logs/launcher.jsonl", "."]
         with subprocess.Popen(self.command(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as pack:
             unpack = subprocess.run(["tar", "-C", str(local), "-x"], stdin=pack.stdout, capture_output=True)
             err = pack.stderr.read()

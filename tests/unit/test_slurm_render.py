@@ -1,0 +1,134 @@
+"""The Slurm executor's plan with the endpoint proxy and auto-export: pure rendering, table and golden tests.
+The real runs on the one-node cluster are in tests/integration/test_slurm.py."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_render import FOLDER, check_golden
+
+from launcher.config.boundary import to_run_spec
+from launcher.errors import ConfigError
+from launcher.executors.slurm import EXPORT_BATCH, SlurmConfig, SlurmExecutor
+from launcher.proxy import wiring
+
+TASKS = [
+    "launcher.gsm8k_cot_zeroshot",
+    "launcher.aime2025",
+    {"name": "mine", "container": "i:1", "command": ["x"]},
+]
+
+
+def plan(endpoint=None, tasks=TASKS, pending=None, **execution):
+    data = {
+        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
+        "target": {
+            "api_endpoint": {
+                "url": "http://10.0.0.5:8000/v1/chat/completions",
+                "model_id": "m",
+                "api_key": "MY_API_KEY",
+                **(endpoint or {}),
+            }
+        },
+        "evaluation": {"tasks": tasks},
+        **(pending or {}),
+    }
+    spec = to_run_spec(data, "slurm", SlurmConfig)
+    return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+
+
+def run_config(p, n: int) -> dict:
+    return json.loads(p.files[f"{p.jobs[n].folder}/results/run_config.json"])
+
+
+def test_each_element_gets_its_own_proxy_port_and_no_key():
+    p = plan(endpoint={"proxy_port": 21000})
+    urls = [run_config(p, n)["url"] for n in range(3)]
+    assert urls == [f"http://127.0.0.1:{21000 + n}/v1/chat/completions" for n in range(3)]
+    assert {run_config(p, n)["api_key_env"] for n in range(3)} == {None}
+    for job in p.jobs:
+        assert "API_KEY" not in p.files[f"{job.folder}/run.sh"]
+    assert "MY_API_KEY" in p.host_env  # checked before launch and sent to sbatch: the proxies read it
+    assert json.loads(p.files[wiring.CONFIG_FILE])["upstream"] == "http://10.0.0.5:8000/v1/chat/completions"
+    batch = p.files["sbatch.sh"]
+    assert "proxy_port=$(( 21000 + SLURM_ARRAY_TASK_ID ))" in batch and "exec bash" not in batch
+    assert f"{sys.executable} -m launcher.proxy --config {FOLDER}/proxy/proxy.json" in batch
+    subprocess.run(["bash", "-n"], input=batch, text=True, check=True)
+
+
+def test_proxy_off_keeps_the_old_script_and_the_key():
+    p = plan(endpoint={"proxy": False})
+    assert run_config(p, 0)["api_key_env"] == "API_KEY"
+    assert run_config(p, 0)["url"] == "http://10.0.0.5:8000/v1/chat/completions"
+    assert p.files["sbatch.sh"].endswith('exec bash "${tasks[$SLURM_ARRAY_TASK_ID]}/run.sh"\n')
+    assert wiring.CONFIG_FILE not in p.files
+
+
+SSH = {"hostname": "login.example", "remote_output_dir": "/lustre/me/evals"}
+AUTO = {"execution": {"auto_export": {"destinations": ["local"]}}, "export": {"local": {"path": "/t.csv"}}}
+
+
+@pytest.mark.parametrize(
+    "endpoint, pending, fix",
+    [
+        ({}, None, "or target.api_endpoint.proxy=false (the task containers then get the key)"),
+        ({"proxy": False}, AUTO, "or drop execution.auto_export and run `launcher export` after the run"),
+    ],
+)
+def test_over_ssh_the_nodes_python_must_be_named(endpoint, pending, fix):
+    execution = {**SSH, **(pending or {}).get("execution", {})}
+    with pytest.raises(ConfigError) as err:
+        plan(
+            endpoint=endpoint,
+            pending={k: v for k, v in (pending or {}).items() if k != "execution"},
+            **execution,
+        )
+    message = str(err.value)
+    assert message.startswith("execution.launcher_python: missing: over SSH") and "\n" not in message
+    assert message.endswith(fix)
+
+
+def test_over_ssh_with_the_nodes_python():
+    p = plan(launcher_python="/opt/launcher/bin/python", **SSH)
+    remote = "/lustre/me/evals/2026-01-01-00-00-00-0000abcd"
+    assert (
+        f"/opt/launcher/bin/python -m launcher.proxy --config {remote}/proxy/proxy.json"
+        in p.files["sbatch.sh"]
+    )
+    assert plan(endpoint={"proxy": False}, **SSH).files["sbatch.sh"].endswith('/run.sh"\n')  # nothing to run
+
+
+def test_auto_export_is_a_job_after_the_array():
+    p = plan(pending={"export": AUTO["export"]}, **AUTO["execution"])
+    assert json.loads(p.files["auto_export.json"]) == {
+        "destinations": ["local"],
+        "settings": {"local": {"path": "/t.csv"}},
+    }
+    check_golden(EXPORT_BATCH, p.files[EXPORT_BATCH].replace(sys.executable, "PYTHON"))
+    subprocess.run(["bash", "-n"], input=p.files[EXPORT_BATCH], text=True, check=True)
+    assert EXPORT_BATCH not in plan().files
+
+
+def test_a_proxy_port_too_high_for_every_task_is_one_line():
+    with pytest.raises(
+        ConfigError, match=r"^target.api_endpoint.proxy_port: 65534 \+ one port per task runs"
+    ):
+        plan(endpoint={"proxy_port": 65534})
+
+
+def test_no_task_folder_takes_the_invocations_own_names():
+    names = ["proxy", "slurm_export_jobs", "auto_export.json"]
+    p = plan(tasks=[{"name": n, "container": "i:1", "command": ["x"]} for n in names])
+    assert [j.folder for j in p.jobs] == [f"{n}-2" for n in names]
+
+
+def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
+    """pyxis sets every exported variable of the job in the container (pyxis --container-env help, wiki
+    Usage): the element's script drops the key once the proxy holds it, unless a task passes it itself."""
+    batch = plan().files["sbatch.sh"]
+    assert batch.index("unset MY_API_KEY") > batch.index("until [ -s proxy/proxy.port ]") > 0
+    assert batch.index("unset MY_API_KEY") < batch.index("bash run.sh")
+    mine = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"K": "MY_API_KEY"}}
+    assert "unset" not in plan(tasks=[mine]).files["sbatch.sh"]
+    assert "unset" not in plan(endpoint={"api_key": None}).files["sbatch.sh"]
