@@ -210,11 +210,16 @@ def read_events(run: TaskRun) -> dict[str, float]:
     return out
 
 
-def read_proxy_stats(run: TaskRun) -> dict | None:
-    """The counters of the invocation's endpoint proxy (all its tasks together); None without a proxy."""
+def read_proxy_stats(run: TaskRun) -> tuple[dict, str] | None:
+    """The counters of the proxy the task went through and what they cover: on Slurm each array element
+    has its own (in the task folder), locally one serves the whole invocation. None without a proxy."""
     from launcher.proxy.wiring import STATE_DIR  # imported here: the wiring module loads the proxy's settings
 
-    return proxy_stats.read(run.invocation_folder / STATE_DIR)
+    for folder, scope in ((run.folder, "this task"), (run.invocation_folder, "all tasks of the invocation")):
+        stats = proxy_stats.read(folder / STATE_DIR)
+        if stats is not None:
+            return stats, scope
+    return None
 
 
 SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|credential)", re.I)

@@ -170,9 +170,9 @@ def plots(runs: list[TaskRun]) -> str:
     return '<div class="plots">' + "".join(svgs) + "</div>"
 
 
-def proxy_facts(stats: dict) -> list[tuple[str, str]]:
-    """Run facts from the counters of the invocation's endpoint proxy (launcher.proxy.stats owns their
-    format); they count every task of the invocation together."""
+def proxy_facts(stats: dict, scope: str = "all tasks of the invocation") -> list[tuple[str, str]]:
+    """Run facts from the counters of an endpoint proxy (launcher.proxy.stats owns their format); `scope`
+    says which tasks they count (one proxy per invocation locally, one per array element on Slurm)."""
     from launcher.proxy.stats import summary
 
     def count(key: str) -> int:
@@ -184,7 +184,7 @@ def proxy_facts(stats: dict) -> list[tuple[str, str]]:
     return [
         (
             "proxy tokens",
-            f"{count('tokens_in'):,} in, {count('tokens_out'):,} out (all tasks of the invocation)",
+            f"{count('tokens_in'):,} in, {count('tokens_out'):,} out ({scope})",
         ),
         ("cache hits", f"{hits:,} of {requests:,} requests{share}"),
         ("proxy", summary(stats)),
@@ -213,7 +213,7 @@ def facts(run: TaskRun, samples: list[dict]) -> str:
     ]
     proxy = source.read_proxy_stats(run)
     if proxy is not None:
-        items += proxy_facts(proxy)
+        items += proxy_facts(*proxy)
     rows = "".join(
         f'<tr data-fact="{escape(k)}"><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>' for k, v in items
     )

@@ -260,7 +260,16 @@ def test_report_shows_the_proxy_counters_where_the_proxy_writes_them(tmp_path):
     proxy_stats.write_atomic(Path(a.folder) / STATE_DIR / proxy_stats.STATS_FILE, counters.snapshot())
     page, _ = html.build(source.load([a.invocation_id]))
     assert '<tr data-fact="cache hits"><th>cache hits</th><td>2 of 8 requests (25%)</td></tr>' in page
-    assert "1,500 in, 90 out" in page
+    assert "1,500 in, 90 out (all tasks of the invocation)" in page
+
+    # On Slurm each array element's proxy writes into its task folder: those counters win, named as such.
+    [run] = source.load([a.invocation_id])
+    counters.requests = 3
+    (run.folder / STATE_DIR).mkdir()
+    proxy_stats.write_atomic(run.folder / STATE_DIR / proxy_stats.STATS_FILE, counters.snapshot())
+    assert source.read_proxy_stats(run)[1] == "this task"
+    page, _ = html.build(source.load([a.invocation_id]))
+    assert "2 of 3 requests" in page and "1,500 in, 90 out (this task)" in page
 
 
 def test_report_tells_the_runs_of_a_sweep_apart_by_their_swept_keys(tmp_path):

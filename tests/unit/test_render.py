@@ -183,6 +183,12 @@ def test_run_all_bounds_parallelism():
     )
 
 
+def test_a_task_named_like_the_proxys_folder_gets_another_folder():
+    plan = plan_for([{"name": "proxy", "container": "img:1", "command": "true"}], proxy=True)
+    [job] = plan.jobs
+    assert job.folder != "proxy" and f"{job.folder}/run.sh" in plan.files
+
+
 @pytest.mark.parametrize("name", ["PATH", "DOCKER_HOST", "LD_PRELOAD", "HOME"])
 def test_a_container_variable_never_changes_the_hosts_docker(name):
     """M12: `PATH="$X" docker run -e PATH` would run another docker, DOCKER_HOST another engine."""

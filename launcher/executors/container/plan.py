@@ -244,7 +244,8 @@ def plan_tasks(
     if cfg.max_parallel < 1:
         raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
     tasks = spec.selected_tasks()
-    folders = task_folder_names([t.name for t in tasks], reserved)
+    # The proxy's state folder sits next to the task folders (locally in the invocation) on every executor.
+    folders = task_folder_names([t.name for t in tasks], reserved | {proxy_wiring.STATE_DIR})
     jobs, containers, files, host_env = [], [], {}, set()
     for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
