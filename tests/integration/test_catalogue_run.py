@@ -68,7 +68,8 @@ class GpqaEndpoint:
         self.requests = 0
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
-        threading.Thread(target=self._serve, args=(started,), daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
+        self.thread.start()
         assert started.wait(10)
 
     def _serve(self, started: threading.Event) -> None:
@@ -121,8 +122,17 @@ class GpqaEndpoint:
         return f"http://127.0.0.1:{self.port}/v1/chat/completions"
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        async def shutdown():
+            await self.runner.cleanup()
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:  # a slow reply still sleeping
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 @pytest.fixture
@@ -220,9 +230,11 @@ def test_gpqa_diamond_end_to_end_then_resume_starts_nothing(
 
     # resume after success starts nothing: no container, no request, the same result
     results_yml = (task_dir / "results/results.yml").read_text()
+    task_events = (task_dir / "events.log").read_text()
     proc = cli("resume", inv, "--wait", timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert ep.requests == limit
+    assert (task_dir / "events.log").read_text() == task_events  # the task's run.sh did not start again
     assert (task_dir / "results/results.yml").read_text() == results_yml
     assert jobs(cli, inv)[TASK]["state"] == "SUCCEEDED"
     assert containers_of(docker_engine, inv) == []
