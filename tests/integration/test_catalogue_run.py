@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import os
 import re
 import subprocess
@@ -148,9 +149,10 @@ def gpqa_endpoint():
         ep.stop()
 
 
-def nel_config(tmp_path: Path, url: str, limit: int) -> Path:
-    """A NEL 0.2.6-shaped run config: the catalogue task with our image, the datasets cache mounted
-    read-only where the image's HF_DATASETS_CACHE looks, everything offline by `lit:` variables."""
+def nel_config(tmp_path: Path, url: str, limit: int, harness_map: bool = False) -> Path:
+    """A NEL 0.2.6-shaped run config: the catalogue task with our image (the task's `container`, or the
+    config-level harness -> image map), the datasets cache mounted read-only where the image's
+    HF_DATASETS_CACHE looks, everything offline by `lit:` variables."""
     config = {
         "defaults": [{"execution": "local"}, "_self_"],
         "execution": {"output_dir": str(tmp_path / "out")},
@@ -165,13 +167,16 @@ def nel_config(tmp_path: Path, url: str, limit: int) -> Path:
             "tasks": [
                 {
                     "name": TASK,
-                    "container": NEL_IMAGE,
                     "dataset_dir": str(GPQA_CACHE),
                     "dataset_mount_path": "/data/hf-datasets/Idavidrein___gpqa",
                 }
             ],
         },
     }
+    if harness_map:
+        config["evaluation"]["harness_images"] = {"simple_evals": NEL_IMAGE}
+    else:
+        config["evaluation"]["tasks"][0]["container"] = NEL_IMAGE
     path = tmp_path / "nel_gpqa.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -227,6 +232,8 @@ def test_gpqa_diamond_end_to_end_then_resume_starts_nothing(
         and rendered["target"]["api_endpoint"]["model_id"] == "gpqa-key"
     )
     print(f"\ncatalogue run {TASK} limit {limit}: {elapsed:.1f} s (submit to SUCCEEDED)")
+    (row,) = json.loads(cli("results", inv, "--format", "json", check_rc=0).stdout)  # export reads it too
+    assert (row["column"], row["value"]) == (TASK, pytest.approx(expected))
 
     # resume after success starts nothing: no container, no request, the same result
     results_yml = (task_dir / "results/results.yml").read_text()
@@ -242,7 +249,7 @@ def test_gpqa_diamond_end_to_end_then_resume_starts_nothing(
 
 def test_kill_mid_run_leaves_no_container(cli, tmp_path, docker_engine, nel_image, gpqa_endpoint):
     ep = gpqa_endpoint(latency=60.0)
-    proc = cli("run", "--config", str(nel_config(tmp_path, ep.url, 5)), check_rc=0)
+    proc = cli("run", "--config", str(nel_config(tmp_path, ep.url, 5, harness_map=True)), check_rc=0)
     inv = invocation_of(proc)
     wait_for(lambda: ep.requests > 0, timeout=300, what="the harness's first request")
     assert len(containers_of(docker_engine, inv)) == 1
