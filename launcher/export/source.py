@@ -128,13 +128,15 @@ def load_invocation(record: dict, only_job: str | None = None) -> list[TaskRun]:
 
 
 def read_results(run: TaskRun) -> TaskRun:
-    """`run` with its scores filled from results.json (or results.yml, all a NEL catalogue harness writes);
-    unchanged when the job has no results yet."""
+    """`run` with its scores filled from results.json; unchanged when the job has no results yet."""
     from dataclasses import replace
 
-    data = _results_file(run)
-    if data is None:
+    try:
+        data = json.loads(run.path(RESULTS_JSON).read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return run
+    except (OSError, ValueError) as err:
+        raise LauncherError(f"cannot read {run.path(RESULTS_JSON)}: {err}") from None
     tasks = (data.get("results") or {}).get("tasks") or {}
     entry = tasks.get(run.task) or (next(iter(tasks.values())) if len(tasks) == 1 else {})
     scores = []
@@ -168,21 +170,6 @@ def read_results(run: TaskRun) -> TaskRun:
         scores=tuple(scores),
         run_config=config,
     )
-
-
-def _results_file(run: TaskRun) -> dict | None:
-    """results.json, else results.yml (a NEL catalogue harness writes only that); None when neither exists."""
-    import yaml
-
-    for rel, parse in ((RESULTS_JSON, json.loads), (RESULTS_YML, yaml.safe_load)):
-        try:
-            data = parse(run.path(rel).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError, yaml.YAMLError) as err:
-            raise LauncherError(f"cannot read {run.path(rel)}: {err}") from None
-        return data if isinstance(data, dict) else {}
-    return None
 
 
 def _first(*values):
