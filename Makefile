@@ -4,10 +4,11 @@ PY := $(VENV)/bin/python
 TEST_IMAGE := launcher-testtask:1
 HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.search(r'__version__ = \"(.+)\"', open('launcher/__init__.py').read())[1])")
 
+NEL_IMAGE := $(shell cat images/nel/IMAGE)
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: nel-examples-check venv docker compose slurm sshd chromium catalog catalog-check nel-venv image llama-image test-images demo test lint bench clean
+.PHONY: nel-examples-check venv docker compose slurm sshd chromium catalog catalog-check nel-venv image llama-image nel-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -64,11 +65,16 @@ demo: venv docker image llama-image
 	$(VENV)/bin/launcher execution=local deployment=llama_cpp evaluation=demo \
 	  execution.output_dir=results/demo --wait
 
+# NEL's simple-evals harness image from PyPI wheels (nemo-evaluator 0.2.8, nvidia-simple-evals 26.3) and the
+# GPQA datasets cache it reads offline (images/nel/README.md); both are kept, so a second run is a no-op.
+nel-image: venv docker
+	PYTHON=$(PY) bash scripts/build-nel-image.sh $(NEL_IMAGE)
+
 test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker compose slurm sshd chromium catalog-check nel-venv image llama-image test-images
+test: venv docker compose slurm sshd chromium catalog-check nel-venv image llama-image nel-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # NEL 0.2.6's own example configs through our boundary. Not in `make test`: they exist only in a GitHub

@@ -13,16 +13,21 @@ import sys
 VERBS = ("status", "logs", "kill", "resume", "ls", "info", "export", "results", "report")
 COMMANDS = ("run", *VERBS)
 RUN_FLAGS = {"--dry-run": "dry_run", "-n": "dry_run", "--wait": "wait"}
+VALUE_FLAGS = ("-o", "--override", "--config", "-t", "--task", "--env-file", "--config-mode")
+CONFIG_MODES = ("hydra", "raw")  # NEL 0.2.6's `run --config-mode`
 
 
-def split_run_argv(argv: list[str]) -> tuple[list[str], dict[str, bool]]:
+def split_run_argv(argv: list[str]) -> tuple[list[str], dict]:
     """Our run flags out of argv; `-o X` -> `X`, `--config F` -> `--config-dir D --config-name N`,
-    `-t A -t B` -> `evaluation.only=[A,B]`, `--env-file F` loaded into this process's environment."""
+    `-t A -t B` -> `evaluation.only=[A,B]`, `--env-file F` loaded into this process's environment,
+    `--config-mode M` into the flags; with `raw` the file and tasks stay in the flags for
+    launcher.cli.hydra_front.run_raw, which takes no Hydra arguments."""
     from launcher.errors import LauncherError
 
     hydra_argv: list[str] = []
-    flags = {"dry_run": False, "wait": False}
+    flags: dict = {"dry_run": False, "wait": False, "config_mode": "hydra"}
     tasks: list[str] = []
+    config: str | None = None
     args = iter(argv)
 
     def value_of(flag: str, example: str) -> str:
@@ -33,13 +38,9 @@ def split_run_argv(argv: list[str]) -> tuple[list[str], dict[str, bool]]:
 
     for arg in args:
         flag, eq, inline = arg.partition("=")
-        if (
-            flag in ("-o", "--override", "--config", "-t", "--task", "--env-file")
-            and eq
-            and flag.startswith("--")
-        ):
+        if flag in VALUE_FLAGS and eq and flag.startswith("--"):
             value = inline
-        elif arg in ("-o", "--override", "--config", "-t", "--task", "--env-file"):
+        elif arg in VALUE_FLAGS:
             flag, value = arg, None
         else:
             flag = value = None
@@ -48,15 +49,25 @@ def split_run_argv(argv: list[str]) -> tuple[list[str], dict[str, bool]]:
                 value if value is not None else value_of(flag, "target.api_endpoint.api_key=KEY_VAR")
             )
         elif flag == "--config":
-            hydra_argv += config_file_args(value if value is not None else value_of(flag, "my_run.yaml"))
+            config = value if value is not None else value_of(flag, "my_run.yaml")
         elif flag in ("-t", "--task"):
             tasks.append(value if value is not None else value_of(flag, "gsm8k"))
+        elif flag == "--config-mode":
+            mode = value if value is not None else value_of(flag, "raw")
+            if mode not in CONFIG_MODES:
+                raise LauncherError(f"--config-mode: {mode!r} is not one of {', '.join(CONFIG_MODES)}")
+            flags["config_mode"] = mode
         elif flag == "--env-file":
             load_env_file(value if value is not None else value_of(flag, ".env"))
         elif arg in RUN_FLAGS:
             flags[RUN_FLAGS[arg]] = True
         else:
             hydra_argv.append(arg)
+    if flags["config_mode"] == "raw":
+        flags.update(config=config, tasks=tuple(tasks))
+        return hydra_argv, flags
+    if config is not None:
+        hydra_argv += config_file_args(config)
     if tasks:
         hydra_argv.append(f"evaluation.only=[{','.join(tasks)}]")
     return hydra_argv, flags
@@ -140,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             print_help()
             return 0
         hydra_argv, flags = split_run_argv(argv)
-        from launcher.cli.hydra_front import run
+        from launcher.cli import hydra_front
 
+        run = hydra_front.run_raw if flags.pop("config_mode") == "raw" else hydra_front.run
         return run(hydra_argv, **flags)
     except LauncherError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -10,7 +10,7 @@ launcher: run LLM evaluations against OpenAI-compatible endpoints, each task in 
 Run (Hydra: config groups, overrides, -m sweeps):
   launcher execution=local [target=local] [evaluation=smoke] [deployment=none] [key=value ...]
   launcher run --config-dir DIR --config-name NAME [-o key=value ...]
-  launcher run --config FILE [-t TASK ...] [--env-file FILE]     (NEL 0.2's form)
+  launcher run --config FILE [-t TASK ...] [--env-file FILE] [--config-mode raw]   (NEL 0.2's form)
   launcher -m execution=local target=local evaluation.only=gsm8k,humaneval
   python -m launcher ...            the same program
 
@@ -20,6 +20,8 @@ Run options:
   -o, --override K=V   an override (repeatable); same as a bare K=V
   --config FILE        a YAML file as the primary config (its folder is searched for groups too)
   -t, --task NAME      run only this task of the config (repeatable)
+  --config-mode raw    the file is the whole config, run as it is: no defaults composed, no overrides
+                       (NEL 0.2's mode for its saved configs; the executor is execution.type)
   --env-file FILE      NAME=VALUE lines loaded into the launcher's environment (set variables win;
                        nothing is written): the values of host variables the config names
   --cfg job|hydra|all, --info, --resolve, -m/--multirun, --config-dir, --config-name,

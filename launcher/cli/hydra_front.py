@@ -83,17 +83,69 @@ def job_spec(cfg: DictConfig) -> tuple[RunSpec, list[str], bool]:
     if not executor:
         available = ", ".join(registry.executors())
         raise ConfigError("execution", "no executor chosen", f"Add execution=<name> (available: {available})")
-    raw = OmegaConf.to_container(cfg, resolve=False)
+    # Merging drops a user's `???` where a default exists: the user's own file says what is missing.
+    missing = boundary.user_missing_keys(_user_primary_tree(hc), hc.overrides.task)
+    spec = spec_of(OmegaConf.to_container(cfg, resolve=False), executor, missing)
+    return spec, list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
+
+
+def spec_of(raw: dict, executor: str, missing: tuple[str, ...]) -> RunSpec:
+    """An unresolved config tree -> the typed spec: no `${oc.env:...}`, interpolations resolved, validated."""
+    from launcher.config import boundary
+
     boundary.refuse_env_interpolation(raw)  # no secret value into any file
     raw.pop("hydra", None)  # a user's hydra.* settings are Hydra's, not the run's
     try:
         data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     except OmegaConfBaseException as err:
         raise ConfigError(full_key(err), first_line(err)) from None
-    # Merging drops a user's `???` where a default exists: the user's own file says what is missing.
-    missing = boundary.user_missing_keys(_user_primary_tree(hc), hc.overrides.task)
-    spec = boundary.to_run_spec(data, executor, registry.get(executor).config_class, missing_keys=missing)
-    return spec, list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
+    return boundary.to_run_spec(data, executor, registry.get(executor).config_class, missing_keys=missing)
+
+
+def compose_raw(path: str, tasks: tuple[str, ...] = ()) -> RunContext:
+    """NEL 0.2.6's `run --config FILE --config-mode raw` (cli/run.py): the file is loaded as the whole
+    config, nothing composed (no defaults list, no packaged groups), no overrides; `-t` still selects
+    tasks. The executor is the one the file names in `execution.type`, as NEL's saved configs do."""
+    import yaml
+
+    from launcher.__main__ import config_file_args
+    from launcher.config import boundary, legacy
+
+    config_file_args(path)  # the same checks (and messages) as --config in Hydra mode
+    try:
+        tree = OmegaConf.to_container(OmegaConf.load(os.path.expanduser(path)), resolve=False)
+    except (OmegaConfBaseException, ValueError, yaml.YAMLError) as err:  # invalid YAML
+        raise LauncherError(f"--config: {path} is not valid YAML: {first_line(err)}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError("", f"{path} must be a mapping of config keys")
+    # NEL's saved configs (the files raw mode is for) record the file they came from; NEL only copies that
+    # file into the results for provenance (common/helpers.py), which .hydra/ of ours already is.
+    tree.pop("user_config_path", None)
+    if "defaults" in tree:
+        raise ConfigError(
+            "defaults",
+            "--config-mode raw composes nothing: the file must be the whole config",
+            "Remove `defaults` (write out what it selected) or run without --config-mode raw",
+        )
+    execution = tree.get("execution")
+    choice = execution.get("type") if isinstance(execution, dict) else None
+    executor = legacy.executor_name(choice) if isinstance(choice, str) else None
+    available = ", ".join(registry.executors())
+    if executor not in registry.executors():
+        problem = f"{choice!r} is not an executor" if choice is not None else "is missing"
+        raise ConfigError(
+            "execution.type",
+            f"{problem} (--config-mode raw takes the executor from the file)",
+            f"Set it to one of: {available}",
+        )
+    if tasks:
+        evaluation = tree.get("evaluation")
+        if isinstance(evaluation, dict):
+            evaluation["only"] = list(tasks)
+    legacy.register_resolvers()
+    ctx = RunContext()
+    ctx.jobs.append((spec_of(tree, executor, boundary.user_missing_keys(tree)), []))
+    return ctx
 
 
 def _user_primary_tree(hc) -> dict:
@@ -225,6 +277,20 @@ def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:
 
 def run(hydra_argv: list[str], dry_run: bool, wait: bool) -> int:
     return launch_all(compose(hydra_argv), dry_run, wait)
+
+
+def run_raw(
+    hydra_argv: list[str], dry_run: bool, wait: bool, config: str | None, tasks: tuple[str, ...] = ()
+) -> int:
+    """`run --config FILE --config-mode raw`: NEL refuses it without --config and with any override."""
+    if config is None:
+        raise LauncherError("--config-mode raw needs --config FILE: raw mode runs that file as it is")
+    if hydra_argv:
+        raise LauncherError(
+            f"--config-mode raw runs {config} as it is, without overrides or Hydra options: "
+            f"{hydra_argv[0]!r} cannot apply; edit the file, or drop --config-mode raw"
+        )
+    return launch_all(compose_raw(config, tasks), dry_run, wait)
 
 
 def _chosen_executor(overrides: list[str]) -> str | None:

