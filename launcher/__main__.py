@@ -83,7 +83,12 @@ def config_file_args(path: str) -> list[str]:
     if not os.path.isfile(full):
         raise LauncherError(f"--config: {path} is not a file; give the path of a YAML config")
     stem, ext = os.path.splitext(os.path.basename(full))
-    if ext not in (".yaml", ".yml"):
+    if ext == ".yml":  # Hydra looks only for NAME.yaml; a file NEL saved after a run is whole already
+        raise LauncherError(
+            f"--config: Hydra reads only .yaml files; rename {path} to {stem}.yaml, or run a config NEL saved"
+            " as it is with --config-mode raw"
+        )
+    if ext != ".yaml":
         raise LauncherError(f"--config: {path} is not a .yaml file")
     return ["--config-dir", os.path.dirname(full), "--config-name", stem]
 

@@ -249,6 +249,10 @@ def test_config_file_task_selection_and_env_file(cli, tmp_path):
     assert proc.returncode == 2 and "MY_KEY" not in proc.stderr and "from-the-file" not in proc.stderr
     proc = cli("--config", "conf/missing.yaml", "execution=local", "-n")
     assert proc.returncode == 2 and "--config: conf/missing.yaml is not a file" in proc.stderr
+    (tmp_path / "conf" / "saved.yml").write_text((tmp_path / "conf" / "mine.yaml").read_text())
+    proc = cli("--config", "conf/saved.yml", "execution=local", "-n")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "rename conf/saved.yml to saved.yaml" in proc.stderr and "--config-mode raw" in proc.stderr
 
 
 def test_a_sweep_checks_every_job_before_any_starts(cli, tmp_path):
