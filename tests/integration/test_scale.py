@@ -55,3 +55,31 @@ def test_kill_of_a_200_task_invocation_leaves_nothing(cli, tmp_path, test_image,
     wait_for(lambda: not our_scripts(folder), 30, "scripts gone")
     states = {s["state"] for s in json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["jobs"]}
     assert states == {"KILLED"}, states
+
+
+def test_status_detail_shows_the_proxy_counters_live_then_final(cli, endpoint, harness_image, tmp_path):
+    """Issue 15: a local run through the invocation's proxy; `status --detail` reads its counters from the
+    running proxy, then from the file it writes when the invocation ends; they match what the endpoint
+    received."""
+    ep = endpoint("oracle", latency=0.3)
+    args = ("execution=local", "target=local", f"target.api_endpoint.url={ep.url()}",
+            f"execution.output_dir={tmp_path}/out", "+evaluation.tasks=[launcher.gsm8k_cot_zeroshot]",
+            "evaluation.params.limit_samples=30", "evaluation.params.parallelism=2")  # fmt: skip
+    inv = invocation_of(cli("run", *args, check_rc=0))
+
+    def live_requests() -> int:
+        proxy = json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0].get("proxy") or {}
+        return proxy.get("requests", 0) if proxy.get("live") else 0
+
+    wait_for(lambda: live_requests() > 0, 120, "live counters from the running proxy")
+    detail = cli("status", inv, "--detail", check_rc=0).stdout
+    assert f"proxy of {inv} (live): " in detail, detail
+    proc = cli("status", inv, "--watch", "--detail", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert f"proxy of {inv}" in proc.stdout
+    final = json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["proxy"]
+    assert final["live"] is False
+    assert final["upstream_requests"] == ep.stats()["total"] and final["requests"] >= 30
+    assert final["tokens_out"] > 0 and final["latency_ms"]["p95"] >= final["latency_ms"]["p50"] >= 300
+    detail = cli("status", inv, "--detail", check_rc=0).stdout
+    assert f"proxy of {inv} (last written): {final['requests']} req" in detail, detail
