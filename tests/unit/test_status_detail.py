@@ -77,3 +77,28 @@ def test_a_pid_file_naming_another_process_is_not_asked(tmp_path):
     assert live_proxy_stats(tmp_path) is None
     (tmp_path / "proxy.pid").write_text("not a pid\n")
     assert live_proxy_stats(tmp_path) is None
+
+
+def test_status_with_proxy_counters_stays_light(tmp_path):
+    """A status look (with its proxy counters) imports neither aiohttp nor the Docker SDK (0.5 s each)."""
+    state = tmp_path / wiring.STATE_DIR
+    state.mkdir(parents=True)
+    (state / "proxy_stats.json").write_text(json.dumps(COUNTERS))
+    (state / "proxy.pid").write_text("1\n")
+    (state / "proxy.port").write_text("9\n")
+    (tmp_path / "t0").mkdir()
+    (tmp_path / "t0" / "events.log").write_text("queued 1\nstarted 2 1\nexited 3 0\n")
+    code = (
+        "import sys\n"
+        "from launcher import api\n"
+        "from launcher.model import InvocationRecord, PlannedJob\n"
+        f"rec = InvocationRecord('abcd1234', {str(tmp_path)!r}, 'local', {{}}, "
+        "(PlannedJob('abcd1234.0', 't0', 't0', 'img'),), 0.0)\n"
+        "one = api.status_of(rec)\n"
+        "assert [s.state.value for s in one.jobs] == ['SUCCEEDED'] and one.proxy['requests'] == 10, one\n"
+        "heavy = [m for m in ('aiohttp', 'docker') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]

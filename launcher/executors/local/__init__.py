@@ -191,11 +191,9 @@ def live_proxy_stats(state_dir: Path, timeout: float = 1.0) -> dict | None:
     import http.client
     import json
 
-    from launcher.proxy.server import PID_FILE, PORT_FILE
-
     try:
-        pid = int((state_dir / PID_FILE).read_text())
-        port = int((state_dir / PORT_FILE).read_text())
+        pid = int((state_dir / proxy_wiring.PID_FILE).read_text())
+        port = int((state_dir / proxy_wiring.PORT_FILE).read_text())
         alive = b"launcher.proxy" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
