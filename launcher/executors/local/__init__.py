@@ -185,7 +185,7 @@ def run_all_view(folder: Path) -> Scheduled:
     )
 
 
-def live_proxy_stats(state_dir: Path, timeout: float = 1.0) -> dict | None:
+def live_proxy_stats(state_dir: Path, timeout: float = 0.5) -> dict | None:
     """The counters of the invocation's proxy if it runs (its pid file names a live `launcher.proxy`
     process and its port file says where it listens); None otherwise or if it does not answer in time."""
     import http.client
