@@ -106,8 +106,10 @@ class LocalExecutor(ContainerExecutor):
 
     def start(self, record: InvocationRecord) -> str | None:
         folder = Path(record.folder)
-        statuses = self.status(record)  # one look (one `docker ps` at most), whatever the number of tasks
-        if record.jobs and all(s.state == State.SUCCEEDED for s in statuses):
+        # A resume looks once (one `docker ps` at most) at what ran; a first start has nothing to look at
+        # (run_all.sh never wrote a record), which saves reading every task's files of a big invocation.
+        statuses = self.status(record) if events.read(folder / EVENTS) else []
+        if record.jobs and statuses and all(s.state == State.SUCCEEDED for s in statuses):
             return "every task already succeeded: nothing started"  # not even a deployment's server
         running = [s for s in statuses if s.started is not None and not s.state.terminal]
         if running_pid(folder / EVENTS, RUN_ALL) or running:
