@@ -159,6 +159,21 @@ def _boot_time() -> float:
     return float(line.split()[1])
 
 
+def live_frame(inv: str, env: dict) -> float:
+    """Seconds of one `status --watch` frame of a running invocation, in process as --watch refreshes:
+    a status look (one `docker ps`, the live proxy's counters, every task's files) and the summary line."""
+    os.environ["LAUNCHER_STATE_DIR"] = env["LAUNCHER_STATE_DIR"]
+    try:
+        from launcher import api
+        from launcher.cli.render import summary
+
+        start = time.perf_counter()
+        summary([s for one in api.status([inv]) for s in one.jobs])
+        return time.perf_counter() - start
+    finally:
+        del os.environ["LAUNCHER_STATE_DIR"]
+
+
 def run_all_once(work: Path, tasks: int, env: dict, proxy: bool = True) -> dict:
     """Submit `tasks` exiting tasks, then follow run_all.sh to its end, sampling its session every 0.2 s."""
     cfg = config(work, tasks, proxy)
@@ -186,7 +201,7 @@ def run_all_once(work: Path, tasks: int, env: dict, proxy: bool = True) -> dict:
         leader, ticks = int(started[2]), int(started[3])
         run_all_at = _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
         peak = {"processes": 0, "fds": 0, "docker clients": 0, "containers": 0}
-        frames = []
+        frames, watch_frames = [], []
         while Path(f"/proc/{leader}").exists() and "zombie" not in Path(f"/proc/{leader}/status").read_text():
             pids = _session(leader)
             running = subprocess.run(
@@ -203,6 +218,7 @@ def run_all_once(work: Path, tasks: int, env: dict, proxy: bool = True) -> dict:
             peak = {k: max(v, sample[k]) for k, v in peak.items()}
             if tasks >= 100 and len(frames) < 5:
                 frames.append(timed([LAUNCHER, "status", inv, "--json"], env))
+                watch_frames.append(live_frame(inv, env))
             time.sleep(0.2)
         wall = time.time() - run_all_at
     finally:
@@ -224,6 +240,7 @@ def run_all_once(work: Path, tasks: int, env: dict, proxy: bool = True) -> dict:
         "wall": wall,
         "succeeded": succeeded,
         "status": statistics.median(frames) if frames else None,
+        "frame": statistics.median(watch_frames) if watch_frames else None,
         **peak,
     }
 
@@ -242,13 +259,14 @@ def bench_run_all() -> str:
                 f"{n:,}" + ("" if proxy else " (proxy off)"),
                 f"{r['submit']:.2f} s ({r['first'].split(': ', 1)[1]})", sec(r["proxy_ready"]),
                 sec(r["first_container"]), f"{r['wall']:.0f} s", f"{r['succeeded']:,}/{n:,}",
-                r["containers"], r["docker clients"], r["processes"], r["fds"], sec(r["status"]),
+                r["containers"], r["docker clients"], r["processes"], r["fds"],
+                sec(r["frame"]), sec(r["status"]),
             ])  # fmt: skip
             print(f"  {n} tasks: {r}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     headers = ["tasks", "submit (what it reported)", "run_all.sh start -> proxy ready", "-> first container",
                "run_all.sh wall", "succeeded", f"peak containers (max_parallel {MAX_PARALLEL})",
-               "peak docker clients", "peak processes", "peak fds",
-               "status --json while running"]  # fmt: skip
+               "peak docker clients", "peak processes", "peak fds", "--watch frame while running",
+               "status --json command while running"]  # fmt: skip
     return table(headers, rows)
