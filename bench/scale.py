@@ -270,3 +270,23 @@ def bench_run_all() -> str:
                "peak docker clients", "peak processes", "peak fds", "--watch frame while running",
                "status --json command while running"]  # fmt: skip
     return table(headers, rows)
+
+
+def bench_submit_phases() -> str:
+    """bench/scale_phases.py for 1 / 100 / 421 / 1,000 tasks: each step of a submit, in seconds."""
+    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        return "(no Docker engine: skipped)"
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-phases-"))
+    rows, headers = [], []
+    try:
+        env = {**ENV, "LAUNCHER_STATE_DIR": str(work / "state")}
+        for n in (1, 100, 421, 1000):
+            cfg = config(work, n)
+            argv = [sys.executable, str(ROOT / "bench" / "scale_phases.py"), str(work), cfg.stem]
+            out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+            pairs = [part.rsplit("=", 1) for part in out.strip().splitlines()[-1].split("; ")]
+            headers = ["tasks"] + [name for name, _ in pairs]
+            rows.append([f"{n:,}"] + [f"{float(value):.2f}" for _, value in pairs])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return table(headers, rows)
