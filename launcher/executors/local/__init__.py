@@ -190,9 +190,6 @@ def run_all_view(folder: Path) -> Scheduled:
 def live_proxy_stats(state_dir: Path, timeout: float = 0.5) -> dict | None:
     """The counters of the invocation's proxy if it runs (its pid file names a live `launcher.proxy`
     process and its port file says where it listens); None otherwise or if it does not answer in time."""
-    import http.client
-    import json
-
     try:
         pid = int((state_dir / proxy_wiring.PID_FILE).read_text())
         port = int((state_dir / proxy_wiring.PORT_FILE).read_text())
@@ -201,6 +198,9 @@ def live_proxy_stats(state_dir: Path, timeout: float = 0.5) -> dict | None:
         return None
     if not alive:
         return None
+    import http.client  # only when a proxy runs (13 ms)
+    import json
+
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", "/proxy/stats")
