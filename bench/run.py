@@ -17,6 +17,8 @@ import time
 SECTIONS = {  # name -> (module, function)
     "cli": ("cli", "bench_cli"),
     "scale": ("scale", "bench_scale"),
+    "scale-run": ("scale", "bench_run_all"),
+    "scale-phases": ("scale", "bench_submit_phases"),
     "launch": ("launch", "bench_launch"),
     "kill": ("launch", "bench_kill"),
     "throughput": ("harness", "bench_throughput"),

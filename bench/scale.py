@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,13 +17,18 @@ from cli import fill_index
 from common import ENV, LAUNCHER, ROOT, TEST_IMAGE, table, timed
 
 SIZES = (1, 10, 100, 1000)
+RUN_SIZES = tuple(int(n) for n in os.environ.get("BENCH_RUN_SIZES", "1,10,100,421,1000").split(","))
+NO_PROXY_SIZES = tuple(int(n) for n in os.environ.get("BENCH_NO_PROXY_SIZES", "1,100").split(",") if n)
+MAX_PARALLEL = 8
 
 
-def config(folder: Path, tasks: int) -> Path:
+def config(folder: Path, tasks: int, proxy: bool = True) -> Path:
     data = {
         "defaults": [{"execution": "local"}, {"deployment": "none"}, "_self_"],
-        "execution": {"output_dir": str(folder / "out"), "max_parallel": 8},
-        "target": {"api_endpoint": {"url": "http://127.0.0.1:9/v1/chat/completions", "model_id": "m"}},
+        "execution": {"output_dir": str(folder / "out"), "max_parallel": MAX_PARALLEL},
+        "target": {
+            "api_endpoint": {"url": "http://127.0.0.1:9/v1/chat/completions", "model_id": "m", "proxy": proxy}
+        },
         "evaluation": {
             "tasks": [
                 {"name": f"t{n}", "container": TEST_IMAGE, "command": ["python3", "/opt/task.py", "ok"]}
@@ -30,8 +36,9 @@ def config(folder: Path, tasks: int) -> Path:
             ]
         },
     }
-    (folder / f"scale{tasks}.yaml").write_text(json.dumps(data))
-    return folder / f"scale{tasks}.yaml"
+    name = f"scale{tasks}" + ("" if proxy else "-noproxy")
+    (folder / f"{name}.yaml").write_text(json.dumps(data))
+    return folder / f"{name}.yaml"
 
 
 def finished_invocation(state: Path, out: Path, tasks: int) -> str:
@@ -85,20 +92,201 @@ def bench_scale() -> str:
                     f"{median([LAUNCHER, 'status', '00000000'], s_env):.3f} s",
                 ]
             )
-        if shutil.which("docker") and not subprocess.run(["docker", "info"], capture_output=True).returncode:
-            for n in (1, 10, 100):
-                cfg = config(work, n)
-                argv = [LAUNCHER, "run", "--config-dir", str(work), "--config-name", cfg.stem]
-                start = time.perf_counter()
-                proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-                took = time.perf_counter() - start
-                first = proc.stdout.splitlines()[0] if proc.stdout else proc.stderr[-200:]
-                rows.append([f"submit {n:,} exiting task(s) (max_parallel 8)", f"{took:.3f} s ({first})"])
-                inv = first.split()[1].rstrip(":") if first.startswith("invocation ") else None
-                if inv:
-                    subprocess.run(
-                        [LAUNCHER, "status", inv, "--watch"], capture_output=True, env=env, timeout=900
-                    )
+        for n in SIZES:
+            state = work / f"state-inv-{n}"
+            rows.append(
+                [f"status --watch frame, one {n:,}-task invocation", f"{watch_frame(state, n):.3f} s"]
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return table(["command", "median of 3 (submit: one run)"], rows)
+    return table(["command", "median of 3"], rows)
+
+
+def watch_frame(state: Path, tasks: int, frames: int = 5) -> float:
+    """Median seconds of one `status --watch` frame (a status look and its summary line), in process as
+    --watch refreshes (the first look, which pays the imports, is left out)."""
+    os.environ["LAUNCHER_STATE_DIR"] = str(state)
+    try:
+        from launcher import api
+        from launcher.cli.render import summary
+
+        inv = f"{tasks:08x}"
+        api.status([inv])
+        took = []
+        for _ in range(frames):
+            start = time.perf_counter()
+            summary([s for one in api.status([inv]) for s in one.jobs])
+            took.append(time.perf_counter() - start)
+    finally:
+        del os.environ["LAUNCHER_STATE_DIR"]
+    return statistics.median(took)
+
+
+# ---- run_all.sh at scale: submit, first container, processes and descriptors ----------------------------
+
+
+def _session(leader: int) -> list[int]:
+    """PIDs of every process in the session `leader` leads (run_all.sh starts in its own session)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 3 and fields[3] == str(leader):  # field 6: the session id
+            found.append(int(pid))
+    return found
+
+
+def _fds(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+    return total
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _boot_time() -> float:
+    line = next(ln for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("btime "))
+    return float(line.split()[1])
+
+
+def live_frame(inv: str, env: dict) -> float:
+    """Seconds of one `status --watch` frame of a running invocation, in process as --watch refreshes:
+    a status look (one `docker ps`, the live proxy's counters, every task's files) and the summary line."""
+    os.environ["LAUNCHER_STATE_DIR"] = env["LAUNCHER_STATE_DIR"]
+    try:
+        from launcher import api
+        from launcher.cli.render import summary
+
+        start = time.perf_counter()
+        summary([s for one in api.status([inv]) for s in one.jobs])
+        return time.perf_counter() - start
+    finally:
+        del os.environ["LAUNCHER_STATE_DIR"]
+
+
+def run_all_once(work: Path, tasks: int, env: dict, proxy: bool = True) -> dict:
+    """Submit `tasks` exiting tasks, then follow run_all.sh to its end, sampling its session every 0.2 s."""
+    cfg = config(work, tasks, proxy)
+    fmt = '{{.TimeNano}} {{index .Actor.Attributes "launcher.invocation"}}'
+    events = subprocess.Popen(
+        ["docker", "events", "--filter", "type=container", "--filter", "event=start", "--filter",
+         "label=launcher.invocation", "--format", fmt],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [LAUNCHER, "run", "--config-dir", str(work), "--config-name", cfg.stem],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        submit = time.perf_counter() - start
+        first = proc.stdout.splitlines()[0] if proc.stdout else proc.stderr[-300:]
+        if not first.startswith("invocation "):
+            raise RuntimeError(f"submit of {tasks} failed: {first}")
+        inv = first.split()[1].rstrip(":")
+        folder = next((work / "out").glob(f"*-{inv}"))
+        started = next(
+            ln.split() for ln in (folder / "events.log").read_text().splitlines() if ln.startswith("started ")
+        )
+        leader, ticks = int(started[2]), int(started[3])
+        run_all_at = _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+        peak = {"processes": 0, "fds": 0, "docker clients": 0, "containers": 0}
+        frames, watch_frames = [], []
+        while Path(f"/proc/{leader}").exists() and "zombie" not in Path(f"/proc/{leader}/status").read_text():
+            pids = _session(leader)
+            running = subprocess.run(
+                ["docker", "ps", "-q", "--filter", f"label=launcher.invocation={inv}"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            sample = {
+                "processes": len(pids),
+                "fds": _fds(pids),
+                "docker clients": sum(_comm(p) == "docker" for p in pids),
+                "containers": len(running),
+            }
+            peak = {k: max(v, sample[k]) for k, v in peak.items()}
+            if tasks >= 100 and len(frames) < 5:
+                frames.append(timed([LAUNCHER, "status", inv, "--json"], env))
+                watch_frames.append(live_frame(inv, env))
+            time.sleep(0.2)
+        wall = time.time() - run_all_at
+    finally:
+        events.terminate()
+        out, _ = events.communicate(timeout=10)
+    starts = sorted(int(ln.split()[0]) / 1e9 for ln in out.splitlines() if ln.endswith(f" {inv}"))
+    port_file = folder / "proxy" / "proxy.port"
+    proxy_ready = port_file.stat().st_mtime - run_all_at if port_file.exists() else None
+    states = subprocess.run(
+        [LAUNCHER, "status", inv, "--json"], capture_output=True, text=True, env=env
+    ).stdout
+    succeeded = sum(j["state"] == "SUCCEEDED" for j in json.loads(states)[0]["jobs"])
+    return {
+        "submit": submit,
+        "first": first,
+        "proxy_ready": proxy_ready,
+        "first_container": (starts[0] - run_all_at) if starts else None,
+        "containers_started": len(starts),
+        "wall": wall,
+        "succeeded": succeeded,
+        "status": statistics.median(frames) if frames else None,
+        "frame": statistics.median(watch_frames) if watch_frames else None,
+        **peak,
+    }
+
+
+def bench_run_all() -> str:
+    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        return "(no Docker engine: skipped)"
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-run-"))
+    rows = []
+    try:
+        env = {**ENV, "LAUNCHER_STATE_DIR": str(work / "state")}
+        for n, proxy in [(n, True) for n in RUN_SIZES] + [(n, False) for n in NO_PROXY_SIZES]:
+            r = run_all_once(work, n, env, proxy)
+            sec = lambda v: "" if v is None else f"{v:.2f} s"  # noqa: E731
+            rows.append([
+                f"{n:,}" + ("" if proxy else " (proxy off)"),
+                f"{r['submit']:.2f} s ({r['first'].split(': ', 1)[1]})", sec(r["proxy_ready"]),
+                sec(r["first_container"]), f"{r['wall']:.0f} s", f"{r['succeeded']:,}/{n:,}",
+                r["containers"], r["docker clients"], r["processes"], r["fds"],
+                sec(r["frame"]), sec(r["status"]),
+            ])  # fmt: skip
+            print(f"  {n} tasks: {r}", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    headers = ["tasks", "submit (what it reported)", "run_all.sh start -> proxy ready", "-> first container",
+               "run_all.sh wall", "succeeded", f"peak containers (max_parallel {MAX_PARALLEL})",
+               "peak docker clients", "peak processes", "peak fds", "--watch frame while running",
+               "status --json command while running"]  # fmt: skip
+    return table(headers, rows)
+
+
+def bench_submit_phases() -> str:
+    """bench/scale_phases.py for 1 / 100 / 421 / 1,000 tasks: each step of a submit, in seconds."""
+    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        return "(no Docker engine: skipped)"
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-phases-"))
+    rows, headers = [], []
+    try:
+        env = {**ENV, "LAUNCHER_STATE_DIR": str(work / "state")}
+        for n in (1, 100, 421, 1000):
+            cfg = config(work, n)
+            argv = [sys.executable, str(ROOT / "bench" / "scale_phases.py"), str(work), cfg.stem]
+            out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+            pairs = [part.rsplit("=", 1) for part in out.strip().splitlines()[-1].split("; ")]
+            headers = ["tasks"] + [name for name, _ in pairs]
+            rows.append([f"{n:,}"] + [f"{float(value):.2f}" for _, value in pairs])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return table(headers, rows)

@@ -54,6 +54,8 @@ class InvocationStatus:
     record: InvocationRecord
     jobs: list[JobStatus] = field(default_factory=list)
     error: str = ""  # why the jobs could not be read (e.g. the cluster is unreachable)
+    proxy: dict | None = None  # the endpoint proxy's counters (launcher.proxy.stats' format), if any
+    proxy_live: bool = False  # read from the running proxy, not from the file it last wrote
 
 
 # ---- launch ---------------------------------------------------------------------------------------------
@@ -130,23 +132,35 @@ def launch(spec: RunSpec, overrides: Iterable[str] = (), sweep_id: str | None = 
     return start(prepared)
 
 
+SUBMIT_BUDGET = 2.0  # seconds from the command's start by which a submit returns (issue 17)
+
+
 def _start(executor: Executor, record: InvocationRecord, startup_wait: float | None) -> Launched:
+    """Start, then wait for the first wave at most the executor's startup_wait, and by default no longer
+    than SUBMIT_BUDGET after this process started: a big invocation that took long to compose and write
+    returns at once with what it sees ("pending"), and `status`/`--wait` tell the rest. An explicit
+    `startup_wait` is honoured as given (a long-lived process calling the API)."""
     with layout.invocation_lock(record.folder, record.invocation_id):
         note = executor.start(record)
-        wait = executor.startup_wait if startup_wait is None else startup_wait
-        return Launched(record, wait_for_start(executor, record, wait), note)
+        if startup_wait is None:
+            from launcher.executors.container.process import age
+
+            spent = age(os.getpid()) or 0.0
+            startup_wait = min(executor.startup_wait, max(0.0, SUBMIT_BUDGET - spent))
+        return Launched(record, wait_for_start(executor, record, startup_wait), note)
 
 
 def wait_for_start(executor: Executor, record: InvocationRecord, timeout: float) -> list[JobStatus]:
-    """Return once the first wave has started or ended and none of it is still starting, or at `timeout`."""
+    """Return once the first wave has started or ended and none of it is still starting, or when another
+    look would end past `timeout` (a look at 1,000 tasks is not free). One look always."""
     deadline = time.monotonic() + timeout
     while True:
+        began = time.monotonic()
         statuses = executor.status(record)
-        if timeout <= 0:
-            return statuses
+        took = time.monotonic() - began
         starting = [s for s in statuses if s.state == State.PENDING and s.started is not None]
         first_wave = any(s.state != State.PENDING for s in statuses)
-        if (first_wave and not starting) or time.monotonic() > deadline:
+        if (first_wave and not starting) or time.monotonic() + 0.1 + took > deadline:
             return statuses
         time.sleep(0.1)
 
@@ -211,12 +225,16 @@ def status_of(
 ) -> InvocationStatus:
     """One invocation's jobs; a failure to read them is its own error, not the caller's."""
     try:
-        jobs = executor_for(record).status(record)
+        executor = executor_for(record)
+        jobs = executor.status(record)
     except LauncherError as err:
         return InvocationStatus(record, [], str(err))
     if only_jobs:
         jobs = [s for s in jobs if s.job_id in only_jobs]
-    return InvocationStatus(record, jobs)
+    proxy = getattr(executor, "proxy_stats", lambda _record: None)(record)
+    return InvocationStatus(
+        record, jobs, proxy=proxy[0] if proxy else None, proxy_live=bool(proxy and proxy[1])
+    )
 
 
 def kill(idents: Iterable[str]) -> list[str]:

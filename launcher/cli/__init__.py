@@ -20,6 +20,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--watch", action="store_true", help="refresh until every job has ended")
     s.add_argument("--all", action="store_true", help="--watch: a row per job even for big invocations")
+    s.add_argument(
+        "--detail",
+        action="store_true",
+        help="also the endpoint proxy's counters: requests, errors, cache hits, tokens in/out, p50/p95",
+    )
 
     s = sub.add_parser("logs", help="a job's container output")
     s.add_argument("id", help="job id <inv>.<n> (or an invocation with one task)")
@@ -61,9 +66,9 @@ def cmd_status(args) -> int:
     from launcher.cli.render import render, render_json, watch
 
     if args.watch:
-        return watch(lambda: api.status(args.ids), until_done=True, all_rows=args.all)
+        return watch(lambda: api.status(args.ids), until_done=True, all_rows=args.all, detail=args.detail)
     collected = api.status(args.ids)
-    print(render_json(collected) if args.json else render(collected))
+    print(render_json(collected) if args.json else render(collected, args.detail))
     return 0
 
 

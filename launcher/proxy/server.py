@@ -22,11 +22,10 @@ from launcher.proxy.cache import ResponseCache
 from launcher.proxy.reqlog import RequestLog
 from launcher.proxy.settings import ProxySettings
 from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
+from launcher.proxy.wiring import PID_FILE, PORT_FILE
 
 log = logging.getLogger("launcher.proxy")
 
-PORT_FILE = "proxy.port"
-PID_FILE = "proxy.pid"
 REQUEST_LOG = "proxy_requests.jsonl"
 # Never forwarded upstream: the client's credentials (the proxy adds the real key), hop-by-hop headers,
 # and what aiohttp sets itself.

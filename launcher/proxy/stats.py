@@ -74,7 +74,7 @@ def read(state_dir: Path) -> dict | None:
 def summary(stats: dict) -> str:
     """One short line for `launcher status` (e.g. a PROXY column or `status --detail`)."""
     errors = sum(v for v in (stats.get("errors") or {}).values() if isinstance(v, int))
-    p50 = (stats.get("latency_ms") or {}).get("p50")
+    latency = stats.get("latency_ms") or {}
     parts = [
         f"{stats.get('requests', 0)} req",
         f"{stats.get('cache_hits', 0)} cached",
@@ -83,6 +83,7 @@ def summary(stats: dict) -> str:
         f"{errors} errors",
         f"{stats.get('tokens_in', 0)}/{stats.get('tokens_out', 0)} tok in/out",
     ]
-    if p50 is not None:
-        parts.append(f"p50 {p50:.0f} ms")
+    for q in ("p50", "p95"):
+        if isinstance(latency.get(q), (int, float)):
+            parts.append(f"{q} {latency[q]:.0f} ms")
     return ", ".join(parts)

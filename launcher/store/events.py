@@ -97,11 +97,12 @@ def append(path: str | Path, kind: str, value: str = "") -> None:
 SCRIPT_PROCESS = "$$ $(awk '{sub(/.*\\) /, \"\"); print $20}' /proc/$$/stat 2>/dev/null)"
 
 
-def shell(kind: str, value: str = "", path: str = "") -> str:
+def shell(kind: str, value: str = "", path: str = "", at: str = "$(date +%s)") -> str:
     """The bash line that appends a record; `value` is shell text, expanded when the line runs
-    (e.g. '$$' or '$rc'); `path` defaults to events.log in the current directory."""
+    (e.g. '$$' or '$rc'); `path` defaults to events.log in the current directory; `at` is the shell text
+    of the time (a variable set once saves a `date` process per line in a loop)."""
     target = path or shlex.quote(EVENTS)
-    text = f"{kind} $(date +%s) {value}".rstrip()
+    text = f"{kind} {at} {value}".rstrip()
     return f'echo "{text}" >> {target}'
 
 

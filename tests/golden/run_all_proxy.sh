@@ -3,7 +3,8 @@
 # at most 2 at once. `bash run_all.sh` resumes: succeeded tasks are skipped.
 set -u
 cd "$(dirname "$0")" || exit 1
-for task in launcher.gsm8k_cot_zeroshot; do echo "queued $(date +%s)" >> "$task/events.log"; done
+queued_at=$(date +%s)
+for task in launcher.gsm8k_cot_zeroshot; do echo "queued $queued_at" >> "$task/events.log"; done
 echo "started $(date +%s) $$ $(awk '{sub(/.*\) /, ""); print $20}' /proc/$$/stat 2>/dev/null)" >> events.log
 # The model server (srv:1); stopped when this script ends or is killed.
 stop_server() { docker stop -t 5 launcher-0000abcd-server >/dev/null 2>&1; }

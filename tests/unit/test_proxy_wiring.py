@@ -60,7 +60,7 @@ def test_stats_summary(tmp_path):
             "latency_ms": {"p50": 51.2, "p95": 80.0}}  # fmt: skip
     (tmp_path / proxy_stats.STATS_FILE).write_text(json.dumps(data))
     assert proxy_stats.summary(proxy_stats.read(tmp_path)) == (
-        "10 req, 4 cached, 7 upstream, 1 retries, 1 errors, 50/20 tok in/out, p50 51 ms"
+        "10 req, 4 cached, 7 upstream, 1 retries, 1 errors, 50/20 tok in/out, p50 51 ms, p95 80 ms"
     )
 
 

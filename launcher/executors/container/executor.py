@@ -101,6 +101,18 @@ class ContainerExecutor(Executor):
             score=results.headline(task_dir),
         )
 
+    # ---- proxy counters ----------------------------------------------------------------------------
+
+    def proxy_stats(self, record: InvocationRecord) -> tuple[dict, bool] | None:
+        """(the invocation's endpoint-proxy counters, live?), or None when it has none (proxy off, or not
+        started yet). Here: the file the proxy writes every `stats_interval` and when it stops (status
+        reads a remote copy back first)."""
+        from launcher.proxy import stats
+        from launcher.proxy.wiring import STATE_DIR
+
+        data = stats.read(Path(record.folder) / STATE_DIR)
+        return (data, False) if data is not None else None
+
     # ---- kill and logs ---------------------------------------------------------------------------
 
     def kill(self, record: InvocationRecord) -> None:

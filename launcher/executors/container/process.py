@@ -19,6 +19,16 @@ def start_ticks(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def age(pid: int) -> float | None:
+    """Seconds since the process started (from /proc), or None if that cannot be read."""
+    ticks = start_ticks(pid)
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if ticks is None else max(0.0, uptime - int(ticks) / os.sysconf("SC_CLK_TCK"))
+
+
 def is_running(start: events.Event | None, script: str) -> bool:
     """True if the process of a `started` record still runs `script`: the same PID, the same start time
     (a reused PID has another), and bash on that script."""

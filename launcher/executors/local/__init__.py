@@ -88,9 +88,12 @@ class LocalExecutor(ContainerExecutor):
 
     def start(self, record: InvocationRecord) -> str | None:
         folder = Path(record.folder)
-        if record.jobs and all(s.state == State.SUCCEEDED for s in self.status(record)):
+        # A resume looks once (one `docker ps` at most) at what ran; a first start has nothing to look at
+        # (run_all.sh never wrote a record), which saves reading every task's files of a big invocation.
+        statuses = self.status(record) if events.read(folder / EVENTS) else []
+        if record.jobs and statuses and all(s.state == State.SUCCEEDED for s in statuses):
             return "every task already succeeded: nothing started"  # not even a deployment's server
-        running = [j for j in record.jobs if running_pid(folder / j.folder / EVENTS, RUN)]
+        running = [s for s in statuses if s.started is not None and not s.state.terminal]
         if running_pid(folder / EVENTS, RUN_ALL) or running:
             raise LauncherError(
                 f"invocation {record.invocation_id} is still running; wait for it or `launcher kill` it first"
@@ -141,6 +144,11 @@ class LocalExecutor(ContainerExecutor):
         for pid in filter(None, pids):
             terminate(pid)
 
+    def proxy_stats(self, record: InvocationRecord) -> tuple[dict, bool] | None:
+        """Live from the running proxy (GET /proxy/stats on 127.0.0.1), else what it last wrote."""
+        live = live_proxy_stats(Path(record.folder) / proxy_wiring.STATE_DIR)
+        return (live, True) if live is not None else super().proxy_stats(record)
+
     def describe(self) -> dict:
         return {"resume by hand": f"bash {RUN_ALL}  (or bash <task>/{RUN})"}
 
@@ -159,3 +167,29 @@ def run_all_view(folder: Path) -> Scheduled:
         waiting="waiting for the model server" if server_starting else "waiting for a free slot",
         failure=exits[-1].detail if exits else "",
     )
+
+
+def live_proxy_stats(state_dir: Path, timeout: float = 0.5) -> dict | None:
+    """The counters of the invocation's proxy if it runs (its pid file names a live `launcher.proxy`
+    process and its port file says where it listens); None otherwise or if it does not answer in time."""
+    try:
+        pid = int((state_dir / proxy_wiring.PID_FILE).read_text())
+        port = int((state_dir / proxy_wiring.PORT_FILE).read_text())
+        alive = b"launcher.proxy" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not alive:
+        return None
+    import http.client  # only when a proxy runs (13 ms)
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/proxy/stats")
+        response = conn.getresponse()
+        data = json.loads(response.read()) if response.status == 200 else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    return data if isinstance(data, dict) else None
