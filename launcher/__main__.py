@@ -73,8 +73,9 @@ def split_run_argv(argv: list[str]) -> tuple[list[str], dict]:
     return hydra_argv, flags
 
 
-def config_file_args(path: str) -> list[str]:
-    """NEL 0.2's `--config FILE`: the file is the primary config (its folder is searched for groups too)."""
+def config_file_args(path: str, raw: bool = False) -> list[str]:
+    """NEL 0.2's `--config FILE`: the file is the primary config (its folder is searched for groups too).
+    With `raw` (`--config-mode raw`, the file loaded alone) only the checks apply: .yml is fine there."""
     import os
 
     from launcher.errors import LauncherError
@@ -83,12 +84,12 @@ def config_file_args(path: str) -> list[str]:
     if not os.path.isfile(full):
         raise LauncherError(f"--config: {path} is not a file; give the path of a YAML config")
     stem, ext = os.path.splitext(os.path.basename(full))
-    if ext == ".yml":  # Hydra looks only for NAME.yaml; a file NEL saved after a run is whole already
+    if ext == ".yml" and not raw:  # Hydra looks only for NAME.yaml; a file NEL saved after a run is whole
         raise LauncherError(
             f"--config: Hydra reads only .yaml files; rename {path} to {stem}.yaml, or run a config NEL saved"
             " as it is with --config-mode raw"
         )
-    if ext != ".yaml":
+    if ext not in (".yaml", ".yml"):
         raise LauncherError(f"--config: {path} is not a .yaml file")
     return ["--config-dir", os.path.dirname(full), "--config-name", stem]
 

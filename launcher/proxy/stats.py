@@ -71,11 +71,34 @@ def read(state_dir: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def combine(many: list[dict]) -> dict:
+    """Counters of several proxies (one per Slurm array element) as one: counts add up; percentiles of
+    different proxies do not, so the latency is the slowest proxy's (named `latency_ms_max`)."""
+    out: dict = {"proxies": len(many), "errors": Counter(), "responses": Counter()}
+    worst: dict[str, float] = {}
+    for stats in many:
+        for key in ("requests", "upstream_requests", "cache_hits", "retries", "tokens_in", "tokens_out"):
+            value = stats.get(key)
+            out[key] = out.get(key, 0) + (value if isinstance(value, int) else 0)
+        for key in ("errors", "responses"):
+            counts = stats.get(key)
+            if isinstance(counts, dict):
+                out[key].update({k: v for k, v in counts.items() if isinstance(v, int)})
+        for q, value in (stats.get("latency_ms") or {}).items():
+            if isinstance(value, (int, float)):
+                worst[q] = max(worst.get(q, value), value)
+    out["errors"], out["responses"] = dict(out["errors"]), dict(out["responses"])
+    out["latency_ms_max"] = worst
+    return out
+
+
 def summary(stats: dict) -> str:
     """One short line for `launcher status` (e.g. a PROXY column or `status --detail`)."""
     errors = sum(v for v in (stats.get("errors") or {}).values() if isinstance(v, int))
-    latency = stats.get("latency_ms") or {}
-    parts = [
+    latency = stats.get("latency_ms") or stats.get("latency_ms_max") or {}
+    slowest = " (slowest proxy)" if "latency_ms_max" in stats else ""
+    parts = [f"{stats['proxies']} proxies"] if "proxies" in stats else []
+    parts += [
         f"{stats.get('requests', 0)} req",
         f"{stats.get('cache_hits', 0)} cached",
         f"{stats.get('upstream_requests', 0)} upstream",
@@ -85,5 +108,5 @@ def summary(stats: dict) -> str:
     ]
     for q in ("p50", "p95"):
         if isinstance(latency.get(q), (int, float)):
-            parts.append(f"{q} {latency[q]:.0f} ms")
+            parts.append(f"{q} {latency[q]:.0f} ms{slowest}")
     return ", ".join(parts)

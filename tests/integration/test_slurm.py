@@ -148,6 +148,8 @@ def test_tasks_go_through_their_elements_proxy_and_auto_export_runs_after_the_ar
         f"{record.invocation_id}.0": 5,
         f"{record.invocation_id}.1": 0,
     }
+    detail = cli("status", record.invocation_id, "--detail", check_rc=0).stdout
+    assert "2 proxies, 5 req, 0 cached, 5 upstream" in detail  # both elements' proxies, added up
     run_config = json.loads((gsm8k / "results/run_config.json").read_text())
     ports = [
         urlsplit(json.loads((f / "results/run_config.json").read_text())["url"]).port for f in (gsm8k, env)

@@ -64,6 +64,29 @@ def test_stats_summary(tmp_path):
     )
 
 
+def test_counters_of_several_proxies_combine():
+    """Slurm runs one proxy per array element: counts add up, latency is the slowest proxy's."""
+    a = {
+        "requests": 10,
+        "cache_hits": 4,
+        "upstream_requests": 7,
+        "errors": {"upstream_503": 1},
+        "responses": {"200": 9},
+        "tokens_in": 50,
+        "tokens_out": 20,
+        "latency_ms": {"p50": 51.2, "p95": 80.0},
+    }
+    b = {"requests": 5, "upstream_requests": 5, "errors": {"upstream_503": 2, "timeout": 1},
+         "responses": {"200": 5}, "tokens_in": "x", "latency_ms": {"p50": 60.0, "p95": None}}  # fmt: skip
+    both = proxy_stats.combine([a, b])
+    assert (both["requests"], both["cache_hits"], both["tokens_in"], both["tokens_out"]) == (15, 4, 50, 20)
+    assert both["errors"] == {"upstream_503": 3, "timeout": 1} and both["responses"] == {"200": 14}
+    assert proxy_stats.summary(both) == (
+        "2 proxies, 15 req, 4 cached, 12 upstream, 0 retries, 4 errors, 50/20 tok in/out,"
+        " p50 60 ms (slowest proxy), p95 80 ms (slowest proxy)"
+    )
+
+
 def script(tmp_path: Path, upstream: str, body: str) -> Path:
     (tmp_path / "logs").mkdir()
     (tmp_path / wiring.STATE_DIR).mkdir()

@@ -337,6 +337,11 @@ class SlurmExecutor(ContainerExecutor):
                 out[job.job_id] = counters
         return out
 
+    def proxy_stats(self, record: InvocationRecord) -> tuple[dict, bool] | None:
+        """The elements' proxies together for `status --detail` (each stops with its element: never live)."""
+        many = list(self.element_proxy_stats(record).values())
+        return (proxy_stats.combine(many), False) if many else None
+
     def describe(self) -> dict:
         where = f" on {self.shell.target}" if self.shell.remote else ""
         return {"resume by hand": f"launcher resume <id>  (resubmits only unfinished tasks{where})"}
