@@ -19,6 +19,7 @@ class Mounts:
     deployment: dict[str, str] = field(default_factory=dict)  # into the model server container
     evaluation: dict[str, str] = field(default_factory=dict)  # into every task container
     mount_home: bool = False  # NEL's Slurm default is true: $HOME mounted into the containers
+    auxiliary: dict[str, dict[str, str]] = field(default_factory=dict)  # per auxiliary deployment name
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,17 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class AuxiliaryDeployment(Deployment):
+    """A second model server in the same Slurm allocation, e.g. a judge (NEL 0.2.6 `auxiliary_deployments`).
+
+    Tasks reach it by reference: `auxiliary_deployments.<name>.model_id` and `.<endpoint>_url` (chat_url,
+    completions_url, ...) in nemo_evaluator_config are replaced by its served model name and URL."""
+
+    num_nodes: int = 1  # nodes of its own after the primary's; 0: on the first node (ours; ports must differ)
+    env_prefix: str = ""  # prefix of its shell variables, e.g. JUDGE_CHAT_URL (default: the name, upper case)
+
+
+@dataclass(frozen=True)
 class RunSpec:
     executor: str
     execution: Any  # the executor's own frozen config dataclass
@@ -192,6 +204,7 @@ class RunSpec:
     config: dict  # the composed tree as plain data, kept for .hydra/ and `info`
     mounts: Mounts = field(default_factory=Mounts)
     pending: Pending = field(default_factory=Pending)
+    auxiliary: dict[str, AuxiliaryDeployment] = field(default_factory=dict)  # name -> server (Slurm only)
 
     def selected_tasks(self) -> tuple[TaskSpec, ...]:
         only = self.evaluation.only

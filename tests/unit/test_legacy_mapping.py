@@ -340,7 +340,7 @@ REFUSED = [
     (
         {"auxiliary_deployments": {"judge": {"type": "vllm"}}},
         "local",
-        "auxiliary_deployments: a second model server",
+        "auxiliary_deployments.judge: a second model server runs on the Slurm executor only",
     ),
     ({"execution": {"num_instances": 2}}, "slurm", "execution.num_instances: several model-server instances"),
     (
@@ -355,7 +355,11 @@ REFUSED = [
     ),
     ({"execution": {"type": "slurm", "output_dir": "o"}}, "local", "execution.type: 'slurm' does not match"),
     ({"execution": {"output_dir": "o", "mode": "fast"}}, "local", "execution.mode: 'fast' is not allowed"),
-    ({"execution": {"output_dir": "o", "mounts": {"auxiliary": {"judge": {}}}}}, "local", "mounts.auxiliary"),
+    (
+        {"execution": {"output_dir": "o", "mounts": {"auxiliary": {"judge": {"/a": "/b"}}}}},
+        "local",
+        "execution.mounts.auxiliary.judge: names no auxiliary deployment",
+    ),
     ({"deployment": {**VLLM, "base_command": "x"}}, "local", "deployment.base_command: multi-node Ray"),
     ({"deployment": {**VLLM, "hf_model_handle": None}}, "local", "deployment.checkpoint_path: missing"),
     (

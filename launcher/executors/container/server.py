@@ -92,34 +92,41 @@ def default_command(d: Deployment) -> str:
     )
 
 
-def server_plan(spec: RunSpec, invocation_id: str) -> ServerPlan | None:
-    """The model server of an invocation, or None (deployment: none)."""
-    d = spec.deployment
+def server_plan(
+    spec: RunSpec, invocation_id: str, d: Deployment | None = None, role: str = "server"
+) -> ServerPlan | None:
+    """The model server of an invocation, or None (deployment: none). `d` and `role` for an auxiliary
+    server (e.g. role "judge": its command file server_cmd-judge.sh, container launcher-<id>-judge)."""
+    d = spec.deployment if d is None else d
     if d.type == "none":
         return None
+    key = "deployment" if role == "server" else f"auxiliary_deployments.{role}"
     for name in sorted(d.env_vars):  # M12: `PATH="$X" docker run` would run another docker
         if changes_the_host_client(name):
-            raise host_client_error(f"deployment.env_vars.{name}")
-    mounts = [bind(h, c, f"execution.mounts.deployment.{h}") for h, c in spec.mounts.deployment.items()]
+            raise host_client_error(f"{key}.env_vars.{name}")
+    extra = spec.mounts.deployment if role == "server" else spec.mounts.auxiliary.get(role, {})
+    where = "execution.mounts.deployment" if role == "server" else f"execution.mounts.auxiliary.{role}"
+    mounts = [bind(h, c, f"{where}.{h}") for h, c in extra.items()]
     if spec.mounts.mount_home:
         home = os.path.expanduser("~")
         mounts.append(bind(home, home, "execution.mounts.mount_home"))
     if d.checkpoint_path:
-        mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, "deployment.checkpoint_path", read_only=True))
+        mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, f"{key}.checkpoint_path", read_only=True))
     files: dict[str, str] = {}
     command, flags, stdin = d.command, [], "/dev/null"
     if d.type != "server":
-        files[SERVER_CMD] = f"{d.shell_command or default_command(d)}\n"
-        command, stdin = ("bash", "-s"), SERVER_CMD
+        cmd_file = SERVER_CMD if role == "server" else SERVER_CMD.replace(".sh", f"-{role}.sh")
+        files[cmd_file] = f"{d.shell_command or default_command(d)}\n"
+        command, stdin = ("bash", "-s"), cmd_file
         flags = ["-i", "--entrypoint", ""]
         if d.type in GPU_TYPES:
             flags = ["--gpus", "all", *flags]
     env = {k: v for k, v in d.literal_env.items() if k not in d.env_vars}
     container = ContainerSpec(
-        job_id=f"{invocation_id}.server",
-        task=f"deployment {d.name}".strip(),
+        job_id=f"{invocation_id}.{role}",
+        task=f"deployment {d.name}".strip() if role == "server" else f"auxiliary deployment {role}",
         folder="",
-        name=f"launcher-{invocation_id}-server",
+        name=f"launcher-{invocation_id}-{role}",
         image=d.image,
         command=tuple(command),
         env_from_host=dict(d.env_vars),

@@ -24,6 +24,7 @@ from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
 from launcher.executors.container.process import is_running
 from launcher.executors.container.server import ServerSpec, server_lines, server_plan
+from launcher.executors.slurm.deployments import Auxiliary, auxiliary_block
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
@@ -100,14 +101,19 @@ class SlurmExecutor(ContainerExecutor):
         remote = self.remote_folder(folder)
         tasks = plan_tasks(spec, invocation_id, remote, cfg, cfg.container_runtime, self.reserved)
         server = slurm_server(spec, invocation_id, remote)
+        aux = auxiliary_block(spec, invocation_id, remote, primary=server is not None)
         batch = render_sbatch(
-            cfg, invocation_id, remote, [j.folder for j in tasks.jobs], server and server[0]
+            cfg, invocation_id, remote, [j.folder for j in tasks.jobs], server and server[0], aux
         )
         host_env = set(tasks.host_env) | (
             set(server[0].container.env_from_host.values()) if server else set()
         )
         files = {**tasks.files, **(server[1] if server else {}), BATCH: batch}
         images = (server[0].container.image,) if server else ()
+        if aux:
+            host_env |= aux.host_env
+            files.update(aux.files)
+            images += aux.images
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
     def check_prerequisites(self, plan: Plan) -> None:
@@ -289,13 +295,14 @@ def render_sbatch(
     folder: str,
     task_folders: list[str],
     server: ServerSpec | None = None,
+    aux: Auxiliary | None = None,
 ) -> str:
     options = [
         f"--job-name=launcher-{invocation_id}",
         f"--output={folder}/logs/slurm-%A_%a.out",
         "--open-mode=append",
         f"--time={cfg.time_limit}",
-        f"--nodes={cfg.nodes}",
+        f"--nodes={cfg.nodes + (aux.nodes if aux else 0)}",
         "--requeue",
     ]
     if cfg.partition:
@@ -305,7 +312,7 @@ def render_sbatch(
     if cfg.gpus_per_node:
         options.append(f"--gpus-per-node={cfg.gpus_per_node}")
     options += list(cfg.extra_sbatch)
-    if server and not any(o == "--exclusive" or o.startswith("--exclusive=") for o in options):
+    if (server or aux) and not any(o == "--exclusive" or o.startswith("--exclusive=") for o in options):
         options.append("--exclusive")
     lines = (
         ["#!/usr/bin/env bash"]
@@ -318,15 +325,15 @@ def render_sbatch(
             f"cd {shlex.quote(folder)} || exit 1",
         ]
     )
-    if not server:
+    if not server and not aux:
         return "\n".join([*lines, f'exec bash "${{tasks[$SLURM_ARRAY_TASK_ID]}}/{RUN}"']) + "\n"
-    name = server.container.name
-    lines += [
-        "# The model server and this element's task share the allocation; the server's stage records and",
-        "# log (logs/server.log) go to the task's folder. It is stopped when this script ends.",
-        'cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1',
-        *(ln.replace(shlex.quote(name), f'"{name}"') for ln in server_lines(server, invocation_id)),
-        f"bash {RUN}",
-        'exit "$?"',
-    ]
+    lines.append('cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1')
+    if server:
+        name = server.container.name
+        lines += [
+            "# The model server and this element's task share the allocation; the server's stage records and",
+            "# log (logs/server.log) go to the task's folder. It is stopped when this script ends.",
+            *(ln.replace(shlex.quote(name), f'"{name}"') for ln in server_lines(server, invocation_id)),
+        ]
+    lines += [*(aux.lines if aux else ()), f"bash {RUN}", 'exit "$?"']
     return "\n".join(lines) + "\n"
