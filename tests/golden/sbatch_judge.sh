@@ -11,9 +11,9 @@
 # Host variables reach run.sh through Slurm's environment export; no value is written here.
 tasks=(aime)
 cd /data/evals/2026-01-01-00-00-00-0000abcd || exit 1
-cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1
 # The model server and this element's task share the allocation; the server's stage records and
 # log (logs/server.log) go to the task's folder. It is stopped when this script ends.
+cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1
 # The model server (vllm/vllm-openai:v0.8.5); stopped when this script ends or is killed.
 stop_server() { docker stop -t 5 "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" >/dev/null 2>&1; }
 trap stop_server EXIT

@@ -327,13 +327,16 @@ def render_sbatch(
     )
     if not server and not aux:
         return "\n".join([*lines, f'exec bash "${{tasks[$SLURM_ARRAY_TASK_ID]}}/{RUN}"']) + "\n"
-    lines.append('cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1')
+    into_task = 'cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1'
     if server:
         name = server.container.name
         lines += [
             "# The model server and this element's task share the allocation; the server's stage records and",
             "# log (logs/server.log) go to the task's folder. It is stopped when this script ends.",
+            into_task,
             *(ln.replace(shlex.quote(name), f'"{name}"') for ln in server_lines(server, invocation_id)),
         ]
+    else:
+        lines.append(into_task)
     lines += [*(aux.lines if aux else ()), f"bash {RUN}", 'exit "$?"']
     return "\n".join(lines) + "\n"
