@@ -32,9 +32,6 @@ PARAMS = {
 SLURM_RENAMES = {"walltime": "time_limit", "num_nodes": "nodes"}
 # NEL keys we refuse by name, with why (multi-instance serving, Lepton, export-job partitions, ...).
 REFUSED = {
-    "execution.num_instances": "several model-server instances behind a load balancer are not supported yet; "
-    "use 1",
-    "execution.proxy": "the load balancer of several instances is not supported yet; remove it",
     "execution.max_walltime": "there is no total-time cap across resumes yet; remove it (or set null)",
     "execution.cpu_partition": "export jobs are not wired yet; remove it (or set null)",
     "execution.lepton_platform": "Lepton is not supported",
@@ -239,6 +236,7 @@ def _execution(execution: dict, executor: str, fields: set[str], data: dict) -> 
             extra.append(f"--{name}={value}")
     if extra:
         execution["extra_sbatch"] = extra
+    _instances(execution, executor, data)
     if "endpoint_readiness_timeout" in execution:
         timeout = execution.pop("endpoint_readiness_timeout")
         deployment = data.get("deployment")
@@ -261,6 +259,60 @@ def _execution(execution: dict, executor: str, fields: set[str], data: dict) -> 
         if set(inner) - {"n_tasks"} or inner.get("n_tasks", 1) not in (1, execution.get("nodes", 1)):
             raise ConfigError("execution.deployment", "multi-node serving settings are not supported yet")
     return execution, mounts, auto_export
+
+
+def _instances(execution: dict, executor: str, data: dict) -> None:
+    """NEL `execution.num_instances` and `execution.proxy` -> deployment.num_instances and .load_balancer.
+
+    As NEL 0.2.6 (executors/slurm/executor.py, common/helpers.py get_endpoint_url): several instances
+    split `num_nodes` evenly, HAProxy on the first node balances them, and a target at the server's own
+    port on 127.0.0.1 goes to HAProxy's port instead."""
+    count = execution.pop("num_instances", 1)
+    proxy = execution.pop("proxy", None)
+    if count in (1, None):
+        return
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConfigError("execution.num_instances", f"{count!r} is not a positive whole number")
+    if executor != "slurm":
+        raise ConfigError(
+            "execution.num_instances",
+            f"several server instances run on the Slurm executor only, not on {executor}",
+            "Set it to 1, or use execution=slurm",
+        )
+    deployment = data.get("deployment")
+    if not isinstance(deployment, dict) or deployment.get("type", "none") == "none":
+        raise ConfigError("execution.num_instances", "needs a deployment to run instances of", "Set it to 1")
+    nodes = execution.get("nodes", 1)
+    if nodes % count:
+        raise ConfigError(
+            "execution.num_instances",
+            f"{count} instances cannot share {nodes} nodes evenly",
+            "Set execution.num_nodes to a multiple of execution.num_instances",
+        )
+    proxy = dict(_mapping(proxy or {}, "execution.proxy"))
+    if proxy.pop("type", "haproxy") != "haproxy":
+        raise ConfigError(
+            "execution.proxy.type", "only haproxy is supported (as in NEL)", "Set it to haproxy"
+        )
+    lb = {**_mapping(proxy.pop("config", None) or {}, "execution.proxy.config")}
+    lb["port"] = lb.pop("haproxy_port", 5009)
+    if "image" in proxy:
+        lb["image"] = proxy.pop("image")
+    for key in proxy:
+        raise ConfigError(f"execution.proxy.{key}", "is not a load balancer setting", "Remove it")
+    if lb["port"] == deployment.get("port", 8000):
+        raise ConfigError(
+            "execution.proxy.config.haproxy_port",
+            "is the server's own port on the first node",
+            "Set another port (NEL's default: 5009)",
+        )
+    data["deployment"] = {**deployment, "num_instances": count, "load_balancer": lb}
+    target = data.get("target")
+    endpoint = (target or {}).get("api_endpoint") if isinstance(target, dict) else None
+    own = f"http://127.0.0.1:{deployment.get('port', 8000)}/"
+    if isinstance(endpoint, dict) and str(endpoint.get("url", "")).startswith(own):
+        url = f"http://127.0.0.1:{lb['port']}/{endpoint['url'][len(own) :]}"
+        data["target"] = {**target, "api_endpoint": {**endpoint, "url": url}}
 
 
 def _mounts(value: Any) -> dict:

@@ -151,6 +151,16 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class LoadBalancer:
+    """HAProxy in front of several instances (NEL 0.2.6 `execution.proxy`, its defaults)."""
+
+    image: str = "haproxy:latest"
+    port: int = 5009  # where it listens on the first node; the tasks' URL uses this port
+    health_check_path: str | None = None  # default: the deployment's health path
+    health_check_status: int = 200
+
+
+@dataclass(frozen=True)
 class Deployment:
     """A model server the launcher starts before the tasks and stops after them (type: server).
 
@@ -181,6 +191,9 @@ class Deployment:
     gpu_memory_utilization: float | None = None  # vllm only
     extra_args: str = ""  # appended to the server command
     endpoints: dict[str, str] = field(default_factory=dict)  # chat/completions/health paths (NEL)
+    # NEL `execution.num_instances`: copies of the server, one per node (Slurm), behind `load_balancer`
+    num_instances: int = 1
+    load_balancer: LoadBalancer = field(default_factory=LoadBalancer)  # NEL `execution.proxy`
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,8 @@ class SlurmExecutor(ContainerExecutor):
         cfg: SlurmConfig = spec.execution
         remote = self.remote_folder(folder)
         tasks = plan_tasks(spec, invocation_id, remote, cfg, cfg.container_runtime, self.reserved)
-        server = slurm_server(spec, invocation_id, remote)
+        # Several instances run in srun steps (slurm/deployments.py), one server here otherwise.
+        server = slurm_server(spec, invocation_id, remote) if spec.deployment.num_instances == 1 else None
         aux = auxiliary_block(spec, invocation_id, remote, primary=server is not None)
         batch = render_sbatch(
             cfg, invocation_id, remote, [j.folder for j in tasks.jobs], server and server[0], aux

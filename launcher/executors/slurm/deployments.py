@@ -23,13 +23,16 @@ from dataclasses import dataclass, replace
 from launcher.config.legacy import aux_url_variable
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError
-from launcher.executors.container.render import comment, docker_run_argv, with_host_env
+from launcher.executors.container.render import ContainerSpec, comment, docker_run_argv, with_host_env
 from launcher.executors.container.server import server_plan
 from launcher.store import events
 from launcher.store.layout import RESULTS
 
 CONFIG = f"{RESULTS}/config_ef.yaml"  # catalogue/nel.CONFIG_FILE in the task's results folder
 NAME_ARG = "launcher-aux-container"  # stands for the per-element container name ("$1" in the step)
+TASK_DIR = "/launcher-task-dir"  # stands for the element's task folder in a step's mounts ("$PWD")
+HAPROXY_CFG = "haproxy.cfg"  # in the task folder, from haproxy.cfg.in (the invocation folder's)
+HAPROXY_IN = "/usr/local/etc/haproxy/haproxy.cfg"  # where the haproxy image reads it
 
 
 @dataclass(frozen=True)
@@ -42,20 +45,21 @@ class Auxiliary:
 
 
 def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, primary: bool) -> Auxiliary | None:
-    """The auxiliary servers of an element, or None. `folder` is the invocation folder on the cluster;
-    `primary`: the element also runs a primary server (its `stop_server` joins the exit trap)."""
-    if not spec.auxiliary:
+    """The servers an element runs in srun steps (several instances of the model server behind HAProxy,
+    then the auxiliary servers), or None. `folder` is the invocation folder on the cluster; `primary`:
+    the element also runs a single primary server itself (its `stop_server` joins the exit trap)."""
+    d = spec.deployment
+    if not spec.auxiliary and d.num_instances == 1:
         return None
     if spec.execution.container_runtime != "docker":
         raise ConfigError(
-            "auxiliary_deployments",
-            "auxiliary servers run with container_runtime: docker only (pyxis: not yet)",
+            "auxiliary_deployments" if spec.auxiliary else "execution.num_instances",
+            "servers in srun steps run with container_runtime: docker only (pyxis: not yet)",
             "Set execution.container_runtime=docker",
         )
     stop = "stop_aux; stop_server" if primary else "stop_aux"
     lines = [
-        "# Auxiliary servers (auxiliary_deployments): each on its node(s) after the primary's, one srun step",
-        "# each; stopped when this script ends. Their logs: logs/<name>.log in this task's folder.",
+        "# Servers in srun steps: each on its node, stopped when this script ends; logs in logs/.",
         'mapfile -t launcher_nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST" 2>/dev/null)',
         '[ "${#launcher_nodes[@]}" -gt 0 ] || launcher_nodes=("$(hostname)")',
         "aux_http_ok() {  # host port path; GET with bash alone",
@@ -65,6 +69,7 @@ def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, primary: boo
         '  [[ "$line" == *" 200"* ]]',
         "}",
         "aux_pids=()",
+        'aux_alive() { local p; for p in "${aux_pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }',
         "stop_aux() {",
         '  local p; for p in "${aux_pids[@]}"; do kill "$p" 2>/dev/null; done; wait "${aux_pids[@]}"',
         "}",
@@ -72,48 +77,149 @@ def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, primary: boo
         "trap 'exit 143' TERM INT",
     ]
     files: dict[str, str] = {}
-    images, host_env, urls = [], set(), []
+    images, host_env = [], set()
+    if d.num_instances > 1:
+        more = instances(spec, invocation_id, folder)
+        lines += more.lines
+        files.update(more.files)
+        images += more.images
+        host_env |= more.host_env
+    urls = []
     offset = spec.execution.nodes
-    for name, d in spec.auxiliary.items():
-        plan = server_plan(spec, invocation_id, d, role=name)
+    for name, a in spec.auxiliary.items():
+        plan = server_plan(spec, invocation_id, a, role=name)
         files.update(plan.files)
         images.append(plan.container.image)
         host_env.update(plan.container.env_from_host.values())
-        node = 0 if d.num_nodes == 0 else offset
-        offset += d.num_nodes
-        p = d.env_prefix
+        node = 0 if a.num_nodes == 0 else offset
+        offset += a.num_nodes
+        p = a.env_prefix
         lines += [
             f"# {name}: {comment(plan.container.image)}",
             f'export {p}_PRIMARY_NODE="${{launcher_nodes[{node}]}}"',
-            *step_lines(plan.container, plan.stdin, folder, invocation_id, name, f"{p}_PRIMARY_NODE"),
-            f"deadline=$(( $(date +%s) + {d.startup_timeout} ))",
-            f'until aux_http_ok "${p}_PRIMARY_NODE" {d.port} {shlex.quote(d.health_path)}; do',
-            *_fail_if(
-                '! kill -0 "${aux_pids[-1]}" 2>/dev/null',
-                f"the {name} server exited before it was ready; see logs/{name}.log",
-            ),
-            *_fail_if(
-                '[ "$(date +%s)" -ge "$deadline" ]',
-                f"the {name} server was not ready within {d.startup_timeout} s; see logs/{name}.log",
-            ),
-            "  sleep 1",
-            "done",
+            *step_lines(plan.container, plan.stdin, folder, invocation_id, name, f'"${p}_PRIMARY_NODE"'),
+            *wait_lines(f'"${p}_PRIMARY_NODE"', a.port, a.health_path, a.startup_timeout, name, name),
         ]
-        for endpoint, path in d.endpoints.items():
+        for endpoint, path in a.endpoints.items():
             if endpoint != "health":
                 var = aux_url_variable(p, endpoint)
                 urls.append(var)
-                lines.append(f'export {var}="http://${{{p}_PRIMARY_NODE}}:{d.port}{path}"')
-        lines.append(f"export {p}_MODEL_ID={shlex.quote(d.served_model_name)}")
+                lines.append(f'export {var}="http://${{{p}_PRIMARY_NODE}}:{a.port}{path}"')
+        lines.append(f"export {p}_MODEL_ID={shlex.quote(a.served_model_name)}")
     lines += fill_config_lines(urls)
-    return Auxiliary(tuple(lines), files, tuple(images), frozenset(host_env), offset - spec.execution.nodes)
+    nodes = offset - spec.execution.nodes
+    return Auxiliary(tuple(lines), files, tuple(images), frozenset(host_env), nodes)
 
 
-def step_lines(container, stdin: str, folder: str, invocation_id: str, name: str, node_var: str) -> list[str]:
-    """One srun step on the server's node: `docker run` in the background, `docker stop` when the step is
-    signalled or ends (srun forwards the batch script's kill). The container name is per element."""
+def instances(spec: RunSpec, invocation_id: str, folder: str) -> Auxiliary:
+    """NEL's `num_instances` copies of the model server, one per node of the primary's, and HAProxy on the
+    first node balancing them (least connections, health-checked), where the tasks' URL points."""
+    d, count = spec.deployment, spec.deployment.num_instances
+    if spec.execution.nodes != count:  # several nodes per instance: multi-node serving (vllm_ray)
+        raise ConfigError(
+            "execution.num_nodes",
+            f"{spec.execution.nodes // count} nodes per instance are not supported yet (one per instance)",
+            "Set execution.num_nodes equal to execution.num_instances",
+        )
+    plan = server_plan(spec, invocation_id)
+    lb = d.load_balancer
+    health = lb.health_check_path or d.health_path
+    lines = [
+        f"# The model server: {count} instances ({comment(plan.container.image)}), one per node",
+        events.shell(events.SERVER_STARTING),
+    ]
+    for i in range(count):
+        node = f'"${{launcher_nodes[{i}]}}"'
+        lines += step_lines(plan.container, plan.stdin, folder, invocation_id, f"server-{i}", node)
+    for i in range(count):
+        node = f'"${{launcher_nodes[{i}]}}"'
+        lines += wait_lines(
+            node, d.port, d.health_path, d.startup_timeout, f"model server {i}", f"server-{i}"
+        )
+    sed = " ".join(f'-e "s|{{NODE_{i}}}|${{launcher_nodes[{i}]}}|"' for i in range(count))
+    proxy = ContainerSpec(
+        job_id=f"{invocation_id}.proxy",
+        task="load balancer",
+        folder="",
+        name="",
+        image=lb.image,
+        command=("haproxy", "-f", HAPROXY_IN),
+        env_from_host={},
+        env={},
+        network=spec.execution.network,
+        user=None,
+        extra_args=(),
+        mounts=(f"{TASK_DIR}/{HAPROXY_CFG}:{HAPROXY_IN}:ro",),
+    )
+    lines += [
+        f"# HAProxy ({comment(lb.image)}) on the first node, port {lb.port}: the tasks' endpoint",
+        f"sed {sed} {shlex.quote(folder)}/{HAPROXY_CFG}.in > {HAPROXY_CFG}",
+        *step_lines(proxy, "/dev/null", folder, invocation_id, "proxy", '"${launcher_nodes[0]}"'),
+        *wait_lines("127.0.0.1", lb.port, health, d.startup_timeout, "load balancer", "proxy"),
+        events.shell(events.SERVER_READY),
+    ]
+    backends = [(f"{{NODE_{i}}}", d.port) for i in range(count)]
+    files = {
+        **plan.files,
+        f"{HAPROXY_CFG}.in": haproxy_config(lb.port, health, lb.health_check_status, backends),
+    }
+    host_env = frozenset(plan.container.env_from_host.values())
+    return Auxiliary(tuple(lines), files, (plan.container.image, lb.image), host_env, 0)
+
+
+def haproxy_config(port: int, health_path: str, status: int, backends: list[tuple[str, int]]) -> str:
+    """HAProxy's configuration as NEL 0.2.6 sets it (executors/slurm/proxy.cfg.template): HTTP mode, long
+    timeouts (a generation can take minutes), least-connections balancing, each backend health-checked."""
+    lines = [
+        "global",
+        "    log stdout format raw local0",
+        "    maxconn 4096",
+        "",
+        "defaults",
+        "    log global",
+        "    mode http",
+        "    option httplog",
+        "    timeout connect 10s",
+        "    timeout client 100000s",
+        "    timeout server 100000s",
+        "",
+        "frontend service_frontend",
+        f"    bind *:{port}",
+        "    default_backend service_backend",
+        "",
+        "backend service_backend",
+        "    mode http",
+        f"    option httpchk GET {health_path}",
+        f"    http-check expect status {status}",
+        "    option http-server-close",
+        "    balance leastconn",
+        *(f"    server node{i} {host}:{p} check" for i, (host, p) in enumerate(backends, 1)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def wait_lines(host: str, port: int, path: str, timeout: int, what: str, log: str) -> list[str]:
+    """Poll `host:port path` until 200; any server step ending or the deadline fails the element."""
+    return [
+        f"deadline=$(( $(date +%s) + {timeout} ))",
+        f"until aux_http_ok {host} {port} {shlex.quote(path)}; do",
+        *_fail_if("! aux_alive", f"a server exited before the {what} was ready; see logs/{log}.log"),
+        *_fail_if(
+            '[ "$(date +%s)" -ge "$deadline" ]',
+            f"the {what} was not ready within {timeout} s; see logs/{log}.log",
+        ),
+        "  sleep 1",
+        "done",
+    ]
+
+
+def step_lines(container, stdin: str, folder: str, invocation_id: str, name: str, node: str) -> list[str]:
+    """One srun step on `node` (a shell word): `docker run` in the background, `docker stop` when the step
+    is signalled or ends (srun forwards the batch script's kill). The container name is per element;
+    TASK_DIR in a mount stands for the element's task folder (the step's working directory)."""
     c = replace(container, name=NAME_ARG)
     run = with_host_env(c, docker_run_argv(c, invocation_id, None)).replace(shlex.quote(NAME_ARG), '"$1"')
+    run = run.replace(TASK_DIR, '"$PWD"')
     source = f"{folder}/{stdin}" if stdin != "/dev/null" else stdin
     step = (
         'docker rm -f "$1" >/dev/null 2>&1; '
@@ -122,7 +228,7 @@ def step_lines(container, stdin: str, folder: str, invocation_id: str, name: str
     )
     return [
         f"echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> logs/{name}.log",
-        f'srun --overlap --nodes=1 --ntasks=1 --nodelist="${node_var}" bash -c {shlex.quote(step)} _ '
+        f"srun --overlap --nodes=1 --ntasks=1 --nodelist={node} bash -c {shlex.quote(step)} _ "
         f'"launcher-{invocation_id}-{name}-${{SLURM_ARRAY_TASK_ID}}" >> logs/{name}.log 2>&1 &',
         "aux_pids+=($!)",
     ]
