@@ -101,3 +101,65 @@ def test_auxiliary_judge_renders_as_nel_renders_it(nel, tmp_path, monkeypatch): 
     # Ours serves the judge's model on the judge's port (NEL 0.2.6 renders the primary's command there).
     command = plan.files["server_cmd-judge.sh"]
     assert f"--port {judge.port}" in command and f"--served-model-name {judge.served_model_name}" in command
+
+
+def test_instances_behind_haproxy_render_as_nel_renders_them(nel, tmp_path, monkeypatch):  # noqa: F811
+    """slurm_vllm_multinode_dp_haproxy.yaml: two instances, one per node, HAProxy on the first node."""
+    config = example("slurm_vllm_multinode_dp_haproxy.yaml", tmp_path)
+    theirs = nel_sbatches(nel, config, tmp_path)
+    spec, plan = ours(config, monkeypatch)
+    batch, d = plan.files["sbatch.sh"], spec.deployment
+    lb = d.load_balancer
+    for task, sbatch in theirs.items():
+        nodes = re.search(r"#SBATCH --nodes (\d+)", sbatch).group(1)
+        assert f"#SBATCH --nodes={nodes}" in batch
+        # One server per instance with NEL's command and image, on its own node.
+        count = int(re.search(r"for \(\(g=0; g<(\d+); g\+\+\)\)", sbatch).group(1))
+        assert count == d.num_instances == batch.count(">> logs/server-") // 2  # its start line, its step
+        command = base64.b64decode(
+            re.search(r'echo "([A-Za-z0-9+/=]+)" \| base64 -d > deployment_cmd', sbatch)[1]
+        )
+        assert command.decode().split() == plan.files["server_cmd.sh"].split()
+        image = re.search(r"--container-image (\S+) .*server-\$\{g\}", sbatch).group(1)
+        assert f" {image} bash -s < " in batch
+        assert f"http://$ip:{d.port}{d.health_path}" in sbatch
+        # HAProxy: its image, port and health check; the same configuration but for the node addresses.
+        assert re.search(r"--container-image (\S+) .*proxy-%A", sbatch).group(1) == lb.image
+        assert f"http://$ip:{lb.port}/health" in sbatch
+        assert f"aux_http_ok 127.0.0.1 {lb.port} /health" in batch
+        # The task's config_ef.yaml: the URL is HAProxy's port, everything else as NEL writes it.
+        mine = yaml.safe_load(plan.files[f"{task}/results/config_ef.yaml"])
+        mine.pop("metadata", None)
+        assert mine == nel_config_ef(sbatch)
+        assert mine["target"]["api_endpoint"]["url"] == f"http://127.0.0.1:{lb.port}/v1/chat/completions"
+
+
+def test_haproxy_configuration_equals_nels(tmp_path):
+    """NEL 0.2.6's template rendered by jinja2 (in NEL's venv) with the same values: the same directives."""
+    from test_nel_parity import nel_venv
+
+    from launcher.executors.slurm.deployments import haproxy_config
+
+    venv = nel_venv()
+    template = next(
+        iter(venv.glob("lib/python3*/site-packages/nemo_evaluator_launcher/executors/slurm")), None
+    )
+    if template is None:
+        unavailable(f"NEL 0.2.6 is not installed in {venv}", "make nel-venv")
+    script = (
+        "import jinja2,sys; t=jinja2.Environment(loader=jinja2.FileSystemLoader(sys.argv[1]))"
+        ".get_template('proxy.cfg.template'); print(t.render(haproxy_port=5009, health_check_path='/health',"
+        " health_check_status=200, nodes=[{'ip': '{IP_0}', 'port': 8000}, {'ip': '{IP_1}', 'port': 8000}]))"
+    )
+    theirs = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", script, str(template)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ours = haproxy_config(5009, "/health", 200, [("{IP_0}", 8000), ("{IP_1}", 8000)])
+
+    def directives(text):
+        return [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
+
+    assert directives(ours) == directives(theirs)
