@@ -38,8 +38,8 @@ REFUSED = {
     "execution.evaluation_tasks": "Lepton is not supported",
     "execution.env_var_names": "Lepton is not supported",
     "deployment.lepton_config": "Lepton is not supported",
-    "deployment.base_command": "multi-node Ray serving (vllm_ray) is not supported yet",
-    "deployment.distributed_executor_backend": "multi-node Ray serving (vllm_ray) is not supported yet",
+    "deployment.base_command": "is NEL's template of the vllm command; set deployment.command (one shell "
+    "string) instead",
 }
 AUX_RESERVED_PREFIXES = ("SLURM", "PRIMARY", "MODEL", "SERVER")  # NEL 0.2.6 common/auxiliary_deployments.py
 AUX_REF = "auxiliary_deployments."

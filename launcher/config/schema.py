@@ -189,6 +189,7 @@ class Deployment:
     data_parallel_size: int = 1
     data_parallel_size_local: int | None = None  # vllm multi-node data parallel: ranks per node
     gpu_memory_utilization: float | None = None  # vllm only
+    distributed_executor_backend: str | None = None  # vllm: "ray" across nodes (NEL's deployment=vllm_ray)
     extra_args: str = ""  # appended to the server command
     endpoints: dict[str, str] = field(default_factory=dict)  # chat/completions/health paths (NEL)
     # NEL `execution.num_instances`: copies of the server, one per node (Slurm), behind `load_balancer`

@@ -28,13 +28,13 @@ stop_aux() {
 }
 trap 'stop_aux' EXIT
 trap 'exit 143' TERM INT
-# The model server: 2 instances (vllm/vllm-openai:v0.8.5), one per node
+# The model server: 2 instance(s) of 1 node(s) (vllm/vllm-openai:v0.8.5)
 echo "server-starting $(date +%s)" >> events.log
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/server-0.log
-srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[0]}" bash -c 'docker rm -f "$1" >/dev/null 2>&1; docker run --rm --init --pull never --name "$1" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh & pid=$!; trap '"'"'docker stop -t 5 "$1" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-server-0-${SLURM_ARRAY_TASK_ID}" >> logs/server-0.log 2>&1 &
+srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[0]}" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-server-0-${SLURM_ARRAY_TASK_ID}" >> logs/server-0.log 2>&1 &
 aux_pids+=($!)
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/server-1.log
-srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[1]}" bash -c 'docker rm -f "$1" >/dev/null 2>&1; docker run --rm --init --pull never --name "$1" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh & pid=$!; trap '"'"'docker stop -t 5 "$1" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-server-1-${SLURM_ARRAY_TASK_ID}" >> logs/server-1.log 2>&1 &
+srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[1]}" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-server-1-${SLURM_ARRAY_TASK_ID}" >> logs/server-1.log 2>&1 &
 aux_pids+=($!)
 deadline=$(( $(date +%s) + 600 ))
 until aux_http_ok "${launcher_nodes[0]}" 8000 /health; do
@@ -63,7 +63,7 @@ done
 # HAProxy (haproxy:latest) on the first node, port 5009: the tasks' endpoint
 sed -e "s|{NODE_0}|${launcher_nodes[0]}|" -e "s|{NODE_1}|${launcher_nodes[1]}|" /data/evals/2026-01-01-00-00-00-0000abcd/haproxy.cfg.in > haproxy.cfg
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/proxy.log
-srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[0]}" bash -c 'docker rm -f "$1" >/dev/null 2>&1; docker run --rm --init --pull never --name "$1" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.proxy --label '"'"'launcher.task=load balancer'"'"' --network host -v "$PWD"/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro haproxy:latest haproxy -f /usr/local/etc/haproxy/haproxy.cfg < /dev/null & pid=$!; trap '"'"'docker stop -t 5 "$1" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-proxy-${SLURM_ARRAY_TASK_ID}" >> logs/proxy.log 2>&1 &
+srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[0]}" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.proxy --label '"'"'launcher.task=load balancer'"'"' --network host -v "$PWD"/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro haproxy:latest haproxy -f /usr/local/etc/haproxy/haproxy.cfg < /dev/null & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-proxy-${SLURM_ARRAY_TASK_ID}" >> logs/proxy.log 2>&1 &
 aux_pids+=($!)
 deadline=$(( $(date +%s) + 600 ))
 until aux_http_ok 127.0.0.1 5009 /health; do

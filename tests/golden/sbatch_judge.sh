@@ -42,8 +42,7 @@ until http_ok 8000 /health; do
   sleep 1
 done
 echo "server-ready $(date +%s)" >> events.log
-# Auxiliary servers (auxiliary_deployments): each on its node(s) after the primary's, one srun step
-# each; stopped when this script ends. Their logs: logs/<name>.log in this task's folder.
+# Servers in srun steps: each on its node, stopped when this script ends; logs in logs/.
 mapfile -t launcher_nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST" 2>/dev/null)
 [ "${#launcher_nodes[@]}" -gt 0 ] || launcher_nodes=("$(hostname)")
 aux_http_ok() {  # host port path; GET with bash alone
@@ -53,6 +52,7 @@ aux_http_ok() {  # host port path; GET with bash alone
   [[ "$line" == *" 200"* ]]
 }
 aux_pids=()
+aux_alive() { local p; for p in "${aux_pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }
 stop_aux() {
   local p; for p in "${aux_pids[@]}"; do kill "$p" 2>/dev/null; done; wait "${aux_pids[@]}"
 }
@@ -61,16 +61,16 @@ trap 'exit 143' TERM INT
 # judge: vllm/vllm-openai:v0.8.5
 export JUDGE_PRIMARY_NODE="${launcher_nodes[1]}"
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/judge.log
-srun --overlap --nodes=1 --ntasks=1 --nodelist="$JUDGE_PRIMARY_NODE" bash -c 'docker rm -f "$1" >/dev/null 2>&1; HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "$1" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.judge --label '"'"'launcher.task=auxiliary deployment judge'"'"' --network host -e HF_TOKEN --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd-judge.sh & pid=$!; trap '"'"'docker stop -t 5 "$1" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-judge-${SLURM_ARRAY_TASK_ID}" >> logs/judge.log 2>&1 &
+srun --overlap --nodes=1 --ntasks=1 --nodelist="$JUDGE_PRIMARY_NODE" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.judge --label '"'"'launcher.task=auxiliary deployment judge'"'"' --network host -e HF_TOKEN --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd-judge.sh & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-judge-${SLURM_ARRAY_TASK_ID}" >> logs/judge.log 2>&1 &
 aux_pids+=($!)
 deadline=$(( $(date +%s) + 600 ))
 until aux_http_ok "$JUDGE_PRIMARY_NODE" 8001 /health; do
-  if ! kill -0 "${aux_pids[-1]}" 2>/dev/null; then
-    reason='the judge server exited before it was ready; see logs/judge.log'
+  if ! aux_alive; then
+    reason='a server exited before the judge was ready; see logs/judge.log'
     echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    reason='the judge server was not ready within 600 s; see logs/judge.log'
+    reason='the judge was not ready within 600 s; see logs/judge.log'
     echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1
   fi
   sleep 1

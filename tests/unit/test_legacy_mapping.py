@@ -342,7 +342,7 @@ REFUSED = [
         "local",
         "auxiliary_deployments.judge: a second model server runs on the Slurm executor only",
     ),
-    ({"execution": {"num_instances": 2}}, "slurm", "execution.num_instances: several model-server instances"),
+    ({"execution": {"num_instances": 2}}, "slurm", "execution.num_instances: needs a deployment"),
     (
         {"execution": {"max_walltime": "120:00:00"}},
         "slurm",
@@ -360,7 +360,7 @@ REFUSED = [
         "local",
         "execution.mounts.auxiliary.judge: names no auxiliary deployment",
     ),
-    ({"deployment": {**VLLM, "base_command": "x"}}, "local", "deployment.base_command: multi-node Ray"),
+    ({"deployment": {**VLLM, "base_command": "x"}}, "local", "deployment.base_command: is NEL's template"),
     ({"deployment": {**VLLM, "hf_model_handle": None}}, "local", "deployment.checkpoint_path: missing"),
     (
         {"evaluation": {"tasks": [{"name": "t", "config": {}}]}},

@@ -107,11 +107,12 @@ def test_refused_in_one_line(execution, executor, words):
     assert str(info.value).startswith(words) and "\n" not in str(info.value)
 
 
-def test_several_nodes_per_instance_is_refused_when_planned():
-    with pytest.raises(
-        ConfigError, match=r"^execution.num_nodes: 2 nodes per instance are not supported yet"
-    ):
+def test_several_nodes_per_instance_need_a_server_that_spans_nodes():
+    words = r"^execution.num_nodes: 2 nodes per instance need a server that spans nodes"
+    with pytest.raises(ConfigError, match=words):
         plan_of(spec_of({"num_nodes": 4, "num_instances": 2}))
+    with pytest.raises(ConfigError, match=words):
+        plan_of(spec_of({"num_nodes": 2}))
 
 
 def test_sbatch_with_two_instances_behind_haproxy():

@@ -67,10 +67,13 @@ def default_command(d: Deployment) -> str:
             f" --pipeline-parallel-size={d.pipeline_parallel_size}"
             f" --data-parallel-size={d.data_parallel_size}"
         )
-        return (
+        serve = (
             f"vllm serve {model} {sizes} --port {d.port} --trust-remote-code"
             f" --served-model-name {q(d.served_model_name)}{memory}{extra}"
         )
+        if d.distributed_executor_backend:
+            serve += f" --distributed-executor-backend {q(d.distributed_executor_backend)}"
+        return ray_command(serve) if d.distributed_executor_backend == "ray" else serve
     if d.type == "sglang":
         return (
             f"python3 -m sglang.launch_server --model-path {model} --host 0.0.0.0 --port {d.port}"
@@ -89,6 +92,43 @@ def default_command(d: Deployment) -> str:
         "deployment.command",
         f"missing: a {d.type} deployment needs the server's command",
         "Set deployment.command",
+    )
+
+
+# Ray's ports, fixed so that the nodes of an instance agree (NEL 0.2.6 configs/deployment/vllm_ray.yaml).
+RAY_PORT = 6379
+RAY_FIXED_PORTS = (
+    "--node-manager-port=8266 --object-manager-port=8267 --metrics-export-port=8269"
+    " --dashboard-agent-grpc-port=8270 --dashboard-agent-listen-port=8271 --runtime-env-agent-port=8272"
+)
+
+
+def ray_command(serve: str) -> str:
+    """vLLM over a Ray cluster spanning an instance's nodes, as NEL's vllm_ray runs it: the srun task of
+    rank 0 (PROC_ID) starts Ray's head at MASTER_IP, waits for NODES_PER_INSTANCE nodes, then serves; the
+    others join the head and block. PROC_ID, MASTER_IP, NODES_PER_INSTANCE: set per srun task by the
+    batch script. A worker's own address is the one its route to the head leaves from."""
+    return "\n".join(
+        [
+            "set -euo pipefail",
+            f'ray_ports="{RAY_FIXED_PORTS}"',
+            'echo "ray: rank $PROC_ID of $NODES_PER_INSTANCE on $(hostname), head $MASTER_IP"',
+            'if [ "$PROC_ID" -eq 0 ]; then',
+            '  export VLLM_HOST_IP="$MASTER_IP"',
+            f"  ray start --head --port={RAY_PORT} $ray_ports",
+            f'  export RAY_ADDRESS="$MASTER_IP:{RAY_PORT}"',
+            '  until [ "$(ray status 2>/dev/null | grep -c node_)" -ge "$NODES_PER_INSTANCE" ]; do',
+            "    sleep 10",
+            "  done",
+            "  ray status",
+            f"  {serve}",
+            "else",
+            "  VLLM_HOST_IP=$(python3 -c 'import socket, sys; s = socket.socket(socket.AF_INET,"
+            ' socket.SOCK_DGRAM); s.connect((sys.argv[1], 1)); print(s.getsockname()[0])\' "$MASTER_IP")',
+            "  export VLLM_HOST_IP",
+            f'  until ray start --address="$MASTER_IP:{RAY_PORT}" $ray_ports --block; do sleep 5; done',
+            "fi",
+        ]
     )
 
 

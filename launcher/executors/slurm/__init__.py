@@ -100,8 +100,9 @@ class SlurmExecutor(ContainerExecutor):
         cfg: SlurmConfig = spec.execution
         remote = self.remote_folder(folder)
         tasks = plan_tasks(spec, invocation_id, remote, cfg, cfg.container_runtime, self.reserved)
-        # Several instances run in srun steps (slurm/deployments.py), one server here otherwise.
-        server = slurm_server(spec, invocation_id, remote) if spec.deployment.num_instances == 1 else None
+        # Several instances or nodes: servers in srun steps (slurm/deployments.py); one server here otherwise.
+        several = spec.deployment.num_instances > 1 or cfg.nodes > 1
+        server = None if several else slurm_server(spec, invocation_id, remote)
         aux = auxiliary_block(spec, invocation_id, remote, primary=server is not None)
         batch = render_sbatch(
             cfg, invocation_id, remote, [j.folder for j in tasks.jobs], server and server[0], aux

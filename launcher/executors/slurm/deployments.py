@@ -49,7 +49,7 @@ def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, primary: boo
     then the auxiliary servers), or None. `folder` is the invocation folder on the cluster; `primary`:
     the element also runs a single primary server itself (its `stop_server` joins the exit trap)."""
     d = spec.deployment
-    if not spec.auxiliary and d.num_instances == 1:
+    if not spec.auxiliary and d.num_instances == 1 and spec.execution.nodes == 1:
         return None
     if spec.execution.container_runtime != "docker":
         raise ConfigError(
@@ -78,7 +78,7 @@ def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, primary: boo
     ]
     files: dict[str, str] = {}
     images, host_env = [], set()
-    if d.num_instances > 1:
+    if d.num_instances > 1 or (spec.execution.nodes > 1 and d.type != "none"):
         more = instances(spec, invocation_id, folder)
         lines += more.lines
         files.update(more.files)
@@ -115,28 +115,51 @@ def instances(spec: RunSpec, invocation_id: str, folder: str) -> Auxiliary:
     """NEL's `num_instances` copies of the model server, one per node of the primary's, and HAProxy on the
     first node balancing them (least connections, health-checked), where the tasks' URL points."""
     d, count = spec.deployment, spec.deployment.num_instances
-    if spec.execution.nodes != count:  # several nodes per instance: multi-node serving (vllm_ray)
+    per = spec.execution.nodes // count
+    if per > 1 and d.distributed_executor_backend != "ray":
         raise ConfigError(
             "execution.num_nodes",
-            f"{spec.execution.nodes // count} nodes per instance are not supported yet (one per instance)",
-            "Set execution.num_nodes equal to execution.num_instances",
+            f"{per} nodes per instance need a server that spans nodes",
+            "Use deployment=vllm_ray (NEL's multi-node vLLM), or one node per instance",
         )
     plan = server_plan(spec, invocation_id)
+    container = plan.container
+    if per > 1:  # each rank's role and its head: NEL's names, set per srun task (ray_command reads them)
+        ranked = ("ALL_NODE_IPS", "MASTER_IP", "NODES_PER_INSTANCE", "PROC_ID")
+        container = replace(container, env_from_host={**container.env_from_host, **{n: n for n in ranked}})
     lb = d.load_balancer
     health = lb.health_check_path or d.health_path
     lines = [
-        f"# The model server: {count} instances ({comment(plan.container.image)}), one per node",
+        f"# The model server: {count} instance(s) of {per} node(s) ({comment(plan.container.image)})",
         events.shell(events.SERVER_STARTING),
     ]
+    if per > 1:
+        lines += [
+            "launcher_ips=()  # the nodes' addresses (Ray's head is reached by address)",
+            'for n in "${launcher_nodes[@]}"; do',
+            '  launcher_ips+=("$(srun --overlap --nodes=1 --ntasks=1 --nodelist="$n" hostname --ip-address'
+            " | cut -d' ' -f1)\")",
+            "done",
+            'export ALL_NODE_IPS="$(IFS=,; echo "${launcher_ips[*]}")"',
+            f"export NODES_PER_INSTANCE={per}",
+        ]
     for i in range(count):
-        node = f'"${{launcher_nodes[{i}]}}"'
-        lines += step_lines(plan.container, plan.stdin, folder, invocation_id, f"server-{i}", node)
+        if per > 1:
+            node = f'"$(IFS=,; echo "${{launcher_nodes[*]:{i * per}:{per}}}")"'
+            lines.append(f'export MASTER_IP="${{launcher_ips[{i * per}]}}"')
+        else:
+            node = f'"${{launcher_nodes[{i}]}}"'
+        lines += step_lines(container, plan.stdin, folder, invocation_id, f"server-{i}", node, per)
     for i in range(count):
-        node = f'"${{launcher_nodes[{i}]}}"'
+        node = f'"${{launcher_nodes[{i * per}]}}"' if count > 1 else "127.0.0.1"
         lines += wait_lines(
             node, d.port, d.health_path, d.startup_timeout, f"model server {i}", f"server-{i}"
         )
-    sed = " ".join(f'-e "s|{{NODE_{i}}}|${{launcher_nodes[{i}]}}|"' for i in range(count))
+    if count == 1:  # one instance across nodes: its head is this node, where the tasks' URL points
+        lines.append(events.shell(events.SERVER_READY))
+        host_env = frozenset(plan.container.env_from_host.values())
+        return Auxiliary(tuple(lines), plan.files, (plan.container.image,), host_env, 0)
+    sed = " ".join(f'-e "s|{{NODE_{i}}}|${{launcher_nodes[{i * per}]}}|"' for i in range(count))
     proxy = ContainerSpec(
         job_id=f"{invocation_id}.proxy",
         task="load balancer",
@@ -213,22 +236,27 @@ def wait_lines(host: str, port: int, path: str, timeout: int, what: str, log: st
     ]
 
 
-def step_lines(container, stdin: str, folder: str, invocation_id: str, name: str, node: str) -> list[str]:
-    """One srun step on `node` (a shell word): `docker run` in the background, `docker stop` when the step
-    is signalled or ends (srun forwards the batch script's kill). The container name is per element;
-    TASK_DIR in a mount stands for the element's task folder (the step's working directory)."""
+def step_lines(
+    container, stdin: str, folder: str, invocation_id: str, name: str, node: str, ranks: int = 1
+) -> list[str]:
+    """One srun step on `node` (a shell word; a node list when `ranks` > 1: one task per node, each with
+    its PROC_ID): `docker run` in the background, `docker stop` when the step is signalled or ends (srun
+    forwards the batch script's kill). Container names are per element (and rank); TASK_DIR in a mount
+    stands for the element's task folder (the step's working directory)."""
     c = replace(container, name=NAME_ARG)
-    run = with_host_env(c, docker_run_argv(c, invocation_id, None)).replace(shlex.quote(NAME_ARG), '"$1"')
+    run = with_host_env(c, docker_run_argv(c, invocation_id, None)).replace(shlex.quote(NAME_ARG), '"$name"')
     run = run.replace(TASK_DIR, '"$PWD"')
     source = f"{folder}/{stdin}" if stdin != "/dev/null" else stdin
+    rank = 'export PROC_ID="${SLURM_PROCID:-0}"; name="$1-$PROC_ID"; ' if ranks > 1 else 'name="$1"; '
     step = (
-        'docker rm -f "$1" >/dev/null 2>&1; '
+        f'{rank}docker rm -f "$name" >/dev/null 2>&1; '
         f"{run} < {shlex.quote(source)} & pid=$!; "
-        """trap 'docker stop -t 5 "$1" >/dev/null 2>&1' EXIT; trap 'exit 143' TERM INT; wait "$pid\""""
+        """trap 'docker stop -t 5 "$name" >/dev/null 2>&1' EXIT; trap 'exit 143' TERM INT; wait "$pid\""""
     )
+    spread = f"--nodes={ranks} --ntasks={ranks} --ntasks-per-node=1" if ranks > 1 else "--nodes=1 --ntasks=1"
     return [
         f"echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> logs/{name}.log",
-        f"srun --overlap --nodes=1 --ntasks=1 --nodelist={node} bash -c {shlex.quote(step)} _ "
+        f"srun --overlap {spread} --nodelist={node} bash -c {shlex.quote(step)} _ "
         f'"launcher-{invocation_id}-{name}-${{SLURM_ARRAY_TASK_ID}}" >> logs/{name}.log 2>&1 &',
         "aux_pids+=($!)",
     ]
