@@ -53,7 +53,7 @@ def nel_sbatches(nel, config: Path, tmp_path: Path) -> dict[str, str]:  # noqa: 
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    scripts = ["#!/bin/bash" + s for s in proc.stdout.split("#!/bin/bash")[1:]]
+    scripts = ["#!/bin/bash" + s for s in re.split(r"^#!/bin/bash$", proc.stdout, flags=re.M)[1:]]
     return {re.search(r"--job-name \S+?\.(\S+)\.\d+$", s, re.M).group(1): s for s in scripts}
 
 
@@ -163,3 +163,57 @@ def test_haproxy_configuration_equals_nels(tmp_path):
         return [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
 
     assert directives(ours) == directives(theirs)
+
+
+RAY_EXAMPLES = ["slurm_vllm_multinode_ray_tp_pp.yaml", "slurm_vllm_multinode_multiinstance_ray_tp_pp.yaml"]
+
+
+def ray_roles(script: str) -> dict[str, str]:
+    """The commands that matter in a vllm_ray server script, NEL's variable names expanded."""
+    ports = re.search(r'RAY_FIXED_PORTS="([^"]+)"', script) or re.search(r'ray_ports="([^"]+)"', script)
+    text = (
+        script.replace("$RAY_FIXED_PORTS", ports[1])
+        .replace("$ray_ports", ports[1])
+        .replace("$RAY_PORT", "6379")
+        .replace("$NODE_PORT", "8266")
+        .replace("$OBJ_PORT", "8267")
+        .replace('"', "")
+    )
+    lines = [" ".join(ln.split()) for ln in text.splitlines()]
+    return {
+        "head": next(ln for ln in lines if ln.startswith("ray start --head")),
+        "worker": re.search(
+            r"ray start --address=\S+ .*?--block", next(ln for ln in lines if "--address=" in ln)
+        )[0],
+        "serve": next(ln for ln in lines if ln.startswith("vllm serve")),
+    }
+
+
+@pytest.mark.parametrize("name", RAY_EXAMPLES)
+def test_vllm_ray_renders_as_nel_renders_it(nel, tmp_path, monkeypatch, name):  # noqa: F811
+    config = example(name, tmp_path)
+    theirs = nel_sbatches(nel, config, tmp_path)
+    spec, plan = ours(config, monkeypatch)
+    batch, d = plan.files["sbatch.sh"], spec.deployment
+    for task, sbatch in theirs.items():
+        nodes = int(re.search(r"#SBATCH --nodes (\d+)", sbatch).group(1))
+        assert f"#SBATCH --nodes={nodes}" in batch
+        # Each instance: one srun task per node of the instance, NEL's rank variables passed in.
+        per = re.search(
+            r"srun --mpi pmix --overlap --nodelist \"\$INSTANCE_NODELIST\" --nodes (\d+) --ntasks", sbatch
+        )
+        assert batch.count(f"--nodes={per[1]} --ntasks={per[1]} --ntasks-per-node=1") == d.num_instances
+        env = re.search(r"--container-env (\S+) bash -c 'export PROC_ID", sbatch)[1].split(",")
+        assert {"ALL_NODE_IPS", "MASTER_IP"} <= set(env)
+        assert all(f"-e {n}" in batch or f"-e {n}=" in batch for n in env)
+        assert "PROC_ID" in batch and f"export NODES_PER_INSTANCE={per[1]}" in batch
+        # The server script: the same Ray head, worker and vLLM commands.
+        script = base64.b64decode(
+            re.search(r'echo "([A-Za-z0-9+/=]+)" \| base64 -d > deployment_cmd', sbatch)[1]
+        ).decode()
+        assert ray_roles(script) == ray_roles(plan.files["server_cmd.sh"])
+        image = re.search(r"--container-image (\S+) .*server-\$\{g\}", sbatch).group(1)
+        assert f" {image} bash -s < " in batch
+        mine = yaml.safe_load(plan.files[f"{task}/results/config_ef.yaml"])
+        mine.pop("metadata", None)
+        assert mine == nel_config_ef(sbatch)

@@ -234,3 +234,41 @@ def test_real_haproxy_balances_two_servers_with_the_rendered_config(tmp_path):
         for web in webs:
             web.terminate()
             web.wait()
+
+
+RAY = {**VLLM, "distributed_executor_backend": "ray", "tensor_parallel_size": 8, "pipeline_parallel_size": 2}
+
+
+def test_ray_command_starts_a_head_or_joins_it():
+    from launcher.config.schema import Deployment
+    from launcher.executors.container.server import default_command
+
+    fields = {k: v for k, v in RAY.items() if k not in ("endpoints",)}
+    command = default_command(Deployment(**fields))
+    lines = [ln.strip() for ln in command.splitlines()]
+    ports = next(ln for ln in lines if ln.startswith("ray_ports="))
+    assert "--node-manager-port=8266 --object-manager-port=8267" in ports
+    assert "ray start --head --port=6379 $ray_ports" in lines
+    assert 'until ray start --address="$MASTER_IP:6379" $ray_ports --block; do sleep 5; done' in lines
+    serve = next(ln for ln in lines if ln.startswith("vllm serve"))
+    assert serve.endswith("--distributed-executor-backend ray") and "--pipeline-parallel-size=2" in serve
+    subprocess.run(["bash", "-n"], input=command, text=True, check=True)
+
+
+def test_sbatch_with_two_ray_instances_of_two_nodes():
+    plan = plan_of(spec_of({"num_nodes": 4, "num_instances": 2}, deployment=RAY))
+    batch = plan.files["sbatch.sh"]
+    check_golden("sbatch_ray_instances.sh", batch)
+    subprocess.run(["bash", "-n"], input=batch, text=True, check=True)
+    assert "#SBATCH --nodes=4" in batch and batch.count("--ntasks=2 --ntasks-per-node=1") == 2
+    assert 'export MASTER_IP="${launcher_ips[2]}"' in batch and "-e MASTER_IP" in batch
+    assert '-e "s|{NODE_1}|${launcher_nodes[2]}|"' in batch  # HAProxy: each instance's head node
+    assert not {"MASTER_IP", "PROC_ID"} & set(plan.host_env)  # set by the script, not read from the host
+
+
+def test_one_ray_instance_across_two_nodes_serves_on_this_node():
+    plan = plan_of(spec_of({"num_nodes": 2}, deployment=RAY))
+    batch = plan.files["sbatch.sh"]
+    subprocess.run(["bash", "-n"], input=batch, text=True, check=True)
+    assert "haproxy" not in batch and "until aux_http_ok 127.0.0.1 8000 /health; do" in batch
+    assert "--nodes=2 --ntasks=2 --ntasks-per-node=1" in batch
