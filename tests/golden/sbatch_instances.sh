@@ -23,8 +23,19 @@ aux_http_ok() {  # host port path; GET with bash alone
 }
 aux_pids=()
 aux_alive() { local p; for p in "${aux_pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }
+# Stopped by `docker stop` in a step on each server's node(s): srun, signalled, would kill its step
+# (SIGKILL) before the container could be stopped.
+aux_names=(); aux_nodes=(); aux_ranks=()
 stop_aux() {
-  local p; for p in "${aux_pids[@]}"; do kill "$p" 2>/dev/null; done; wait "${aux_pids[@]}"
+  local i stops=()
+  for i in "${!aux_names[@]}"; do
+    srun --overlap --nodes="${aux_ranks[i]}" --ntasks="${aux_ranks[i]}" --ntasks-per-node=1 \
+      --nodelist="${aux_nodes[i]}" bash -c 'n="$1"; [ "$2" -eq 1 ] || n="$1-$SLURM_PROCID"; '\
+'docker stop -t 5 "$n" >/dev/null 2>&1' _ "${aux_names[i]}" "${aux_ranks[i]}" &
+    stops+=($!)
+  done
+  wait "${stops[@]}"
+  for i in "${aux_pids[@]}"; do kill "$i" 2>/dev/null; done; wait "${aux_pids[@]}"
 }
 trap 'stop_aux' EXIT
 trap 'exit 143' TERM INT
@@ -33,9 +44,11 @@ echo "server-starting $(date +%s)" >> events.log
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/server-0.log
 srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[0]}" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-server-0-${SLURM_ARRAY_TASK_ID}" >> logs/server-0.log 2>&1 &
 aux_pids+=($!)
+aux_names+=("launcher-0000abcd-server-0-${SLURM_ARRAY_TASK_ID}"); aux_nodes+=("${launcher_nodes[0]}"); aux_ranks+=(1)
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/server-1.log
 srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[1]}" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-server-1-${SLURM_ARRAY_TASK_ID}" >> logs/server-1.log 2>&1 &
 aux_pids+=($!)
+aux_names+=("launcher-0000abcd-server-1-${SLURM_ARRAY_TASK_ID}"); aux_nodes+=("${launcher_nodes[1]}"); aux_ranks+=(1)
 deadline=$(( $(date +%s) + 600 ))
 until aux_http_ok "${launcher_nodes[0]}" 8000 /health; do
   if ! aux_alive; then
@@ -65,6 +78,7 @@ sed -e "s|{NODE_0}|${launcher_nodes[0]}|" -e "s|{NODE_1}|${launcher_nodes[1]}|" 
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/proxy.log
 srun --overlap --nodes=1 --ntasks=1 --nodelist="${launcher_nodes[0]}" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.proxy --label '"'"'launcher.task=load balancer'"'"' --network host -v "$PWD"/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro haproxy:latest haproxy -f /usr/local/etc/haproxy/haproxy.cfg < /dev/null & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-proxy-${SLURM_ARRAY_TASK_ID}" >> logs/proxy.log 2>&1 &
 aux_pids+=($!)
+aux_names+=("launcher-0000abcd-proxy-${SLURM_ARRAY_TASK_ID}"); aux_nodes+=("${launcher_nodes[0]}"); aux_ranks+=(1)
 deadline=$(( $(date +%s) + 600 ))
 until aux_http_ok 127.0.0.1 5009 /health; do
   if ! aux_alive; then

@@ -53,8 +53,19 @@ aux_http_ok() {  # host port path; GET with bash alone
 }
 aux_pids=()
 aux_alive() { local p; for p in "${aux_pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }
+# Stopped by `docker stop` in a step on each server's node(s): srun, signalled, would kill its step
+# (SIGKILL) before the container could be stopped.
+aux_names=(); aux_nodes=(); aux_ranks=()
 stop_aux() {
-  local p; for p in "${aux_pids[@]}"; do kill "$p" 2>/dev/null; done; wait "${aux_pids[@]}"
+  local i stops=()
+  for i in "${!aux_names[@]}"; do
+    srun --overlap --nodes="${aux_ranks[i]}" --ntasks="${aux_ranks[i]}" --ntasks-per-node=1 \
+      --nodelist="${aux_nodes[i]}" bash -c 'n="$1"; [ "$2" -eq 1 ] || n="$1-$SLURM_PROCID"; '\
+'docker stop -t 5 "$n" >/dev/null 2>&1' _ "${aux_names[i]}" "${aux_ranks[i]}" &
+    stops+=($!)
+  done
+  wait "${stops[@]}"
+  for i in "${aux_pids[@]}"; do kill "$i" 2>/dev/null; done; wait "${aux_pids[@]}"
 }
 trap 'stop_aux; stop_server' EXIT
 trap 'exit 143' TERM INT
@@ -63,6 +74,7 @@ export JUDGE_PRIMARY_NODE="${launcher_nodes[1]}"
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/judge.log
 srun --overlap --nodes=1 --ntasks=1 --nodelist="$JUDGE_PRIMARY_NODE" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.judge --label '"'"'launcher.task=auxiliary deployment judge'"'"' --network host -e HF_TOKEN --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd-judge.sh & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-judge-${SLURM_ARRAY_TASK_ID}" >> logs/judge.log 2>&1 &
 aux_pids+=($!)
+aux_names+=("launcher-0000abcd-judge-${SLURM_ARRAY_TASK_ID}"); aux_nodes+=("$JUDGE_PRIMARY_NODE"); aux_ranks+=(1)
 deadline=$(( $(date +%s) + 600 ))
 until aux_http_ok "$JUDGE_PRIMARY_NODE" 8001 /health; do
   if ! aux_alive; then

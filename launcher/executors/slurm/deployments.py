@@ -70,8 +70,19 @@ def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, primary: boo
         "}",
         "aux_pids=()",
         'aux_alive() { local p; for p in "${aux_pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }',
+        "# Stopped by `docker stop` in a step on each server's node(s): srun, signalled, would kill its step",
+        "# (SIGKILL) before the container could be stopped.",
+        "aux_names=(); aux_nodes=(); aux_ranks=()",
         "stop_aux() {",
-        '  local p; for p in "${aux_pids[@]}"; do kill "$p" 2>/dev/null; done; wait "${aux_pids[@]}"',
+        "  local i stops=()",
+        '  for i in "${!aux_names[@]}"; do',
+        '    srun --overlap --nodes="${aux_ranks[i]}" --ntasks="${aux_ranks[i]}" --ntasks-per-node=1 \\',
+        '      --nodelist="${aux_nodes[i]}" bash -c \'n="$1"; [ "$2" -eq 1 ] || n="$1-$SLURM_PROCID"; \'\\',
+        '\'docker stop -t 5 "$n" >/dev/null 2>&1\' _ "${aux_names[i]}" "${aux_ranks[i]}" &',
+        "    stops+=($!)",
+        "  done",
+        '  wait "${stops[@]}"',
+        '  for i in "${aux_pids[@]}"; do kill "$i" 2>/dev/null; done; wait "${aux_pids[@]}"',
         "}",
         f"trap '{stop}' EXIT",
         "trap 'exit 143' TERM INT",
@@ -259,6 +270,8 @@ def step_lines(
         f"srun --overlap {spread} --nodelist={node} bash -c {shlex.quote(step)} _ "
         f'"launcher-{invocation_id}-{name}-${{SLURM_ARRAY_TASK_ID}}" >> logs/{name}.log 2>&1 &',
         "aux_pids+=($!)",
+        f'aux_names+=("launcher-{invocation_id}-{name}-${{SLURM_ARRAY_TASK_ID}}"); aux_nodes+=({node}); '
+        f"aux_ranks+=({ranks})",
     ]
 
 
