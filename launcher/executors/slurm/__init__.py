@@ -103,7 +103,7 @@ class SlurmExecutor(ContainerExecutor):
         # Several instances or nodes: servers in srun steps (slurm/deployments.py); one server here otherwise.
         several = spec.deployment.num_instances > 1 or cfg.nodes > 1
         server = None if several else slurm_server(spec, invocation_id, remote)
-        aux = auxiliary_block(spec, invocation_id, remote, primary=server is not None)
+        aux = auxiliary_block(spec, invocation_id, remote, also_stop="stop_server" if server else "")
         batch = render_sbatch(
             cfg, invocation_id, remote, [j.folder for j in tasks.jobs], server and server[0], aux
         )

@@ -1,4 +1,7 @@
-"""Auxiliary model servers (NEL 0.2.6 `auxiliary_deployments`, e.g. a judge) in a Slurm array element. Pure.
+"""Model servers a Slurm array element runs in srun steps, each on its node(s). Pure render functions.
+
+Auxiliary servers (NEL 0.2.6 `auxiliary_deployments`, e.g. a judge), several instances of the model server
+behind HAProxy (`num_instances`), and one instance spanning nodes (`vllm_ray`: Ray across the nodes).
 
 As NEL 0.2.6 lays them out (executors/slurm/executor.py, common/auxiliary_deployments.py): the allocation
 is the primary's `execution.nodes` followed by each auxiliary's `num_nodes`; each auxiliary server runs on
@@ -11,7 +14,7 @@ server shares the first node (a one-node cluster, small judges).
 
 Differs from NEL 0.2.6 on purpose: each server runs its own command from its own values (NEL's
 `deployment/vllm@auxiliary_deployments.judge` renders the primary's `vllm serve` there, port included);
-the server is stopped when the element ends (docker stop in the step's trap); the task container is not
+the server is stopped when the element ends (docker stop in a step on its node); the task container is not
 given the <PREFIX>_* variables (the harness reads the URL from config_ef.yaml).
 """
 
@@ -44,10 +47,10 @@ class Auxiliary:
     nodes: int  # nodes the auxiliary servers add to the allocation
 
 
-def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, primary: bool) -> Auxiliary | None:
+def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, also_stop: str = "") -> Auxiliary | None:
     """The servers an element runs in srun steps (several instances of the model server behind HAProxy,
-    then the auxiliary servers), or None. `folder` is the invocation folder on the cluster; `primary`:
-    the element also runs a single primary server itself (its `stop_server` joins the exit trap)."""
+    then the auxiliary servers), or None. `folder` is the invocation folder on the cluster; `also_stop`:
+    what else the exit trap stops after them (e.g. "stop_server": the element's own single server)."""
     d = spec.deployment
     if not spec.auxiliary and d.num_instances == 1 and spec.execution.nodes == 1:
         return None
@@ -57,7 +60,7 @@ def auxiliary_block(spec: RunSpec, invocation_id: str, folder: str, primary: boo
             "servers in srun steps run with container_runtime: docker only (pyxis: not yet)",
             "Set execution.container_runtime=docker",
         )
-    stop = "stop_aux; stop_server" if primary else "stop_aux"
+    stop = f"stop_aux; {also_stop}" if also_stop else "stop_aux"
     lines = [
         "# Servers in srun steps: each on its node, stopped when this script ends; logs in logs/.",
         'mapfile -t launcher_nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST" 2>/dev/null)',
