@@ -338,6 +338,10 @@ def _auxiliary(value: Any, executor: str, top_env: dict, data: dict) -> dict:
         merged = {**_mapping(base, key), **raw}  # what the user wrote beside the option wins
         if merged.get("type", "none") == "none":
             continue
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):  # it names a container and files
+            raise ConfigError(
+                key, "the name may hold only letters, digits and _ . -", "Rename it, e.g. judge"
+            )
         if executor != "slurm":
             raise ConfigError(
                 key,

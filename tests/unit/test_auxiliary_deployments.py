@@ -85,6 +85,7 @@ def test_type_none_is_dropped_as_nel_drops_it():
 REFUSED = [
     ({"judge": JUDGE}, {"executor": "local"}, "auxiliary_deployments.judge: a second model server runs on"),
     ({"judge": {**JUDGE, "num_instances": 2}}, {}, "auxiliary_deployments.judge.num_instances: several"),
+    ({"my judge": JUDGE}, {}, "auxiliary_deployments.my judge: the name may hold only letters"),
     ({"judge": {**JUDGE, "num_nodes": 2}}, {}, "auxiliary_deployments.judge.num_nodes: an auxiliary server"),
     ({"judge": {**JUDGE, "env_prefix": "SLURM"}}, {}, "auxiliary_deployments.judge.env_prefix: 'SLURM'"),
     ({"judge": {**JUDGE, "hf_model_handle": None}}, {}, "auxiliary_deployments.judge.checkpoint_path: miss"),
