@@ -8,7 +8,7 @@ NEL_IMAGE := $(shell cat images/nel/IMAGE)
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: nel-examples-check venv docker compose slurm sshd chromium catalog catalog-check nel-venv image llama-image nel-image test-images demo test lint bench clean
+.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv image llama-image nel-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -25,6 +25,10 @@ docker:
 # docker-compose (Debian's 1.29) for the services the tests run through pytest-docker (tests/compose.yaml).
 compose:
 	command -v docker-compose >/dev/null || $(SUDO) apt-get install -y -q docker-compose
+
+# HAProxy, for the test that runs the load balancer config we render for NEL's num_instances.
+haproxy:
+	command -v haproxy >/dev/null || $(SUDO) apt-get install -y -q haproxy
 
 # A one-node Slurm cluster on this machine for the slurm executor's tests.
 slurm:
@@ -74,7 +78,7 @@ test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker compose slurm sshd chromium catalog-check nel-venv image llama-image nel-image test-images
+test: venv docker compose haproxy slurm sshd chromium catalog-check nel-venv image llama-image nel-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # NEL 0.2.6's own example configs through our boundary. Not in `make test`: they exist only in a GitHub

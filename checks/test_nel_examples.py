@@ -32,10 +32,6 @@ EXPECTED_REFUSALS = {
     "lepton_basic.yaml": "Lepton is not supported",
     "lepton_nim.yaml": "Lepton is not supported",
     "lepton_vllm.yaml": "Lepton is not supported",
-    "slurm_vllm_auxiliary_judge.yaml": "auxiliary_deployments",  # a second (judge) server
-    "slurm_vllm_multinode_multiinstance_ray_tp_pp.yaml": "vllm_ray",  # multi-node Ray serving
-    "slurm_vllm_multinode_ray_tp_pp.yaml": "vllm_ray",
-    "slurm_vllm_multinode_dp_haproxy.yaml": "num_instances",  # several instances behind HAProxy
     # A task-level `config:` that NEL 0.2.6 refuses as well (its TaskModel forbids unknown keys):
     "local_nemotron-3-super-120b-a12b.yaml": "nemo_evaluator_config.config",
     "local_nemotron-3-super-120b-a12b_low_budget.yaml": "nemo_evaluator_config.config",

@@ -24,6 +24,7 @@ from typing import Any, Literal, Union
 
 from launcher.config import legacy
 from launcher.config.schema import (
+    AuxiliaryDeployment,
     Deployment,
     Evaluation,
     Mounts,
@@ -115,6 +116,10 @@ def to_run_spec(
         config=data,
         mounts=build(Mounts, mounts, "execution.mounts"),
         pending=build(Pending, pending, "export"),
+        auxiliary={
+            name: build(AuxiliaryDeployment, d, f"auxiliary_deployments.{name}")
+            for name, d in (ours.get("auxiliary_deployments") or {}).items()
+        },
     )
     _check_semantics(spec)
     return spec
@@ -343,27 +348,9 @@ def _check_semantics(spec: RunSpec) -> None:
             )
     if not spec.selected_tasks():
         raise ConfigError("evaluation.only", "selects no task", f"Tasks: {', '.join(names)}")
-    deployment = spec.deployment
-    _check_env_names("deployment.env_vars", deployment.env_vars)
-    _check_literal_env("deployment.env_vars", deployment.literal_env)
-    _check_image("deployment.image", deployment.image)
-    if deployment.type not in ("none",) and not deployment.image:
-        raise ConfigError(
-            "deployment.image", "missing: a server deployment needs an image", "Set deployment.image"
-        )
-    if deployment.type in ("vllm", "sglang", "trtllm") and not (
-        deployment.checkpoint_path or deployment.hf_model_handle
-    ):
-        raise ConfigError(
-            "deployment.checkpoint_path",
-            f"missing: a {deployment.type} deployment serves a checkpoint or a Hugging Face model",
-            "Set deployment.checkpoint_path or deployment.hf_model_handle",
-        )
-    if not 0 < deployment.port < 65536:
-        raise ConfigError("deployment.port", f"{deployment.port} is not a TCP port")
-    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "startup_timeout"):
-        if getattr(deployment, name) < 1:
-            raise ConfigError(f"deployment.{name}", f"must be at least 1, got {getattr(deployment, name)}")
+    _check_deployment(spec.deployment, "deployment")
+    for name, aux in spec.auxiliary.items():
+        _check_deployment(aux, f"auxiliary_deployments.{name}")
     _check_env_names("evaluation.env_vars", spec.evaluation.env_vars)
     _check_literal_env("evaluation.env_vars", spec.evaluation.literal_env)
     for i, task in enumerate(spec.evaluation.tasks):
@@ -387,3 +374,24 @@ def _check_semantics(spec: RunSpec) -> None:
                 f"evaluation.tasks[{i}].params.max_error_fraction",
                 f"must be between 0 and 1, got {p.max_error_fraction}",
             )
+
+
+def _check_deployment(deployment: Deployment, key: str) -> None:
+    _check_env_names(f"{key}.env_vars", deployment.env_vars)
+    _check_literal_env(f"{key}.env_vars", deployment.literal_env)
+    _check_image(f"{key}.image", deployment.image)
+    if deployment.type not in ("none",) and not deployment.image:
+        raise ConfigError(f"{key}.image", "missing: a server deployment needs an image", f"Set {key}.image")
+    if deployment.type in ("vllm", "sglang", "trtllm") and not (
+        deployment.checkpoint_path or deployment.hf_model_handle
+    ):
+        raise ConfigError(
+            f"{key}.checkpoint_path",
+            f"missing: a {deployment.type} deployment serves a checkpoint or a Hugging Face model",
+            f"Set {key}.checkpoint_path or {key}.hf_model_handle",
+        )
+    if not 0 < deployment.port < 65536:
+        raise ConfigError(f"{key}.port", f"{deployment.port} is not a TCP port")
+    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "startup_timeout"):
+        if getattr(deployment, name) < 1:
+            raise ConfigError(f"{key}.{name}", f"must be at least 1, got {getattr(deployment, name)}")

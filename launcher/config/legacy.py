@@ -32,20 +32,17 @@ PARAMS = {
 SLURM_RENAMES = {"walltime": "time_limit", "num_nodes": "nodes"}
 # NEL keys we refuse by name, with why (multi-instance serving, Lepton, export-job partitions, ...).
 REFUSED = {
-    "execution.num_instances": "several model-server instances behind a load balancer are not supported yet; "
-    "use 1",
-    "execution.proxy": "the load balancer of several instances is not supported yet; remove it",
     "execution.max_walltime": "there is no total-time cap across resumes yet; remove it (or set null)",
     "execution.cpu_partition": "export jobs are not wired yet; remove it (or set null)",
     "execution.lepton_platform": "Lepton is not supported",
     "execution.evaluation_tasks": "Lepton is not supported",
     "execution.env_var_names": "Lepton is not supported",
     "deployment.lepton_config": "Lepton is not supported",
-    "deployment.base_command": "multi-node Ray serving (vllm_ray) is not supported yet",
-    "deployment.distributed_executor_backend": "multi-node Ray serving (vllm_ray) is not supported yet",
-    "auxiliary_deployments": "a second model server (e.g. a judge) is not supported yet; point the task "
-    "at an existing judge endpoint instead",
+    "deployment.base_command": "is NEL's template of the vllm command; set deployment.command (one shell "
+    "string) instead",
 }
+AUX_RESERVED_PREFIXES = ("SLURM", "PRIMARY", "MODEL", "SERVER")  # NEL 0.2.6 common/auxiliary_deployments.py
+AUX_REF = "auxiliary_deployments."
 # Keys NEL's own defaults carry whose value changes nothing for us: accepted only at that value.
 HARMLESS = {
     "execution.num_instances": 1,
@@ -136,13 +133,9 @@ def env_interpolations(raw: Any, key: str = "") -> list[tuple[str, str]]:
 def to_ours(data: dict, executor: str, execution_fields: set[str]) -> tuple[dict, dict, dict]:
     """NEL spellings -> ours: (tree in our shape, Mounts data, Pending data). Raises ConfigError."""
     data = copy.deepcopy(data)
-    for key, why in REFUSED.items():
-        if key == "auxiliary_deployments" and data.get(key):
-            raise ConfigError(key, why)
     if data.get("name") is not None:
         raise ConfigError("name", "NEL's Lepton job name has no meaning here", "Remove it")
     data.pop("name", None)
-    data.pop("auxiliary_deployments", None)
     pending: dict = {}
     if data.get("export") is not None:
         pending["export"] = _mapping(data.pop("export"), "export")
@@ -162,6 +155,18 @@ def to_ours(data: dict, executor: str, execution_fields: set[str]) -> tuple[dict
     deployment = data.get("deployment")
     if isinstance(deployment, dict):
         data["deployment"] = _deployment(deployment, top_env)
+    aux = _auxiliary(data.pop("auxiliary_deployments", None) or {}, executor, top_env, data)
+    for name in mounts.get("auxiliary") or {}:
+        if name not in aux:
+            raise ConfigError(
+                f"execution.mounts.auxiliary.{name}",
+                "names no auxiliary deployment",
+                f"Auxiliary deployments: {', '.join(aux) or 'none'}",
+            )
+    if aux:
+        data["auxiliary_deployments"] = aux
+        if isinstance(data.get("evaluation"), dict):
+            data["evaluation"] = resolve_aux_references(data["evaluation"], aux)
     evaluation = data.get("evaluation")
     if isinstance(evaluation, dict):
         data["evaluation"] = _evaluation(evaluation, top_env)
@@ -231,6 +236,7 @@ def _execution(execution: dict, executor: str, fields: set[str], data: dict) -> 
             extra.append(f"--{name}={value}")
     if extra:
         execution["extra_sbatch"] = extra
+    _instances(execution, executor, data)
     if "endpoint_readiness_timeout" in execution:
         timeout = execution.pop("endpoint_readiness_timeout")
         deployment = data.get("deployment")
@@ -255,13 +261,191 @@ def _execution(execution: dict, executor: str, fields: set[str], data: dict) -> 
     return execution, mounts, auto_export
 
 
+def _instances(execution: dict, executor: str, data: dict) -> None:
+    """NEL `execution.num_instances` and `execution.proxy` -> deployment.num_instances and .load_balancer.
+
+    As NEL 0.2.6 (executors/slurm/executor.py, common/helpers.py get_endpoint_url): several instances
+    split `num_nodes` evenly, HAProxy on the first node balances them, and a target at the server's own
+    port on 127.0.0.1 goes to HAProxy's port instead."""
+    count = execution.pop("num_instances", 1)
+    proxy = execution.pop("proxy", None)
+    if count in (1, None):
+        return
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConfigError("execution.num_instances", f"{count!r} is not a positive whole number")
+    if executor != "slurm":
+        raise ConfigError(
+            "execution.num_instances",
+            f"several server instances run on the Slurm executor only, not on {executor}",
+            "Set it to 1, or use execution=slurm",
+        )
+    deployment = data.get("deployment")
+    if not isinstance(deployment, dict) or deployment.get("type", "none") == "none":
+        raise ConfigError("execution.num_instances", "needs a deployment to run instances of", "Set it to 1")
+    nodes = execution.get("nodes", 1)
+    if nodes % count:
+        raise ConfigError(
+            "execution.num_instances",
+            f"{count} instances cannot share {nodes} nodes evenly",
+            "Set execution.num_nodes to a multiple of execution.num_instances",
+        )
+    proxy = dict(_mapping(proxy or {}, "execution.proxy"))
+    if proxy.pop("type", "haproxy") != "haproxy":
+        raise ConfigError(
+            "execution.proxy.type", "only haproxy is supported (as in NEL)", "Set it to haproxy"
+        )
+    lb = {**_mapping(proxy.pop("config", None) or {}, "execution.proxy.config")}
+    lb["port"] = lb.pop("haproxy_port", 5009)
+    if "image" in proxy:
+        lb["image"] = proxy.pop("image")
+    for key in proxy:
+        raise ConfigError(f"execution.proxy.{key}", "is not a load balancer setting", "Remove it")
+    if lb["port"] == deployment.get("port", 8000):
+        raise ConfigError(
+            "execution.proxy.config.haproxy_port",
+            "is the server's own port on the first node",
+            "Set another port (NEL's default: 5009)",
+        )
+    data["deployment"] = {**deployment, "num_instances": count, "load_balancer": lb}
+    target = data.get("target")
+    endpoint = (target or {}).get("api_endpoint") if isinstance(target, dict) else None
+    own = f"http://127.0.0.1:{deployment.get('port', 8000)}/"
+    if isinstance(endpoint, dict) and str(endpoint.get("url", "")).startswith(own):
+        url = f"http://127.0.0.1:{lb['port']}/{endpoint['url'][len(own) :]}"
+        data["target"] = {**target, "api_endpoint": {**endpoint, "url": url}}
+
+
 def _mounts(value: Any) -> dict:
     if value is None:
         return {}
     value = dict(_mapping(value, "execution.mounts"))
-    if value.pop("auxiliary", None):
-        raise ConfigError("execution.mounts.auxiliary", REFUSED["auxiliary_deployments"])
+    if not value.get("auxiliary"):
+        value.pop("auxiliary", None)
     return value
+
+
+def _auxiliary(value: Any, executor: str, top_env: dict, data: dict) -> dict:
+    """NEL `auxiliary_deployments` -> name: our AuxiliaryDeployment data (type none dropped, as NEL does).
+
+    `deployment/vllm@auxiliary_deployments.judge` composes our `_global_` deployment option there: its
+    `deployment:` block is the base, what the user wrote beside it wins, its `target:` is not the judge's."""
+    out = {}
+    for name, raw in _mapping(value, "auxiliary_deployments").items():
+        key = f"auxiliary_deployments.{name}"
+        raw = dict(_mapping(raw, key))
+        base = raw.pop("deployment", None) or {}
+        raw.pop("target", None)
+        merged = {**_mapping(base, key), **raw}  # what the user wrote beside the option wins
+        if merged.get("type", "none") == "none":
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):  # it names a container and files
+            raise ConfigError(
+                key, "the name may hold only letters, digits and _ . -", "Rename it, e.g. judge"
+            )
+        if executor != "slurm":
+            raise ConfigError(
+                key,
+                f"a second model server runs on the Slurm executor only, not on {executor}",
+                "Use execution=slurm, or point the task at a judge endpoint you serve yourself",
+            )
+        if merged.pop("num_instances", 1) != 1:
+            raise ConfigError(
+                f"{key}.num_instances",
+                "several instances of an auxiliary server are not supported yet",
+                "Set it to 1",
+            )
+        if merged.get("num_nodes", 1) not in (0, 1):
+            raise ConfigError(
+                f"{key}.num_nodes",
+                "an auxiliary server across several nodes is not supported yet",
+                "Set it to 1 (a node of its own) or 0 (on the first node)",
+            )
+        for nel_only in ("base_command", "command_template", "pre_cmd", "cache_path"):
+            if merged.get(nel_only):
+                raise ConfigError(
+                    f"{key}.{nel_only}",
+                    "is not supported for an auxiliary server yet",
+                    "Set command (one shell string) instead, or remove it",
+                )
+            merged.pop(nel_only, None)
+        merged["name"] = name
+        prefix = str(merged.get("env_prefix") or name).upper()
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", prefix) or prefix in AUX_RESERVED_PREFIXES:
+            raise ConfigError(
+                f"{key}.env_prefix",
+                f"{prefix!r} cannot prefix shell variables here",
+                f"Set a name of letters, digits and _ other than {', '.join(AUX_RESERVED_PREFIXES)}",
+            )
+        if prefix in {d["env_prefix"] for d in out.values()}:
+            raise ConfigError(f"{key}.env_prefix", f"{prefix} is used by another auxiliary deployment")
+        merged["env_prefix"] = prefix
+        primary = data.get("deployment") or {}
+        if (
+            merged.get("num_nodes", 1) == 0
+            and primary.get("type", "none") != "none"
+            and merged.get("port", 8000) == primary.get("port", 8000)
+        ):
+            raise ConfigError(
+                f"{key}.port",
+                "is the primary server's port on the same node",
+                "Set another port, or num_nodes: 1 for a node of its own",
+            )
+        out[name] = _deployment(merged, top_env)
+    return out
+
+
+def aux_url_variable(prefix: str, endpoint: str) -> str:
+    """The shell variable holding an auxiliary server's URL of `endpoint` (NEL: JUDGE_CHAT_URL)."""
+    return f"{prefix}_{endpoint.upper()}_URL"
+
+
+def resolve_aux_references(evaluation: dict, aux: dict) -> dict:
+    """`auxiliary_deployments.<name>.model_id` -> its served model name; `.<endpoint>_url` -> `${PREFIX_<
+    ENDPOINT>_URL}`, which the batch script fills in config_ef.yaml once the node is known. NEL 0.2.6 does
+    the same text replacement (common/helpers.py); a reference left over is refused, never passed on."""
+    refs = {}
+    for name, d in aux.items():
+        refs[f"{AUX_REF}{name}.model_id"] = str(d.get("served_model_name", ""))
+        for endpoint in d.get("endpoints") or {}:
+            if endpoint != "health":
+                refs[f"{AUX_REF}{name}.{endpoint}_url"] = (
+                    "${" + aux_url_variable(d["env_prefix"], endpoint) + "}"
+                )
+    # Longest first: `judge.chat_url` is never cut short by a shorter reference.
+    ordered = sorted(refs.items(), key=lambda kv: -len(kv[0]))
+
+    def walk(node: Any, key: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{key}.{k}") for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{key}[{i}]") for i, v in enumerate(node)]
+        if isinstance(node, str) and AUX_REF in node:
+            for ref, value in ordered:
+                node = node.replace(ref, value)
+            if AUX_REF in node:
+                raise ConfigError(
+                    key,
+                    f"{node!r} names no auxiliary deployment value",
+                    f"Use one of: {', '.join(sorted(refs))}",
+                )
+        return node
+
+    out = dict(evaluation)
+    if "nemo_evaluator_config" in out:
+        out["nemo_evaluator_config"] = walk(out["nemo_evaluator_config"], "evaluation.nemo_evaluator_config")
+    if isinstance(out.get("tasks"), list):
+        out["tasks"] = [
+            {
+                **t,
+                "nemo_evaluator_config": walk(
+                    t["nemo_evaluator_config"], f"evaluation.tasks[{i}].nemo_evaluator_config"
+                ),
+            }
+            if isinstance(t, dict) and "nemo_evaluator_config" in t
+            else t
+            for i, t in enumerate(out["tasks"])
+        ]
+    return out
 
 
 def _endpoint(endpoint: dict, key: str) -> dict:

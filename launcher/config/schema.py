@@ -19,6 +19,7 @@ class Mounts:
     deployment: dict[str, str] = field(default_factory=dict)  # into the model server container
     evaluation: dict[str, str] = field(default_factory=dict)  # into every task container
     mount_home: bool = False  # NEL's Slurm default is true: $HOME mounted into the containers
+    auxiliary: dict[str, dict[str, str]] = field(default_factory=dict)  # per auxiliary deployment name
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,16 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class LoadBalancer:
+    """HAProxy in front of several instances (NEL 0.2.6 `execution.proxy`, its defaults)."""
+
+    image: str = "haproxy:latest"
+    port: int = 5009  # where it listens on the first node; the tasks' URL uses this port
+    health_check_path: str | None = None  # default: the deployment's health path
+    health_check_status: int = 200
+
+
+@dataclass(frozen=True)
 class Deployment:
     """A model server the launcher starts before the tasks and stops after them (type: server).
 
@@ -179,8 +190,23 @@ class Deployment:
     data_parallel_size: int = 1
     data_parallel_size_local: int | None = None  # vllm multi-node data parallel: ranks per node
     gpu_memory_utilization: float | None = None  # vllm only
+    distributed_executor_backend: str | None = None  # vllm: "ray" across nodes (NEL's deployment=vllm_ray)
     extra_args: str = ""  # appended to the server command
     endpoints: dict[str, str] = field(default_factory=dict)  # chat/completions/health paths (NEL)
+    # NEL `execution.num_instances`: copies of the server, one per node (Slurm), behind `load_balancer`
+    num_instances: int = 1
+    load_balancer: LoadBalancer = field(default_factory=LoadBalancer)  # NEL `execution.proxy`
+
+
+@dataclass(frozen=True)
+class AuxiliaryDeployment(Deployment):
+    """A second model server in the same Slurm allocation, e.g. a judge (NEL 0.2.6 `auxiliary_deployments`).
+
+    Tasks reach it by reference: `auxiliary_deployments.<name>.model_id` and `.<endpoint>_url` (chat_url,
+    completions_url, ...) in nemo_evaluator_config are replaced by its served model name and URL."""
+
+    num_nodes: int = 1  # nodes of its own after the primary's; 0: on the first node (ours; ports must differ)
+    env_prefix: str = ""  # prefix of its shell variables, e.g. JUDGE_CHAT_URL (default: the name, upper case)
 
 
 @dataclass(frozen=True)
@@ -193,6 +219,7 @@ class RunSpec:
     config: dict  # the composed tree as plain data, kept for .hydra/ and `info`
     mounts: Mounts = field(default_factory=Mounts)
     pending: Pending = field(default_factory=Pending)
+    auxiliary: dict[str, AuxiliaryDeployment] = field(default_factory=dict)  # name -> server (Slurm only)
 
     def selected_tasks(self) -> tuple[TaskSpec, ...]:
         only = self.evaluation.only

@@ -14,8 +14,8 @@
 # Host variables reach run.sh through Slurm's environment export; no value is written here.
 tasks=(launcher.gsm8k_cot_zeroshot launcher.aime2025)
 cd /data/evals/2026-01-01-00-00-00-0000abcd || exit 1
-# What this element starts besides its task runs on its node, stage records and logs in the task's
-# folder, and is stopped when this script ends (a Slurm cancel or time limit included).
+# What this element starts besides its task runs on its node (servers in srun steps on theirs),
+# stage records and logs in the task's folder; stopped when this script ends (cancel, time limit).
 cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1
 proxy_port=$(( 20522 + SLURM_ARRAY_TASK_ID ))  # the port run_config.json names
 trap 'stop_proxy' EXIT

@@ -12,8 +12,8 @@
 # Host variables reach run.sh through Slurm's environment export; no value is written here.
 tasks=(one t2)
 cd /data/evals/2026-01-01-00-00-00-0000abcd || exit 1
-# What this element starts besides its task runs on its node, stage records and logs in the task's
-# folder, and is stopped when this script ends (a Slurm cancel or time limit included).
+# What this element starts besides its task runs on its node (servers in srun steps on theirs),
+# stage records and logs in the task's folder; stopped when this script ends (cancel, time limit).
 cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1
 # The model server (vllm/vllm-openai:v0.8.5); stopped when this script ends or is killed.
 stop_server() { docker stop -t 5 "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" >/dev/null 2>&1; }

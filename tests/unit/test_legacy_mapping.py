@@ -341,9 +341,9 @@ REFUSED = [
     (
         {"auxiliary_deployments": {"judge": {"type": "vllm"}}},
         "local",
-        "auxiliary_deployments: a second model server",
+        "auxiliary_deployments.judge: a second model server runs on the Slurm executor only",
     ),
-    ({"execution": {"num_instances": 2}}, "slurm", "execution.num_instances: several model-server instances"),
+    ({"execution": {"num_instances": 2}}, "slurm", "execution.num_instances: needs a deployment"),
     (
         {"execution": {"max_walltime": "120:00:00"}},
         "slurm",
@@ -356,8 +356,12 @@ REFUSED = [
     ),
     ({"execution": {"type": "slurm", "output_dir": "o"}}, "local", "execution.type: 'slurm' does not match"),
     ({"execution": {"output_dir": "o", "mode": "fast"}}, "local", "execution.mode: 'fast' is not allowed"),
-    ({"execution": {"output_dir": "o", "mounts": {"auxiliary": {"judge": {}}}}}, "local", "mounts.auxiliary"),
-    ({"deployment": {**VLLM, "base_command": "x"}}, "local", "deployment.base_command: multi-node Ray"),
+    (
+        {"execution": {"output_dir": "o", "mounts": {"auxiliary": {"judge": {"/a": "/b"}}}}},
+        "local",
+        "execution.mounts.auxiliary.judge: names no auxiliary deployment",
+    ),
+    ({"deployment": {**VLLM, "base_command": "x"}}, "local", "deployment.base_command: is NEL's template"),
     ({"deployment": {**VLLM, "hf_model_handle": None}}, "local", "deployment.checkpoint_path: missing"),
     (
         {"evaluation": {"tasks": [{"name": "t", "config": {}}]}},

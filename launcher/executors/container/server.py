@@ -67,10 +67,13 @@ def default_command(d: Deployment) -> str:
             f" --pipeline-parallel-size={d.pipeline_parallel_size}"
             f" --data-parallel-size={d.data_parallel_size}"
         )
-        return (
+        serve = (
             f"vllm serve {model} {sizes} --port {d.port} --trust-remote-code"
             f" --served-model-name {q(d.served_model_name)}{memory}{extra}"
         )
+        if d.distributed_executor_backend:
+            serve += f" --distributed-executor-backend {q(d.distributed_executor_backend)}"
+        return ray_command(serve) if d.distributed_executor_backend == "ray" else serve
     if d.type == "sglang":
         return (
             f"python3 -m sglang.launch_server --model-path {model} --host 0.0.0.0 --port {d.port}"
@@ -92,34 +95,78 @@ def default_command(d: Deployment) -> str:
     )
 
 
-def server_plan(spec: RunSpec, invocation_id: str) -> ServerPlan | None:
-    """The model server of an invocation, or None (deployment: none)."""
-    d = spec.deployment
+# Ray's ports, fixed so that the nodes of an instance agree (NEL 0.2.6 configs/deployment/vllm_ray.yaml).
+RAY_PORT = 6379
+RAY_FIXED_PORTS = (
+    "--node-manager-port=8266 --object-manager-port=8267 --metrics-export-port=8269"
+    " --dashboard-agent-grpc-port=8270 --dashboard-agent-listen-port=8271 --runtime-env-agent-port=8272"
+)
+
+
+def ray_command(serve: str) -> str:
+    """vLLM over a Ray cluster spanning an instance's nodes, as NEL's vllm_ray runs it: the srun task of
+    rank 0 (PROC_ID) starts Ray's head at MASTER_IP, waits for NODES_PER_INSTANCE nodes, then serves; the
+    others join the head and block. PROC_ID, MASTER_IP, NODES_PER_INSTANCE: set per srun task by the
+    batch script. A worker's own address is the one its route to the head leaves from."""
+    return "\n".join(
+        [
+            "set -euo pipefail",
+            f'ray_ports="{RAY_FIXED_PORTS}"',
+            'echo "ray: rank $PROC_ID of $NODES_PER_INSTANCE on $(hostname), head $MASTER_IP"',
+            'if [ "$PROC_ID" -eq 0 ]; then',
+            '  export VLLM_HOST_IP="$MASTER_IP"',
+            f"  ray start --head --port={RAY_PORT} $ray_ports",
+            f'  export RAY_ADDRESS="$MASTER_IP:{RAY_PORT}"',
+            '  until [ "$(ray status 2>/dev/null | grep -c node_)" -ge "$NODES_PER_INSTANCE" ]; do',
+            "    sleep 10",
+            "  done",
+            "  ray status",
+            f"  {serve}",
+            "else",
+            "  VLLM_HOST_IP=$(python3 -c 'import socket, sys; s = socket.socket(socket.AF_INET,"
+            ' socket.SOCK_DGRAM); s.connect((sys.argv[1], 1)); print(s.getsockname()[0])\' "$MASTER_IP")',
+            "  export VLLM_HOST_IP",
+            f'  until ray start --address="$MASTER_IP:{RAY_PORT}" $ray_ports --block; do sleep 5; done',
+            "fi",
+        ]
+    )
+
+
+def server_plan(
+    spec: RunSpec, invocation_id: str, d: Deployment | None = None, role: str = "server"
+) -> ServerPlan | None:
+    """The model server of an invocation, or None (deployment: none). `d` and `role` for an auxiliary
+    server (e.g. role "judge": its command file server_cmd-judge.sh, container launcher-<id>-judge)."""
+    d = spec.deployment if d is None else d
     if d.type == "none":
         return None
+    key = "deployment" if role == "server" else f"auxiliary_deployments.{role}"
     for name in sorted(d.env_vars):  # M12: `PATH="$X" docker run` would run another docker
         if changes_the_host_client(name):
-            raise host_client_error(f"deployment.env_vars.{name}")
-    mounts = [bind(h, c, f"execution.mounts.deployment.{h}") for h, c in spec.mounts.deployment.items()]
+            raise host_client_error(f"{key}.env_vars.{name}")
+    extra = spec.mounts.deployment if role == "server" else spec.mounts.auxiliary.get(role, {})
+    where = "execution.mounts.deployment" if role == "server" else f"execution.mounts.auxiliary.{role}"
+    mounts = [bind(h, c, f"{where}.{h}") for h, c in extra.items()]
     if spec.mounts.mount_home:
         home = os.path.expanduser("~")
         mounts.append(bind(home, home, "execution.mounts.mount_home"))
     if d.checkpoint_path:
-        mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, "deployment.checkpoint_path", read_only=True))
+        mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, f"{key}.checkpoint_path", read_only=True))
     files: dict[str, str] = {}
     command, flags, stdin = d.command, [], "/dev/null"
     if d.type != "server":
-        files[SERVER_CMD] = f"{d.shell_command or default_command(d)}\n"
-        command, stdin = ("bash", "-s"), SERVER_CMD
+        cmd_file = SERVER_CMD if role == "server" else SERVER_CMD.replace(".sh", f"-{role}.sh")
+        files[cmd_file] = f"{d.shell_command or default_command(d)}\n"
+        command, stdin = ("bash", "-s"), cmd_file
         flags = ["-i", "--entrypoint", ""]
         if d.type in GPU_TYPES:
             flags = ["--gpus", "all", *flags]
     env = {k: v for k, v in d.literal_env.items() if k not in d.env_vars}
     container = ContainerSpec(
-        job_id=f"{invocation_id}.server",
-        task=f"deployment {d.name}".strip(),
+        job_id=f"{invocation_id}.{role}",
+        task=f"deployment {d.name}".strip() if role == "server" else f"auxiliary deployment {role}",
         folder="",
-        name=f"launcher-{invocation_id}-server",
+        name=f"launcher-{invocation_id}-{role}",
         image=d.image,
         command=tuple(command),
         env_from_host=dict(d.env_vars),

@@ -27,6 +27,7 @@ from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.plan import plan_tasks
 from launcher.executors.container.process import is_running
 from launcher.executors.container.server import ServerSpec, server_lines, server_plan
+from launcher.executors.slurm.deployments import Auxiliary, auxiliary_block
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
@@ -127,7 +128,10 @@ class SlurmExecutor(ContainerExecutor):
             self.reserved,
             proxy_port=(lambda n: proxy[0] + n) if proxy else None,
         )
-        server = slurm_server(spec, invocation_id, remote)
+        # Several instances or nodes: servers in srun steps (slurm/deployments.py); one server here otherwise.
+        several = spec.deployment.num_instances > 1 or cfg.nodes > 1
+        server = None if several else slurm_server(spec, invocation_id, remote)
+        aux = auxiliary_block(spec, invocation_id, remote, also_stop="stop_server" if server else "")
         batch = render_sbatch(
             cfg,
             invocation_id,
@@ -139,6 +143,7 @@ class SlurmExecutor(ContainerExecutor):
             else None,
             proxy[0] if proxy else None,
             proxy_only_env(spec, tasks.host_env) if proxy else (),
+            aux,
         )
         host_env = set(tasks.host_env) | (
             set(server[0].container.env_from_host.values()) if server else set()
@@ -150,6 +155,10 @@ class SlurmExecutor(ContainerExecutor):
             files.update(auto)
             files[EXPORT_BATCH] = render_export_sbatch(cfg, invocation_id, remote, python)
         images = (server[0].container.image,) if server else ()
+        if aux:
+            host_env |= aux.host_env
+            files.update(aux.files)
+            images += aux.images
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
     def check_prerequisites(self, plan: Plan) -> None:
@@ -438,6 +447,7 @@ def render_sbatch(
     proxy: str | None = None,
     proxy_port: int | None = None,
     proxy_only: tuple[str, ...] = (),
+    aux: Auxiliary | None = None,
 ) -> str:
     """The array job's script. `proxy`: launcher.proxy.wiring.render_start's lines (port "$proxy_port"),
     `proxy_port` the first element's port: each element runs its own proxy on proxy_port + its index.
@@ -447,14 +457,14 @@ def render_sbatch(
         f"--output={folder}/logs/slurm-%A_%a.out",
         "--open-mode=append",
         f"--time={cfg.time_limit}",
-        f"--nodes={cfg.nodes}",
+        f"--nodes={cfg.nodes + (aux.nodes if aux else 0)}",
         "--requeue",
         *site_options(cfg),
     ]
     if cfg.gpus_per_node:
         options.append(f"--gpus-per-node={cfg.gpus_per_node}")
     options += list(cfg.extra_sbatch)
-    if server and not any(o == "--exclusive" or o.startswith("--exclusive=") for o in options):
+    if (server or aux) and not any(o == "--exclusive" or o.startswith("--exclusive=") for o in options):
         options.append("--exclusive")
     lines = (
         ["#!/usr/bin/env bash"]
@@ -467,21 +477,23 @@ def render_sbatch(
             f"cd {shlex.quote(folder)} || exit 1",
         ]
     )
-    if not server and not proxy:
+    if not server and not proxy and not aux:
         return "\n".join([*lines, f'exec bash "${{tasks[$SLURM_ARRAY_TASK_ID]}}/{RUN}"']) + "\n"
     # Not `exec`: this script stays to stop what it started (its EXIT trap) once the task has ended.
     lines += [
-        "# What this element starts besides its task runs on its node, stage records and logs in the task's",
-        "# folder, and is stopped when this script ends (a Slurm cancel or time limit included).",
+        "# What this element starts besides its task runs on its node (servers in srun steps on theirs),",
+        "# stage records and logs in the task's folder; stopped when this script ends (cancel, time limit).",
         'cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1',
     ]
     if server:
         name = server.container.name
         lines += [ln.replace(shlex.quote(name), f'"{name}"') for ln in server_lines(server, invocation_id)]
+    lines += aux.lines if aux else ()
     if proxy:
+        stop = "; ".join(["stop_proxy"] + ["stop_aux"] * bool(aux) + ["stop_server"] * bool(server))
         lines += [
             f"proxy_port=$(( {int(proxy_port)} + SLURM_ARRAY_TASK_ID ))  # the port run_config.json names",
-            f"trap '{'stop_proxy; stop_server' if server else 'stop_proxy'}' EXIT",
+            f"trap '{stop}' EXIT",
             "trap 'exit 143' TERM INT",
             proxy.rstrip("\n"),
         ]
