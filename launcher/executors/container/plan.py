@@ -104,7 +104,8 @@ def task_container(
         if not task.container and known is None:
             raise ConfigError(f"{key}.container", "a custom command needs an image", "Set container too")
         image = task.container or (known.builtin.image if known.builtin else nel_image(known, task, spec))
-        command, files = tuple(task.command), {RUN_CONFIG_FILE: run_config(spec, task, None, proxy_port)}
+        command = tuple(task.command)
+        files = {RUN_CONFIG_FILE: run_config(spec, task, None, env_from_host, proxy_port)}
     elif known is None:
         raise ConfigError(
             f"{key}.name",
@@ -121,7 +122,7 @@ def task_container(
                 "Use execution.container_runtime=docker for this task",
             )
         image, command = task.container or info.image, info.command
-        files = {RUN_CONFIG_FILE: run_config(spec, task, info, proxy_port)}
+        files = {RUN_CONFIG_FILE: run_config(spec, task, info, env_from_host, proxy_port)}
     else:
         rendered = render_nel(spec, task, known, env_from_host, proxy_port)
         literal = spec.literal_env(task)  # passed as values by with_config_extras, not from the host
@@ -271,17 +272,17 @@ def plan_tasks(
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 
-def run_config(spec: RunSpec, task: TaskSpec, info: TaskInfo | None, proxy_port: int | None = None) -> str:
+def run_config(
+    spec: RunSpec, task: TaskSpec, info: TaskInfo | None, env: dict[str, str], proxy_port: int | None = None
+) -> str:
     """/results/run_config.json (launcher.harness.contract.RunConfig). Names of variables only, never
-    values. The target's generation values travel apart from what the evaluation/task set, so a built-in's
-    own defaults (e.g. a token budget) beat the target's but not the user's. Behind the proxy: the proxy's
-    URL and no key variable."""
+    values: `env` is the task's variables as task_container passes them (behind the proxy without the
+    key). The target's generation values travel apart from what the evaluation/task set, so a built-in's
+    own defaults (e.g. a token budget) beat the target's but not the user's. Behind the proxy: its URL."""
     from dataclasses import asdict
 
     endpoint_type, url = endpoint_for(spec, task, info)
-    env = spec.env_vars(task)
     if proxy_port is not None:
-        env = without_proxied_key(spec, env)
         url = proxy_wiring.task_url(url, proxy_port)
     plain = lambda p: {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(p).items()}  # noqa: E731
     params = plain(spec.explicit_params(task))
