@@ -1,12 +1,14 @@
-"""Render parity with NEL 0.2.6's own dry run for its Slurm deployment examples beyond one server on one
-node: auxiliary_deployments (slurm_vllm_auxiliary_judge.yaml). The example is NEL's, read from
-~/.cache/launcher/nel-examples-0.2.6 (see checks/test_nel_examples.py), its ??? filled as a user would.
+"""Render parity with NEL 0.2.6's own dry run for Slurm deployments beyond one server on one node:
+auxiliary_deployments (a judge), num_instances behind HAProxy, vllm_ray across nodes (one instance and two).
+The configs are ours, in the shapes of NEL 0.2.6's examples of those features (written here, so CI has
+them; `make nel-examples-check` puts NEL's own examples through our boundary where a checkout exists).
 
 Compared: the allocation's node count, each server's image, port and health check, the URL variables the
 tasks get and the decoded config_ef.yaml of every task (metadata aside). Not compared, on purpose: the
 judge's server command, which NEL 0.2.6 renders from the PRIMARY's values (`deployment/vllm@...` keeps
 `${deployment.*}` interpolations: it serves the primary model on the primary's port, then waits for the
-judge's port); ours is rendered from the judge's own values, checked here too.
+judge's port); ours is rendered from the judge's own values, checked here too. Our endpoint proxy is off
+here: NEL has none, so its containers get the endpoint directly and so do ours.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from helpers import unavailable
 from test_nel_parity import NEL_ENV, nel  # noqa: F401  (the fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "checks"))
-from test_nel_examples import EXAMPLES, compose, fill_missing  # noqa: E402
+from test_nel_examples import compose  # noqa: E402
 
 from launcher.config import legacy  # noqa: E402
 from launcher.config.boundary import to_run_spec, user_missing_keys  # noqa: E402
@@ -34,12 +36,117 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 CONFIG_RE = re.compile(r'echo "([A-Za-z0-9+/=]+)" \| base64 -d > config_ef\.yaml')
 
 
+SITE = {
+    "hostname": "login-node",
+    "account": "my-account",
+    "output_dir": "/shared/evals",
+    "partition": "batch",
+}
+PARAMS = {
+    "parallelism": 32,
+    "temperature": 0.6,
+    "top_p": 0.95,
+    "max_new_tokens": 4096,
+    "request_timeout": 900,
+}
+LOGGING = {"use_request_logging": True, "max_logged_requests": 5}
+SHAPES = {
+    "judge": {
+        "defaults": [
+            {"execution": "slurm/default"},
+            {"deployment": "vllm"},
+            "deployment/vllm@auxiliary_deployments.judge",
+            "_self_",
+        ],
+        "execution": {**SITE, "walltime": "02:00:00", "num_nodes": 1, "mounts": {"mount_home": False}},
+        "deployment": {
+            "checkpoint_path": None,
+            "hf_model_handle": "Qwen/Qwen2.5-7B-Instruct",
+            "served_model_name": "qwen-7b",
+            "tensor_parallel_size": 4,
+            "port": 8000,
+        },
+        "auxiliary_deployments": {
+            "judge": {
+                "checkpoint_path": None,
+                "hf_model_handle": "meta-llama/Llama-3.3-70B-Instruct",
+                "served_model_name": "llama-70b-judge",
+                "port": 8123,
+                "num_nodes": 1,
+            }
+        },
+        "evaluation": {
+            "nemo_evaluator_config": {
+                "config": {
+                    "params": {
+                        **PARAMS,
+                        "extra": {
+                            "judge": {
+                                "url": "auxiliary_deployments.judge.chat_url",
+                                "model_id": "auxiliary_deployments.judge.model_id",
+                                "temperature": 0.0,
+                            }
+                        },
+                    }
+                }
+            },
+            "tasks": [{"name": "AIME_2025"}],
+        },
+    },
+    "haproxy": {
+        "defaults": [{"execution": "slurm/default"}, {"deployment": "vllm"}, "_self_"],
+        "execution": {**SITE, "num_nodes": 3, "num_instances": 3, "mounts": {"mount_home": False}},
+        "deployment": {
+            "checkpoint_path": None,
+            "hf_model_handle": "Qwen/Qwen2.5-1.5B-Instruct",
+            "served_model_name": "qwen-small",
+            "tensor_parallel_size": 2,
+            "port": 8000,
+            "extra_args": "--max-model-len 8192",
+        },
+        "evaluation": {
+            "nemo_evaluator_config": {
+                "config": {"params": PARAMS},
+                "target": {"api_endpoint": {"adapter_config": LOGGING}},
+            },
+            "tasks": [{"name": "gsm8k_cot_instruct"}, {"name": "lm-evaluation-harness.ifeval"}],
+        },
+    },
+}
+for name, nodes, instances in (("ray", 2, 1), ("ray_instances", 4, 2)):
+    SHAPES[name] = {
+        "defaults": [{"execution": "slurm/default"}, {"deployment": "vllm_ray"}, "_self_"],
+        "execution": {
+            **SITE,
+            "num_nodes": nodes,
+            "num_instances": instances,
+            "mounts": {"mount_home": False},
+        },
+        "deployment": {
+            "image": "vllm/vllm-openai:v0.15.1",
+            "checkpoint_path": None,
+            "hf_model_handle": "Qwen/Qwen3-235B-A22B",
+            "served_model_name": "qwen3-big",
+            "tensor_parallel_size": 8,
+            "pipeline_parallel_size": 2,
+            "port": 8000,
+            "extra_args": "--enforce-eager",
+        },
+        "evaluation": {
+            "nemo_evaluator_config": {
+                "config": {"params": PARAMS},
+                "target": {"api_endpoint": {"adapter_config": LOGGING}},
+            },
+            "tasks": [{"name": "gsm8k_cot_instruct"}],
+        },
+    }
+
+
 def example(name: str, tmp_path: Path) -> Path:
-    path = EXAMPLES / name
-    if not path.exists():
-        unavailable(f"NEL 0.2.6 example {name} not found in {EXAMPLES}", "see checks/test_nel_examples.py")
-    filled, _ = fill_missing(path, tmp_path)
-    return filled
+    """One of our NEL-shaped configs as a file, as a NEL user would have it."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(SHAPES[name], sort_keys=False))
+    return path
 
 
 def nel_sbatches(nel, config: Path, tmp_path: Path) -> dict[str, str]:  # noqa: F811
@@ -61,6 +168,7 @@ def ours(config: Path, monkeypatch):
     monkeypatch.setenv("USER", "someone")
     choice, data = compose(config)
     missing = user_missing_keys(yaml.safe_load(config.read_text()))
+    data["target"]["api_endpoint"]["proxy"] = False  # NEL has no endpoint proxy: compare direct endpoints
     spec = to_run_spec(data, legacy.executor_name(choice), SlurmConfig, missing_keys=missing)
     folder = f"{spec.execution.output_dir}/inv"
     return spec, SlurmExecutor(spec.execution).plan(spec, "0000abcd", folder, 1767225600.0)
@@ -73,7 +181,7 @@ def nel_config_ef(sbatch: str) -> dict:
 
 
 def test_auxiliary_judge_renders_as_nel_renders_it(nel, tmp_path, monkeypatch):  # noqa: F811
-    config = example("slurm_vllm_auxiliary_judge.yaml", tmp_path)
+    config = example("judge", tmp_path)
     theirs = nel_sbatches(nel, config, tmp_path)
     spec, plan = ours(config, monkeypatch)
     batch = plan.files["sbatch.sh"]
@@ -104,8 +212,8 @@ def test_auxiliary_judge_renders_as_nel_renders_it(nel, tmp_path, monkeypatch): 
 
 
 def test_instances_behind_haproxy_render_as_nel_renders_them(nel, tmp_path, monkeypatch):  # noqa: F811
-    """slurm_vllm_multinode_dp_haproxy.yaml: two instances, one per node, HAProxy on the first node."""
-    config = example("slurm_vllm_multinode_dp_haproxy.yaml", tmp_path)
+    """Three instances, one per node, HAProxy on the first node (NEL: slurm_vllm_multinode_dp_haproxy)."""
+    config = example("haproxy", tmp_path)
     theirs = nel_sbatches(nel, config, tmp_path)
     spec, plan = ours(config, monkeypatch)
     batch, d = plan.files["sbatch.sh"], spec.deployment
@@ -165,7 +273,7 @@ def test_haproxy_configuration_equals_nels(tmp_path):
     assert directives(ours) == directives(theirs)
 
 
-RAY_EXAMPLES = ["slurm_vllm_multinode_ray_tp_pp.yaml", "slurm_vllm_multinode_multiinstance_ray_tp_pp.yaml"]
+RAY_EXAMPLES = ["ray", "ray_instances"]  # one instance across 2 nodes; 2 instances of 2 nodes
 
 
 def ray_roles(script: str) -> dict[str, str]:
