@@ -60,8 +60,8 @@ def run_harness(config: Path) -> tuple[float, float]:
         check=True,
     ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next(ln for ln in out.splitlines() if "requests in" in ln)
-    seconds = float(line.split("requests in ")[1].split(" s")[0])
+    line = next(ln for ln in out.splitlines() if " samples in " in ln)
+    seconds = float(line.split(" samples in ")[1].split(" s")[0])
     return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
@@ -162,11 +162,11 @@ def bench_resume(n: int = 1000) -> str:
             check=True,
             capture_output=True,
         )
-        requests = endpoint.stats()["requests"]
+        requests = endpoint.stats()["samples"]
     finally:
         endpoint.stop()
         shutil.rmtree(work, ignore_errors=True)
-    resent = sum(requests[i] - 1 for i in finished)
+    resent = sum(requests.get(i, 1) - 1 for i in finished)
     total = sum(requests.values())
     return table(
         ["measure", "value"],
@@ -216,4 +216,87 @@ def bench_memory(n: int = 10_000) -> str:
         shutil.rmtree(work, ignore_errors=True)
     return table(
         ["measure", "value"], [[f"harness peak RSS, {n:,} samples, parallelism 64", f"{peak_mib:.0f} MiB"]]
+    )
+
+
+# ---- 6. scale: 1,000 to 100,000 samples -----------------------------------------------------------------
+
+
+def timed_run(config: Path) -> dict:
+    """One harness run: wall seconds, seconds until it starts requesting (the 'to go' line, after the
+    checkpoint is read), and peak RSS of the harness or any of its scoring workers (wait4's rusage of
+    that one child: the largest single process, like /usr/bin/time -v)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ready, lines = None, []
+    for line in proc.stdout:
+        lines.append(line)
+        if ready is None and " to go;" in line:
+            ready = time.perf_counter() - started
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"harness failed ({proc.returncode}): {''.join(lines[-5:])}")
+    return {"wall": time.perf_counter() - started, "ready": ready, "rss_mib": usage.ru_maxrss / 1024}
+
+
+def keep_fraction(samples: Path, fraction: float) -> int:
+    """Cut the checkpoint to its first `fraction` of lines (a run stopped there); returns the lines kept."""
+    lines = samples.read_bytes().splitlines(keepends=True)
+    kept = int(len(lines) * fraction)
+    samples.write_bytes(b"".join(lines[:kept]))
+    return kept
+
+
+def bench_harness_scale(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), parallelism: int = 64) -> str:
+    """Full run and resume of a 99%-done checkpoint at each size (synthetic: 10,000 items, repeats for
+    more), against the echo endpoint with no latency (the harness is the bottleneck). BENCH_SCALE_SIZES
+    (e.g. "1000,10000") limits the sizes."""
+    if os.environ.get("BENCH_SCALE_SIZES"):
+        sizes = tuple(int(n) for n in os.environ["BENCH_SCALE_SIZES"].split(","))
+    endpoint = Endpoint("--mode", "echo")
+    rows = []
+    try:
+        for n in sizes:
+            work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+            try:
+                config = harness_config(work, endpoint.url, min(n, 10_000), parallelism)
+                data = json.loads(config.read_text())
+                data["repeats"] = max(1, n // 10_000)
+                config.write_text(json.dumps(data))
+                full = timed_run(config)
+                size_mib = (work / "samples.jsonl").stat().st_size / 2**20
+                keep_fraction(work / "samples.jsonl", 0.99)
+                resume = timed_run(config)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            rows.append(
+                [
+                    f"{n:,}",
+                    f"{size_mib:.1f} MiB",
+                    f"{full['wall']:.1f} s ({n / full['wall']:,.0f}/s)",
+                    f"{full['rss_mib']:.0f} MiB",
+                    f"{resume['ready']:.2f} s",
+                    f"{resume['wall']:.2f} s",
+                    f"{resume['rss_mib']:.0f} MiB",
+                ]
+            )
+    finally:
+        endpoint.stop()
+    return table(
+        [
+            "samples",
+            "checkpoint",
+            "full run",
+            "full run peak RSS",
+            "resume at 99%: requesting after",
+            "resume at 99%: whole",
+            "resume peak RSS",
+        ],
+        rows,
     )
