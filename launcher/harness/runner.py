@@ -237,7 +237,7 @@ async def evaluate(
             )
     finally:
         if pool is not None:
-            pool.close()
+            await pool.close()
         log.close()
     elapsed = time.perf_counter() - started
     finished = progress.done - done_before
@@ -251,8 +251,8 @@ async def score_one(pool, task: Task, sample: Sample, output: dict) -> dict:
         scores, extracted = await pool.score(sample, output)
     except asyncio.CancelledError:
         raise
-    except Exception as err:  # ScoringTimeout, or the scorer raised
-        return {"error": f"scoring failed: {type(err).__name__}: {err}"}
+    except Exception as err:  # ScoringTimeout, ScoringFailed ("<the scorer's exception>: <message>")
+        return {"error": f"scoring failed: {err}"}
     problem = check_scores(task, scores)
     if problem:
         return {"error": problem}
@@ -323,7 +323,7 @@ def score(results_dir: Path, module: str) -> int:
                 record.pop("scores", None)
                 record.update(outcome)
         finally:
-            pool.close()
+            await pool.close()
 
     asyncio.run(rescore_all())
     checkpoint.rewrite_samples(results_dir / checkpoint.SAMPLES, list(records.values()), run_.redact)
