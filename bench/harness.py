@@ -19,7 +19,7 @@ from pathlib import Path
 from common import ENV, ROOT, Endpoint, table
 
 
-def harness_config(folder: Path, url: str, n: int, parallelism: int) -> Path:
+def harness_config(folder: Path, url: str, n: int, parallelism: int, task: str = "synthetic") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     params = {
         "parallelism": parallelism,
@@ -37,7 +37,7 @@ def harness_config(folder: Path, url: str, n: int, parallelism: int) -> Path:
     path.write_text(
         json.dumps(
             {
-                "task": "synthetic",
+                "task": task,
                 "model_id": "m",
                 "url": url,
                 "endpoint_type": "chat",
@@ -49,12 +49,12 @@ def harness_config(folder: Path, url: str, n: int, parallelism: int) -> Path:
     return path
 
 
-def run_harness(config: Path) -> tuple[float, float]:
+def run_harness(config: Path, tasks: str = "launcher.harness.benchmarks") -> tuple[float, float]:
     """(seconds spent requesting, CPU seconds of the whole harness process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
-        env=ENV,
+        [sys.executable, "-m", "launcher.harness", "--tasks", tasks, "run", "--config", str(config)],
+        env={**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
         capture_output=True,
         text=True,
         check=True,
@@ -299,4 +299,45 @@ def bench_harness_scale(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), paral
             "resume peak RSS",
         ],
         rows,
+    )
+
+
+# ---- 7. scoring off the loop vs inline ------------------------------------------------------------------
+
+
+def bench_scoring(parallelism: int = 64, n: int = 4000, latency: float = 0.05) -> str:
+    """Samples/s with scoring in the worker processes vs inline on the event loop vs none, side by side
+    (BENCH_ROUNDS rounds, medians). Issue 12 H1 moved scoring off the loop; the goal is >= 0.9 of inline."""
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    variants = {
+        "off the loop (workers)": "synthetic",
+        "inline": "synthetic-inline",
+        "none": "synthetic-unscored",
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    endpoint = Endpoint("--mode", "echo", "--latency", str(latency))
+    try:
+        for _ in range(rounds):
+            for name, task in variants.items():
+                work = Path(tempfile.mkdtemp(prefix="bench-score-"))
+                try:
+                    seconds, _ = run_harness(
+                        harness_config(work, endpoint.url, n, parallelism, task), "harness_tasks"
+                    )
+                finally:
+                    shutil.rmtree(work)
+                rates[name].append(n / seconds)
+    finally:
+        endpoint.stop()
+    inline = statistics.median(rates["inline"])
+    return table(
+        [
+            "scoring",
+            f"samples/s at parallelism {parallelism} ({n:,} samples, {latency * 1000:g} ms latency)",
+            "vs inline",
+        ],
+        [
+            [name, f"{statistics.median(r):,.0f}", f"{statistics.median(r) / inline:.2f}"]
+            for name, r in rates.items()
+        ],
     )

@@ -1,5 +1,5 @@
-"""The scoring worker: `python -m launcher.harness.scoreworker <tasks module> <task name>`, started and
-killed by scoring.ScorePool. Standard library only.
+"""The scoring worker: `main([<tasks module>, <task name>])` in a child process started (with the
+harness's sys.path) and killed by scoring.ScorePool. Standard library only.
 
 stdin: frames of a 4-byte big-endian length and a pickle of (Sample, record), from the harness only.
 stdout: JSON lines: {"ready": true} once the task is imported, then one line per frame, in order:
@@ -56,7 +56,3 @@ def main(argv: list[str]) -> int:
         out.write(json.dumps(reply(task, sample, record)).encode() + b"\n")
         out.flush()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -23,7 +23,6 @@ import collections
 import contextlib
 import importlib
 import json
-import os
 import pickle
 import sys
 from typing import Any
@@ -34,6 +33,12 @@ from launcher.harness.scoreworker import frame
 SCORE_TIMEOUT = 10.0  # seconds per sample
 START_TIMEOUT = 60.0  # seconds a worker may take to import the task
 MAX_REPLY = 64 * 1024 * 1024  # bytes of one answer line (the extracted text can be a whole reply)
+# The worker imports what this process imports: its sys.path is this one (as multiprocessing's spawn
+# does), not one that starts with its working directory (`python -m` would put that first).
+BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from launcher.harness.scoreworker import main; sys.exit(main(sys.argv[2:]))"
+)
 
 
 class ScoringTimeout(Exception):
@@ -59,7 +64,9 @@ class _Worker:
         self.proc: asyncio.subprocess.Process | None = None
         self.ready = False  # it said so: the task is imported, its head sample's clock may run
         self.dead = False  # killed or gone: nothing more is written to it or read from it
-        self.timer: asyncio.TimerHandle | None = None
+        self.since = 0.0  # loop time the head sample's clock (or the start's) started
+        self.timer: asyncio.TimerHandle | None = None  # at or before since + limit; re-armed lazily
+        self.unsent = bytearray()  # frames written at the end of this loop round, in one write
         self.serving: asyncio.Task | None = None
 
 
@@ -85,10 +92,20 @@ class ScorePool:
         payload = pickle.dumps((sample, record), protocol=pickle.HIGHEST_PROTOCOL)
         worker.queue.append((payload, done))
         if worker.proc is not None:
-            worker.proc.stdin.write(frame(payload))
+            self._send(worker, payload)
         if len(worker.queue) == 1:
-            self._arm(worker)
+            self._clock(worker)
         return await done
+
+    def _send(self, worker: _Worker, payload: bytes) -> None:
+        if not worker.unsent:
+            asyncio.get_running_loop().call_soon(self._flush, worker)
+        worker.unsent += frame(payload)
+
+    def _flush(self, worker: _Worker) -> None:
+        if not worker.dead:
+            worker.proc.stdin.write(bytes(worker.unsent))
+        worker.unsent.clear()
 
     # ---- one worker's life ---------------------------------------------------------------------------
 
@@ -99,26 +116,24 @@ class ScorePool:
         return worker
 
     async def _serve(self, worker: _Worker) -> None:
-        # The worker imports what this process imports: the same sys.path (as multiprocessing's spawn does).
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
             worker.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                "launcher.harness.scoreworker",
+                "-c",
+                BOOT,
+                json.dumps(sys.path),
                 self.module,
                 self.task_name,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=MAX_REPLY,
-                env=env,
             )
         except OSError as err:
             self._break(worker, f"cannot start a scoring worker: {err}")
             return
         for payload, _ in worker.queue:
-            worker.proc.stdin.write(frame(payload))
-        self._arm(worker)
+            self._send(worker, payload)
+        self._clock(worker)
         while not worker.dead:
             try:
                 line = await worker.proc.stdout.readline()
@@ -147,22 +162,31 @@ class ScorePool:
                         done.set_exception(ScoringFailed(str(answer["error"])))
                     else:
                         done.set_result((answer.get("scores") or {}, answer.get("extracted")))
-            self._arm(worker)
+            self._clock(worker)
 
-    def _arm(self, worker: _Worker) -> None:
-        """The clock of the sample at the head of the queue (or of the start) runs from now."""
-        if worker.timer is not None:
-            worker.timer.cancel()
-            worker.timer = None
-        if worker.dead or worker.proc is None or (worker.ready and not worker.queue):
-            return
-        limit = self.timeout if worker.ready else START_TIMEOUT
-        worker.timer = asyncio.get_running_loop().call_later(limit, self._expired, worker)
+    # The time limit: the head sample's clock restarts at every answer (one float, no timer call per
+    # sample); a timer per worker fires at the earliest possible overrun and re-arms itself if the head
+    # moved on since.
 
-    def _expired(self, worker: _Worker) -> None:
-        if worker.dead:
+    def _limit(self, worker: _Worker) -> float:
+        return self.timeout if worker.ready else START_TIMEOUT
+
+    def _clock(self, worker: _Worker) -> None:
+        """The clock of the sample now at the head of the queue (or of the start) runs from now."""
+        loop = asyncio.get_running_loop()
+        worker.since = loop.time()
+        if worker.timer is None and not worker.dead and worker.proc is not None:
+            worker.timer = loop.call_at(worker.since + self._limit(worker), self._check, worker)
+
+    def _check(self, worker: _Worker) -> None:
+        worker.timer = None
+        if worker.dead or (worker.ready and not worker.queue):
             return
-        if not worker.ready:
+        loop = asyncio.get_running_loop()
+        deadline = worker.since + self._limit(worker)
+        if loop.time() < deadline:
+            worker.timer = loop.call_at(deadline, self._check, worker)
+        elif not worker.ready:
             self._break(worker, f"the scoring worker did not start within {START_TIMEOUT:g} s")
         else:
             self._replace(worker, ScoringTimeout(f"scoring took longer than {self.timeout:g} s"))
