@@ -74,8 +74,20 @@ class ScorePool:
     """`await pool.score(sample, record)` -> (scores, extracted); raises ScoringTimeout or ScoringFailed.
     `await pool.close()` kills the workers. The task is found by module and name in each worker."""
 
-    def __init__(self, module: str, task_name: str, workers: int, timeout: float = SCORE_TIMEOUT):
-        self.module, self.task_name, self.timeout = module, task_name, timeout
+    def __init__(
+        self,
+        module: str,
+        task_name: str,
+        workers: int,
+        timeout: float = SCORE_TIMEOUT,
+        start_timeout: float = START_TIMEOUT,
+    ):
+        self.module, self.task_name, self.timeout, self.start_timeout = (
+            module,
+            task_name,
+            timeout,
+            start_timeout,
+        )
         self.slots: list[_Worker | None] = [None] * max(1, workers)
         self.started: list[_Worker] = []  # every worker of the run, reaped by close()
         self.broken: str | None = None  # a worker could not start: every later sample fails with this
@@ -169,14 +181,18 @@ class ScorePool:
     # moved on since.
 
     def _limit(self, worker: _Worker) -> float:
-        return self.timeout if worker.ready else START_TIMEOUT
+        return self.timeout if worker.ready else self.start_timeout
 
     def _clock(self, worker: _Worker) -> None:
         """The clock of the sample now at the head of the queue (or of the start) runs from now."""
         loop = asyncio.get_running_loop()
         worker.since = loop.time()
+        deadline = worker.since + self._limit(worker)
+        if worker.timer is not None and worker.timer.when() > deadline:  # the start's longer limit is over
+            worker.timer.cancel()
+            worker.timer = None
         if worker.timer is None and not worker.dead and worker.proc is not None:
-            worker.timer = loop.call_at(worker.since + self._limit(worker), self._check, worker)
+            worker.timer = loop.call_at(deadline, self._check, worker)
 
     def _check(self, worker: _Worker) -> None:
         worker.timer = None
@@ -187,7 +203,7 @@ class ScorePool:
         if loop.time() < deadline:
             worker.timer = loop.call_at(deadline, self._check, worker)
         elif not worker.ready:
-            self._break(worker, f"the scoring worker did not start within {START_TIMEOUT:g} s")
+            self._break(worker, f"the scoring worker did not start within {self.start_timeout:g} s")
         else:
             self._replace(worker, ScoringTimeout(f"scoring took longer than {self.timeout:g} s"))
 

@@ -31,10 +31,14 @@ TASKS = [SimpleNamespace(name="t", score=_score)]
 
 
 def score_all(samples, workers=1, timeout=2.0, module=__name__):
+    """Every sample's result or exception. The start-up limit is an hour: a sample that waited for it
+    instead of its own limit would fail the wait_for (a wrong limit, not a slow machine: 2 s vs 3,600 s)."""
+
     async def run():
-        pool = ScorePool(module, "t", workers, timeout)
+        pool = ScorePool(module, "t", workers, timeout, start_timeout=3600.0)
         try:
-            return await asyncio.gather(*(pool.score(s, {}) for s in samples), return_exceptions=True)
+            scored = asyncio.gather(*(pool.score(s, {}) for s in samples), return_exceptions=True)
+            return await asyncio.wait_for(scored, 120)
         finally:
             await pool.close()
 
