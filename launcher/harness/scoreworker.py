@@ -1,5 +1,6 @@
-"""The scoring worker: `main([<tasks module>, <task name>])` in a child process started (with the
-harness's sys.path) and killed by scoring.ScorePool. Standard library only.
+"""The scoring worker: `main([<harness pid>, <tasks module>, <task name>])` in a child process started
+(with the harness's sys.path) and killed by scoring.ScorePool; it dies with the harness. Standard library
+only.
 
 stdin: frames of a 4-byte big-endian length and a pickle of (Sample, record), from the harness only.
 stdout: JSON lines: {"ready": true} once the task is imported, then one line per frame, in order:
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import struct
 import sys
 
@@ -37,9 +39,24 @@ def reply(task, sample, record) -> dict:
     return {"scores": scores, "extracted": extracted if isinstance(extracted, str | None) else str(extracted)}
 
 
+def die_with(parent: int) -> None:
+    """SIGKILL this worker when the harness dies, even mid-sample (a scorer stuck in a regex never reads
+    its input again, so the end of input would not end it): Linux's PR_SET_PDEATHSIG (prctl(2))."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the end of input still ends an idle worker
+        pass
+    if os.getppid() != parent:  # the harness died before the line above
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     from launcher.harness.scoring import registry
 
+    parent, *argv = argv
+    die_with(int(parent))
     out = os.fdopen(os.dup(1), "wb")  # the protocol's own descriptor
     os.dup2(2, 1)  # print() in a scorer lands in the log, not in the protocol
     sys.stdout = sys.stderr

@@ -23,6 +23,7 @@ import collections
 import contextlib
 import importlib
 import json
+import os
 import pickle
 import sys
 from typing import Any
@@ -134,6 +135,7 @@ class ScorePool:
                 "-c",
                 BOOT,
                 json.dumps(sys.path),
+                str(os.getpid()),
                 self.module,
                 self.task_name,
                 stdin=asyncio.subprocess.PIPE,

@@ -5,6 +5,9 @@ running, and close() leaves no process behind."""
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -84,3 +87,40 @@ def test_samples_spread_over_the_workers():
     results = score_all([f"pid{i}" for i in range(200)], workers=2)
     assert all(scores == {"acc": 1.0} for scores, _ in results.values())
     assert len({pid for _, pid in results.values()}) == 2
+
+
+PARENT = """
+import asyncio, sys
+sys.path[:0] = sys.argv[1:]
+from launcher.harness.scoring import ScorePool
+
+async def main():
+    pool = ScorePool("test_harness_scoring_pool", "t", 1, 600.0)
+    print((await pool.score("pid", {}))[1], flush=True)
+    await pool.score("stuck", {})
+
+asyncio.run(main())
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="Linux: PR_SET_PDEATHSIG and /proc")
+def test_a_worker_stuck_in_a_scorer_dies_with_a_killed_harness():
+    here = os.path.dirname(__file__)
+    root = os.path.dirname(os.path.dirname(here))
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, here, root], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    time.sleep(0.5)  # let it enter the stuck scorer
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(worker), "the stuck worker outlived the harness"
