@@ -1,4 +1,5 @@
-"""3-5. The harness: throughput vs a bare aiohttp loop, resume waste after kill -9, peak memory."""
+"""3-7. The harness: throughput vs a bare aiohttp loop, resume waste after kill -9, memory and resume time
+at 1,000-100,000 samples, scoring off the loop vs inline."""
 
 from __future__ import annotations
 
@@ -178,44 +179,6 @@ def bench_resume(n: int = 1000) -> str:
                 f"{total} ({total - n:+d}, in flight at the kill)",
             ],
         ],
-    )
-
-
-# ---- 5. memory ------------------------------------------------------------------------------------------
-
-
-def bench_memory(n: int = 10_000) -> str:
-    endpoint = Endpoint("--mode", "echo")
-    work = Path(tempfile.mkdtemp(prefix="bench-mem-"))
-    try:
-        config = harness_config(work, endpoint.url, n, 64)
-        probe = (
-            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-            "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-        )
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                probe,
-                sys.executable,
-                "-m",
-                "launcher.harness",
-                "run",
-                "--config",
-                str(config),
-            ],
-            env=ENV,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        peak_mib = int(out.stdout.strip()) / 1024
-    finally:
-        endpoint.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    return table(
-        ["measure", "value"], [[f"harness peak RSS, {n:,} samples, parallelism 64", f"{peak_mib:.0f} MiB"]]
     )
 
 
