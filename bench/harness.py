@@ -1,4 +1,5 @@
-"""3-5. The harness: throughput vs a bare aiohttp loop, resume waste after kill -9, peak memory."""
+"""3-7. The harness: throughput vs a bare aiohttp loop, resume waste after kill -9, memory and resume time
+at 1,000-100,000 samples, scoring off the loop vs inline."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from common import ENV, ROOT, Endpoint, table
 
 
-def harness_config(folder: Path, url: str, n: int, parallelism: int) -> Path:
+def harness_config(folder: Path, url: str, n: int, parallelism: int, task: str = "synthetic") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     params = {
         "parallelism": parallelism,
@@ -37,7 +38,7 @@ def harness_config(folder: Path, url: str, n: int, parallelism: int) -> Path:
     path.write_text(
         json.dumps(
             {
-                "task": "synthetic",
+                "task": task,
                 "model_id": "m",
                 "url": url,
                 "endpoint_type": "chat",
@@ -49,19 +50,19 @@ def harness_config(folder: Path, url: str, n: int, parallelism: int) -> Path:
     return path
 
 
-def run_harness(config: Path) -> tuple[float, float]:
+def run_harness(config: Path, tasks: str = "launcher.harness.benchmarks") -> tuple[float, float]:
     """(seconds spent requesting, CPU seconds of the whole harness process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
-        env=ENV,
+        [sys.executable, "-m", "launcher.harness", "--tasks", tasks, "run", "--config", str(config)],
+        env={**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next(ln for ln in out.splitlines() if "requests in" in ln)
-    seconds = float(line.split("requests in ")[1].split(" s")[0])
+    line = next(ln for ln in out.splitlines() if " samples in " in ln)
+    seconds = float(line.split(" samples in ")[1].split(" s")[0])
     return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
@@ -162,11 +163,11 @@ def bench_resume(n: int = 1000) -> str:
             check=True,
             capture_output=True,
         )
-        requests = endpoint.stats()["requests"]
+        requests = endpoint.stats()["samples"]
     finally:
         endpoint.stop()
         shutil.rmtree(work, ignore_errors=True)
-    resent = sum(requests[i] - 1 for i in finished)
+    resent = sum(requests.get(i, 1) - 1 for i in finished)
     total = sum(requests.values())
     return table(
         ["measure", "value"],
@@ -181,39 +182,138 @@ def bench_resume(n: int = 1000) -> str:
     )
 
 
-# ---- 5. memory ------------------------------------------------------------------------------------------
+# ---- 6. scale: 1,000 to 100,000 samples -----------------------------------------------------------------
 
 
-def bench_memory(n: int = 10_000) -> str:
+# Runs the harness and reports on it from a small process: a child forked from the benchmark itself would
+# count the benchmark's own pages in its peak RSS until it execs.
+PROBE = """
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, text=True)
+ready, tail = None, []
+for line in proc.stdout:
+    tail = (tail + [line])[-5:]
+    if ready is None and " to go;" in line:
+        ready = time.perf_counter() - started
+code = proc.wait()
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+wall = time.perf_counter() - started
+print(json.dumps({"code": code, "wall": wall, "ready": ready, "rss_mib": peak, "tail": "".join(tail)}))
+"""
+
+
+def timed_run(config: Path) -> dict:
+    """One harness run: wall seconds, seconds until it starts requesting (the 'to go' line, after the
+    checkpoint is read), and peak RSS of the harness or any of its scoring workers (the largest single
+    process, like /usr/bin/time -v)."""
+    harness_argv = [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)]
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *harness_argv], env=ENV, capture_output=True, text=True, check=True
+    )
+    report = json.loads(out.stdout)
+    if report["code"] != 0:
+        raise RuntimeError(f"harness failed ({report['code']}): {report['tail']}")
+    return report
+
+
+def keep_fraction(samples: Path, fraction: float) -> int:
+    """Cut the checkpoint to its first `fraction` of lines (a run stopped there); returns the lines kept."""
+    with open(samples, "rb") as fh:
+        total = sum(1 for _ in fh)
+    kept, offset = int(total * fraction), 0
+    with open(samples, "rb+") as fh:
+        for _ in range(kept):
+            offset += len(fh.readline())
+        fh.truncate(offset)
+    return kept
+
+
+def bench_harness_scale(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), parallelism: int = 64) -> str:
+    """Full run and resume of a 99%-done checkpoint at each size (synthetic: 10,000 items, repeats for
+    more), against the echo endpoint with no latency (the harness is the bottleneck). BENCH_SCALE_SIZES
+    (e.g. "1000,10000") limits the sizes."""
+    if os.environ.get("BENCH_SCALE_SIZES"):
+        sizes = tuple(int(n) for n in os.environ["BENCH_SCALE_SIZES"].split(","))
     endpoint = Endpoint("--mode", "echo")
-    work = Path(tempfile.mkdtemp(prefix="bench-mem-"))
+    rows = []
     try:
-        config = harness_config(work, endpoint.url, n, 64)
-        probe = (
-            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-            "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-        )
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                probe,
-                sys.executable,
-                "-m",
-                "launcher.harness",
-                "run",
-                "--config",
-                str(config),
-            ],
-            env=ENV,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        peak_mib = int(out.stdout.strip()) / 1024
+        for n in sizes:
+            work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+            try:
+                config = harness_config(work, endpoint.url, min(n, 10_000), parallelism)
+                data = json.loads(config.read_text())
+                data["repeats"] = max(1, n // 10_000)
+                config.write_text(json.dumps(data))
+                full = timed_run(config)
+                size_mib = (work / "samples.jsonl").stat().st_size / 2**20
+                keep_fraction(work / "samples.jsonl", 0.99)
+                resume = timed_run(config)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            rows.append(
+                [
+                    f"{n:,}",
+                    f"{size_mib:.1f} MiB",
+                    f"{full['wall']:.1f} s ({n / full['wall']:,.0f}/s)",
+                    f"{full['rss_mib']:.0f} MiB",
+                    f"{resume['ready']:.2f} s",
+                    f"{resume['wall']:.2f} s",
+                    f"{resume['rss_mib']:.0f} MiB",
+                ]
+            )
     finally:
         endpoint.stop()
-        shutil.rmtree(work, ignore_errors=True)
     return table(
-        ["measure", "value"], [[f"harness peak RSS, {n:,} samples, parallelism 64", f"{peak_mib:.0f} MiB"]]
+        [
+            "samples",
+            "checkpoint",
+            "full run",
+            "full run peak RSS",
+            "resume at 99%: requesting after",
+            "resume at 99%: whole",
+            "resume peak RSS",
+        ],
+        rows,
+    )
+
+
+# ---- 7. scoring off the loop vs inline ------------------------------------------------------------------
+
+
+def bench_scoring(parallelism: int = 64, n: int = 4000, latency: float = 0.05) -> str:
+    """Samples/s with scoring in the worker processes vs inline on the event loop vs none, side by side
+    (BENCH_ROUNDS rounds, medians). Issue 12 H1 moved scoring off the loop; the goal is >= 0.9 of inline."""
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    variants = {
+        "off the loop (workers)": "synthetic",
+        "inline": "synthetic-inline",
+        "none": "synthetic-unscored",
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    endpoint = Endpoint("--mode", "echo", "--latency", str(latency))
+    try:
+        for _ in range(rounds):
+            for name, task in variants.items():
+                work = Path(tempfile.mkdtemp(prefix="bench-score-"))
+                try:
+                    seconds, _ = run_harness(
+                        harness_config(work, endpoint.url, n, parallelism, task), "harness_tasks"
+                    )
+                finally:
+                    shutil.rmtree(work)
+                rates[name].append(n / seconds)
+    finally:
+        endpoint.stop()
+    inline = statistics.median(rates["inline"])
+    return table(
+        [
+            "scoring",
+            f"samples/s at parallelism {parallelism} ({n:,} samples, {latency * 1000:g} ms latency)",
+            "vs inline",
+        ],
+        [
+            [name, f"{statistics.median(r):,.0f}", f"{statistics.median(r) / inline:.2f}"]
+            for name, r in rates.items()
+        ],
     )

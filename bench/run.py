@@ -3,8 +3,9 @@
 Sections (one module each): cli (latency, side by side with NeMo Evaluator Launcher 0.2.6 in its own
 venv), scale (how costs grow with tasks and invocations), launch (overhead vs plain docker run), kill
 (time to stop a running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste),
-memory (harness peak RSS). Run one with `python bench/run.py cli`. Medians of several runs; ratios come
-from runs made side by side in the same invocation.
+harness-scale (RSS and resume time at 1,000-100,000 samples), scoring (off the loop vs inline). Run one
+with `python bench/run.py cli`. Medians of several runs; ratios come from runs made side by side in the
+same invocation.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ SECTIONS = {  # name -> (module, function)
     "kill": ("launch", "bench_kill"),
     "throughput": ("harness", "bench_throughput"),
     "resume": ("harness", "bench_resume"),
-    "memory": ("harness", "bench_memory"),
+    "harness-scale": ("harness", "bench_harness_scale"),
+    "scoring": ("harness", "bench_scoring"),
 }
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 from launcher.harness.contract import SAMPLES, VERDICTS  # noqa: F401 - re-exported names of the files
 
@@ -21,38 +23,135 @@ RESULTS_YML = "results.yml"
 PROGRESS_EVERY = 1.0  # seconds between progress.json updates
 
 
-def load_samples(path: Path, keys: Collection[str] | None = None, repair: bool = True) -> dict[str, dict]:
-    """key -> record. Only the harness writes this file, and it trusts no line it did not mean: a line
-    whose key is not one of `keys` (this run's samples) is ignored, and so is any line for a key that
-    already has a successful record (an errored record may be followed by its retry). A torn trailing
-    line is truncated away (`repair`; the sandbox reads a read-only copy and only skips it)."""
-    records: dict[str, dict] = {}
+# Every line starts with key, error and scores, in this order (`encode`): a restart reads only them. The
+# head as written: a JSON string, null or a JSON string, null or a flat object. Linear (each repetition is
+# one class or one escape); a line it does not match is parsed whole instead.
+_HEAD = re.compile(
+    rb'\{"key": ("(?:[^"\\]|\\.)*"), "error": (null|"(?:[^"\\]|\\.)*"), "scores": (null|\{[^{}]*\})'
+)
+BLOCK = 1 << 20  # bytes read at once
+
+
+def encode(record: dict) -> str:
+    """One checkpoint line (without the newline): the head fields first, then the rest of the record."""
+    head = {"key": record["key"], "error": record.get("error"), "scores": record.get("scores")}
+    return json.dumps(head | record, ensure_ascii=False)
+
+
+def _blocks(path: Path, repair: bool) -> Iterator[bytes]:
+    """The file in blocks of whole lines (never the whole file in memory). A torn trailing line is
+    truncated away when `repair` (the sandbox reads a read-only copy and only skips it)."""
     if not path.exists():
-        return records
+        return
     with open(path, "rb+" if repair else "rb") as fh:
-        data = fh.read()
-        keep = data.rfind(b"\n") + 1
-        if repair and keep < len(data):
-            fh.truncate(keep)
-    for line in data[:keep].splitlines():
+        rest, offset = b"", 0
+        while chunk := fh.read(BLOCK):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield data[:cut]
+            offset, rest = offset + cut, data[cut:]
+        if rest and repair:
+            fh.truncate(offset)
+
+
+def _lines(path: Path, repair: bool) -> Iterator[bytes]:
+    for block in _blocks(path, repair):
+        yield from block.split(b"\n")[:-1]
+
+
+def read_head(line: bytes) -> tuple[str, bytes] | None:
+    """(key, the bytes of error and scores) from the start of a line `encode` wrote, without parsing the
+    rest of it; None for any other shape, which the caller parses whole."""
+    found = _HEAD.match(line)
+    if found is None:
+        return None
+    key = found[1]
+    try:
+        return json.loads(key) if b"\\" in key else key[1:-1].decode(), line[found.end(1) : found.end()]
+    except ValueError:
+        return None
+
+
+def _accept(records: dict[str, Any], key: Any, error: Any, keys: Collection[str] | None) -> bool:
+    """Whether a line for `key` counts: only the harness writes this file, and it trusts no line it did not
+    mean. A key that is not one of `keys` (this run's samples) is ignored, and so is any line for a key
+    that already has a successful record (an errored record may be followed by its retry)."""
+    if not isinstance(key, str) or (keys is not None and key not in keys):
+        return False
+    held = records.get(key)
+    return held is None or held.get("error") is not None
+
+
+def load_samples(path: Path, keys: Collection[str] | None = None, repair: bool = True) -> dict[str, dict]:
+    """key -> whole record (for rescoring, the sandbox and code scoring); see `_accept` for which lines
+    count. A corrupt line is treated as not done: it is re-requested."""
+    records: dict[str, dict] = {}
+    for line in _lines(path, repair):
         try:
             record = json.loads(line)
             key = record["key"]
         except (ValueError, RecursionError, KeyError, TypeError):
-            continue  # a corrupt line is treated as not done: it is re-requested
-        if not isinstance(key, str) or (keys is not None and key not in keys):
             continue
-        if key in records and records[key].get("error") is None:
-            continue
-        records[key] = record
+        if _accept(records, key, record.get("error"), keys):
+            records[key] = record
     return records
+
+
+class Outcomes(dict):
+    """key -> {"error", "scores"}: what resuming and aggregating need of each sample, and nothing else
+    (100,000 whole records are about 500 MB in Python; these are a few MB). Equal outcomes share one
+    dict; treat them as read-only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shared: dict[bytes, dict] = {}  # head text -> its outcome
+
+    def note(self, key: str, error: Any, scores: Any) -> None:
+        if _accept(self, key, error, None):
+            text = b", " + json.dumps({"error": error, "scores": scores}, ensure_ascii=False)[1:-1].encode()
+            self[key] = self._shared.setdefault(text, {"error": error, "scores": scores})
+
+    def note_head(self, key: str, text: bytes) -> None:
+        """From a line head's `, "error": ..., "scores": ...` bytes (parsed once per distinct text)."""
+        outcome = self._shared.get(text)
+        if outcome is None:
+            outcome = self._shared[text] = json.loads(b"{" + text[2:] + b"}")
+        held = self.get(key)  # _accept's rule, inline: this runs once per line of the checkpoint
+        if held is None or held["error"] is not None:
+            self[key] = outcome
+
+    def succeeded(self, key: str) -> bool:
+        outcome = self.get(key)
+        return outcome is not None and outcome["error"] is None
+
+
+def load_outcomes(path: Path, keys: Collection[str]) -> Outcomes:
+    """The outcomes of this run's samples (`keys`) from the checkpoint, reading each line's head only
+    (a restart of a 100,000-sample run reads 50 MB of lines in about a second); the same lines count as
+    for `load_samples`, and a torn trailing line is truncated away."""
+    outcomes = Outcomes()
+    for line in _lines(path, repair=True):
+        try:
+            head = read_head(line)
+            if head is not None:
+                if head[0] in keys:
+                    outcomes.note_head(*head)
+                continue
+            record = json.loads(line)
+            key, error, scores = record["key"], record.get("error"), record.get("scores")
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+            continue
+        if isinstance(key, str) and key in keys:
+            outcomes.note(key, error, scores)
+    return outcomes
 
 
 def rewrite_samples(path: Path, records: list[dict], redact: Callable[[str], str]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(
-        "".join(redact(json.dumps(r, ensure_ascii=False)) + "\n" for r in records), encoding="utf-8"
-    )
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(redact(encode(record)) + "\n")
     os.replace(tmp, path)
 
 
@@ -62,7 +161,7 @@ class SampleLog:
         self.redact = redact
 
     def append(self, record: dict) -> None:
-        self.fh.write(self.redact(json.dumps(record, ensure_ascii=False)) + "\n")
+        self.fh.write(self.redact(encode(record)) + "\n")
         self.fh.flush()  # in the OS after every sample: a killed process loses nothing finished
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,12 +51,16 @@ class Run:
     results_dir: Path
     redact: Redactor
 
-    def jobs(self) -> list[tuple[Sample, int, str]]:
-        return [
+    def jobs(self) -> Iterator[tuple[Sample, int, str]]:
+        """(sample, repeat, key) for every sample of the run, made as they are consumed."""
+        return (
             (s, r, aggregate.sample_key(s.id, r, self.repeats))
             for s in self.items
             for r in range(self.repeats)
-        ]
+        )
+
+    def keys(self) -> set[str]:
+        return {k for _, _, k in self.jobs()}
 
 
 def find_task(module: str, name: str) -> Task:
@@ -166,7 +170,11 @@ def check_scores(task: Task, scores: dict) -> str | None:
     return f"scorer returned a non-finite {', '.join(bad)}" if bad else None
 
 
-async def evaluate(run: Run, todo: list[tuple[Sample, int, str]], done_before: int) -> str:
+async def evaluate(
+    run: Run, todo: Iterable[tuple[Sample, int, str]], count: int, outcomes: checkpoint.Outcomes
+) -> str:
+    """Request, score and checkpoint the `count` samples of `todo`; each outcome is also noted in
+    `outcomes`, so the aggregate needs no second read of the checkpoint."""
     from launcher.harness.client import Client, RequestFailed, Settings
     from launcher.harness.model import EndpointModel, SampleModel
     from launcher.harness.scoring import ScorePool
@@ -184,6 +192,7 @@ async def evaluate(run: Run, todo: list[tuple[Sample, int, str]], done_before: i
     scoring = task.program is None and task.score is not None
     pool = ScorePool(run.module, task.name, workers(), params["score_timeout"]) if scoring else None
     log = checkpoint.SampleLog(run.results_dir / checkpoint.SAMPLES, run.redact)
+    done_before = len(run.items) * run.repeats - count
     progress = checkpoint.Progress(
         run.results_dir / checkpoint.PROGRESS, len(run.items) * run.repeats, done_before, 0
     )
@@ -216,6 +225,7 @@ async def evaluate(run: Run, todo: list[tuple[Sample, int, str]], done_before: i
         if pool is not None and record["error"] is None:
             record.update(await score_one(pool, task, sample, record["output"]))
         log.append(record)
+        outcomes.note(key, record["error"], record.get("scores"))
         progress.update(done_delta=1, error_delta=record["error"] is not None)
 
     started = time.perf_counter()
@@ -223,11 +233,11 @@ async def evaluate(run: Run, todo: list[tuple[Sample, int, str]], done_before: i
         async with Client(settings) as client:
             model = EndpointModel(client, config.endpoint_type, params)
             outcome = await run_pool(
-                todo, lambda job: one(model, job), min(params["parallelism"], len(todo)) or 1
+                todo, lambda job: one(model, job), min(params["parallelism"], count) or 1
             )
     finally:
         if pool is not None:
-            pool.close()
+            await pool.close()
         log.close()
     elapsed = time.perf_counter() - started
     finished = progress.done - done_before
@@ -241,8 +251,8 @@ async def score_one(pool, task: Task, sample: Sample, output: dict) -> dict:
         scores, extracted = await pool.score(sample, output)
     except asyncio.CancelledError:
         raise
-    except Exception as err:  # ScoringTimeout, or the scorer raised
-        return {"error": f"scoring failed: {type(err).__name__}: {err}"}
+    except Exception as err:  # ScoringTimeout, ScoringFailed ("<the scorer's exception>: <message>")
+        return {"error": f"scoring failed: {err}"}
     problem = check_scores(task, scores)
     if problem:
         return {"error": problem}
@@ -268,15 +278,17 @@ def guarded(command: Callable[[], int]) -> int:
 
 def run(config_path: Path, module: str) -> int:
     run_ = load_run(config_path.parent, module, config_path)
-    keys = run_.jobs()
-    done = checkpoint.load_samples(run_.results_dir / checkpoint.SAMPLES, {k for _, _, k in keys})
-    todo = [job for job in keys if not (job[2] in done and done[job[2]].get("error") is None)]
+    # Only each sample's outcome is held (not its record), and the checkpoint is read once, heads only.
+    outcomes = checkpoint.load_outcomes(run_.results_dir / checkpoint.SAMPLES, run_.keys())
+    total = len(run_.items) * run_.repeats
+    finished = sum(1 for key in outcomes if outcomes.succeeded(key))
+    todo = (job for job in run_.jobs() if not outcomes.succeeded(job[2]))
     say(
         f"task {run_.task.name} ({run_.task.protocol}): {len(run_.items)} items x {run_.repeats} repeats, "
-        f"{len(keys) - len(todo)} samples already finished, {len(todo)} to go; model {run_.config.model_id} "
+        f"{finished} samples already finished, {total - finished} to go; model {run_.config.model_id} "
         f"at {run_.config.url}"
     )
-    outcome = asyncio.run(evaluate(run_, todo, len(keys) - len(todo))) if todo else "done"
+    outcome = asyncio.run(evaluate(run_, todo, total - finished, outcomes)) if total > finished else "done"
     if outcome == "sigterm":
         say("stopped by SIGTERM; finished samples are saved, a restart continues from them")
         return EXIT_SIGTERM
@@ -285,9 +297,7 @@ def run(config_path: Path, module: str) -> int:
         return EXIT_FAILED
     if run_.task.program is not None:
         return score_code(run_, required=False)
-    return finish(
-        run_, checkpoint.load_samples(run_.results_dir / checkpoint.SAMPLES, {k for _, _, k in keys})
-    )
+    return finish(run_, outcomes)
 
 
 def score(results_dir: Path, module: str) -> int:
@@ -295,8 +305,7 @@ def score(results_dir: Path, module: str) -> int:
     run_ = load_run(results_dir, module)
     if run_.task.program is not None:
         return score_code(run_, required=True)
-    keys = {k for _, _, k in run_.jobs()}
-    records = checkpoint.load_samples(results_dir / checkpoint.SAMPLES, keys)
+    records = checkpoint.load_samples(results_dir / checkpoint.SAMPLES, run_.keys())
     by_id = {s.id: s for s in run_.items}
 
     async def rescore_all() -> None:
@@ -314,7 +323,7 @@ def score(results_dir: Path, module: str) -> int:
                 record.pop("scores", None)
                 record.update(outcome)
         finally:
-            pool.close()
+            await pool.close()
 
     asyncio.run(rescore_all())
     checkpoint.rewrite_samples(results_dir / checkpoint.SAMPLES, list(records.values()), run_.redact)
@@ -338,9 +347,9 @@ def read_verdicts(path: Path, keys: set[str]) -> dict[tuple[str, str], dict]:
 
 
 def score_code(run_: Run, required: bool) -> int:
-    keys = run_.jobs()
-    records = checkpoint.load_samples(run_.results_dir / checkpoint.SAMPLES, {k for _, _, k in keys})
-    verdicts = read_verdicts(run_.results_dir / checkpoint.VERDICTS, {k for _, _, k in keys})
+    keys = run_.keys()
+    records = checkpoint.load_samples(run_.results_dir / checkpoint.SAMPLES, keys)
+    verdicts = read_verdicts(run_.results_dir / checkpoint.VERDICTS, keys)
     by_id = {s.id: s for s in run_.items}
     unexecuted = 0
     for record in records.values():
@@ -367,7 +376,8 @@ def score_code(run_: Run, required: bool) -> int:
     return finish(run_, records)
 
 
-def finish(run_: Run, records: dict[str, dict]) -> int:
+def finish(run_: Run, records: Mapping[str, dict]) -> int:
+    """results.json/yml from each sample's outcome (`records`: key -> at least error and scores)."""
     task = run_.task
     tally = aggregate.tally(task.metrics, [s.id for s in run_.items], run_.repeats, records)
     limit = run_.params["max_error_fraction"]

@@ -319,7 +319,9 @@ def test_secret_values_are_redacted_from_everything_stored_or_printed(endpoint, 
 def test_a_gzip_bomb_is_capped_on_decompressed_bytes(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle", "--fault-rate", "1", "--faults", "gzip-bomb", "--fault-persist")
     r = tmp_path / "r"
-    config = write_config(r, ep.url(), params={"limit_samples": 2, "max_retries": 0, "parallelism": 1})
+    # request_timeout: the endpoint compresses its 1 GiB bomb at the first request (seconds on a busy machine)
+    params = {"limit_samples": 2, "max_retries": 0, "parallelism": 1, "request_timeout": 120.0}
+    config = write_config(r, ep.url(), params=params)
     proc = subprocess.Popen(
         [
             sys.executable,

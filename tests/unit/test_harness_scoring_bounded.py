@@ -43,6 +43,6 @@ def test_degenerate_replies_are_scored_within_the_limit(name, endpoint_type):
                 scores, _ = await pool.score(sample, output)
                 assert set(task.metrics) <= set(scores)
         finally:
-            pool.close()
+            await pool.close()
 
     asyncio.run(score_all())
