@@ -95,11 +95,22 @@ def spec_of(raw: dict, executor: str, missing: tuple[str, ...]) -> RunSpec:
 
     boundary.refuse_env_interpolation(raw)  # no secret value into any file
     raw.pop("hydra", None)  # a user's hydra.* settings are Hydra's, not the run's
-    try:
-        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
-    except OmegaConfBaseException as err:
-        raise ConfigError(full_key(err), first_line(err)) from None
+    data = raw
+    if _interpolates(raw):  # else resolving changes nothing: skip OmegaConf (1.5 s for 1,000 tasks)
+        try:
+            data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+        except OmegaConfBaseException as err:
+            raise ConfigError(full_key(err), first_line(err)) from None
     return boundary.to_run_spec(data, executor, registry.get(executor).config_class, missing_keys=missing)
+
+
+def _interpolates(node) -> bool:
+    """Whether any string of the tree holds `${`: an interpolation (or an escaped one) to resolve."""
+    if isinstance(node, dict):
+        return any(_interpolates(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_interpolates(v) for v in node)
+    return isinstance(node, str) and "${" in node
 
 
 def compose_raw(path: str, tasks: tuple[str, ...] = ()) -> RunContext:
