@@ -73,10 +73,17 @@ def task_mounts(spec: RunSpec, task: TaskSpec) -> tuple[str, ...]:
         home = os.path.expanduser("~")
         out.append(bind(home, home, "execution.mounts.mount_home"))
     if task.dataset_dir:
-        index = spec.evaluation.tasks.index(task)
-        key = f"evaluation.tasks[{index}].dataset_dir"
+        key = f"{task_key(spec, task)}.dataset_dir"
         out.append(bind(task.dataset_dir, task.dataset_mount_path, key, read_only=True))
     return tuple(out)
+
+
+def task_key(spec: RunSpec, task: TaskSpec) -> str:
+    """`evaluation.tasks[i]` of this task object, for messages. By identity: `tuple.index` compares whole
+    dataclasses, which made planning 1,000 tasks quadratic (seconds)."""
+    tasks = spec.evaluation.tasks
+    index = next((i for i, t in enumerate(tasks) if t is task), None)
+    return f"evaluation.tasks[{tasks.index(task) if index is None else index}]"
 
 
 def task_container(
@@ -93,7 +100,7 @@ def task_container(
     folder): a built-in runs our harness, a NEL catalogue task its harness image with NEL's config_ef.yaml,
     a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`) the task gets
     the proxy's URL and no key variable: only the proxy holds the key."""
-    key = f"evaluation.tasks[{spec.evaluation.tasks.index(task)}]"
+    key = task_key(spec, task)
     known = resolve(task.name, f"{key}.name")
     env_from_host = spec.env_vars(task)
     if proxy_port is not None:
@@ -176,7 +183,7 @@ def render_nel(
     endpoint = spec.target.api_endpoint
     explicit = {k: v for k, v in asdict(spec.target.generation).items() if v is not None}
     explicit.update({k: v for k, v in asdict(spec.explicit_params(task)).items() if v is not None})
-    params = nel.nel_params(explicit, f"evaluation.tasks[{spec.evaluation.tasks.index(task)}].params")
+    params = nel.nel_params(explicit, f"{task_key(spec, task)}.params")
     config = nel.merge_config({"config": {"params": params}} if params else {}, task.nemo_evaluator_config)
     names = [n for n in env_from_host if not (n == "API_KEY" and env_from_host[n] == endpoint.api_key)]
     pre_cmd, post_cmd = spec.pre_post(task)
@@ -306,7 +313,7 @@ def endpoint_for(spec: RunSpec, task: TaskSpec, info: TaskInfo | None) -> tuple[
     endpoint = spec.target.api_endpoint
     want = task.endpoint_type or endpoint.type
     supported = info.endpoint_types if info else (want,)
-    key = f"evaluation.tasks[{spec.evaluation.tasks.index(task)}]"
+    key = task_key(spec, task)
     if want not in supported:
         if task.endpoint_type:
             raise ConfigError(
