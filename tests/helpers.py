@@ -63,3 +63,20 @@ def unavailable(problem: str, how: str) -> None:
 
 # `status`'s SCORE of launcher.gsm8k_cot_zeroshot answered perfectly (lm-eval's two filters).
 GSM8K_PERFECT = "exact_match,flexible-extract=1.0000 exact_match,strict-match=1.0000"
+
+
+def labelled_containers(docker_engine, invocation: str) -> list:
+    """An invocation's containers (by label). The SDK lists, then inspects each one: a container removed
+    in between (`--rm` at its exit, or a kill) raises NotFound, so the listing is simply taken again."""
+    import time
+
+    import docker
+
+    for _ in range(50):
+        try:
+            return docker_engine.containers.list(
+                all=True, filters={"label": f"launcher.invocation={invocation}"}
+            )
+        except docker.errors.NotFound:
+            time.sleep(0.1)
+    raise AssertionError(f"the containers of {invocation} kept vanishing while being listed")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invocation_of, jobs, wait_for
+from helpers import invocation_of, jobs, labelled_containers, wait_for
 
 from launcher.store.results import scores
 
@@ -183,7 +183,7 @@ def nel_config(tmp_path: Path, url: str, limit: int, harness_map: bool = False) 
 
 
 def containers_of(docker_engine, inv: str) -> list:
-    return docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"})
+    return labelled_containers(docker_engine, inv)
 
 
 def test_image_runs_unprivileged_offline_and_reads_the_mounted_cache(docker_engine, nel_image):

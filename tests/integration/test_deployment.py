@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TEST_IMAGE, invocation_of
+from helpers import TEST_IMAGE, invocation_of, labelled_containers
 
 from launcher.catalog import LLAMA_CPP_IMAGE
 
@@ -43,7 +43,7 @@ def status(cli, inv):
 
 
 def labelled(docker_engine, inv):
-    return docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"})
+    return labelled_containers(docker_engine, inv)
 
 
 def test_packaged_llama_cpp_option_names_the_image_we_build():

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import invocation_of, jobs, task, wait_for, write_config
+from helpers import invocation_of, jobs, labelled_containers, task, wait_for, write_config
 
 from launcher.testing.contract import ExecutorContract
 
@@ -24,7 +24,7 @@ def config(tmp_path, tasks, env_vars=None, api_key=None, **execution):
 
 
 def containers(docker_engine, invocation):
-    return docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={invocation}"})
+    return labelled_containers(docker_engine, invocation)
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invocation_of, unavailable
+from helpers import invocation_of, labelled_containers, unavailable
 from test_nel_deployment import GSM8K, LLAMA_COMMAND, free_port, llama_image  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.docker
@@ -68,4 +68,4 @@ def test_judge_server_in_the_allocation_on_slurm(cli, tmp_path, docker_engine, h
     task_dir = Path(job["folder"])
     assert "GET /v1/models" in (task_dir / "logs/judge.log").read_text()  # its health check, in its log
     assert "GET /v1/models" in (task_dir / "logs/server.log").read_text()
-    assert docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"}) == []
+    assert labelled_containers(docker_engine, inv) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invocation_of
+from helpers import invocation_of, labelled_containers
 
 from launcher.catalog import LLAMA_CPP_IMAGE
 
@@ -83,7 +83,7 @@ def test_generic_deployment_with_llama_cpp_end_to_end(
     folder = task_dir.parent
     assert "--model_alias smollm2-135m-instruct" in (folder / "server_cmd.sh").read_text()
     assert "GET /v1/models" in (folder / "logs/server.log").read_text()
-    assert docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"}) == []
+    assert labelled_containers(docker_engine, inv) == []
 
 
 def test_generic_deployment_on_slurm_server_and_task_in_one_allocation(
@@ -129,7 +129,7 @@ def test_generic_deployment_on_slurm_server_and_task_in_one_allocation(
     task_dir = Path(job["folder"])
     assert json.loads((task_dir / "results/results.json").read_text())["model_id"] == "smollm2-135m-instruct"
     assert "GET /v1/models" in (task_dir / "logs/server.log").read_text()  # the element's own server log
-    assert docker_engine.containers.list(all=True, filters={"label": f"launcher.invocation={inv}"}) == []
+    assert labelled_containers(docker_engine, inv) == []
 
 
 def test_kill_signals_the_task_first_then_post_cmd_runs(cli, tmp_path, docker_engine, test_image):
