@@ -69,18 +69,18 @@ def render_start(python: str, port: int | str, ready_timeout: int = 30, config: 
     fail = 'echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1'
     return f"""\
 # The endpoint proxy (launcher.proxy): the only process holding the key; the tasks talk to it.
-stop_proxy() {{  # SIGTERM: in-flight requests finish briefly, counters go to {STATE_DIR}/proxy_stats.json
+stop_proxy() {{  # SIGTERM: in-flight requests finish briefly, counters go to {STATE_DIR}/{STATS_FILE}
   if [ -n "${{proxy_pid:-}}" ] && kill -0 "$proxy_pid" 2>/dev/null; then
     kill -TERM "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null
   fi
 }}
-rm -f {STATE_DIR}/proxy.port
+rm -f {STATE_DIR}/{PORT_FILE}
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> {LOG_FILE}
 {q(python)} -m launcher.proxy --config {q(config)} --state-dir {STATE_DIR} --port {port} \
 >> {LOG_FILE} 2>&1 < /dev/null &
 proxy_pid=$!
 deadline=$(( $(date +%s) + {int(ready_timeout)} ))
-until [ -s {STATE_DIR}/proxy.port ]; do
+until [ -s {STATE_DIR}/{PORT_FILE} ]; do
   if ! kill -0 "$proxy_pid" 2>/dev/null; then
     reason="the endpoint proxy exited before it was ready; see {LOG_FILE}"
     {fail}
