@@ -23,10 +23,6 @@ def config(tmp_path, tasks, env_vars=None, api_key=None, **execution):
     return write_config(tmp_path, "local", tasks, env_vars, api_key, **execution)
 
 
-def containers(docker_engine, invocation):
-    return labelled_containers(docker_engine, invocation)
-
-
 @pytest.fixture(autouse=True)
 def _image(test_image):
     return test_image
@@ -41,7 +37,7 @@ def test_success_and_failure_with_exit_code_and_reason(cli, tmp_path, docker_eng
     assert state["good"]["state"] == "SUCCEEDED" and state["good"]["done"] == 3
     assert state["bad"]["state"] == "FAILED" and state["bad"]["exit_code"] == 3
     assert state["bad"]["reason"] == "boom: failing on purpose"
-    assert containers(docker_engine, inv) == []
+    assert labelled_containers(docker_engine, inv) == []
     table = cli("status", inv, check_rc=0).stdout
     assert "SUCCEEDED" in table and "FAILED" in table and "boom: failing on purpose" in table
     folder = Path(state["good"]["folder"]).parent
@@ -69,7 +65,7 @@ def test_kill_reaches_the_harness_with_sigterm(cli, tmp_path, docker_engine):
     assert state["slow"]["state"] == "KILLED" and state["later"]["state"] == "KILLED"
     assert state["later"]["reason"] == "killed before it started"
     assert (Path(state["slow"]["folder"]) / "results/sigterm").read_text() == "got SIGTERM\n"
-    wait_for(lambda: containers(docker_engine, inv) == [], timeout=20, what="containers removed")
+    wait_for(lambda: labelled_containers(docker_engine, inv) == [], timeout=20, what="containers removed")
     time.sleep(1)  # nothing may start after a kill
     assert jobs(cli, inv)["later"]["state"] == "KILLED"
 
@@ -118,7 +114,7 @@ def test_secret_value_is_never_written(cli, tmp_path, docker_engine, isolated_st
     outputs = [cli(*args, "-n", env=env, check_rc=0), cli(*args, env=env, check_rc=0)]
     inv = invocation_of(outputs[-1])
     wait_for(lambda: jobs(cli, inv)["s"]["state"] == "RUNNING", what="RUNNING")
-    (container,) = containers(docker_engine, inv)
+    (container,) = labelled_containers(docker_engine, inv)
     assert secret not in json.dumps(container.labels)
     assert secret not in " ".join(container.attrs["Config"]["Cmd"] or [])
     outputs += [cli(v, *rest, env=env) for v, *rest in (("status", inv), ("info", inv), ("ls", "runs"))]
@@ -198,7 +194,7 @@ def test_dead_scripts_show_lost_not_running(cli, tmp_path, docker_engine):
     folder = Path(jobs(cli, inv)["s"]["folder"]).parent
     run_all_pid = int((folder / "events.log").read_text().split()[2])
     os.killpg(run_all_pid, signal.SIGKILL)  # the scripts die without an exit record...
-    for container in containers(docker_engine, inv):
+    for container in labelled_containers(docker_engine, inv):
         container.kill()  # ...and so does the container
     wait_for(lambda: jobs(cli, inv)["s"]["state"] == "LOST", timeout=20, what="LOST")
     assert "ended without an exit record" in jobs(cli, inv)["s"]["reason"]
@@ -242,12 +238,16 @@ def test_kill_after_the_folder_was_deleted_still_stops_the_containers(cli, tmp_p
     import shutil
 
     inv = invocation_of(cli(*config(tmp_path, [task("s", "sleep")]), check_rc=0))
-    wait_for(lambda: any(c.status == "running" for c in containers(docker_engine, inv)), 60, "container runs")
+    wait_for(
+        lambda: any(c.status == "running" for c in labelled_containers(docker_engine, inv)),
+        60,
+        "container runs",
+    )
     folder = json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["folder"]
     shutil.move(folder, tmp_path / "moved-away")
     proc = cli("kill", inv, check_rc=0)
     assert "folder is gone; stopped 1 container" in proc.stdout
-    wait_for(lambda: not containers(docker_engine, inv), 60, "containers gone")
+    wait_for(lambda: not labelled_containers(docker_engine, inv), 60, "containers gone")
 
 
 def test_two_resumes_at_once_start_the_task_once(cli, tmp_path, docker_engine):
@@ -255,7 +255,7 @@ def test_two_resumes_at_once_start_the_task_once(cli, tmp_path, docker_engine):
     inv = invocation_of(cli(*config(tmp_path, [task("s", "sleep")]), check_rc=0))
     wait_for(lambda: jobs(cli, inv)["s"]["state"] == "RUNNING", what="RUNNING")
     cli("kill", inv, check_rc=0)
-    wait_for(lambda: containers(docker_engine, inv) == [], timeout=30, what="containers removed")
+    wait_for(lambda: labelled_containers(docker_engine, inv) == [], timeout=30, what="containers removed")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     resumes = [
         subprocess.Popen(
@@ -271,5 +271,5 @@ def test_two_resumes_at_once_start_the_task_once(cli, tmp_path, docker_engine):
     assert codes == [0, 2], results
     assert any("already being started" in err or "still running" in err for _, err in results), results
     wait_for(lambda: jobs(cli, inv)["s"]["state"] == "RUNNING", what="RUNNING again")
-    assert len([c for c in containers(docker_engine, inv) if c.status == "running"]) == 1
+    assert len([c for c in labelled_containers(docker_engine, inv) if c.status == "running"]) == 1
     cli("kill", inv, check_rc=0)
