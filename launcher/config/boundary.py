@@ -13,6 +13,7 @@ What the Hydra front must call (in this order):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import math
 import os
@@ -188,10 +189,16 @@ def build(cls: Any, value: Any, key: str) -> Any:
     return _scalar(cls, value, key)
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    # Evaluating string annotations costs 0.3 ms a class: once per class, not once per task entry.
+    return typing.get_type_hints(cls)
+
+
 def _build_dataclass(cls: type, value: Any, key: str) -> Any:
     if not isinstance(value, dict):
         raise ConfigError(key, f"expected a mapping, got {_describe(value)}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
     for name in value:
         if name not in known:
