@@ -62,7 +62,14 @@ class Catalogue:
     tasks: dict[tuple[str, str], NelTask]  # (harness, task) -> task
 
     def by_task(self, task: str) -> list[NelTask]:
-        return [t for (_, name), t in self.tasks.items() if name == task]
+        return list(self._by_name.get(task, ()))
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, list[NelTask]]:  # one pass, not one per task of a big invocation
+        out: dict[str, list[NelTask]] = {}
+        for (_, name), t in self.tasks.items():
+            out.setdefault(name, []).append(t)
+        return out
 
 
 @functools.cache

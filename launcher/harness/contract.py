@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 RUN_CONFIG = "run_config.json"  # in the results folder (/results in the task container)
@@ -46,7 +46,7 @@ class RunConfig:
     redact_env: tuple[str, ...] = ()  # variables whose values are never stored or printed
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # flat values: no asdict deep copies
         data["redact_env"] = list(self.redact_env)
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 

@@ -18,6 +18,7 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -85,15 +86,14 @@ def task_folder_names(task_names: list[str], reserved: frozenset[str] = frozense
     return out
 
 
-def write_atomic(path: Path, text: str, mode: int = PRIVATE_FILE, fsync: bool = True) -> None:
+def write_atomic(path: Path, text: str, mode: int = PRIVATE_FILE) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -152,8 +152,8 @@ def create_invocation(plan: Plan, record: InvocationRecord, extra_files: dict[st
         for rel, content in files.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-            write_atomic(path, content, SCRIPT if rel.endswith(".sh") else PRIVATE_FILE, fsync=False)
-        _fsync_all([tmp / rel for rel in files])  # on disk before the folder appears under its name
+            _write_new(path, content, SCRIPT if rel.endswith(".sh") else PRIVATE_FILE)
+        _sync([tmp / rel for rel in files])  # on disk before the folder appears under its name
         os.rename(tmp, final)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -162,19 +162,47 @@ def create_invocation(plan: Plan, record: InvocationRecord, extra_files: dict[st
         raise
 
 
-def _fsync_all(paths: list[Path]) -> None:
-    """fsync many files at once: concurrent fsyncs share journal commits (400 files: 0.2 s, not 0.7 s)."""
-    from concurrent.futures import ThreadPoolExecutor
+def _write_new(path: Path, text: str, mode: int) -> None:
+    """A file of the private `.partial` folder: nothing reads it before the folder is renamed in, so it
+    needs no temporary name of its own."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
-    def sync(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
-    with ThreadPoolExecutor(max_workers=min(16, max(1, len(paths)))) as pool:
-        list(pool.map(sync, paths))
+def _sync(paths: list[Path]) -> None:
+    """`paths` (and their folders) on disk. Linux: one syncfs(2) of their filesystem (1,000 tasks' files in
+    0.03-0.08 s; an fsync per file, even 16 at once, took 0.25-0.45 s). Elsewhere: an fsync per file."""
+    if not paths:
+        return
+    fd = os.open(paths[0].parent, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _syncfs(fd):
+            return
+        from concurrent.futures import ThreadPoolExecutor  # concurrent fsyncs share journal commits
+
+        def sync(path: Path) -> None:
+            one = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(one)
+            finally:
+                os.close(one)
+
+        with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
+            list(pool.map(sync, paths))
+    finally:
+        os.close(fd)
+
+
+def _syncfs(fd: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0
+    except (OSError, AttributeError):  # no libc symbol: fall back
+        return False
 
 
 def record_json(record: InvocationRecord) -> str:

@@ -80,10 +80,16 @@ def task_mounts(spec: RunSpec, task: TaskSpec) -> tuple[str, ...]:
 
 def task_key(spec: RunSpec, task: TaskSpec) -> str:
     """`evaluation.tasks[i]` of this task object, for messages. By identity: `tuple.index` compares whole
-    dataclasses, which made planning 1,000 tasks quadratic (seconds)."""
+    dataclasses, which made planning 1,000 tasks quadratic (seconds); positions are found once per list."""
+    global _positions
     tasks = spec.evaluation.tasks
-    index = next((i for i, t in enumerate(tasks) if t is task), None)
+    if _positions[0] is not tasks:
+        _positions = (tasks, {id(t): i for i, t in enumerate(tasks)})
+    index = _positions[1].get(id(task))
     return f"evaluation.tasks[{tasks.index(task) if index is None else index}]"
+
+
+_positions: tuple[tuple, dict[int, int]] = ((), {})  # the last task list asked about (kept alive: ids hold)
 
 
 def task_container(
@@ -286,12 +292,12 @@ def run_config(
     values: `env` is the task's variables as task_container passes them (behind the proxy without the
     key). The target's generation values travel apart from what the evaluation/task set, so a built-in's
     own defaults (e.g. a token budget) beat the target's but not the user's. Behind the proxy: its URL."""
-    from dataclasses import asdict
+    from dataclasses import fields
 
     endpoint_type, url = endpoint_for(spec, task, info)
     if proxy_port is not None:
         url = proxy_wiring.task_url(url, proxy_port)
-    plain = lambda p: {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(p).items()}  # noqa: E731
+    plain = lambda p: {f.name: getattr(p, f.name) for f in fields(p)}  # noqa: E731  # flat: no asdict copies
     params = plain(spec.explicit_params(task))
     return RunConfig(
         task=info.name if info else task.name,
