@@ -1,21 +1,23 @@
 """python -m launcher.proxy --config proxy.json [--port 0] [--state-dir DIR]
 
-Prints `listening on <port>` first on stdout (and writes it to <state-dir>/proxy.port); logs go to
-stderr. SIGTERM/SIGINT: in-flight requests get a few seconds, the counters are written to
+Binds the port first, then prints `listening on <port>` on stdout and writes <state-dir>/proxy.port
+(connections queue in the kernel until the server, importing aiohttp meanwhile, accepts them); logs go
+to stderr. SIGTERM/SIGINT: in-flight requests get a few seconds, the counters are written to
 <state-dir>/proxy_stats.json, exit 0. Bad configuration: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
+import importlib.util
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 from launcher.proxy.settings import ProxyConfigError, load
+from launcher.proxy.wiring import PID_FILE, PORT_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=".", help="port file, stats, request log, default cache")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get on SIGTERM")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s proxy %(levelname)s %(message)s"
-    )
     try:
         settings = load(args.config)
     except ProxyConfigError as err:
@@ -45,28 +44,51 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-
-    from launcher.proxy.server import Proxy, serve
-
-    stopping: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+    stopping: list = []  # (loop, stop event) while the server runs
+    stop_asked: list[bool] = []
 
     def on_signal(*_) -> None:
         # A plain handler rather than loop.add_signal_handler: closing a loop resets its handlers to
         # the default, so a second SIGTERM (kill's process-group signal, then run_all.sh's own
         # stop_proxy) arriving after the stats are written would kill us with -15. Only the first
-        # signal stops the server; later ones find nothing to do.
+        # signal stops the server; later ones find nothing to do. One that comes while aiohttp is
+        # still being imported is kept for the loop.
+        stop_asked.append(True)
         if stopping:
             loop, stop = stopping.pop()
             loop.call_soon_threadsafe(stop.set)
 
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    if importlib.util.find_spec("aiohttp") is None:  # said now: past the port file, tasks would just fail
+        print(f"error: aiohttp is not installed for {sys.executable}; the proxy needs it", file=sys.stderr)
+        return 2
+    try:
+        sock = listen(args.port)
+    except OSError as err:
+        print(f"error: the proxy cannot listen on 127.0.0.1:{args.port}: {err.strerror}", file=sys.stderr)
+        return 2
+    # Ready from here: the kernel queues connections until the server (0.3-1 s of aiohttp imports
+    # later) accepts them, so run_all.sh starts the first container without waiting for those imports.
+    announce(state_dir, sock.getsockname()[1])
+
+    import asyncio  # imported after the announcement, as the server is: 0.1-0.3 s each
+    import logging
+
+    from launcher.proxy.server import Proxy, serve
+
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s proxy %(levelname)s %(message)s"
+    )
+
     async def run() -> None:
         stop = asyncio.Event()
         stopping.append((asyncio.get_running_loop(), stop))
-        await serve(Proxy(settings, state_dir, key), args.port, stop, args.grace)
+        if stop_asked:
+            stop.set()
+        await serve(Proxy(settings, state_dir, key), sock, stop, args.grace)
         stopping.clear()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
     try:  # uvloop (optional extra `proxy`) when installed: less CPU per request
         from uvloop import run as run_loop
     except ImportError:
@@ -75,6 +97,28 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # finalization resets Python handlers to the default
         signal.signal(sig, signal.SIG_IGN)
     return 0
+
+
+def listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def announce(state_dir: Path, port: int) -> None:
+    """`listening on <port>` on stdout, the pid file, then the port file (last: its presence means ready)."""
+    print(f"listening on {port}", flush=True)
+    (state_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+    tmp = state_dir / f".{PORT_FILE}.tmp"
+    tmp.write_text(f"{port}\n")
+    tmp.replace(state_dir / PORT_FILE)
 
 
 if __name__ == "__main__":

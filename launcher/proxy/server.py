@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
+import socket
 import time
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from launcher.proxy.cache import ResponseCache
 from launcher.proxy.reqlog import RequestLog
 from launcher.proxy.settings import ProxySettings
 from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
-from launcher.proxy.wiring import PID_FILE, PORT_FILE
 
 log = logging.getLogger("launcher.proxy")
 
@@ -368,20 +367,15 @@ def build_app(proxy: Proxy) -> web.Application:
     return app
 
 
-async def serve(proxy: Proxy, port: int, stop: asyncio.Event, grace: float = 5.0) -> None:
-    """Serve until `stop` is set; then let in-flight requests finish for up to `grace` seconds."""
+async def serve(proxy: Proxy, sock: socket.socket, stop: asyncio.Event, grace: float = 5.0) -> None:
+    """Serve on the listening `sock` until `stop` is set; then let in-flight requests finish for up to
+    `grace` seconds."""
     await proxy.start()
     runner = web.AppRunner(build_app(proxy), access_log=None, shutdown_timeout=grace)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]
-    print(f"listening on {bound}", flush=True)
-    (proxy.state_dir / PID_FILE).write_text(f"{os.getpid()}\n")
-    tmp = proxy.state_dir / f".{PORT_FILE}.tmp"  # the port file last: its presence means "ready"
-    tmp.write_text(f"{bound}\n")
-    tmp.replace(proxy.state_dir / PORT_FILE)
-    log.info("proxy on 127.0.0.1:%d -> %s", bound, tx.redact(proxy.settings.upstream, proxy.secrets))
+    await web.SockSite(runner, sock).start()
+    port = sock.getsockname()[1]
+    log.info("proxy on 127.0.0.1:%d -> %s", port, tx.redact(proxy.settings.upstream, proxy.secrets))
 
     async def periodic() -> None:
         while True:

@@ -89,7 +89,7 @@ until [ -s {STATE_DIR}/{PORT_FILE} ]; do
     reason="the endpoint proxy was not ready within {int(ready_timeout)} s; see {LOG_FILE}"
     {fail}
   fi
-  sleep 0.2
+  sleep 0.05
 done
 """
 

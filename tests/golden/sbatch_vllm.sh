@@ -66,7 +66,7 @@ until [ -s proxy/proxy.port ]; do
     reason="the endpoint proxy was not ready within 30 s; see logs/proxy.log"
     echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1
   fi
-  sleep 0.2
+  sleep 0.05
 done
 bash run.sh
 exit "$?"

@@ -405,6 +405,50 @@ def test_sigterm_writes_stats_and_exits_0(tmp_path, started):
     assert (proxy.state / "proxy.pid").read_text().strip() == str(proxy.proc.pid)
 
 
+def test_the_port_is_announced_before_aiohttp_loads_and_early_requests_are_served(tmp_path, started):
+    """The proxy binds and writes its port file first (run_all.sh starts the first container then); a
+    connection made while it still imports its server waits in the kernel's queue and is answered."""
+    rec = Recorder()
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {"use_caching": False})  # returns at "listening on"
+    started.append(proxy)
+    [(status, text)] = asyncio.run(post_all(proxy.base, [chat("early")]))
+    assert status == 200 and json.loads(text)["choices"][0]["message"]["content"] == "ok"
+    assert proxy.stop() == 0 and proxy.stats()["requests"] == 1
+
+
+def test_a_port_in_use_is_one_line_and_no_port_file(tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    config = tmp_path / "proxy.json"
+    config.write_text(json.dumps({"upstream": "http://127.0.0.1:9/v1/chat/completions", "api_key_env": None}))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "launcher.proxy", "--config", str(config), "--state-dir", str(tmp_path),
+             "--port", str(port)],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"error: the proxy cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert not (tmp_path / "proxy.port").exists()
+
+
+def test_a_sigterm_before_the_server_runs_stops_it_with_stats(tmp_path, started):
+    """kill right after the port file appeared (aiohttp still loading): the signal is kept for the loop,
+    not lost (the proxy would then serve forever and run_all.sh's stop_proxy would wait on it)."""
+    rec = Recorder()
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {"use_caching": False})
+    started.append(proxy)
+    proxy.proc.send_signal(signal.SIGTERM)
+    assert proxy.proc.wait(timeout=30) == 0
+    assert proxy.stats()["requests"] == 0
+
+
 def test_a_second_sigterm_while_stopping_still_exits_0_with_stats(tmp_path, started):
     rec = Recorder(delay=0.5)
     started.append(rec)
