@@ -1,5 +1,5 @@
 """One custom task listed twice with different params (a NEL user's two temperatures), run for real by the
-local executor: each repeat has its own folder, status row, results and export rows under NEL's
+local and the Slurm executor: each repeat has its own folder, status row, results and export rows under NEL's
 `<name>.<position>`, and a resume starts nothing."""
 
 import csv
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import TEST_IMAGE, invocation_of, jobs, write_config
+from test_slurm import slurm_cluster  # noqa: F401 (a fixture: skips, or fails under make test, without Slurm)
 
 pytestmark = pytest.mark.docker
 
@@ -29,7 +30,10 @@ def _image(test_image):
     return test_image
 
 
-def test_a_task_listed_twice_runs_twice_into_its_own_folders(cli, tmp_path):
+@pytest.mark.parametrize("executor", ["local", "slurm"])
+def test_a_task_listed_twice_runs_twice_into_its_own_folders(cli, tmp_path, executor, request):
+    if executor == "slurm":
+        request.getfixturevalue("slurm_cluster")
     tasks = [
         {
             "name": "echo",
@@ -39,7 +43,7 @@ def test_a_task_listed_twice_runs_twice_into_its_own_folders(cli, tmp_path):
         }
         for t in (0.25, 0.75)
     ]
-    inv = invocation_of(cli(*write_config(tmp_path, "local", tasks), "--wait", check_rc=0))
+    inv = invocation_of(cli(*write_config(tmp_path, executor, tasks), "--wait", check_rc=0))
     state = jobs(cli, inv)
     assert sorted(state) == ["echo.0", "echo.1"]
     assert {j["state"] for j in state.values()} == {"SUCCEEDED"}
@@ -58,7 +62,7 @@ def test_a_task_listed_twice_runs_twice_into_its_own_folders(cli, tmp_path):
     assert rows == {("echo.0", 0.25), ("echo.1", 0.75)}
 
     proc = cli("resume", inv, "--wait", check_rc=0)
-    assert "nothing started" in proc.stdout + proc.stderr
+    assert "every task already succeeded: nothing" in proc.stdout + proc.stderr
     for folder in folders.values():
         assert (folder / "results/attempts.log").read_text() == "run\n"  # never redone
     assert {j["state"] for j in jobs(cli, inv).values()} == {"SUCCEEDED"}
