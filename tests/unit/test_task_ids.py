@@ -5,6 +5,7 @@ follow the id. The real local run is tests/integration/test_repeated_task.py."""
 import json
 
 import pytest
+import yaml
 from test_render import plan_for
 from test_slurm_render import plan as slurm_plan
 
@@ -105,3 +106,14 @@ def test_the_slurm_array_runs_each_repeat_from_its_folder():
     p = slurm_plan(tasks=[*AT, G], endpoint={"proxy": False})
     assert [j.folder for j in p.jobs] == [f"{A}.0", f"{A}.1", G]
     assert f"tasks=({A}.0 {A}.1 {G})" in p.files["sbatch.sh"]
+
+
+def test_nel_catalogue_repeats_get_their_own_config_ef():
+    """NEL's own example (its PR #874): one lm-evaluation-harness task as is and at temperature 0.7."""
+    name = "lm-evaluation-harness.gsm8k"
+    override = {"config": {"params": {"temperature": 0.7}}}
+    plan = plan_for([{"name": name}, {"name": name, "nemo_evaluator_config": override}])
+    assert [j.folder for j in plan.jobs] == [f"{name}.0", f"{name}.1"]
+    configs = [yaml.safe_load(plan.files[f"{name}.{n}/results/config_ef.yaml"]) for n in (0, 1)]
+    assert "temperature" not in configs[0]["config"].get("params", {})
+    assert configs[1]["config"]["params"]["temperature"] == 0.7
