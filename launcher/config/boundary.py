@@ -336,7 +336,8 @@ def _check_semantics(spec: RunSpec) -> None:
     names = [t.name for t in spec.evaluation.tasks]
     ids = _check_task_ids(names)
     if spec.evaluation.only is not None:
-        missing = [n for n in spec.evaluation.only if n not in names and n not in ids]
+        known = {*names, *ids}
+        missing = [n for n in spec.evaluation.only if n not in known]
         if missing:
             raise ConfigError(
                 "evaluation.only",

@@ -235,7 +235,7 @@ class RunSpec:
 
     def selected(self) -> tuple[tuple[str, TaskSpec], ...]:
         """(task id, task) of each task `only` selects, by name (every repeat) or by task id (one)."""
-        only = self.evaluation.only
+        only = None if self.evaluation.only is None else set(self.evaluation.only)
         pairs = zip(task_ids([t.name for t in self.evaluation.tasks]), self.evaluation.tasks, strict=True)
         return tuple((i, t) for i, t in pairs if only is None or t.name in only or i in only)
 
