@@ -27,7 +27,7 @@ class PlannedJob:
     """One task of an invocation: the same record in the plan, in invocation.json and for status."""
 
     job_id: str  # "<invocation id>.<n>"
-    task: str  # the task's name as configured
+    task: str  # the task id: its configured name, or <name>.<position> when listed twice (schema.task_ids)
     folder: str  # the task's folder, relative to the invocation folder
     image: str
     command: tuple[str, ...] = ()  # () in records written before 0.2: not needed after the plan

@@ -32,6 +32,7 @@ from launcher.config.schema import (
     Pending,
     RunSpec,
     Target,
+    task_ids,
 )
 from launcher.config.values import NOT_SHOWN, control_character, is_image_reference, looks_secret, show
 from launcher.errors import ConfigError
@@ -340,21 +341,18 @@ def _check_semantics(spec: RunSpec) -> None:
     if not spec.evaluation.tasks:
         raise ConfigError("evaluation.tasks", "is empty", "List at least one task (see `launcher ls tasks`)")
     names = [t.name for t in spec.evaluation.tasks]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(
-            "evaluation.tasks", f"task {show(duplicates[0])} is listed twice", "Give each task once"
-        )
+    ids = _check_task_ids(names)
     if spec.evaluation.only is not None:
-        missing = [n for n in spec.evaluation.only if n not in names]
+        known = {*names, *ids}
+        missing = [n for n in spec.evaluation.only if n not in known]
         if missing:
             raise ConfigError(
                 "evaluation.only",
                 f"{show(missing[0])} is not a task of this evaluation",
-                f"Tasks: {', '.join(names)}",
+                f"Tasks: {', '.join(_choices(names, ids))}",
             )
     if not spec.selected_tasks():
-        raise ConfigError("evaluation.only", "selects no task", f"Tasks: {', '.join(names)}")
+        raise ConfigError("evaluation.only", "selects no task", f"Tasks: {', '.join(_choices(names, ids))}")
     _check_deployment(spec.deployment, "deployment")
     for name, aux in spec.auxiliary.items():
         _check_deployment(aux, f"auxiliary_deployments.{name}")
@@ -381,6 +379,26 @@ def _check_semantics(spec: RunSpec) -> None:
                 f"evaluation.tasks[{i}].params.max_error_fraction",
                 f"must be between 0 and 1, got {p.max_error_fraction}",
             )
+
+
+def _check_task_ids(names: list[str]) -> list[str]:
+    """A task listed more than once is told apart by its position (schema.task_ids, NEL's naming), so its
+    id must not be another task's name: the two would share a folder and a results name."""
+    ids, taken = task_ids(names), set(names)
+    for i, (name, task_id) in enumerate(zip(names, ids, strict=True)):
+        if task_id != name and task_id in taken:
+            raise ConfigError(
+                f"evaluation.tasks[{names.index(task_id)}].name",
+                f"{show(task_id)} is also the id of the repeated task {show(name)} at position {i} (a task "
+                "listed more than once is named <name>.<position>, as in NEL)",
+                "Rename that task (a custom task's name is free) or move the repeated one",
+            )
+    return ids
+
+
+def _choices(names: list[str], ids: list[str]) -> list[str]:
+    """What evaluation.only accepts: each name once, and the id of each repeat."""
+    return list(dict.fromkeys(names)) + [i for i, n in zip(ids, names, strict=True) if i != n]
 
 
 def _check_deployment(deployment: Deployment, key: str) -> None:

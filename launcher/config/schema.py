@@ -5,6 +5,7 @@ Field comments are the config reference: README.md repeats them.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -209,6 +210,14 @@ class AuxiliaryDeployment(Deployment):
     env_prefix: str = ""  # prefix of its shell variables, e.g. JUDGE_CHAT_URL (default: the name, upper case)
 
 
+def task_ids(names: list[str]) -> list[str]:
+    """Each task's identity, in list order: its name, or `<name>.<position in evaluation.tasks>` for a name
+    listed more than once, as NEL 0.2.6 names every task (common/helpers.py get_unique_task_name; it allows
+    repeats since 0.2.5). Names the task's folder and its results; the same list gives the same ids."""
+    counts = Counter(names)
+    return [f"{n}.{i}" if counts[n] > 1 else n for i, n in enumerate(names)]
+
+
 @dataclass(frozen=True)
 class RunSpec:
     executor: str
@@ -222,8 +231,13 @@ class RunSpec:
     auxiliary: dict[str, AuxiliaryDeployment] = field(default_factory=dict)  # name -> server (Slurm only)
 
     def selected_tasks(self) -> tuple[TaskSpec, ...]:
-        only = self.evaluation.only
-        return tuple(t for t in self.evaluation.tasks if only is None or t.name in only)
+        return tuple(task for _, task in self.selected())
+
+    def selected(self) -> tuple[tuple[str, TaskSpec], ...]:
+        """(task id, task) of each task `only` selects, by name (every repeat) or by task id (one)."""
+        only = None if self.evaluation.only is None else set(self.evaluation.only)
+        pairs = zip(task_ids([t.name for t in self.evaluation.tasks]), self.evaluation.tasks, strict=True)
+        return tuple((i, t) for i, t in pairs if only is None or t.name in only or i in only)
 
     def env_vars(self, task: TaskSpec) -> dict[str, str]:
         """Container variable -> host variable name; task level wins, the API key is added as API_KEY."""

@@ -48,9 +48,9 @@ def test_valid_config_becomes_frozen_objects():
         ({"evaluation": {"tasks": [{"nme": "x"}]}}, "evaluation.tasks[0].nme", "Allowed keys"),
         ({"evaluation": {"tasks": []}}, "evaluation.tasks", "is empty"),
         (
-            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot", "launcher.gsm8k_cot_zeroshot"]}},
-            "evaluation.tasks",
-            "listed twice",
+            {"evaluation": {"tasks": ["launcher.aime2025", "launcher.aime2025", "launcher.aime2025.1"]}},
+            "evaluation.tasks[2].name",
+            "also the id of the repeated task",
         ),
         (
             {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "only": ["nope"]}},

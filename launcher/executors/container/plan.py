@@ -257,11 +257,13 @@ def plan_tasks(
     element, so each element's run_config.json names its own port)."""
     if cfg.max_parallel < 1:
         raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
-    tasks = spec.selected_tasks()
+    selected = spec.selected()
+    # A task's id (its name, or NEL's <name>.<position> for a repeated name) names its folder and job, so
+    # repeats get their own folders, results and status rows; resume reads them back from the record.
     # The proxy's state folder sits next to the task folders (locally in the invocation) on every executor.
-    folders = task_folder_names([t.name for t in tasks], reserved | {proxy_wiring.STATE_DIR})
+    folders = task_folder_names([i for i, _ in selected], reserved | {proxy_wiring.STATE_DIR})
     jobs, containers, files, host_env = [], [], {}, set()
-    for n, (task, task_folder) in enumerate(zip(tasks, folders, strict=True)):
+    for n, ((task_id, task), task_folder) in enumerate(zip(selected, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
         c, task_files = task_container(
             spec,
@@ -273,6 +275,7 @@ def plan_tasks(
             runtime,
             proxy_port(n) if callable(proxy_port) else proxy_port,
         )
+        c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
         if not nel_task:
@@ -281,7 +284,7 @@ def plan_tasks(
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
-        jobs.append(PlannedJob(job_id, task.name, task_folder, c.image, c.command))
+        jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command))
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 
