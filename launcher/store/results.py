@@ -11,6 +11,7 @@ leave a FIFO there); a file is never repaired.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,7 @@ class Results:
 def read(task_dir: str | Path) -> Results | None:
     """The task's results; None when it has none yet. A document shaped differently (a custom task's)
     gives what can be read of it; a file that does not parse raises UnreadableResults."""
-    data = _document(Path(task_dir))
+    data = _document(str(task_dir))
     if data is None:
         return None
     top = data if isinstance(data, dict) else {}
@@ -87,14 +88,14 @@ def read(task_dir: str | Path) -> Results | None:
     )
 
 
-def _document(task_dir: Path):
-    text = read_regular(task_dir / RESULTS_JSON)
+def _document(task_dir: str):
+    text = read_regular(os.path.join(task_dir, RESULTS_JSON))
     if text is not None:
         try:
             return json.loads(text)
         except ValueError as err:
-            raise UnreadableResults(f"cannot read {task_dir / RESULTS_JSON}: {err}") from None
-    text = read_regular(task_dir / RESULTS_YML)
+            raise UnreadableResults(f"cannot read {os.path.join(task_dir, RESULTS_JSON)}: {err}") from None
+    text = read_regular(os.path.join(task_dir, RESULTS_YML))
     if text is None:
         return None
     import yaml  # only for a harness image that writes YAML alone (NEL's)
@@ -103,7 +104,7 @@ def _document(task_dir: Path):
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
         problem = " ".join(str(err).split())  # YAML's messages span lines
-        raise UnreadableResults(f"cannot read {task_dir / RESULTS_YML}: {problem}") from None
+        raise UnreadableResults(f"cannot read {os.path.join(task_dir, RESULTS_YML)}: {problem}") from None
 
 
 def _entry(task: str, body, top: dict) -> TaskResults:
@@ -159,7 +160,7 @@ def headline(task_dir: str | Path) -> str:
 
 
 def progress(task_dir: str | Path) -> tuple[int | None, int | None]:
-    text = read_regular(Path(task_dir) / PROGRESS)
+    text = read_regular(os.path.join(task_dir, PROGRESS))
     try:
         data = json.loads(text or "")
         return int(data["done"]), int(data["total"])

@@ -78,15 +78,16 @@ class ContainerExecutor(Executor):
 
     @staticmethod
     def _verdict(record: InvocationRecord, n: int, job: PlannedJob, look: Look) -> Verdict:
-        task_dir = Path(record.folder) / job.folder
-        history = events.History.of(events.read(task_dir / EVENTS))
+        task_dir = os.path.join(record.folder, job.folder)  # strings: pathlib costs 0.1 s per 1,000 tasks
+        history = events.History.of(events.read(os.path.join(task_dir, EVENTS)))
         view, alive = look(n, job)
-        return derive_status(history, view, alive, lambda: last_line(task_dir / OUTPUT_LOG))
+        return derive_status(history, view, alive, lambda: last_line(Path(task_dir) / OUTPUT_LOG))
 
     @staticmethod
     def _status(record: InvocationRecord, job: PlannedJob, v: Verdict) -> JobStatus:
-        task_dir = Path(record.folder) / job.folder
-        done, total = results.progress(task_dir)
+        task_dir = os.path.join(record.folder, job.folder)
+        waiting = v.state == State.PENDING and v.started is None  # no result or progress file to read yet
+        done, total = (None, None) if waiting else results.progress(task_dir)
         return JobStatus(
             job_id=job.job_id,
             task=job.task,
@@ -98,7 +99,7 @@ class ContainerExecutor(Executor):
             reason=v.reason,
             started=v.started,
             ended=v.ended,
-            score=results.headline(task_dir),
+            score="" if waiting else results.headline(task_dir),
         )
 
     # ---- proxy counters ----------------------------------------------------------------------------
