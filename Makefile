@@ -86,13 +86,8 @@ test: venv docker compose haproxy slurm sshd chromium catalog-check nel-venv ima
 nel-examples-check: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider checks/test_nel_examples.py
 
-# Benchmarks (BENCHMARKS.md): NeMo Evaluator Launcher 0.2.6 goes in its own venv for the side-by-side.
-NEL_VENV := build/bench/nel-venv
-$(NEL_VENV)/bin/nemo-evaluator-launcher:
-	python3 -m venv $(NEL_VENV)
-	$(NEL_VENV)/bin/pip install -q nemo-evaluator-launcher==0.2.6
-
-bench: venv docker image test-images $(NEL_VENV)/bin/nemo-evaluator-launcher
+# Benchmarks (BENCHMARKS.md): side by side with NeMo Evaluator Launcher 0.2.6 from the cached venv above.
+bench: venv docker image test-images nel-venv
 	mkdir -p build/bench
 	$(PY) bench/run.py | tee build/bench/results.md
 

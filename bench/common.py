@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 LAUNCHER = str(VENV_BIN / "launcher")
-NEL_VENV = ROOT / "build" / "bench" / "nel-venv"
+NEL_VENV = Path.home() / ".cache" / "launcher" / "nel-0.2.6" / "venv"  # `make nel-venv` (Makefile NEL_CACHE)
 NEL = str(NEL_VENV / "bin" / "nemo-evaluator-launcher")
 TEST_IMAGE = "launcher-testtask:1"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

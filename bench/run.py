@@ -20,6 +20,7 @@ SECTIONS = {  # name -> (module, function)
     "scale": ("scale", "bench_scale"),
     "scale-run": ("scale", "bench_run_all"),
     "scale-phases": ("scale", "bench_submit_phases"),
+    "scale-catalogue": ("scale", "bench_catalogue_dry_run"),
     "launch": ("launch", "bench_launch"),
     "kill": ("launch", "bench_kill"),
     "throughput": ("harness", "bench_throughput"),

@@ -292,3 +292,44 @@ def bench_submit_phases() -> str:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return table(headers, rows)
+
+
+def bench_catalogue_dry_run(runs: int = 3) -> str:
+    """`run --dry-run` of every catalogue task (421) from one NEL-shaped config, ours and NEL 0.2.6's
+    (its own venv), side by side, medians of `runs`."""
+    from common import NEL, medians
+
+    sys.path.insert(0, str(ROOT))
+    from launcher.catalog import nel
+
+    work = Path(tempfile.mkdtemp(prefix="bench-catalogue-"))
+    try:
+        names = sorted(f"{harness}.{task}" for harness, task in nel.catalogue().tasks)
+        config = {
+            "defaults": [{"execution": "local"}, {"deployment": "none"}, "_self_"],
+            "execution": {"output_dir": str(work / "out")},
+            "target": {
+                "api_endpoint": {
+                    "url": "https://example.invalid/v1/chat/completions",
+                    "model_id": "m",
+                    "api_key_name": "BENCH_API_KEY",
+                }
+            },
+            "evaluation": {"tasks": [{"name": name} for name in names]},
+        }
+        (work / "catalogue.yaml").write_text(json.dumps(config))
+        argv = ["run", "--config", str(work / "catalogue.yaml"), "--dry-run"]
+        env = {**ENV, "BENCH_API_KEY": "x", "LAUNCHER_STATE_DIR": str(work / "state")}
+        commands = {"ours": ([LAUNCHER, *argv], env)}
+        if Path(NEL).exists():
+            commands["NEL 0.2.6"] = ([NEL, *argv], {**os.environ, "BENCH_API_KEY": "x", "HOME": str(work)})
+        result = medians(commands, runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = [
+        [f"run --dry-run, the whole catalogue ({len(names)} tasks), {name}", f"{t:.2f} s"]
+        for name, t in result.items()
+    ]
+    if "NEL 0.2.6" in result:
+        rows.append(["ratio (NEL / ours)", f"{result['NEL 0.2.6'] / result['ours']:.1f}x"])
+    return table(["command", f"median of {runs}"], rows)
