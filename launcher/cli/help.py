@@ -19,7 +19,7 @@ Run options:
   --wait               block with live progress; exit 1 if a task did not succeed
   -o, --override K=V   an override (repeatable); same as a bare K=V
   --config FILE        a YAML file as the primary config (its folder is searched for groups too)
-  -t, --task NAME      run only this task of the config (repeatable)
+  -t, --task NAME      run only this task (a repeated one: every repeat, or NAME.<position>) (repeatable)
   --config-mode raw    the file is the whole config, run as it is: no defaults composed, no overrides
                        (NEL 0.2's mode for its saved configs; the executor is execution.type)
   --env-file FILE      NAME=VALUE lines loaded into the launcher's environment (set variables win;
