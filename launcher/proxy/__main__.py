@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from launcher.proxy.settings import ProxyConfigError, load
-from launcher.proxy.wiring import PID_FILE, PORT_FILE
+from launcher.proxy.wiring import PORT_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,9 +113,9 @@ def listen(port: int) -> socket.socket:
 
 
 def announce(state_dir: Path, port: int) -> None:
-    """`listening on <port>` on stdout, the pid file, then the port file (last: its presence means ready)."""
+    """`listening on <port>` on stdout, then the port file (its presence means ready). The pid file comes
+    when the server runs (status asks that process for live counters and must not wait on a queue)."""
     print(f"listening on {port}", flush=True)
-    (state_dir / PID_FILE).write_text(f"{os.getpid()}\n")
     tmp = state_dir / f".{PORT_FILE}.tmp"
     tmp.write_text(f"{port}\n")
     tmp.replace(state_dir / PORT_FILE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import socket
 import time
@@ -22,6 +23,7 @@ from launcher.proxy.cache import ResponseCache
 from launcher.proxy.reqlog import RequestLog
 from launcher.proxy.settings import ProxySettings
 from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
+from launcher.proxy.wiring import PID_FILE
 
 log = logging.getLogger("launcher.proxy")
 
@@ -374,6 +376,7 @@ async def serve(proxy: Proxy, sock: socket.socket, stop: asyncio.Event, grace: f
     runner = web.AppRunner(build_app(proxy), access_log=None, shutdown_timeout=grace)
     await runner.setup()
     await web.SockSite(runner, sock).start()
+    (proxy.state_dir / PID_FILE).write_text(f"{os.getpid()}\n")  # serving: status may ask it live
     port = sock.getsockname()[1]
     log.info("proxy on 127.0.0.1:%d -> %s", port, tx.redact(proxy.settings.upstream, proxy.secrets))
 

@@ -25,8 +25,8 @@ from launcher.proxy.stats import STATS_FILE
 STATE_DIR = "proxy"  # inside the invocation folder: proxy.json, proxy.port, proxy_stats.json, cache/, log
 CONFIG_FILE = f"{STATE_DIR}/proxy.json"
 LOG_FILE = "logs/proxy.log"
-PORT_FILE = "proxy.port"  # in STATE_DIR, written last when the proxy listens: its presence means ready
-PID_FILE = "proxy.pid"  # in STATE_DIR: the proxy process (status asks it for live counters)
+PORT_FILE = "proxy.port"  # in STATE_DIR, once the port is bound: its presence means ready (connections queue)
+PID_FILE = "proxy.pid"  # in STATE_DIR, once the proxy serves: status asks that process for live counters
 PORT_RANGE = (20000, 32768)
 
 

@@ -59,7 +59,7 @@ def test_counters_are_read_live_from_the_running_proxy_then_from_its_file(tmp_pa
     try:
         assert proc.stdout.readline().startswith("listening on")
         deadline = time.monotonic() + 20
-        while not (state / "proxy.port").exists() and time.monotonic() < deadline:
+        while not (state / "proxy.pid").exists() and time.monotonic() < deadline:  # once it serves
             time.sleep(0.05)
         data, live = executor.proxy_stats(record(tmp_path))
         assert live and data["requests"] == 0 and "latency_ms" in data
