@@ -24,7 +24,9 @@ def _elapsed(s: JobStatus) -> str:
 
 
 def _progress(s: JobStatus) -> str:
-    return f"{s.done}/{s.total}" if s.total else ""
+    if s.total:
+        return f"{s.done}/{s.total}"
+    return f"{s.done}/?" if s.done is not None else ""  # a count without a known total (catalogue tasks)
 
 
 STATUS_HEADERS = ["JOB", "TASK", "STATE", "PROGRESS", "SCORE", "EXIT", "ELAPSED", "REASON", "FOLDER"]

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher.errors import LauncherError
-from launcher.store.layout import PROGRESS, RESULTS_JSON, RESULTS_YML, read_regular
+from launcher.store.layout import (
+    NEL_PROGRESS,
+    NEL_RUN_CONFIG,
+    PROGRESS,
+    RESULTS_JSON,
+    RESULTS_YML,
+    read_regular,
+)
 
 
 class UnreadableResults(LauncherError):
@@ -159,12 +166,43 @@ def headline(task_dir: str | Path) -> str:
 
 
 def progress(task_dir: str | Path) -> tuple[int | None, int | None]:
+    """(done, total): our harness's progress.json, else a NEL catalogue task's (nel_progress)."""
     text = read_regular(Path(task_dir) / PROGRESS)
+    if text is None:
+        return nel_progress(task_dir)
     try:
         data = json.loads(text or "")
         return int(data["done"]), int(data["total"])
     except (ValueError, TypeError, KeyError):
         return None, None
+
+
+def nel_progress(task_dir: str | Path) -> tuple[int | None, int | None]:
+    """A catalogue task's progress in requests, not samples: nemo-evaluator 0.2.8's count of answered
+    requests (results/progress: status 200, not served from its cache) against limit_samples x n_samples
+    of the run_config.yml it wrote at start (`config.params`, harness defaults merged; simple-evals asks
+    once per sample and repeat). Total None without a limit: the dataset's size is the harness's."""
+    count = read_regular(Path(task_dir) / NEL_PROGRESS)
+    try:
+        done = int((count or "").strip())
+    except ValueError:
+        return None, None
+    import yaml
+
+    try:
+        config = yaml.load(read_regular(Path(task_dir) / NEL_RUN_CONFIG) or "", Loader=_yaml_loader())
+        params = config["config"]["params"]
+        limit, repeats = params.get("limit_samples"), (params.get("extra") or {}).get("n_samples", 1)
+    except (yaml.YAMLError, TypeError, KeyError, AttributeError):
+        return done, None
+    whole = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (limit, repeats))
+    return done, limit * repeats if whole else None  # a fractional limit_samples: total unknown
+
+
+def _yaml_loader():
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # status reads one per running task
 
 
 def _items(samples) -> int | None:
