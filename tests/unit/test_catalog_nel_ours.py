@@ -22,6 +22,7 @@ from launcher.catalog.nel import adapter_host, render_task, resolve_nel, with_pr
 from launcher.cli.render import _progress
 from launcher.config.boundary import to_run_spec
 from launcher.executors.local import LocalConfig, LocalExecutor
+from launcher.executors.slurm import SlurmConfig, SlurmExecutor
 from launcher.model import JobStatus, State
 from launcher.proxy import wiring
 from launcher.store.results import progress
@@ -107,8 +108,8 @@ def test_render_task_differs_from_nel_s_only_by_what_we_ask_for():
 # ---- through the local executor's plan -------------------------------------------------------------------
 
 
-def plan(proxy: bool = True, env_vars: dict | None = None):
-    endpoint = {"url": URL, "model_id": "m", "proxy": proxy}
+def plan(proxy: bool = True, env_vars: dict | None = None, slurm: bool = False):
+    endpoint = {"url": URL, "model_id": "m", "proxy": proxy, **({"proxy_port": 21000} if slurm else {})}
     tasks = [
         {"name": "simple_evals.gpqa_diamond"},
         {"name": "simple_evals.mmlu_pro"},
@@ -119,6 +120,9 @@ def plan(proxy: bool = True, env_vars: dict | None = None):
         "target": {"api_endpoint": endpoint},
         "evaluation": {"tasks": tasks, "env_vars": env_vars or {}},
     }
+    if slurm:
+        spec = to_run_spec(data, "slurm", SlurmConfig)
+        return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
     spec = to_run_spec(data, "local", LocalConfig)
     return LocalExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
 
@@ -142,6 +146,15 @@ def test_plan_gives_each_catalogue_task_its_own_adapter_host_and_progress_behind
             "progress_tracking_url": f"http://127.0.0.1:{port}/proxy/progress",
         }
         assert cfg["target"]["api_endpoint"]["url"] == f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
+def test_on_slurm_each_element_s_progress_goes_to_its_own_proxy():
+    p = plan(slurm=True)
+    for n, job in enumerate(p.jobs[:2]):
+        cfg = yaml.safe_load(p.files[f"{job.folder}/results/config_ef.yaml"])
+        adapter = cfg["target"]["api_endpoint"]["adapter_config"]
+        assert adapter["progress_tracking_url"] == f"http://127.0.0.1:{21000 + n}/proxy/progress"
+        assert docker_env(p, job.folder)["ADAPTER_HOST"] == adapter_host("0000abcd", n)
 
 
 def test_plan_without_the_proxy_has_no_progress_sink_so_no_progress_tracking():
