@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invocation_of, jobs, labelled_containers, wait_for
+from helpers import invocation_of, jobs, labelled_containers, unavailable, wait_for
 
 from launcher.store.results import scores
 
@@ -173,6 +174,7 @@ def nel_config(
     harness_map: bool = False,
     extra_tasks: tuple[dict, ...] = (),
     parallelism: int = 2,
+    executor: str = "local",
 ) -> Path:
     """A NEL 0.2.6-shaped run config: the catalogue task (and `extra_tasks`, entries of the same shape)
     with our image (the task's `container`, or the config-level harness -> image map), the datasets cache
@@ -180,7 +182,7 @@ def nel_config(
     Tasks run at once (max_parallel = their number)."""
     tasks = [{"name": TASK}, *extra_tasks]
     config = {
-        "defaults": [{"execution": "local"}, "_self_"],
+        "defaults": [{"execution": executor}, "_self_"],
         "execution": {"output_dir": str(tmp_path / "out"), "max_parallel": len(tasks)},
         "target": {"api_endpoint": {"url": url, "model_id": "gpqa-key", "type": "chat"}},
         "evaluation": {
@@ -298,12 +300,25 @@ CONCURRENT = (
 )
 
 
+def slurm_answers() -> bool:
+    proc = (
+        subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+        if shutil.which("sinfo")
+        else None
+    )
+    return bool(proc and proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mix", "alloc")))
+
+
+@pytest.mark.parametrize("executor", ["local", "slurm"])
 def test_concurrent_catalogue_tasks_each_use_their_own_adapter(
-    cli, tmp_path, docker_engine, nel_image, gpqa_endpoint
+    cli, tmp_path, docker_engine, nel_image, gpqa_endpoint, executor
 ):
-    """Three catalogue tasks of one invocation start together on the host network (max_parallel 3). Each
-    container's nemo-evaluator starts its own adapter server; each must serve its own task's requests
-    (its own log, its own progress count), and each task must score as its endpoint answers imply."""
+    """Three catalogue tasks of one invocation start together on the host network (max_parallel 3; on
+    Slurm three array elements on the one node, each with its own endpoint proxy). Each container's
+    nemo-evaluator starts its own adapter server; each must serve its own task's requests (its own log,
+    its own progress count), and each task must score as its endpoint answers imply."""
+    if executor == "slurm" and not slurm_answers():
+        unavailable("no Slurm cluster answers", "make test starts one with scripts/ensure-slurm.sh")
     ep = gpqa_endpoint()
 
     def entry(name: str, limit: int, n_samples: int, model: str) -> dict:
@@ -316,9 +331,8 @@ def test_concurrent_catalogue_tasks_each_use_their_own_adapter(
             },
         }
 
-    config = nel_config(
-        tmp_path, ep.url, CONCURRENT[0][1], extra_tasks=tuple(entry(*t) for t in CONCURRENT[1:])
-    )
+    extra = tuple(entry(*t) for t in CONCURRENT[1:])
+    config = nel_config(tmp_path, ep.url, CONCURRENT[0][1], extra_tasks=extra, executor=executor)
     first = yaml.safe_load(config.read_text())
     first["evaluation"]["tasks"][0].update(entry(*CONCURRENT[0]))
     config.write_text(yaml.safe_dump(first))
