@@ -179,7 +179,7 @@ def summary(statuses: list[JobStatus], now: float | None = None) -> str:
         for st in (State.SUCCEEDED, State.RUNNING, State.PENDING, State.FAILED, State.LOST, State.KILLED)
     ]
     parts = [", ".join(f"{counts[name]} {name.lower()}" for name in order if name in counts)]
-    done = sum(s.done or 0 for s in statuses)
+    done = sum(s.done or 0 for s in statuses if s.total)  # a count without a total (n/?) would skew it
     total = sum(s.total or 0 for s in statuses)
     if total:
         parts.append(f"samples {done:,}/{total:,}")

@@ -19,7 +19,7 @@ from test_render import FOLDER
 
 from launcher.catalog import nel
 from launcher.catalog.nel import adapter_host, render_task, resolve_nel, with_progress
-from launcher.cli.render import _progress
+from launcher.cli.render import _progress, summary
 from launcher.config.boundary import to_run_spec
 from launcher.executors.local import LocalConfig, LocalExecutor
 from launcher.executors.slurm import SlurmConfig, SlurmExecutor
@@ -212,3 +212,11 @@ def test_our_harness_s_progress_file_comes_first(tmp_path):
 )
 def test_progress_column(done, total, shown):
     assert _progress(JobStatus("i.0", "t", State.RUNNING, "/x", done=done, total=total)) == shown
+
+
+def test_watch_summary_adds_only_counts_with_a_total():
+    rows = [
+        JobStatus("i.0", "a", State.RUNNING, "/x", done=3, total=8),
+        JobStatus("i.1", "b", State.RUNNING, "/x", done=50, total=None),  # a catalogue task without a limit
+    ]
+    assert "samples 3/8" in summary(rows, now=0.0)
