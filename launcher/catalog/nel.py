@@ -12,8 +12,8 @@ Facts come from NEL 0.2.6 (read in its source, Apache-2.0):
 
 Ours differs where it is safer: the key only ever travels by name (no `.secrets.env`), the image's
 telemetry is off, and a `harness.task` the catalogue does not list is refused instead of trusted.
-Two more differences are opt-in arguments of `render_task` (the parity tests render without them, so
-they compare exactly what NEL renders), both for how our containers run (host network, several at once):
+Two more differences are opt-in arguments of `render_task` (the parity test renders with them and takes
+exactly them out before comparing), both for how our containers run (host network, several at once):
 - `adapter_host`: the container gets ADAPTER_HOST, a loopback address of its own (see adapter_host());
 - `progress_url`: config_ef.yaml turns on nemo-evaluator's progress_tracking interceptor (see
   with_progress()), whose count `status` shows.

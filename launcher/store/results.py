@@ -1,4 +1,5 @@
-"""The one reader of a task's results and of the harness's progress file.
+"""The one reader of a task's results and of the harness's progress file (ours, or in a catalogue task
+nemo-evaluator's count of answered requests: nel_progress).
 
 Results: results.json from our harness, or results.yml alone as NEL's harness images write it:
 results.tasks.<task>.metrics.<metric>.scores.<name>.{value, stats{stderr, count, errors}}, with the task's
@@ -202,7 +203,7 @@ def nel_progress(task_dir: str | Path) -> tuple[int | None, int | None]:
 def _yaml_loader():
     import yaml
 
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # status reads one per running task
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # status reads one per catalogue task
 
 
 def _items(samples) -> int | None:

@@ -3,7 +3,8 @@
 NEL 0.2.6 runs each task container on its own network; ours share the host's, so each catalogue task's
 nemo-evaluator adapter server gets a loopback address of its own (ADAPTER_HOST), and behind the endpoint
 proxy nemo-evaluator's progress_tracking interceptor is turned on for `status`. Both are opt-in arguments
-of render_task: tests/integration/test_nel_parity.py renders without them and compares with NEL as is.
+of render_task: tests/integration/test_nel_parity.py renders them for all 421 tasks, takes exactly them
+out and compares with NEL's own dry run.
 The real runs (three tasks at once on the host network, progress while running) are
 tests/integration/test_catalogue_run.py.
 """
