@@ -381,3 +381,22 @@ def test_status_shows_a_running_catalogue_task_s_progress(
     proc = cli("status", inv, "--watch", timeout=300, check_rc=0)
     job = jobs(cli, inv)[TASK]
     assert (job["state"], job["done"], job["total"], ep.requests) == ("SUCCEEDED", 4, 4, 4), proc.stdout
+
+
+def test_progress_survives_kill_and_resume(cli, tmp_path, docker_engine, nel_image, gpqa_endpoint):
+    """Killed at 2/4 (the endpoint holds the rest), resumed: nemo-evaluator's interceptor starts from the
+    count it wrote, answers replayed from its cache are not counted again, and the run ends at 4/4."""
+    ep = gpqa_endpoint(hold_after=2)
+    proc = cli("run", "--config", str(nel_config(tmp_path, ep.url, 4, parallelism=1)), check_rc=0)
+    inv = invocation_of(proc)
+    wait_for(lambda: jobs(cli, inv)[TASK]["done"] == 2, timeout=300, what="2 answered requests in status")
+    cli("kill", inv, check_rc=0)
+    wait_for(lambda: containers_of(docker_engine, inv) == [], timeout=60, what="the container to go")
+    assert (jobs(cli, inv)[TASK]["state"], jobs(cli, inv)[TASK]["done"]) == ("KILLED", 2)
+    ep.release()
+    proc = cli("resume", inv, "--wait", timeout=600)
+    job = jobs(cli, inv)[TASK]
+    assert (job["state"], job["done"], job["total"]) == ("SUCCEEDED", 4, 4), proc.stdout[-2000:]
+    assert len(ep.decided("gpqa-key")) == 4
+    (score,) = scores(Path(job["folder"]))
+    assert score.value == pytest.approx(RIGHT / 4)
