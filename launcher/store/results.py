@@ -178,11 +178,17 @@ def progress(task_dir: str | Path) -> tuple[int | None, int | None]:
         return None, None
 
 
+# Harnesses that send one request per sample and repeat (simple-evals 26.3: `--num_repeats n_samples`);
+# others may send several (one per choice for loglikelihood tasks), so their total stays unknown.
+ONE_REQUEST_PER_SAMPLE = frozenset({"simple_evals"})
+
+
 def nel_progress(task_dir: str | Path) -> tuple[int | None, int | None]:
     """A catalogue task's progress in requests, not samples: nemo-evaluator 0.2.8's count of answered
     requests (results/progress: status 200, not served from its cache) against limit_samples x n_samples
-    of the run_config.yml it wrote at start (`config.params`, harness defaults merged; simple-evals asks
-    once per sample and repeat). Total None without a limit: the dataset's size is the harness's."""
+    of the run_config.yml it wrote at start (`config.params`, harness defaults merged) for a harness in
+    ONE_REQUEST_PER_SAMPLE. Total None otherwise, and without a limit (the dataset's size is the
+    harness's)."""
     count = read_regular(Path(task_dir) / NEL_PROGRESS)
     try:
         done = int((count or "").strip())
@@ -194,6 +200,8 @@ def nel_progress(task_dir: str | Path) -> tuple[int | None, int | None]:
         config = yaml.load(read_regular(Path(task_dir) / NEL_RUN_CONFIG) or "", Loader=_yaml_loader())
         params = config["config"]["params"]
         limit, repeats = params.get("limit_samples"), (params.get("extra") or {}).get("n_samples", 1)
+        if config.get("framework_name") not in ONE_REQUEST_PER_SAMPLE:
+            return done, None
     except (yaml.YAMLError, TypeError, KeyError, AttributeError):
         return done, None
     whole = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (limit, repeats))

@@ -174,8 +174,10 @@ def test_a_users_adapter_host_wins():
 # ---- reading progress back -------------------------------------------------------------------------------
 
 
-def run_config(params: dict) -> str:
-    return yaml.safe_dump({"config": {"type": "t", "params": params}, "target": {}})
+def run_config(params: dict, framework: str = "simple_evals") -> str:
+    return yaml.safe_dump(
+        {"config": {"type": "t", "params": params}, "target": {}, "framework_name": framework}
+    )
 
 
 @pytest.mark.parametrize(
@@ -187,6 +189,7 @@ def run_config(params: dict) -> str:
         ("3\n", run_config({"limit_samples": 4, "extra": {"n_samples": 2}}), (3, 8)),  # requests: x repeats
         ("3", run_config({"limit_samples": None, "extra": {"n_samples": 5}}), (3, None)),  # whole dataset
         ("3", run_config({"limit_samples": 0.5}), (3, None)),  # a fraction of the dataset
+        ("3", run_config({"limit_samples": 5}, "lm-evaluation-harness"), (3, None)),  # requests per sample?
         ("3", "config: [unclosed", (3, None)),
         ("3", "just text", (3, None)),
         ("three", run_config({"limit_samples": 5}), (None, None)),
