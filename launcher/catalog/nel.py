@@ -12,6 +12,11 @@ Facts come from NEL 0.2.6 (read in its source, Apache-2.0):
 
 Ours differs where it is safer: the key only ever travels by name (no `.secrets.env`), the image's
 telemetry is off, and a `harness.task` the catalogue does not list is refused instead of trusted.
+Two more differences are opt-in arguments of `render_task` (the parity test renders with them and takes
+exactly them out before comparing), both for how our containers run (host network, several at once):
+- `adapter_host`: the container gets ADAPTER_HOST, a loopback address of its own (see adapter_host());
+- `progress_url`: config_ef.yaml turns on nemo-evaluator's progress_tracking interceptor (see
+  with_progress()), whose count `status` shows.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import hashlib
 import json
 import shlex
 from collections.abc import Mapping
@@ -36,6 +42,14 @@ CONFIG_FILE = "config_ef.yaml"  # NEL's name for the run config the image reads
 BUILTIN_PREFIX = "launcher"  # built-ins are always reachable as launcher.<name>
 # nemo-evaluator inside the images posts telemetry unless told not to; we never let it leave the host.
 CONTAINER_ENV = {"NEMO_EVALUATOR_TELEMETRY_LEVEL": "0"}
+# nemo-evaluator 0.2.8 (adapters/server.py, AdapterServerProcess) starts its adapter server on the address
+# in ADAPTER_HOST (default localhost) and the first port from 3825 that it can bind, then closes the probe
+# socket and binds again in a child process. On a shared network (docker --network host, Slurm) two
+# containers starting together both pick 3825: one server fails ("Address already in use") and its harness
+# silently talks to the other task's server (its cache, logs and lifetime). ADAPTER_PORT would pin one port
+# (taken: the run fails); a distinct ADAPTER_HOST keeps nemo-evaluator's own free-port search, on an address
+# no other task uses.
+ADAPTER_HOST_VAR = "ADAPTER_HOST"
 
 
 @dataclass(frozen=True)
@@ -199,6 +213,34 @@ def nel_params(params: Mapping[str, Any], key: str = "params") -> dict:
     return out
 
 
+# 127.a.b.c with a in 1..254, b in 0..255, c in 1..254: on Linux the whole 127.0.0.0/8 is local on lo, in
+# any network namespace; 127.0.0.x is left to other programs and .0/.255 endings are avoided.
+_HOSTS = 254 * 256 * 254
+
+
+def adapter_host(invocation_id: str, index: int) -> str:
+    """The loopback address task `index` of an invocation gives nemo-evaluator's adapter server. Pure: the
+    tasks of one invocation get distinct addresses (consecutive from a point drawn from the invocation id,
+    so a resume gets the same ones), and two invocations share one only by a 1-in-16-million draw."""
+    start = int.from_bytes(hashlib.sha256(invocation_id.encode()).digest()[:4], "big")
+    n = (start + index) % _HOSTS
+    return f"127.{1 + n // (256 * 254)}.{n // 254 % 256}.{1 + n % 254}"
+
+
+def with_progress(cfg: dict, url: str) -> None:
+    """Turn on nemo-evaluator 0.2.8's progress_tracking interceptor in a config_ef.yaml (in place): it
+    counts answered requests (status 200, not from its cache) and writes the count to
+    `<output_dir>/progress`, the file NEL 0.2.6's local executor reads too. It also POSTs each count to
+    `url` (it cannot be told not to), so `url` must be a sink (the endpoint proxy's). The flat (legacy)
+    keys keep nemo-evaluator's default interceptors; a config that lists its own interceptors, or sets
+    use_progress_tracking, is left as the user wrote it."""
+    adapter = cfg.setdefault("target", {}).setdefault("api_endpoint", {}).setdefault("adapter_config", {})
+    if adapter.get("interceptors") or "use_progress_tracking" in adapter:
+        return
+    adapter["use_progress_tracking"] = True
+    adapter.setdefault("progress_tracking_url", url)
+
+
 @dataclass(frozen=True)
 class Rendered:
     image: str
@@ -229,15 +271,20 @@ def render_task(
     metadata: Mapping | None = None,
     pre_cmd: str = "",
     post_cmd: str = "",
+    adapter_host: str | None = None,
+    progress_url: str | None = None,
 ) -> Rendered:
     """The image, command and files that run `task` as NEL 0.2.6 runs it. Pure.
 
     `nemo_evaluator_config` is the merged user config (see merge_config): what it sets wins, as in NEL;
     the launcher fills only what is missing. `endpoint_type` is the task's `endpoint_type` override;
     `env_names` the container variables the config passes (env_vars at every level); `metadata` is
-    recorded in the config for humans and ignored by the harness.
+    recorded in the config for humans and ignored by the harness. Ours only (see the module docstring):
+    `adapter_host` sets ADAPTER_HOST in the container, `progress_url` turns on progress tracking.
     """
     cfg = merge_config(nemo_evaluator_config)
+    if progress_url:
+        with_progress(cfg, progress_url)
     api = cfg.setdefault("target", {}).setdefault("api_endpoint", {})
     api.setdefault("url", url)
     api.setdefault("model_id", model_id)
@@ -265,11 +312,15 @@ def render_task(
     else:
         script = f"{pick} && exec {run_eval}"
     names = tuple(dict.fromkeys([*env_names, *([api_key_name] if api_key_name else [])]))
+    env = dict(CONTAINER_ENV)
+    if adapter_host and ADAPTER_HOST_VAR not in names:  # a user's own ADAPTER_HOST wins
+        env[ADAPTER_HOST_VAR] = adapter_host
     return Rendered(
         image=image_for(task, container, harness_images),
         argv=("bash", "-c", script),
         files=files,
         env_names=names,
+        env=env,
     )
 
 

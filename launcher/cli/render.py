@@ -24,7 +24,9 @@ def _elapsed(s: JobStatus) -> str:
 
 
 def _progress(s: JobStatus) -> str:
-    return f"{s.done}/{s.total}" if s.total else ""
+    if s.total:
+        return f"{s.done}/{s.total}"
+    return f"{s.done}/?" if s.done is not None else ""  # a count without a known total (catalogue tasks)
 
 
 STATUS_HEADERS = ["JOB", "TASK", "STATE", "PROGRESS", "SCORE", "EXIT", "ELAPSED", "REASON", "FOLDER"]
@@ -177,7 +179,7 @@ def summary(statuses: list[JobStatus], now: float | None = None) -> str:
         for st in (State.SUCCEEDED, State.RUNNING, State.PENDING, State.FAILED, State.LOST, State.KILLED)
     ]
     parts = [", ".join(f"{counts[name]} {name.lower()}" for name in order if name in counts)]
-    done = sum(s.done or 0 for s in statuses)
+    done = sum(s.done or 0 for s in statuses if s.total)  # a count without a total (n/?) would skew it
     total = sum(s.total or 0 for s in statuses)
     if total:
         parts.append(f"samples {done:,}/{total:,}")

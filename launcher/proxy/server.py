@@ -23,7 +23,7 @@ from launcher.proxy.cache import ResponseCache
 from launcher.proxy.reqlog import RequestLog
 from launcher.proxy.settings import ProxySettings
 from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
-from launcher.proxy.wiring import PID_FILE
+from launcher.proxy.wiring import PID_FILE, PROGRESS_PATH
 
 log = logging.getLogger("launcher.proxy")
 
@@ -134,6 +134,9 @@ class Proxy:
     # ---- handlers -------------------------------------------------------------------------------------
     async def handle_stats(self, _request: web.Request) -> web.Response:
         return web.json_response(self.snapshot())
+
+    async def handle_progress(self, _request: web.Request) -> web.Response:
+        return web.Response(status=204)  # a sink: the count is read from the task's own file (wiring)
 
     async def handle_other(self, request: web.Request) -> web.StreamResponse:
         if not request.path.startswith("/v1/"):
@@ -363,6 +366,7 @@ class Proxy:
 def build_app(proxy: Proxy) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/proxy/stats", proxy.handle_stats)
+    app.router.add_post(PROGRESS_PATH, proxy.handle_progress)
     app.router.add_post("/v1/chat/completions", proxy.handle_completions)
     app.router.add_post("/v1/completions", proxy.handle_completions)
     app.router.add_route("*", "/{tail:.*}", proxy.handle_other)

@@ -53,6 +53,15 @@ def task_url(url: str, port: int) -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
+# nemo-evaluator's progress_tracking interceptor POSTs its count somewhere on every answer (it has no "off");
+# inside a catalogue task it POSTs here, and the proxy acknowledges without reading (launcher.catalog.nel).
+PROGRESS_PATH = "/proxy/progress"
+
+
+def progress_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}{PROGRESS_PATH}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,4 +1,5 @@
-"""The one reader of a task's results and of the harness's progress file.
+"""The one reader of a task's results and of the harness's progress file (ours, or in a catalogue task
+nemo-evaluator's count of answered requests: nel_progress).
 
 Results: results.json from our harness, or results.yml alone as NEL's harness images write it:
 results.tasks.<task>.metrics.<metric>.scores.<name>.{value, stats{stderr, count, errors}}, with the task's
@@ -16,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher.errors import LauncherError
-from launcher.store.layout import PROGRESS, RESULTS_JSON, RESULTS_YML, read_regular
+from launcher.store.layout import (
+    NEL_PROGRESS,
+    NEL_RUN_CONFIG,
+    PROGRESS,
+    RESULTS_JSON,
+    RESULTS_YML,
+    read_regular,
+)
 
 
 class UnreadableResults(LauncherError):
@@ -160,12 +168,51 @@ def headline(task_dir: str | Path) -> str:
 
 
 def progress(task_dir: str | Path) -> tuple[int | None, int | None]:
+    """(done, total): our harness's progress.json, else a NEL catalogue task's (nel_progress)."""
     text = read_regular(os.path.join(task_dir, PROGRESS))
+    if text is None:
+        return nel_progress(task_dir)
     try:
         data = json.loads(text or "")
         return int(data["done"]), int(data["total"])
     except (ValueError, TypeError, KeyError):
         return None, None
+
+
+# Harnesses that send one request per sample and repeat (simple-evals 26.3: `--num_repeats n_samples`);
+# others may send several (one per choice for loglikelihood tasks), so their total stays unknown.
+ONE_REQUEST_PER_SAMPLE = frozenset({"simple_evals"})
+
+
+def nel_progress(task_dir: str | Path) -> tuple[int | None, int | None]:
+    """A catalogue task's progress in requests, not samples: nemo-evaluator 0.2.8's count of answered
+    requests (results/progress: status 200, not served from its cache) against limit_samples x n_samples
+    of the run_config.yml it wrote at start (`config.params`, harness defaults merged) for a harness in
+    ONE_REQUEST_PER_SAMPLE. Total None otherwise, and without a limit (the dataset's size is the
+    harness's)."""
+    count = read_regular(os.path.join(task_dir, NEL_PROGRESS))
+    try:
+        done = int((count or "").strip())
+    except ValueError:
+        return None, None
+    import yaml
+
+    try:
+        config = yaml.load(read_regular(os.path.join(task_dir, NEL_RUN_CONFIG)) or "", Loader=_yaml_loader())
+        params = config["config"]["params"]
+        limit, repeats = params.get("limit_samples"), (params.get("extra") or {}).get("n_samples", 1)
+        if config.get("framework_name") not in ONE_REQUEST_PER_SAMPLE:
+            return done, None
+    except (yaml.YAMLError, TypeError, KeyError, AttributeError):
+        return done, None
+    whole = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (limit, repeats))
+    return done, limit * repeats if whole else None  # a fractional limit_samples: total unknown
+
+
+def _yaml_loader():
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # status reads one per catalogue task
 
 
 def _items(samples) -> int | None:

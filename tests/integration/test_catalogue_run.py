@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invocation_of, jobs, labelled_containers, wait_for
+from helpers import invocation_of, jobs, labelled_containers, unavailable, wait_for
 
 from launcher.store.results import scores
 
@@ -63,10 +64,15 @@ class GpqaEndpoint:
 
     CHOICE = re.compile(r"^([A-D])\) (.*)$", re.M)
 
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, hold_after: int | None = None):
         self.key, self.latency = answer_key(), latency
-        self.decided: dict[str, bool] = {}  # question -> answered correctly
+        # (model, question) -> answered correctly: each model (one per task in a concurrent run) is scored
+        # on its own, so every task's expected score is RIGHT / its limit whatever the interleaving.
+        self.decisions: dict[tuple[str, str], bool] = {}
+        self.by_model: dict[str, int] = {}  # model -> requests answered
         self.requests = 0
+        # After `hold_after` answers, later requests wait until release(): a run caught mid-way for sure.
+        self.hold_after, self.gate = hold_after, asyncio.Event()
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
         self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
@@ -94,14 +100,18 @@ class GpqaEndpoint:
         from aiohttp import web
 
         self.requests += 1
+        if self.hold_after is not None and self.requests > self.hold_after:
+            await self.gate.wait()
         body = await request.json()
+        model = body.get("model", "")
         prompt = body["messages"][-1]["content"]
         question = next(q for q in self.key if q in prompt)  # the harness strips nothing from the text
         choices = {letter: text.strip() for letter, text in self.CHOICE.findall(prompt)}
         correct = next(letter for letter, text in choices.items() if text == self.key[question])
-        right = self.decided.setdefault(question, len(self.decided) < RIGHT)
+        right = self.decisions.setdefault((model, question), len(self.decided(model)) < RIGHT)
         letter = correct if right else next(x for x in "ABCD" if x != correct)
         await asyncio.sleep(self.latency)
+        self.by_model[model] = self.by_model.get(model, 0) + 1
         return web.json_response(
             {
                 "id": f"gpqa-{self.requests}",
@@ -117,6 +127,13 @@ class GpqaEndpoint:
                 "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
             }
         )
+
+    def decided(self, model: str) -> list[str]:
+        """The distinct questions `model` was asked."""
+        return [q for (m, q) in self.decisions if m == model]
+
+    def release(self) -> None:
+        self.loop.call_soon_threadsafe(self.gate.set)
 
     @property
     def url(self) -> str:
@@ -140,22 +157,33 @@ class GpqaEndpoint:
 def gpqa_endpoint():
     started: list[GpqaEndpoint] = []
 
-    def start(latency: float = 0.0) -> GpqaEndpoint:
-        started.append(GpqaEndpoint(latency))
+    def start(latency: float = 0.0, hold_after: int | None = None) -> GpqaEndpoint:
+        started.append(GpqaEndpoint(latency, hold_after))
         return started[-1]
 
     yield start
     for ep in started:
+        ep.release()
         ep.stop()
 
 
-def nel_config(tmp_path: Path, url: str, limit: int, harness_map: bool = False) -> Path:
-    """A NEL 0.2.6-shaped run config: the catalogue task with our image (the task's `container`, or the
-    config-level harness -> image map), the datasets cache mounted read-only where the image's
-    HF_DATASETS_CACHE looks, everything offline by `lit:` variables."""
+def nel_config(
+    tmp_path: Path,
+    url: str,
+    limit: int,
+    harness_map: bool = False,
+    extra_tasks: tuple[dict, ...] = (),
+    parallelism: int = 2,
+    executor: str = "local",
+) -> Path:
+    """A NEL 0.2.6-shaped run config: the catalogue task (and `extra_tasks`, entries of the same shape)
+    with our image (the task's `container`, or the config-level harness -> image map), the datasets cache
+    mounted read-only where the image's HF_DATASETS_CACHE looks, everything offline by `lit:` variables.
+    Tasks run at once (max_parallel = their number)."""
+    tasks = [{"name": TASK}, *extra_tasks]
     config = {
-        "defaults": [{"execution": "local"}, "_self_"],
-        "execution": {"output_dir": str(tmp_path / "out")},
+        "defaults": [{"execution": executor}, "_self_"],
+        "execution": {"output_dir": str(tmp_path / "out"), "max_parallel": len(tasks)},
         "target": {"api_endpoint": {"url": url, "model_id": "gpqa-key", "type": "chat"}},
         "evaluation": {
             "env_vars": {
@@ -163,20 +191,24 @@ def nel_config(tmp_path: Path, url: str, limit: int, harness_map: bool = False) 
                 "HF_DATASETS_OFFLINE": "lit:1",
                 "NEMO_EVALUATOR_TELEMETRY_LEVEL": "lit:0",
             },
-            "nemo_evaluator_config": {"config": {"params": {"limit_samples": limit, "parallelism": 2}}},
+            "nemo_evaluator_config": {
+                "config": {"params": {"limit_samples": limit, "parallelism": parallelism}}
+            },
             "tasks": [
                 {
-                    "name": TASK,
+                    **task,
                     "dataset_dir": str(GPQA_CACHE),
                     "dataset_mount_path": "/data/hf-datasets/Idavidrein___gpqa",
                 }
+                for task in tasks
             ],
         },
     }
     if harness_map:
         config["evaluation"]["harness_images"] = {"simple_evals": NEL_IMAGE}
     else:
-        config["evaluation"]["tasks"][0]["container"] = NEL_IMAGE
+        for task in config["evaluation"]["tasks"]:
+            task["container"] = NEL_IMAGE
     path = tmp_path / "nel_gpqa.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -220,7 +252,7 @@ def test_gpqa_diamond_end_to_end_then_resume_starts_nothing(
     log = (task_dir / "logs/output.log").read_text()
     assert job["state"] == "SUCCEEDED", log[-3000:]
     # The score the harness wrote (results.yml, NEL's layout) is what the endpoint's answers imply.
-    assert len(ep.decided) == limit and ep.requests == limit
+    assert len(ep.decided("gpqa-key")) == limit and ep.requests == limit
     expected = RIGHT / limit
     (score,) = scores(task_dir)
     assert (score.task, score.metric, score.value) == ("gpqa_diamond", "score", pytest.approx(expected))
@@ -256,3 +288,115 @@ def test_kill_mid_run_leaves_no_container(cli, tmp_path, docker_engine, nel_imag
     cli("kill", inv, check_rc=0)
     assert jobs(cli, inv)[TASK]["state"] == "KILLED"
     wait_for(lambda: containers_of(docker_engine, inv) == [], timeout=60, what="the container to go")
+
+
+# Three GPQA variants of simple-evals 26.3 that read the same mounted data (framework.yml: gpqa_diamond_aa_v2
+# and _aa_v3 run `task: gpqa_diamond` with their own answer extraction), each under its own model name so
+# the endpoint scores each task on its own: (task, limit, n_samples, model).
+CONCURRENT = (
+    (TASK, 3, 1, "gpqa-key"),
+    ("simple_evals.gpqa_diamond_aa_v2", 4, 2, "gpqa-key-v2"),
+    ("simple_evals.gpqa_diamond_aa_v3", 5, 1, "gpqa-key-v3"),
+)
+
+
+def slurm_answers() -> bool:
+    proc = (
+        subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+        if shutil.which("sinfo")
+        else None
+    )
+    return bool(proc and proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mix", "alloc")))
+
+
+@pytest.mark.parametrize("executor", ["local", "slurm"])
+def test_concurrent_catalogue_tasks_each_use_their_own_adapter(
+    cli, tmp_path, docker_engine, nel_image, gpqa_endpoint, executor
+):
+    """Three catalogue tasks of one invocation start together on the host network (max_parallel 3; on
+    Slurm three array elements on the one node, each with its own endpoint proxy). Each container's
+    nemo-evaluator starts its own adapter server; each must serve its own task's requests (its own log,
+    its own progress count), and each task must score as its endpoint answers imply."""
+    if executor == "slurm" and not slurm_answers():
+        unavailable("no Slurm cluster answers", "make test starts one with scripts/ensure-slurm.sh")
+    ep = gpqa_endpoint()
+
+    def entry(name: str, limit: int, n_samples: int, model: str) -> dict:
+        params = {"limit_samples": limit, "extra": {"n_samples": n_samples}}
+        return {
+            "name": name,
+            "nemo_evaluator_config": {
+                "config": {"params": params},
+                "target": {"api_endpoint": {"model_id": model}},
+            },
+        }
+
+    extra = tuple(entry(*t) for t in CONCURRENT[1:])
+    config = nel_config(tmp_path, ep.url, CONCURRENT[0][1], extra_tasks=extra, executor=executor)
+    first = yaml.safe_load(config.read_text())
+    first["evaluation"]["tasks"][0].update(entry(*CONCURRENT[0]))
+    config.write_text(yaml.safe_dump(first))
+    proc = cli("run", "--config", str(config), "--wait", timeout=900)
+    inv = invocation_of(proc)
+    found = jobs(cli, inv)
+    problems = []
+    for name, limit, n_samples, model in CONCURRENT:
+        job = found[name]
+        task_dir = Path(job["folder"])
+        log = (task_dir / "logs/output.log").read_text()
+        asked = limit * n_samples
+        served_here = log.count("Request started")  # nemo-evaluator's adapter logs each request it serves
+        if "Failed to update job progress" in log or "progress tracking server" in log:
+            problems.append(f"{name}: the proxy did not take the progress interceptor's POSTs")
+        (score,) = scores(task_dir) or (None,)
+        got = (
+            job["state"],
+            served_here,
+            ep.by_model.get(model),
+            (job["done"], job["total"]),
+            score and round(score.value, 4),
+        )
+        want = ("SUCCEEDED", asked, asked, (asked, asked), round(RIGHT / limit, 4))
+        if got != want:
+            problems.append(
+                f"{name}: (state, served by its adapter, answered, progress, score) {got} != {want}"
+            )
+    assert not problems, "\n".join(problems) + "\n" + proc.stdout[-2000:]
+
+
+def test_status_shows_a_running_catalogue_task_s_progress(
+    cli, tmp_path, docker_engine, nel_image, gpqa_endpoint
+):
+    """nemo-evaluator's progress_tracking interceptor (turned on by the launcher behind the endpoint
+    proxy) counts answered requests in the task's results; `status` shows them against limit_samples
+    while the task runs. The endpoint holds every request after the second, so the run is caught at 2/4."""
+    ep = gpqa_endpoint(hold_after=2)
+    proc = cli("run", "--config", str(nel_config(tmp_path, ep.url, 4, parallelism=1)), check_rc=0)
+    inv = invocation_of(proc)
+    wait_for(lambda: jobs(cli, inv)[TASK]["done"] == 2, timeout=300, what="2 answered requests in status")
+    job = jobs(cli, inv)[TASK]
+    assert (job["state"], job["done"], job["total"]) == ("RUNNING", 2, 4)
+    assert "2/4" in cli("status", inv, check_rc=0).stdout
+    ep.release()
+    proc = cli("status", inv, "--watch", timeout=300, check_rc=0)
+    job = jobs(cli, inv)[TASK]
+    assert (job["state"], job["done"], job["total"], ep.requests) == ("SUCCEEDED", 4, 4, 4), proc.stdout
+
+
+def test_progress_survives_kill_and_resume(cli, tmp_path, docker_engine, nel_image, gpqa_endpoint):
+    """Killed at 2/4 (the endpoint holds the rest), resumed: nemo-evaluator's interceptor starts from the
+    count it wrote, answers replayed from its cache are not counted again, and the run ends at 4/4."""
+    ep = gpqa_endpoint(hold_after=2)
+    proc = cli("run", "--config", str(nel_config(tmp_path, ep.url, 4, parallelism=1)), check_rc=0)
+    inv = invocation_of(proc)
+    wait_for(lambda: jobs(cli, inv)[TASK]["done"] == 2, timeout=300, what="2 answered requests in status")
+    cli("kill", inv, check_rc=0)
+    wait_for(lambda: containers_of(docker_engine, inv) == [], timeout=60, what="the container to go")
+    assert (jobs(cli, inv)[TASK]["state"], jobs(cli, inv)[TASK]["done"]) == ("KILLED", 2)
+    ep.release()
+    proc = cli("resume", inv, "--wait", timeout=600)
+    job = jobs(cli, inv)[TASK]
+    assert (job["state"], job["done"], job["total"]) == ("SUCCEEDED", 4, 4), proc.stdout[-2000:]
+    assert len(ep.decided("gpqa-key")) == 4
+    (score,) = scores(Path(job["folder"]))
+    assert score.value == pytest.approx(RIGHT / 4)

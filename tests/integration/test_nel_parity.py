@@ -4,7 +4,8 @@ NEL 0.2.6 runs in its own venv (created here when missing, ~3 minutes, cached ou
 ~/.cache/launcher/nel-0.2.6/venv, or LAUNCHER_NEL_VENV). One NEL dry run renders all 421 tasks from one
 config; for each, our rendering must give the same image, the same decoded config_ef.yaml (metadata aside:
 NEL records its resolved config, versions and command line there) and the same variable names passed to
-the container. Name resolution is compared with NEL's own resolver for every bare and qualified name.
+the container, once our two documented additions are checked and taken out (without_ours). Name
+resolution is compared with NEL's own resolver for every bare and qualified name.
 NEL's telemetry is off in every command (NEMO_EVALUATOR_TELEMETRY_LEVEL=0).
 """
 
@@ -78,6 +79,14 @@ def task_entry(i: int, name: str) -> dict:
     return entry
 
 
+# Our two additions to NEL's rendering (launcher.catalog.nel: the adapter server's own address, progress
+# tracking behind the proxy), rendered as the executors do and removed before comparing, so the comparison
+# covers what runs and shows that these are the only differences.
+ADAPTER_HOST = "127.1.2.3"
+PROGRESS_URL = "http://127.0.0.1:25000/proxy/progress"
+OUR_ADAPTER_CONFIG = {"use_progress_tracking": True, "progress_tracking_url": PROGRESS_URL}
+
+
 def ours(i: int, entry: dict):
     task = resolve_nel(entry["name"])
     env_names = tuple(EVAL_ENV) + tuple(entry.get("env_vars", {}))
@@ -89,7 +98,17 @@ def ours(i: int, entry: dict):
         api_key_name=KEY,
         endpoint_type=entry.get("endpoint_type"),
         env_names=env_names,
+        adapter_host=ADAPTER_HOST,
+        progress_url=PROGRESS_URL,
     )
+
+
+def without_ours(config: dict, env: dict) -> tuple[dict, dict]:
+    """Our config_ef.yaml and literal variables with exactly our two additions taken out (each checked)."""
+    api = config["target"]["api_endpoint"]
+    assert api.pop("adapter_config") == OUR_ADAPTER_CONFIG
+    assert env["ADAPTER_HOST"] == ADAPTER_HOST
+    return config, {k: v for k, v in env.items() if k != "ADAPTER_HOST"}
 
 
 CONFIG_RE = re.compile(r'echo "([A-Za-z0-9+/=]*)" \| base64 -d > config_ef\.yaml')
@@ -148,10 +167,10 @@ def test_every_task_renders_as_nel_renders_it(nel_dry_run):
         theirs = nel_dry_run["rendered"][i]
         entry = task_entry(i, name)
         mine = ours(i, entry)
-        config = yaml.safe_load(mine.files["config_ef.yaml"])
+        config, env = without_ours(yaml.safe_load(mine.files["config_ef.yaml"]), mine.env)
         config.pop("metadata")
         theirs["config"].pop("metadata")
-        got = {"image": mine.image, "config": config, "env": sorted([*mine.env_names, *mine.env])}
+        got = {"image": mine.image, "config": config, "env": sorted([*mine.env_names, *env])}
         want = {"image": theirs["image"], "config": theirs["config"], "env": sorted(theirs["env"])}
         # the comparison sees what the config asked for (a guard against both sides being empty)
         assert want["config"]["config"]["params"]["limit_samples"] == 7 and KEY in want["env"], name

@@ -376,11 +376,15 @@ def test_other_paths_and_bad_bodies(tmp_path, started):
                 nothing = r.status, await r.json()
             async with session.post(f"{proxy.base}/v1/chat/completions", data=b"[1,") as r:
                 bad = r.status, await r.json()
+            # nemo-evaluator's progress_tracking interceptor posts its count here (a sink, not counted)
+            async with session.post(f"{proxy.base}/proxy/progress", json={"samples_processed": 3}) as r:
+                sink = r.status
             async with session.get(f"{proxy.base}/proxy/stats") as r:
                 stats = await r.json()
-        return nothing, bad, stats
+        return nothing, bad, stats, sink
 
-    nothing, bad, stats = asyncio.run(go())
+    nothing, bad, stats, sink = asyncio.run(go())
+    assert sink == 204 and stats["requests"] == 1
     assert nothing[0] == 404 and "no route /nothing" in nothing[1]["error"]["message"]
     assert bad[0] == 400 and bad[1]["error"]["type"] == "invalid_request_error"
     assert stats["errors"] == {"bad_request": 1} and rec.bodies == []

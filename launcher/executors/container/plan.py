@@ -101,11 +101,13 @@ def task_container(
     cfg: ContainerConfig,
     runtime: str = "docker",
     proxy_port: int | None = None,
+    adapter_host: str | None = None,
 ) -> tuple[ContainerSpec, dict[str, str]]:
     """The container of one task and the files it reads from its results folder (relative to the task
     folder): a built-in runs our harness, a NEL catalogue task its harness image with NEL's config_ef.yaml,
     a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`) the task gets
-    the proxy's URL and no key variable: only the proxy holds the key."""
+    the proxy's URL and no key variable: only the proxy holds the key. `adapter_host`: the loopback
+    address of a catalogue task's own nemo-evaluator adapter server (launcher.catalog.nel.adapter_host)."""
     key = task_key(spec, task)
     known = resolve(task.name, f"{key}.name")
     env_from_host = spec.env_vars(task)
@@ -137,7 +139,7 @@ def task_container(
         image, command = task.container or info.image, info.command
         files = {RUN_CONFIG_FILE: run_config(spec, task, info, env_from_host, proxy_port)}
     else:
-        rendered = render_nel(spec, task, known, env_from_host, proxy_port)
+        rendered = render_nel(spec, task, known, env_from_host, proxy_port, adapter_host)
         literal = spec.literal_env(task)  # passed as values by with_config_extras, not from the host
         env_from_host = {n: env_from_host.get(n, n) for n in rendered.env_names if n not in literal}
         env.update(rendered.env)
@@ -177,11 +179,17 @@ def nel_image(known: Known, task: TaskSpec, spec: RunSpec) -> str:
 
 
 def render_nel(
-    spec: RunSpec, task: TaskSpec, known: Known, env_from_host: dict[str, str], proxy_port: int | None
+    spec: RunSpec,
+    task: TaskSpec,
+    known: Known,
+    env_from_host: dict[str, str],
+    proxy_port: int | None,
+    adapter_host: str | None = None,
 ):
     """A NEL catalogue task as NEL 0.2.6 renders it: only what the user set explicitly is passed (the
     harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it, or,
-    behind the endpoint proxy, the proxy's URL and no key at all."""
+    behind the endpoint proxy, the proxy's URL and no key at all. Ours besides (launcher.catalog.nel):
+    the adapter server's own loopback address, and behind the proxy, progress tracking."""
     from dataclasses import asdict
 
     from launcher.catalog import nel
@@ -206,6 +214,8 @@ def render_nel(
         metadata={"launcher": {"version": __version__, "task": task.name}},
         pre_cmd=pre_cmd,
         post_cmd=post_cmd,
+        adapter_host=adapter_host,
+        progress_url=None if proxy_port is None else proxy_wiring.progress_url(proxy_port),
     )
 
 
@@ -257,6 +267,8 @@ def plan_tasks(
     element, so each element's run_config.json names its own port)."""
     if cfg.max_parallel < 1:
         raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
+    from launcher.catalog.nel import adapter_host
+
     selected = spec.selected()
     # A task's id (its name, or NEL's <name>.<position> for a repeated name) names its folder and job, so
     # repeats get their own folders, results and status rows; resume reads them back from the record.
@@ -274,6 +286,7 @@ def plan_tasks(
             cfg,
             runtime,
             proxy_port(n) if callable(proxy_port) else proxy_port,
+            adapter_host(invocation_id, n),
         )
         c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
