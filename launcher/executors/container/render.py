@@ -89,12 +89,36 @@ def docker_run_argv(c: ContainerSpec, invocation_id: str, results_dir: str | Non
     return [*argv, *c.extra_args, c.image, *c.command]
 
 
+# What a pyxis step needs from the job's environment besides the task's variables. PATH: slurmstepd looks
+# the command up in the step's environment ("execve(): No such file or directory" without it, Slurm
+# 22.05); the rest pyxis hands on to enroot from the job's environment (HOME: enroot's data and config
+# paths; NVIDIA/pyxis pyxis_slurmstepd.c `enroot_want_env`, commit a35027c). srun --export always adds
+# SLURM_* (srun(1) --export); Slurm adds TMPDIR and SLURMD_NODENAME itself. Never a secret.
+PYXIS_STEP_NAMES = (
+    "PATH",
+    "HOME",
+    "TERM",
+    "ENROOT_CONFIG_PATH",
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "MELLANOX_VISIBLE_DEVICES",
+    "MELLANOX_MOUNT_DRIVER",
+)
+
+
 def pyxis_srun_argv(c: ContainerSpec, results_dir: str) -> list[str]:
-    """The task as a Slurm step in an enroot container (pyxis); variables are passed by name."""
+    """The task as a Slurm step in an enroot container (pyxis); variables are passed by name.
+
+    pyxis sets every variable of the step's environment in the container (README, --container-env), and
+    a step gets the whole job environment by default (srun --export=ALL; sbatch exported the submitting
+    shell's): so `--export` names exactly the task's variables and what the step needs (PYXIS_STEP_NAMES).
+    A name that is not set is left out by Slurm. The values come from srun's own environment (run.sh sets
+    them on this one command), so none is in the argv."""
     names = sorted({*c.env, *c.env_from_host})
     argv = [
         "srun",
         "--ntasks=1",
+        f"--export={','.join(sorted({*names, *PYXIS_STEP_NAMES}))}",
         f"--container-image={c.image}",
         f"--container-mounts={','.join([f'{results_dir}:/results', *c.mounts])}",
         "--no-container-mount-home",
