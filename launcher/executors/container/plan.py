@@ -272,7 +272,7 @@ def plan_tasks(
         if not nel_task:
             files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
         host_env.update(c.env_from_host.values())
-        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime)
+        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
         jobs.append(PlannedJob(job_id, task.name, task_folder, c.image, c.command))
