@@ -18,7 +18,7 @@ for var in HOST_HF_TOKEN MY_API_KEY; do
   fi
 done
 stopping=
-trap '[ -n "$stopping" ] || { stopping=1; docker stop -t 5 launcher-0000abcd-0 >/dev/null 2>&1 & }' TERM INT
+trap '[ -n "$stopping" ] || { stopping=1; docker stop -t 5 launcher-0000abcd-0 >/dev/null 2>&1 & }' TERM INT HUP
 container() {  # a docker client in its own session, waited for until it has ended
   [ -z "$stopping" ] || return 143
   setsid "$@" &

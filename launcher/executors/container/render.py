@@ -222,7 +222,7 @@ CLIENT = "container"  # run.sh's function that runs a `docker run` client (_clie
 
 
 def _client_lines(names: list[str], grace: int) -> list[str]:
-    """run.sh's TERM/INT trap and the function its `docker run` clients run under. `launcher kill` (or a
+    """run.sh's TERM/INT/HUP trap and the function its `docker run` clients run under. `launcher kill` (or a
     Ctrl-C) signals the scripts' process group; each client runs in its own session, out of reach: a
     signalled client forwards the signal to the container, so the harness would get a second SIGTERM from
     `docker stop`, and three signals make it exit at once, before the container's last lines (docker CLI
@@ -233,7 +233,7 @@ def _client_lines(names: list[str], grace: int) -> list[str]:
     return [
         "stopping=",
         # Once: run.sh may be signalled twice (its group and itself), the harness must get one SIGTERM.
-        f"trap {shlex.quote(once + stop + ' }')} TERM INT",
+        f"trap {shlex.quote(once + stop + ' }')} TERM INT HUP",
         f"{CLIENT}() {{  # a docker client in its own session, waited for until it has ended",
         '  [ -z "$stopping" ] || return 143',
         '  setsid "$@" &',
