@@ -139,6 +139,13 @@ def test_a_pyxis_step_exports_only_the_tasks_variables_and_what_enroot_needs(pro
     assert "MY_API_KEY" not in srun.split("srun", 1)[1]  # the key's host name only as a value source
 
 
+def test_a_pyxis_task_variable_named_like_an_srun_export_word_is_one_line():
+    task = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"ALL": "HOST_ALL"}}
+    with pytest.raises(ConfigError, match=r"^evaluation.tasks\[0\].env_vars.ALL: is a word of srun --export"):
+        plan(tasks=[task], container_runtime="pyxis")
+    assert plan(tasks=[task])  # docker passes it with -e ALL
+
+
 def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
     """The element's script drops the key once the proxy holds it (nothing after needs it), unless a task
     passes it itself."""

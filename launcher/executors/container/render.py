@@ -105,6 +105,8 @@ PYXIS_STEP_NAMES = (
     "MELLANOX_MOUNT_DRIVER",
 )
 
+SRUN_EXPORT_WORDS = frozenset({"ALL", "NONE"})  # srun --export's own words: never a variable's name there
+
 
 def pyxis_srun_argv(c: ContainerSpec, results_dir: str) -> list[str]:
     """The task as a Slurm step in an enroot container (pyxis); variables are passed by name.
