@@ -106,6 +106,8 @@ def derive_status(
         # The kill may have read the job before its start record (a race): its signal still ended it.
         if kills or (scheduler.killed and code in KILL_SIGNALS):
             return Verdict(State.KILLED, KILLED_BY_US, **timing)
+        if code in KILL_SIGNALS and scheduler.ended:  # run.sh stopped its container when signalled: why
+            return Verdict(*scheduler.ended, **timing)  # the signal came is the scheduler's (time limit)
         reason = exits[-1].detail or EXIT_REASONS.get(code, "") or last_output()
         return Verdict(State.FAILED, reason, **timing)
     if kills:

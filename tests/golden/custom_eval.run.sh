@@ -17,9 +17,19 @@ for var in HOST_EXTRA HOST_HF_TOKEN MY_API_KEY; do
     exit 78
   fi
 done
+stopping=
+trap '[ -n "$stopping" ] || { stopping=1; docker stop -t 5 launcher-0000abcd-2 >/dev/null 2>&1 & }' TERM INT HUP
+container() {  # a docker client in its own session, waited for until it has ended
+  [ -z "$stopping" ] || return 143
+  setsid "$@" &
+  local client=$! rc
+  wait "$client"; rc=$?
+  while kill -0 "$client" 2>/dev/null; do wait "$client"; rc=$?; done  # a trap ended the wait
+  return "$rc"
+}
 docker rm -f launcher-0000abcd-2 >/dev/null 2>&1  # a leftover of a crashed attempt
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
-API_KEY="${MY_API_KEY}" EXTRA="${HOST_EXTRA}" HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-2 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.2 --label 'launcher.task=custom eval' --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/custom_eval/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/custom_eval/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e 'LAUNCHER_TASK=custom eval' -e API_KEY -e EXTRA -e HF_TOKEN my/image:1 run --x >> logs/output.log 2>&1 < /dev/null
+API_KEY="${MY_API_KEY}" EXTRA="${HOST_EXTRA}" HF_TOKEN="${HOST_HF_TOKEN}" container docker run --rm --init --pull never --name launcher-0000abcd-2 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.2 --label 'launcher.task=custom eval' --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/custom_eval/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/custom_eval/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e 'LAUNCHER_TASK=custom eval' -e API_KEY -e EXTRA -e HF_TOKEN my/image:1 run --x >> logs/output.log 2>&1 < /dev/null
 rc=$?
 echo "exited $(date +%s) $rc" >> events.log
 exit "$rc"

@@ -17,9 +17,19 @@ for var in HOST_HF_TOKEN MY_API_KEY; do
     exit 78
   fi
 done
+stopping=
+trap '[ -n "$stopping" ] || { stopping=1; docker stop -t 5 launcher-0000abcd-0 >/dev/null 2>&1 & }' TERM INT HUP
+container() {  # a docker client in its own session, waited for until it has ended
+  [ -z "$stopping" ] || return 143
+  setsid "$@" &
+  local client=$! rc
+  wait "$client"; rc=$?
+  while kill -0 "$client" 2>/dev/null; do wait "$client"; rc=$?; done  # a trap ended the wait
+  return "$rc"
+}
 docker rm -f launcher-0000abcd-0 >/dev/null 2>&1  # a leftover of a crashed attempt
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
-API_KEY="${MY_API_KEY}" HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-0 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.0 --label launcher.task=launcher.gsm8k_cot_zeroshot --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/launcher.gsm8k_cot_zeroshot/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/launcher.gsm8k_cot_zeroshot/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=launcher.gsm8k_cot_zeroshot -e API_KEY -e HF_TOKEN launcher-harness:0.1.0 python3 -m launcher.harness run --config /results/run_config.json >> logs/output.log 2>&1 < /dev/null
+API_KEY="${MY_API_KEY}" HF_TOKEN="${HOST_HF_TOKEN}" container docker run --rm --init --pull never --name launcher-0000abcd-0 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.0 --label launcher.task=launcher.gsm8k_cot_zeroshot --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/launcher.gsm8k_cot_zeroshot/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/launcher.gsm8k_cot_zeroshot/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=launcher.gsm8k_cot_zeroshot -e API_KEY -e HF_TOKEN launcher-harness:0.1.0 python3 -m launcher.harness run --config /results/run_config.json >> logs/output.log 2>&1 < /dev/null
 rc=$?
 echo "exited $(date +%s) $rc" >> events.log
 exit "$rc"

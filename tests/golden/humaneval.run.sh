@@ -17,17 +17,27 @@ for var in HOST_HF_TOKEN MY_API_KEY; do
     exit 78
   fi
 done
+stopping=
+trap '[ -n "$stopping" ] || { stopping=1; docker stop -t 5 launcher-0000abcd-1 launcher-0000abcd-1-sandbox >/dev/null 2>&1 & }' TERM INT HUP
+container() {  # a docker client in its own session, waited for until it has ended
+  [ -z "$stopping" ] || return 143
+  setsid "$@" &
+  local client=$! rc
+  wait "$client"; rc=$?
+  while kill -0 "$client" 2>/dev/null; do wait "$client"; rc=$?; done  # a trap ended the wait
+  return "$rc"
+}
 docker rm -f launcher-0000abcd-1 >/dev/null 2>&1  # a leftover of a crashed attempt
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
-API_KEY="${MY_API_KEY}" HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=launcher.humaneval_chat --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=launcher.humaneval_chat -e API_KEY -e HF_TOKEN launcher-harness:0.1.0 python3 -m launcher.harness run --config /results/run_config.json >> logs/output.log 2>&1 < /dev/null
+API_KEY="${MY_API_KEY}" HF_TOKEN="${HOST_HF_TOKEN}" container docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=launcher.humaneval_chat --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=launcher.humaneval_chat -e API_KEY -e HF_TOKEN launcher-harness:0.1.0 python3 -m launcher.harness run --config /results/run_config.json >> logs/output.log 2>&1 < /dev/null
 rc=$?
 if [ "$rc" = 0 ]; then
   docker rm -f launcher-0000abcd-1-sandbox >/dev/null 2>&1
-  docker run --rm --init --name launcher-0000abcd-1-sandbox --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=launcher.humaneval_chat --network none --read-only --cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add KILL --cap-add DAC_READ_SEARCH --security-opt no-new-privileges --pids-limit 128 --memory 1g --tmpfs /tmp:size=256m --user 0 -v /data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results:/results:ro launcher-harness:0.1.0 python3 -m launcher.harness execute /results >> results/verdicts.jsonl 2>> logs/output.log < /dev/null
+  container docker run --rm --init --name launcher-0000abcd-1-sandbox --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=launcher.humaneval_chat --network none --read-only --cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add KILL --cap-add DAC_READ_SEARCH --security-opt no-new-privileges --pids-limit 128 --memory 1g --tmpfs /tmp:size=256m --user 0 -v /data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results:/results:ro launcher-harness:0.1.0 python3 -m launcher.harness execute /results >> results/verdicts.jsonl 2>> logs/output.log < /dev/null
   rc=$?
 fi
 if [ "$rc" = 0 ]; then
-  API_KEY="${MY_API_KEY}" HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=launcher.humaneval_chat --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=launcher.humaneval_chat -e API_KEY -e HF_TOKEN launcher-harness:0.1.0 python3 -m launcher.harness score /results >> logs/output.log 2>&1 < /dev/null
+  API_KEY="${MY_API_KEY}" HF_TOKEN="${HOST_HF_TOKEN}" container docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=launcher.humaneval_chat --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/launcher.humaneval_chat/results:/results -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=launcher.humaneval_chat -e API_KEY -e HF_TOKEN launcher-harness:0.1.0 python3 -m launcher.harness score /results >> logs/output.log 2>&1 < /dev/null
   rc=$?
 fi
 echo "exited $(date +%s) $rc" >> events.log

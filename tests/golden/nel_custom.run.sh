@@ -17,9 +17,19 @@ for var in HOST_HF_TOKEN; do
     exit 78
   fi
 done
+stopping=
+trap '[ -n "$stopping" ] || { stopping=1; docker stop -t 5 launcher-0000abcd-1 >/dev/null 2>&1 & }' TERM INT HUP
+container() {  # a docker client in its own session, waited for until it has ended
+  [ -z "$stopping" ] || return 143
+  setsid "$@" &
+  local client=$! rc
+  wait "$client"; rc=$?
+  while kill -0 "$client" 2>/dev/null; do wait "$client"; rc=$?; done  # a trap ended the wait
+  return "$rc"
+}
 docker rm -f launcher-0000abcd-1 >/dev/null 2>&1  # a leftover of a crashed attempt
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
-HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=custom --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/custom/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/results:/results -v /host/eval:/eval:ro -v /host/scratch:/scratch -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/pre_cmd.sh:/launcher/pre_cmd.sh:ro -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/post_cmd.sh:/launcher/post_cmd.sh:ro -e HF_DATASETS_OFFLINE=1 -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=custom -e TINI_KILL_PROCESS_GROUP=1 -e HF_TOKEN img:1 bash -c 'trap : TERM INT; source /launcher/pre_cmd.sh && (trap : TERM INT; trap "code=\$?; source /launcher/post_cmd.sh; exit \$code" EXIT; "$@")' launcher-task run --x >> logs/output.log 2>&1 < /dev/null
+HF_TOKEN="${HOST_HF_TOKEN}" container docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=custom --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/custom/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/results:/results -v /host/eval:/eval:ro -v /host/scratch:/scratch -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/pre_cmd.sh:/launcher/pre_cmd.sh:ro -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/post_cmd.sh:/launcher/post_cmd.sh:ro -e HF_DATASETS_OFFLINE=1 -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=custom -e TINI_KILL_PROCESS_GROUP=1 -e HF_TOKEN img:1 bash -c 'trap : TERM INT; source /launcher/pre_cmd.sh && (trap : TERM INT; trap "code=\$?; source /launcher/post_cmd.sh; exit \$code" EXIT; "$@")' launcher-task run --x >> logs/output.log 2>&1 < /dev/null
 rc=$?
 echo "exited $(date +%s) $rc" >> events.log
 exit "$rc"

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -356,3 +357,45 @@ def test_over_ssh_a_wrong_launcher_python_is_one_line_before_submitting(cli, tmp
     assert proc.stderr.startswith("error: execution.launcher_python: /nonexistent/bin/python on ")
     assert "cannot import launcher.proxy.server (" in proc.stderr
     assert not (tmp_path / "cluster").exists()  # nothing was copied or submitted
+
+
+def test_a_pyxis_step_gets_only_the_task_variables_not_the_jobs(tmp_path, slurm_cluster):
+    """pyxis sets every variable of its step in the container. No enroot/pyxis here, so the mechanism runs
+    for real without them: run.sh as rendered for pyxis, its srun line less the --container-* options
+    (pyxis's; this srun does not know them) and with `env` as the task's command, in a real step of a real
+    job whose environment (sbatch exports the submitting one) holds a secret no task names."""
+    from launcher.executors.container.render import PYXIS_STEP_NAMES, ContainerSpec, render_run_sh
+
+    spec = ContainerSpec(
+        job_id="inv.0",
+        task="t",
+        folder="t",
+        name="c",
+        image="launcher-harness:0.1.0",
+        command=("env",),
+        env_from_host={"TASK_KEY": "HOST_KEY"},
+        env={"LITERAL": "a b"},
+        network="host",
+        user=None,
+        extra_args=(),
+    )
+    script = render_run_sh(spec, "inv", str(tmp_path), runtime="pyxis")
+    assert re.search(r" --container-image=\S+ ", script)
+    (tmp_path / "t/logs").mkdir(parents=True)
+    (tmp_path / "t/run.sh").write_text(re.sub(r" '?--(no-)?container-[^ ]*", "", script))
+    secret = f"hf-{os.urandom(6).hex()}"
+    env = {**os.environ, "HOST_KEY": "host-value", "HF_TOKEN": secret, "TERM": "dumb"}
+    subprocess.run(
+        ["sbatch", "--wait", "--time=00:05:00", f"--output={tmp_path}/job.out", "--wrap",
+         f"cd {tmp_path} && bash t/run.sh; srun --ntasks=1 env > all.env"],
+        env=env, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    output = (tmp_path / "t/logs/output.log").read_text()
+    step = dict(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", output, re.M))  # env's lines, not run.sh's
+    assert step["TASK_KEY"] == "host-value" and step["LITERAL"] == "a b" and step["TERM"] == "dumb"
+    own = {n for n in step if n.startswith("SLURM") or n == "TMPDIR"}  # Slurm's own (srun --export)
+    wanted = {"TASK_KEY", "LITERAL"} | {n for n in PYXIS_STEP_NAMES if n in env}
+    assert set(step) - own == wanted
+    assert secret not in output
+    # The same job's default step (srun --export=ALL) gets it: without --export the test above fails.
+    assert f"HF_TOKEN={secret}" in (tmp_path / "all.env").read_text().splitlines()

@@ -123,9 +123,32 @@ def test_no_task_folder_takes_the_invocations_own_names():
     assert [j.folder for j in p.jobs] == [f"{n}-2" for n in names]
 
 
+@pytest.mark.parametrize("proxy", [True, False])
+def test_a_pyxis_step_exports_only_the_tasks_variables_and_what_enroot_needs(proxy):
+    """pyxis sets every variable of its step in the container, and a step gets the whole job environment
+    unless srun --export names what it gets (the real step: tests/integration/test_slurm.py)."""
+    from launcher.executors.container.render import PYXIS_STEP_NAMES
+
+    env = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"TOKEN": "HOST_TOKEN"}}
+    files = plan(tasks=[env], endpoint={"proxy": proxy}, container_runtime="pyxis").files
+    srun = next(ln for ln in files["mine/run.sh"].splitlines() if " srun " in ln)
+    option = dict(a.split("=", 1) for a in srun.split() if a.startswith("--") and "=" in a)
+    container = set(option["--container-env"].split(","))  # the task's variables
+    assert {"TOKEN", "LAUNCHER_CONFIG"} <= container and ("API_KEY" in container) is not proxy
+    assert set(option["--export"].split(",")) == container | set(PYXIS_STEP_NAMES)
+    assert "MY_API_KEY" not in srun.split("srun", 1)[1]  # the key's host name only as a value source
+
+
+def test_a_pyxis_task_variable_named_like_an_srun_export_word_is_one_line():
+    task = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"ALL": "HOST_ALL"}}
+    with pytest.raises(ConfigError, match=r"^evaluation.tasks\[0\].env_vars.ALL: is a word of srun --export"):
+        plan(tasks=[task], container_runtime="pyxis")
+    assert plan(tasks=[task])  # docker passes it with -e ALL
+
+
 def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
-    """pyxis sets every exported variable of the job in the container (pyxis --container-env help, wiki
-    Usage): the element's script drops the key once the proxy holds it, unless a task passes it itself."""
+    """The element's script drops the key once the proxy holds it (nothing after needs it), unless a task
+    passes it itself."""
     batch = plan().files["sbatch.sh"]
     assert batch.index("unset MY_API_KEY") > batch.index("until [ -s proxy/proxy.port ]") > 0
     assert batch.index("unset MY_API_KEY") < batch.index("bash run.sh")

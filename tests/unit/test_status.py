@@ -181,6 +181,14 @@ CASES = [
         "time limit",
     ),
     (
+        "stopped by its scheduler's signal: the scheduler says why",
+        QUEUED + "started 101 1\nexited 160 143\n",
+        Scheduled(ended=(State.FAILED, "hit the Slurm time limit")),
+        nothing_runs,
+        State.FAILED,
+        "time limit",
+    ),
+    (
         "no records at all, scheduler alive",
         "",
         Scheduled(alive=True, waiting="queued in Slurm"),

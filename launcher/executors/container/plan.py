@@ -17,6 +17,7 @@ from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.render import (
     RUNTIME_USER,
+    SRUN_EXPORT_WORDS,
     ContainerSpec,
     changes_the_host_client,
     render_run_sh,
@@ -291,10 +292,17 @@ def plan_tasks(
         c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
+        words = sorted(SRUN_EXPORT_WORDS & {*c.env, *c.env_from_host}) if runtime == "pyxis" else []
+        if words:  # `--export=ALL,...` would hand the whole job environment to the container again
+            raise ConfigError(
+                f"{task_key(spec, task)}.env_vars.{words[0]}",
+                "is a word of srun --export (ALL, NONE); container_runtime=pyxis passes variables by name",
+                "Give the variable another name",
+            )
         if not nel_task:
             files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
         host_env.update(c.env_from_host.values())
-        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime)
+        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
         jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command))

@@ -138,11 +138,18 @@ class LocalExecutor(ContainerExecutor):
         return lambda n, job: (view, functools.partial(alive, job))
 
     def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
+        """SIGTERM to run_all.sh's process group: no task starts any more, and each run.sh's trap stops its
+        container once, with its grace, while its docker client (in its own session, not signalled) copies
+        the output to the end. Waits for the task scripts to record their exits (the container's grace and
+        a margin at most); stop_containers then stops whatever is left."""
         folder = Path(record.folder)
-        pids = [running_pid(folder / EVENTS, RUN_ALL)]
-        pids += [running_pid(Path(s.folder) / EVENTS, RUN) for s in statuses if not s.state.terminal]
-        for pid in filter(None, pids):
+        scripts = [(folder / EVENTS, RUN_ALL)]
+        scripts += [(Path(s.folder) / EVENTS, RUN) for s in statuses if not s.state.terminal]
+        for pid in filter(None, (running_pid(*script) for script in scripts)):
             terminate(pid)
+        deadline = time.monotonic() + self.config.stop_grace + 10
+        while any(running_pid(*script) for script in scripts) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def proxy_stats(self, record: InvocationRecord) -> tuple[dict, bool] | None:
         """Live from the running proxy (GET /proxy/stats on 127.0.0.1), else what it last wrote."""

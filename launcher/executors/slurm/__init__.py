@@ -497,7 +497,7 @@ def render_sbatch(
             "trap 'exit 143' TERM INT",
             proxy.rstrip("\n"),
         ]
-        if proxy_only:  # pyxis sets every exported variable of the job in the container: drop the key first
+        if proxy_only:  # nothing after this needs it (a pyxis step gets only the names it is given, too)
             lines.append(f"unset {' '.join(proxy_only)}  # the proxy has it; run.sh and the task must not")
     lines += [f"bash {RUN}", 'exit "$?"']
     return "\n".join(lines) + "\n"
