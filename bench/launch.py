@@ -141,7 +141,7 @@ def bench_kill(runs: int = 5) -> str:
                     LAUNCHER,
                     "execution=local",
                     f"target.api_endpoint.url={endpoint.url}",
-                    "evaluation.tasks=[gsm8k]",
+                    "evaluation.tasks=[launcher.gsm8k_cot_zeroshot]",  # bare gsm8k: the catalogue image
                     f"execution.output_dir={work}/o",
                 ],
                 env=env,

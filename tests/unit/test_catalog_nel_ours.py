@@ -129,8 +129,9 @@ def plan(proxy: bool = True, env_vars: dict | None = None, slurm: bool = False):
 
 
 def docker_env(p, folder: str) -> dict[str, str]:
-    (line,) = [ln for ln in p.files[f"{folder}/run.sh"].splitlines() if ln.startswith("docker run ")]
+    (line,) = [ln for ln in p.files[f"{folder}/run.sh"].splitlines() if " docker run " in f" {ln}"]
     argv = shlex.split(line.split(" >> ")[0])
+    argv = argv[argv.index("docker") :]  # after `VAR=... container` (run.sh's own client wrapper)
     return dict(argv[i + 1].partition("=")[::2] for i, a in enumerate(argv) if a == "-e")
 
 
