@@ -7,7 +7,12 @@
 
 import sys
 
-from launcher.harness.runner import main
+from launcher.harness import sigterm
 
 if __name__ == "__main__":  # scoring workers are spawned and import this module as __mp_main__
+    sigterm.install()  # before the slow imports: from here on a SIGTERM ends the harness with exit 143
+    try:
+        from launcher.harness.runner import main
+    except sigterm.Terminated:
+        sys.exit(sigterm.EXIT)  # nothing started yet
     sys.exit(main(sys.argv[1:]))
