@@ -86,15 +86,18 @@ def run(coro: Coroutine):
         loop, task, hit = asyncio.get_running_loop(), asyncio.current_task(), []
 
         def cancel() -> None:
-            hit.append(True)
-            loop.call_soon_threadsafe(task.cancel)
+            if not hit:  # once: a second SIGTERM must not cancel the cleanup the first started
+                hit.append(True)
+                loop.call_soon_threadsafe(task.cancel)
 
         with diverted(cancel):
             try:
-                return await coro
+                result = await coro
             except asyncio.CancelledError:
-                if hit:
-                    raise Terminated from None
-                raise
+                if not hit:
+                    raise
+            if hit:  # also when the coroutine ended before the cancellation reached it
+                raise Terminated
+            return result
 
     return asyncio.run(main())

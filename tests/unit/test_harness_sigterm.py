@@ -185,3 +185,32 @@ def test_a_sigterm_while_diverted_calls_back_instead_of_raising(installed):
     with pytest.raises(sigterm.Terminated):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(1)
+
+
+def test_run_cancels_the_coroutine_then_raises(installed):
+    """In the event loop a SIGTERM is never raised inside asyncio's own code: the coroutine is cancelled
+    (its finally runs) and Terminated comes out of run; also when it ended before the cancellation."""
+    import asyncio
+
+    cleaned = []
+
+    async def waits():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(30)
+        finally:
+            cleaned.append(True)
+
+    with pytest.raises(sigterm.Terminated):
+        sigterm.run(waits())
+    assert cleaned == [True]
+    sigterm._raised = False
+
+    async def ends_at_once():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # bytecodes for the handler to run in; no await: nothing to cancel
+            pass
+        return "done"
+
+    with pytest.raises(sigterm.Terminated):
+        sigterm.run(ends_at_once())
