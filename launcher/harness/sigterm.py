@@ -13,7 +13,6 @@ process with -15 and no record.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -81,6 +80,7 @@ def deferred() -> Iterator[None]:
 def run(coro: Coroutine):
     """asyncio.run(coro), where a SIGTERM cancels the coroutine (its `finally` blocks run: workers are
     closed, files flushed) and then raises Terminated."""
+    import asyncio  # here: this module loads before the handler is installed, and asyncio takes ~30 ms
 
     async def main():
         loop, task, hit = asyncio.get_running_loop(), asyncio.current_task(), []
