@@ -13,6 +13,8 @@ if __name__ == "__main__":  # scoring workers are spawned and import this module
     sigterm.install()  # before the slow imports: from here on a SIGTERM ends the harness with exit 143
     try:
         from launcher.harness.runner import main
-    except sigterm.Terminated:
-        sys.exit(sigterm.EXIT)  # nothing started yet
-    sys.exit(main(sys.argv[1:]))
+
+        code = main(sys.argv[1:])
+    except sigterm.Terminated:  # outside a command (each reports its own): importing, parsing arguments
+        code = sigterm.EXIT
+    sys.exit(code)
