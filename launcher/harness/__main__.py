@@ -12,9 +12,12 @@ from launcher.harness import sigterm
 if __name__ == "__main__":  # scoring workers are spawned and import this module as __mp_main__
     sigterm.install()  # before the slow imports: from here on a SIGTERM ends the harness with exit 143
     try:
-        from launcher.harness.runner import main
+        try:
+            from launcher.harness.runner import main
 
-        code = main(sys.argv[1:])
+            code = main(sys.argv[1:])
+        finally:
+            sigterm.settle()
     except sigterm.Terminated:  # outside a command (each reports its own): importing, parsing arguments
         code = sigterm.EXIT
     sys.exit(code)

@@ -34,6 +34,12 @@ def install() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+def settle() -> None:
+    """The exit code is decided: a later SIGTERM changes nothing (ignored, as Python's shutdown would put
+    back the default action, under which the process ended with -15)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _on_sigterm(signum, frame) -> None:
     global _pending
     if _divert is not None:
