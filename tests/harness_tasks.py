@@ -3,8 +3,11 @@ one of each kind the runner must handle, independent of the built-in benchmarks.
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import time
+from pathlib import Path
 
 from launcher.harness.api import Sample, Task
 
@@ -157,8 +160,50 @@ REPEATS = Task(
     repeats=4,
 )
 
+
+def _mark_then_wait(phase: str) -> None:
+    """A slow phase the SIGTERM tests signal in: says it began (the file $HARNESS_MARK), then lasts."""
+    Path(os.environ["HARNESS_MARK"]).write_text(phase)
+    time.sleep(120)
+
+
+def _slow_load() -> list[Sample]:
+    _mark_then_wait("loading")
+    return _additions()
+
+
+def _marked_load() -> list[Sample]:
+    Path(os.environ["HARNESS_MARK"]).write_text("loaded")  # the checkpoint is read next
+    return _additions()[:3]
+
+
+def _slow_score(sample, output):
+    _mark_then_wait("scoring")
+    return {"exact_match": 1.0}, None
+
+
+SLOW_LOAD = Task(
+    name="slow_load",
+    protocol="test task: loading its items takes long",
+    metrics=("exact_match",),
+    endpoint_types=("chat",),
+    load=_slow_load,
+    solve=_ask,
+    score=_score_answer,
+)
+SLOW_SCORE = Task(
+    name="slow_score",
+    protocol="test task: scoring takes long",
+    metrics=("exact_match",),
+    endpoint_types=("chat",),
+    load=_marked_load,
+    solve=_ask,
+    score=_slow_score,
+)
+
 TASKS = {t.name: t for t in (ADD, CHOICE, CODE, REPEATS)}
 FROZEN_TASKS = {FROZEN.name: FROZEN}  # kept apart: the oracle endpoint scores every task of TASKS
+SLOW_TASKS = {t.name: t for t in (SLOW_LOAD, SLOW_SCORE)}
 
 
 # ---- hostile programs for the sandbox container test: each fails its sample unless its attack works; the

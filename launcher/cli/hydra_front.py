@@ -95,6 +95,15 @@ def spec_of(raw: dict, executor: str, missing: tuple[str, ...]) -> RunSpec:
 
     boundary.refuse_env_interpolation(raw)  # no secret value into any file
     raw.pop("hydra", None)  # a user's hydra.* settings are Hydra's, not the run's
+    # NEL 0.2.6 sets `user_config_path` to the --config file it composed (api/types.py RunConfig.from_hydra,
+    # replacing any value the file has) only to copy that file into the results (common/helpers.py): a
+    # record, not a setting, and our .hydra/ is that record. Both modes drop it, as NEL overwrites it.
+    raw.pop("user_config_path", None)
+    execution = raw.get("execution")
+    if isinstance(execution, dict) and "type" not in execution:
+        # The saved .hydra/config.yaml names its executor, so `--config-mode raw` reruns it (raw mode takes
+        # the executor from execution.type, as NEL 0.2.6's saved configs have it).
+        raw["execution"] = {"type": executor, **execution}
     data = raw
     if _interpolates(raw):  # else resolving changes nothing: skip OmegaConf (1.5 s for 1,000 tasks)
         try:
@@ -131,9 +140,6 @@ def compose_raw(path: str, tasks: tuple[str, ...] = ()) -> RunContext:
         raise LauncherError(f"--config: {path} is not valid YAML: {first_line(err)}") from None
     if not isinstance(tree, dict):
         raise ConfigError("", f"{path} must be a mapping of config keys")
-    # NEL's saved configs (the files raw mode is for) record the file they came from; NEL only copies that
-    # file into the results for provenance (common/helpers.py), which .hydra/ of ours already is.
-    tree.pop("user_config_path", None)
     if "defaults" in tree:
         raise ConfigError(
             "defaults",

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from launcher.harness.contract import SAMPLES as SAMPLES_FILE
 from launcher.model import InvocationRecord
-from launcher.proxy import stats as proxy_stats
 from launcher.store import events
 from launcher.store import results as results_store
 from launcher.store.layout import (
@@ -211,15 +210,10 @@ def read_events(run: TaskRun) -> dict[str, float]:
 
 
 def read_proxy_stats(run: TaskRun) -> tuple[dict, str] | None:
-    """The counters of the proxy the task went through and what they cover: on Slurm each array element
-    has its own (in the task folder), locally one serves the whole invocation. None without a proxy."""
-    from launcher.proxy.wiring import STATE_DIR  # imported here: the wiring module loads the proxy's settings
+    """The counters of the proxy the task went through and what they cover (None without a proxy)."""
+    from launcher.proxy.wiring import read_stats  # here: the wiring module loads the proxy settings
 
-    for folder, scope in ((run.folder, "this task"), (run.invocation_folder, "all tasks of the invocation")):
-        stats = proxy_stats.read(folder / STATE_DIR)
-        if stats is not None:
-            return stats, scope
-    return None
+    return read_stats(run.invocation_folder, [run.folder])
 
 
 SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|credential)", re.I)

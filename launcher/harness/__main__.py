@@ -7,7 +7,17 @@
 
 import sys
 
-from launcher.harness.runner import main
+from launcher.harness import sigterm
 
 if __name__ == "__main__":  # scoring workers are spawned and import this module as __mp_main__
-    sys.exit(main(sys.argv[1:]))
+    sigterm.install()  # before the slow imports: from here on a SIGTERM ends the harness with exit 143
+    try:
+        try:
+            from launcher.harness.runner import main
+
+            code = main(sys.argv[1:])
+        finally:
+            sigterm.settle()
+    except sigterm.Terminated:  # outside a command (each reports its own): importing, parsing arguments
+        code = sigterm.EXIT
+    sys.exit(code)

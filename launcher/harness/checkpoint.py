@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from launcher.harness import sigterm
 from launcher.harness.contract import SAMPLES, VERDICTS  # noqa: F401 - re-exported names of the files
 
 PROGRESS = "progress.json"
@@ -149,10 +150,11 @@ def load_outcomes(path: Path, keys: Collection[str]) -> Outcomes:
 
 def rewrite_samples(path: Path, records: list[dict], redact: Callable[[str], str]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(redact(encode(record)) + "\n")
-    os.replace(tmp, path)
+    with sigterm.deferred():  # the old file or the new one, never a stray half
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(redact(encode(record)) + "\n")
+        os.replace(tmp, path)
 
 
 class SampleLog:
@@ -194,6 +196,12 @@ class Progress:
 
 
 def write_json(path: Path, data: dict) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Whole or not at all, even when SIGTERM arrives meanwhile (no stray temporary file either)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with sigterm.deferred():
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)

@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import sys
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.harness import aggregate, checkpoint
+from launcher.harness import aggregate, checkpoint, sigterm
 from launcher.harness.api import Context, Sample, Task, Unsupported
 from launcher.harness.contract import RUN_CONFIG, SANDBOX_UID, ConfigError, RunConfig
 from launcher.harness.redact import Redactor
@@ -26,7 +25,8 @@ from launcher.harness.redact import Redactor
 EXIT_FAILED = 1  # the task ran but too many samples errored, or it cannot run against this endpoint
 EXIT_CONFIG = 2  # the run config is unusable
 EXIT_IO = 74  # the results folder cannot be written (e.g. disk full); finished samples are kept
-EXIT_SIGTERM = 143  # stopped by SIGTERM; the checkpoint is intact and a restart continues it
+EXIT_SIGTERM = sigterm.EXIT  # stopped by SIGTERM; the checkpoint is intact and a restart continues it
+STOPPED = "stopped by SIGTERM; finished samples are saved, a restart continues from them"
 DEFAULT_TASKS = "launcher.harness.benchmarks"
 
 _redact: Callable[[str], str] = str
@@ -125,26 +125,29 @@ async def run_pool(jobs: Iterable, work: Callable[[Any], Awaitable[None]], worke
             try:
                 await work(job)
             except Unsupported as err:
-                outcome["stop"] = f"unsupported: {err}"
+                outcome["stop"] = outcome["stop"] or f"unsupported: {err}"
                 stop.set()
                 return
 
+    def on_sigterm() -> None:  # in the signal handler: a flag (never lost) and a wake-up of the loop
+        outcome["stop"] = "sigterm"
+        loop.call_soon_threadsafe(stop.set)
+
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, lambda: (outcome.__setitem__("stop", "sigterm"), stop.set()))
     tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
     waiter = asyncio.ensure_future(stop.wait())
     pending, failure = set(tasks), None
-    try:
-        while pending and not stop.is_set() and failure is None:
-            _, pending = await asyncio.wait(pending | {waiter}, return_when=asyncio.FIRST_COMPLETED)
-            pending.discard(waiter)
-            failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
-            failure = failed[0].exception() if failed else None
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        for t in [*tasks, waiter]:
-            t.cancel()
-        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+    with sigterm.diverted(on_sigterm):
+        try:
+            while pending and not stop.is_set() and failure is None:
+                _, pending = await asyncio.wait(pending | {waiter}, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(waiter)
+                failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
+                failure = failed[0].exception() if failed else None
+        finally:
+            for t in [*tasks, waiter]:
+                t.cancel()
+            await asyncio.gather(*tasks, waiter, return_exceptions=True)
     if failure is not None:
         raise failure
     return outcome["stop"] or "done"
@@ -265,6 +268,9 @@ async def score_one(pool, task: Task, sample: Sample, output: dict) -> dict:
 def guarded(command: Callable[[], int]) -> int:
     try:
         return command()
+    except sigterm.Terminated:  # outside the worker pool (which stops itself): unwound through every finally
+        say(STOPPED)
+        return EXIT_SIGTERM
     except ConfigError as err:
         say(f"error: {err}")
         return EXIT_CONFIG
@@ -288,9 +294,9 @@ def run(config_path: Path, module: str) -> int:
         f"{finished} samples already finished, {total - finished} to go; model {run_.config.model_id} "
         f"at {run_.config.url}"
     )
-    outcome = asyncio.run(evaluate(run_, todo, total - finished, outcomes)) if total > finished else "done"
+    outcome = sigterm.run(evaluate(run_, todo, total - finished, outcomes)) if total > finished else "done"
     if outcome == "sigterm":
-        say("stopped by SIGTERM; finished samples are saved, a restart continues from them")
+        say(STOPPED)
         return EXIT_SIGTERM
     if outcome.startswith("unsupported: "):
         say(f"error: task {run_.task.name} cannot run against this endpoint: {outcome.partition(': ')[2]}")
@@ -325,7 +331,7 @@ def score(results_dir: Path, module: str) -> int:
         finally:
             await pool.close()
 
-    asyncio.run(rescore_all())
+    sigterm.run(rescore_all())
     checkpoint.rewrite_samples(results_dir / checkpoint.SAMPLES, list(records.values()), run_.redact)
     return finish(run_, records)
 
@@ -383,12 +389,12 @@ def finish(run_: Run, records: Mapping[str, dict]) -> int:
     limit = run_.params["max_error_fraction"]
     config = json.loads(run_.config.to_json())
     results = aggregate.results(task, tally, len(run_.items), run_.loaded, run_.repeats, limit, config)
-    checkpoint.write_json(run_.results_dir / checkpoint.RESULTS_JSON, results)
     import yaml
 
-    (run_.results_dir / checkpoint.RESULTS_YML).write_text(
-        yaml.safe_dump(results, sort_keys=False), encoding="utf-8"
-    )
+    text = yaml.safe_dump(results, sort_keys=False)
+    with sigterm.deferred():  # both files or neither
+        checkpoint.write_json(run_.results_dir / checkpoint.RESULTS_JSON, results)
+        checkpoint.write_text(run_.results_dir / checkpoint.RESULTS_YML, text)
     head = task.metrics[0]
     chance = f"; chance {task.chance:.4f}" if task.chance is not None else ""
     say(

@@ -1,10 +1,11 @@
-"""What an executor needs to put the proxy in front of an invocation's tasks (pure; the executors call it):
+"""What an executor needs to put the proxy in front of an invocation's tasks (pure but `read_stats`):
 
 - `proxy_config(api_endpoint, upstream)`: the content of <invocation>/proxy/proxy.json (validated here, so
   a bad `adapter_config` is the one-line error at launch, not a failed script later);
 - `task_url(url, port)`: the endpoint URL a task container gets instead of the target's;
 - `render_start(...)`: the bash lines of run_all.sh that start the proxy before the tasks, wait until it
-  is ready and define `stop_proxy` (to call from the script's EXIT trap).
+  is ready and define `stop_proxy` (to call from the script's EXIT trap);
+- `read_stats(invocation_folder, task_folders)`: where the counters are (status, export and the report).
 
 The port is fixed when the scripts are written (like the deployment server's), so every task's
 run_config.json and argv can name it; a resume reuses it.
@@ -17,8 +18,10 @@ import json
 import shlex
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from launcher.proxy import stats
 from launcher.proxy.settings import from_adapter_config
 from launcher.proxy.stats import STATS_FILE
 
@@ -135,7 +138,14 @@ def port_for(invocation_id: str) -> int:
     return PORT_RANGE[0] + int.from_bytes(digest[:4], "big") % (PORT_RANGE[1] - PORT_RANGE[0])
 
 
-def stats_file(folder) -> str:
-    """Where a proxy's final counters are: `<folder>/proxy/proxy_stats.json`, `folder` being the invocation
-    folder (local executor: one proxy per invocation) or a task folder (Slurm: one per array element)."""
-    return f"{folder}/{STATE_DIR}/{STATS_FILE}"
+def read_stats(invocation_folder, task_folders=()) -> tuple[dict, str] | None:
+    """The counters the proxy last wrote for these tasks and what they cover, or None without any. On
+    Slurm each array element's proxy writes into its task folder (several are added up by
+    `stats.combine`); locally one proxy serves the invocation and writes into its folder."""
+    own = [c for c in (stats.read(Path(f) / STATE_DIR) for f in task_folders) if c is not None]
+    if own:
+        if len(task_folders) == 1:
+            return own[0], "this task"
+        return stats.combine(own), "each task's own proxy, added up"
+    shared = stats.read(Path(invocation_folder) / STATE_DIR)
+    return None if shared is None else (shared, "all tasks of the invocation")

@@ -51,6 +51,13 @@ def test_success_and_failure_with_exit_code_and_reason(cli, tmp_path, docker_eng
     ):
         assert (folder / rel).is_file(), rel
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    # The saved config names its executor: NEL's way to rerun it, raw mode, plans the same tasks the same way.
+    again = cli(
+        "run", "-n", "--config-mode", "raw", "--config", str(folder / ".hydra/config.yaml"), check_rc=0
+    )
+    planned = [line[7:] for line in again.stdout.splitlines() if line.startswith("# ---- ")]
+    assert {"run_all.sh", "good/run.sh", "bad/run.sh"} <= set(planned)
+    assert all((folder / rel).is_file() for rel in planned), planned  # the files this run wrote
     # results are owned by the invoking user, whatever the container image's user
     assert (folder / "good/results/progress.json").stat().st_uid == os.getuid()
     assert "good" in cli("logs", f"{inv}.0", check_rc=0).stdout

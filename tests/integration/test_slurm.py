@@ -144,11 +144,8 @@ def test_tasks_go_through_their_elements_proxy_and_auto_export_runs_after_the_ar
     assert counters["requests"] == 5 and counters["upstream_requests"] == ep.stats()["total"] == 5
     assert json.loads((env / "proxy/proxy_stats.json").read_text())["requests"] == 0
     record = read_record(folder)
-    per_job = SlurmExecutor(SlurmConfig()).element_proxy_stats(record)
-    assert {j: c["requests"] for j, c in per_job.items()} == {
-        f"{record.invocation_id}.0": 5,
-        f"{record.invocation_id}.1": 0,
-    }
+    combined, live = SlurmExecutor(SlurmConfig()).proxy_stats(record)  # what `status --detail` shows
+    assert (combined["proxies"], combined["requests"], live) == (2, 5, False)
     detail = cli("status", record.invocation_id, "--detail", check_rc=0).stdout
     assert "2 proxies, 5 req, 0 cached, 5 upstream" in detail  # both elements' proxies, added up
     run_config = json.loads((gsm8k / "results/run_config.json").read_text())

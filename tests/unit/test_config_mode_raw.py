@@ -129,8 +129,63 @@ def test_mode_needs_a_file_and_a_known_value(cli, saved):
     assert proc.returncode == 2 and "--config-mode: 'yaml' is not one of hydra, raw" in proc.stderr
     proc = dry(cli, "--config", "missing.yaml", "--config-mode", "raw")
     assert proc.returncode == 2 and "--config: missing.yaml is not a file" in proc.stderr
-    # hydra is the default and can be said (NEL's provenance key is raw mode's alone)
+    # hydra is the default and can be said
     hydra = saved.with_suffix(".yaml")
-    hydra.write_text(saved.read_text().replace("user_config_path", "# user_config_path"))
+    hydra.write_text(saved.read_text())
     proc = dry(cli, "--config", str(hydra), "--config-mode", "hydra", "execution=local")
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("mode", [["--config-mode", "hydra", "execution=local"], ["--config-mode", "raw"]])
+def test_nel_user_config_path_is_a_record_both_modes_drop(cli, saved, mode):
+    """NEL 0.2.6 replaces `user_config_path` with the path of the --config file it composed and only copies
+    that file into the results (api/types.py, common/helpers.py): a value in a file never steers a run.
+    Both modes accept it (a NEL saved config runs either way) and keep it out of the saved config."""
+    path = saved.rename(saved.with_suffix(".yaml"))  # Hydra reads .yaml only; raw mode either
+    proc = dry(cli, "--config", str(path), *mode)
+    assert proc.returncode == 0, proc.stderr
+    assert "\nuser_config_path:" not in config_of(proc.stdout)
+
+
+def test_user_config_path_as_an_override_is_dropped_too(cli, saved):
+    hydra = saved.with_suffix(".yaml")
+    hydra.write_text(saved.read_text().replace("user_config_path", "# user_config_path"))
+    proc = dry(
+        cli, "--config", str(hydra), "execution=local", "+user_config_path=/elsewhere.yaml", check_rc=0
+    )
+    assert "\nuser_config_path:" not in config_of(proc.stdout)
+
+
+def config_of(stdout: str) -> str:
+    """The resolved config a dry run prints: the text run writes to .hydra/config.yaml (both are
+    layout.to_yaml(spec.config))."""
+    return stdout.split("# resolved config\n")[1].split("# invocation folder")[0]
+
+
+def planned(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("# ---- ")]
+
+
+@pytest.mark.parametrize(
+    "choose",
+    [
+        ["execution=local", "target=local"],
+        ["execution=slurm", "target=local", "execution.launcher_python=/usr/bin/python3"],
+        ["execution=slurm/default", "target=local", "target.api_endpoint.proxy=false"],  # NEL's group name
+    ],
+)
+def test_the_saved_config_reruns_in_raw_mode_as_planned(cli, tmp_path, choose):
+    """The saved .hydra/config.yaml names its executor (execution.type): `--config-mode raw` on it plans
+    the same tasks with the same executor, and would save the same config again."""
+    first = cli(
+        "run", "-n", *choose, f"execution.output_dir={tmp_path}/out",
+        "target.api_endpoint.url=http://127.0.0.1:1/v1/chat/completions",
+        "+evaluation.tasks=[launcher.gsm8k_cot_zeroshot,simple_evals.gpqa_diamond]", check_rc=0,
+    )  # fmt: skip
+    saved = tmp_path / "config.yaml"
+    saved.write_text(config_of(first.stdout))
+    assert "\n  type: " + ("local" if "local" in choose[0] else "slurm") + "\n" in saved.read_text()
+    again = dry(cli, "--config", str(saved), "--config-mode", "raw", check_rc=0)
+    assert config_of(again.stdout) == config_of(first.stdout)
+    assert planned(again.stdout) == planned(first.stdout)
+    assert len(planned(first.stdout)) >= 3  # the executor's script and each task's

@@ -87,6 +87,33 @@ def test_counters_of_several_proxies_combine():
     )
 
 
+@pytest.mark.parametrize(
+    "written, tasks, expected",
+    [
+        ([], ["a", "b"], None),  # proxy off or not started
+        (["."], ["a", "b"], (1, "all tasks of the invocation")),  # local: one proxy per invocation
+        (["."], [], (1, "all tasks of the invocation")),
+        (["a", "."], ["a"], (2, "this task")),  # Slurm element: the task's own proxy wins
+        (["a", "."], ["b"], (1, "all tasks of the invocation")),
+        (["a"], ["a", "b"], (2, "each task's own proxy, added up")),  # one element's proxy wrote
+        (["a", "b"], ["a", "b"], (5, "each task's own proxy, added up")),
+    ],
+)
+def test_read_stats_finds_the_counters_where_the_proxies_write_them(tmp_path, written, tasks, expected):
+    requests = {".": 1, "a": 2, "b": 3}
+    for folder in written:
+        (tmp_path / folder / wiring.STATE_DIR).mkdir(parents=True)
+        counters = proxy_stats.Stats()  # the proxy's own writer and format
+        counters.requests = requests[folder]
+        proxy_stats.write_atomic(
+            tmp_path / folder / wiring.STATE_DIR / proxy_stats.STATS_FILE, counters.snapshot()
+        )
+    found = wiring.read_stats(tmp_path, [tmp_path / t for t in tasks])
+    assert (found and (found[0]["requests"], found[1])) == expected
+    if expected and expected[1].startswith("each"):
+        assert found[0]["proxies"] == len(written)
+
+
 def script(tmp_path: Path, upstream: str, body: str) -> Path:
     (tmp_path / "logs").mkdir()
     (tmp_path / wiring.STATE_DIR).mkdir()

@@ -106,13 +106,11 @@ class ContainerExecutor(Executor):
 
     def proxy_stats(self, record: InvocationRecord) -> tuple[dict, bool] | None:
         """(the invocation's endpoint-proxy counters, live?), or None when it has none (proxy off, or not
-        started yet). Here: the file the proxy writes every `stats_interval` and when it stops (status
-        reads a remote copy back first)."""
-        from launcher.proxy import stats
-        from launcher.proxy.wiring import STATE_DIR
+        started yet). Here: what the proxies last wrote (status reads a remote copy back first)."""
+        from launcher.proxy.wiring import read_stats  # loads the proxy's settings: only when asked
 
-        data = stats.read(Path(record.folder) / STATE_DIR)
-        return (data, False) if data is not None else None
+        found = read_stats(record.folder, [Path(record.folder) / job.folder for job in record.jobs])
+        return (found[0], False) if found else None
 
     # ---- kill and logs ---------------------------------------------------------------------------
 

@@ -31,7 +31,6 @@ from launcher.executors.slurm.deployments import Auxiliary, auxiliary_block
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
-from launcher.proxy import stats as proxy_stats
 from launcher.proxy import wiring as proxy_wiring
 from launcher.proxy.settings import ProxyConfigError
 from launcher.store import events
@@ -335,21 +334,6 @@ class SlurmExecutor(ContainerExecutor):
         stop = 'ids=$(docker ps -q --filter "label=$1"); [ -z "$ids" ] || docker stop -t "$2" $ids >/dev/null'
         label = f"{LABEL_INVOCATION}={record.invocation_id}"
         self.shell.run(["bash", "-c", stop, "_", label, str(self.config.stop_grace)])
-
-    def element_proxy_stats(self, record: InvocationRecord) -> dict[str, dict]:
-        """job id -> the counters its array element's proxy last wrote (<task>/proxy/proxy_stats.json;
-        over SSH as last read back), for jobs whose proxy wrote any. One proxy per element, so no sum."""
-        out = {}
-        for job in record.jobs:
-            counters = proxy_stats.read(Path(record.folder) / job.folder / proxy_wiring.STATE_DIR)
-            if counters is not None:
-                out[job.job_id] = counters
-        return out
-
-    def proxy_stats(self, record: InvocationRecord) -> tuple[dict, bool] | None:
-        """The elements' proxies together for `status --detail` (each stops with its element: never live)."""
-        many = list(self.element_proxy_stats(record).values())
-        return (proxy_stats.combine(many), False) if many else None
 
     def describe(self) -> dict:
         where = f" on {self.shell.target}" if self.shell.remote else ""
