@@ -133,8 +133,9 @@ def launch(spec: RunSpec, overrides: Iterable[str] = (), sweep_id: str | None = 
 
 
 # Seconds from the command's start until which a submit may wait for the first wave: the goal is a
-# prompt back within 2 s (issue 17), and the last look, the report and the exit take about 0.2 s.
-SUBMIT_BUDGET = 1.8
+# prompt back within 2 s (issue 17); the last look, the report and the exit take 0.2-0.4 s on this
+# 2-core machine when it runs slow (the same submit varies by a third from hour to hour).
+SUBMIT_BUDGET = 1.5
 
 
 def _start(executor: Executor, record: InvocationRecord, startup_wait: float | None) -> Launched:
