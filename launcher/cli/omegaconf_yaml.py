@@ -27,6 +27,7 @@ def use_libyaml() -> None:
         return _libyaml_twin(original())
 
     get_yaml_loader.libyaml = True  # type: ignore[attr-defined]
+    get_yaml_loader.original = original  # type: ignore[attr-defined]
     _utils.get_yaml_loader = get_yaml_loader
 
 

@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: aiohttp is not installed for {sys.executable}; the proxy needs it", file=sys.stderr)
         return 2
     try:
+        files = open_files(settings, state_dir, key)
+    except OSError as err:
+        print(f"error: the proxy cannot open {err.filename or state_dir}: {err.strerror}", file=sys.stderr)
+        return 2
+    try:
         sock = listen(args.port)
     except OSError as err:
         print(f"error: the proxy cannot listen on 127.0.0.1:{args.port}: {err.strerror}", file=sys.stderr)
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         stopping.append((asyncio.get_running_loop(), stop))
         if stop_asked:
             stop.set()
-        await serve(Proxy(settings, state_dir, key), sock, stop, args.grace)
+        await serve(Proxy(settings, state_dir, key, files), sock, stop, args.grace)
         stopping.clear()
 
     try:  # uvloop (optional extra `proxy`) when installed: less CPU per request
@@ -97,6 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # finalization resets Python handlers to the default
         signal.signal(sig, signal.SIG_IGN)
     return 0
+
+
+def open_files(settings, state_dir: Path, api_key: str | None):
+    """The response cache and the request log, opened before the proxy says it is ready: a folder it
+    cannot write is then run_all.sh's one-line error, not tasks failing against a closed port."""
+    from launcher.proxy import reqlog
+    from launcher.proxy.cache import ResponseCache
+
+    cache, secrets = settings.cache, (api_key,) if api_key else ()
+    return (
+        ResponseCache(cache.cache_dir or state_dir / "cache") if cache.enabled else None,
+        reqlog.RequestLog(state_dir / reqlog.FILE, settings.log, secrets) if settings.log.enabled else None,
+    )
 
 
 def listen(port: int) -> socket.socket:

@@ -12,6 +12,8 @@ from pathlib import Path
 from launcher.proxy.settings import LogSettings
 from launcher.proxy.transforms import redact
 
+FILE = "proxy_requests.jsonl"  # in the proxy's state folder
+
 
 class RequestLog:
     def __init__(self, path: str | Path, settings: LogSettings, secrets: tuple[str, ...], seed: int = 0):

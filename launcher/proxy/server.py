@@ -19,15 +19,12 @@ from aiohttp import web
 
 from launcher.proxy import transforms as tx
 from launcher.proxy.budget import Budget
-from launcher.proxy.cache import ResponseCache
-from launcher.proxy.reqlog import RequestLog
 from launcher.proxy.settings import ProxySettings
 from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
 from launcher.proxy.wiring import PID_FILE, PROGRESS_PATH
 
 log = logging.getLogger("launcher.proxy")
 
-REQUEST_LOG = "proxy_requests.jsonl"
 # Never forwarded upstream: the client's credentials (the proxy adds the real key), hop-by-hop headers,
 # and what aiohttp sets itself.
 DROP_REQUEST = frozenset(
@@ -85,7 +82,7 @@ def error_response(status: int, kind: str, message: str) -> web.Response:
 
 
 class Proxy:
-    def __init__(self, settings: ProxySettings, state_dir: Path, api_key: str | None):
+    def __init__(self, settings: ProxySettings, state_dir: Path, api_key: str | None, files=(None, None)):
         self.settings, self.state_dir, self.key = settings, state_dir, api_key
         self.secrets = (api_key,) if api_key else ()
         self.key_bytes = api_key.encode() if api_key else b""
@@ -94,11 +91,7 @@ class Proxy:
         self.session: aiohttp.ClientSession | None = None
         self.rng = random.Random()
         self.pending: dict[str, asyncio.Future] = {}  # cache key -> the answer of the request in flight
-        cache = settings.cache
-        self.cache = ResponseCache(cache.cache_dir or state_dir / "cache") if cache.enabled else None
-        self.reqlog = (
-            RequestLog(state_dir / REQUEST_LOG, settings.log, self.secrets) if settings.log.enabled else None
-        )
+        self.cache, self.reqlog = files  # __main__.open_files: opened before the proxy said it is ready
 
     # ---- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,9 +72,15 @@ class Results:
     config: dict = field(default_factory=dict)  # the harness run config (variable names only, no values)
 
     def entry(self, task: str) -> TaskResults | None:
-        """The named task's entry, or the only one (a harness may name the task otherwise, as NEL's do)."""
-        named = [t for t in self.tasks if t.task == task]
-        return named[0] if named else self.tasks[0] if len(self.tasks) == 1 else None
+        """The named task's entry, or the only one (a harness may name the task otherwise, as NEL's do).
+        `task` may be a repeated task's id, `<name>.<position>` (config.schema.task_ids): the harness
+        wrote its entry under the name."""
+        repeated = re.fullmatch(r"(.+)\.\d+", task)
+        for name in (task, repeated.group(1)) if repeated else (task,):
+            named = [t for t in self.tasks if t.task == name]
+            if named:
+                return named[0]
+        return self.tasks[0] if len(self.tasks) == 1 else None
 
 
 def read(task_dir: str | Path) -> Results | None:

@@ -22,10 +22,10 @@ trap '[ -n "$stopping" ] || { stopping=1; docker stop -t 5 launcher-0000abcd-1 l
 container() {  # a docker client in its own session, waited for until it has ended
   [ -z "$stopping" ] || return 143
   setsid "$@" &
-  local client=$! rc
-  wait "$client"; rc=$?
-  while kill -0 "$client" 2>/dev/null; do wait "$client"; rc=$?; done  # a trap ended the wait
-  return "$rc"
+  local client=$!
+  wait "$client"
+  while kill -0 "$client" 2>/dev/null; do wait "$client"; done  # a trap ended the wait
+  wait "$client"  # its own status, also when it ended just as a trap ended the wait
 }
 docker rm -f launcher-0000abcd-1 >/dev/null 2>&1  # a leftover of a crashed attempt
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log

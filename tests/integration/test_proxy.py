@@ -441,6 +441,25 @@ def test_a_port_in_use_is_one_line_and_no_port_file(tmp_path):
     assert not (tmp_path / "proxy.port").exists()
 
 
+def test_a_cache_folder_it_cannot_create_is_one_line_before_ready(tmp_path):
+    """The cache and request log are opened before the port file appears: run_all.sh then reports the
+    proxy's one line instead of starting tasks against a proxy about to die."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = tmp_path / "proxy.json"
+    adapter = {"use_caching": True, "caching_dir": str(blocker / "cache")}
+    config.write_text(
+        json.dumps({"upstream": "http://127.0.0.1:9/v1/chat/completions", "adapter_config": adapter})
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "launcher.proxy", "--config", str(config), "--state-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr == f"error: the proxy cannot open {blocker / 'cache'}: Not a directory\n"
+    assert not (tmp_path / "proxy.port").exists()
+
+
 def test_a_sigterm_before_the_server_runs_stops_it_with_stats(tmp_path, started):
     """kill right after the port file appeared (aiohttp still loading): the signal is kept for the loop,
     not lost (the proxy would then serve forever and run_all.sh's stop_proxy would wait on it)."""

@@ -28,11 +28,16 @@ INVALID = ["a: [1\n", "a: 1\na: 2\n", "a: b: c\n", "- x\ny: 1\n", "a: 'open\n", 
 
 @pytest.fixture(scope="module")
 def loaders():
-    pure = _utils.get_yaml_loader()
+    """OmegaConf's own loader and ours, OmegaConf left as this module found it."""
+    found = _utils.get_yaml_loader
+    original = getattr(found, "original", found)  # another test may have switched already
+    _utils.get_yaml_loader = original
+    pure = original()
     omegaconf_yaml.use_libyaml()
     fast = _utils.get_yaml_loader()
     assert fast is not pure and issubclass(fast, yaml.CSafeLoader)
-    return pure, fast
+    yield pure, fast
+    _utils.get_yaml_loader = found
 
 
 def load(text: str, loader, stream: bool) -> object:
@@ -84,3 +89,17 @@ def test_a_users_hydra_callback_still_runs(cli, tmp_path):
     )  # fmt: skip
     assert "one" in proc.stdout
     assert marker.read_text() == "job started"
+
+
+def test_hydra_runtime_output_dir_resolves_as_hydra_sets_it(cli, tmp_path):
+    """`${hydra:runtime.output_dir}` in a run (no -m): the fast path sets it as Hydra's run_job does."""
+    config = {
+        "defaults": [{"execution": "local"}, "_self_"],
+        "execution": {"output_dir": "${hydra:runtime.output_dir}/o"},
+        "target": {"api_endpoint": {"url": "http://127.0.0.1:9/v1/chat/completions", "model_id": "m"}},
+        "evaluation": {"tasks": [{"name": "one", "container": "img:1", "command": ["eval"]}]},
+    }
+    (tmp_path / "rt.yaml").write_text(yaml.safe_dump(config))
+    proc = cli("run", "--config", str(tmp_path / "rt.yaml"), "--dry-run", check_rc=0)
+    # hydra.run.dir is "." (Hydra must write nothing), so the run's output dir is the working directory
+    assert f"output_dir: {Path.cwd()}/o" in proc.stdout, proc.stdout[:2000]

@@ -48,6 +48,9 @@ DOC = {
             ("a", 3, 0.25, None, "q"),
         ),
         ({"results": {"tasks": {"a": {}, "b": {}}}}, "c", None),  # several entries, none named c
+        # a repeated task's id <name>.<position>: the harness named its entry by the name
+        ({"results": {"tasks": {"mmlu": {}, "mmlu_stem": {}}}}, "mmlu.2", ("mmlu", None, None, None, "")),
+        ({"results": {"tasks": {"a.1": {}, "a": {}}}}, "a.1", ("a.1", None, None, None, "")),  # exact first
         ({"results": {"tasks": [1, 2]}}, "a", None),  # a custom task's shape
     ],
 )

@@ -64,29 +64,33 @@ class ContainerExecutor(Executor):
     def status(self, record: InvocationRecord) -> list[JobStatus]:
         self.read_back(record)
         look = self.look(record)
-        verdicts = [self._verdict(record, n, job, look) for n, job in enumerate(record.jobs)]
-        if any(v.state == State.LOST for v in verdicts):
+        seen = [self._verdict(record, n, job, look) for n, job in enumerate(record.jobs)]
+        if any(v.state == State.LOST for v, _ in seen):
             # A script may have written its exit record and ended between our reading the records and
             # checking its process: read once more, now that it is surely gone.
             self.read_back(record)
             look = self.look(record)
-            verdicts = [
-                self._verdict(record, n, job, look) if v.state == State.LOST else v
-                for n, (job, v) in enumerate(zip(record.jobs, verdicts, strict=True))
+            seen = [
+                self._verdict(record, n, job, look) if v.state == State.LOST else (v, ran)
+                for n, (job, (v, ran)) in enumerate(zip(record.jobs, seen, strict=True))
             ]
-        return [self._status(record, job, v) for job, v in zip(record.jobs, verdicts, strict=True)]
+        return [self._status(record, job, v, ran) for job, (v, ran) in zip(record.jobs, seen, strict=True)]
 
     @staticmethod
-    def _verdict(record: InvocationRecord, n: int, job: PlannedJob, look: Look) -> Verdict:
+    def _verdict(record: InvocationRecord, n: int, job: PlannedJob, look: Look) -> tuple[Verdict, bool]:
+        """The job's verdict, and whether it ever started (only then can it have results or progress)."""
         task_dir = os.path.join(record.folder, job.folder)  # strings: pathlib costs 0.1 s per 1,000 tasks
-        history = events.History.of(events.read(os.path.join(task_dir, EVENTS)))
+        found = events.read(os.path.join(task_dir, EVENTS))
         view, alive = look(n, job)
-        return derive_status(history, view, alive, lambda: last_line(Path(task_dir) / OUTPUT_LOG))
+        verdict = derive_status(
+            events.History.of(found), view, alive, lambda: last_line(Path(task_dir) / OUTPUT_LOG)
+        )
+        return verdict, any(e.kind == events.STARTED for e in found)
 
     @staticmethod
-    def _status(record: InvocationRecord, job: PlannedJob, v: Verdict) -> JobStatus:
+    def _status(record: InvocationRecord, job: PlannedJob, v: Verdict, ran: bool) -> JobStatus:
         task_dir = os.path.join(record.folder, job.folder)
-        waiting = v.state == State.PENDING and v.started is None  # no result or progress file to read yet
+        waiting = not ran  # queued and never started, not even before a resume: no result or progress file
         done, total = (None, None) if waiting else results.progress(task_dir)
         return JobStatus(
             job_id=job.job_id,
@@ -109,8 +113,13 @@ class ContainerExecutor(Executor):
         started yet). Here: what the proxies last wrote (status reads a remote copy back first)."""
         from launcher.proxy.wiring import read_stats  # loads the proxy's settings: only when asked
 
-        found = read_stats(record.folder, [Path(record.folder) / job.folder for job in record.jobs])
+        found = read_stats(record.folder, self.proxy_folders(record))
         return (found[0], False) if found else None
+
+    def proxy_folders(self, record: InvocationRecord) -> list[Path]:
+        """Task folders that hold a proxy's own counters: none here, where one proxy serves the invocation;
+        an executor with a proxy per task (Slurm's array elements) names them."""
+        return []
 
     # ---- kill and logs ---------------------------------------------------------------------------
 

@@ -239,10 +239,10 @@ def _client_lines(names: list[str], grace: int) -> list[str]:
         f"{CLIENT}() {{  # a docker client in its own session, waited for until it has ended",
         '  [ -z "$stopping" ] || return 143',
         '  setsid "$@" &',
-        "  local client=$! rc",
-        '  wait "$client"; rc=$?',
-        '  while kill -0 "$client" 2>/dev/null; do wait "$client"; rc=$?; done  # a trap ended the wait',
-        '  return "$rc"',
+        "  local client=$!",
+        '  wait "$client"',
+        '  while kill -0 "$client" 2>/dev/null; do wait "$client"; done  # a trap ended the wait',
+        '  wait "$client"  # its own status, also when it ended just as a trap ended the wait',
         "}",
     ]
 

@@ -253,6 +253,9 @@ class SlurmExecutor(ContainerExecutor):
         remote = self.remote_folder(record.folder)
         self._append(f"{remote}/{rel_folder}/{EVENTS}".replace("//", "/"), kind)
 
+    def proxy_folders(self, record: InvocationRecord) -> list[Path]:
+        return [Path(record.folder) / job.folder for job in record.jobs]  # each element's own proxy
+
     def read_back(self, record: InvocationRecord) -> None:
         self.shell.download(self.remote_folder(record.folder), Path(record.folder))
 
