@@ -1,9 +1,10 @@
 """`make bench`: measure the launcher and print Markdown tables for BENCHMARKS.md.
 
 Sections (one module each): cli (latency, side by side with NeMo Evaluator Launcher 0.2.6 in its own
-venv), scale, scale-run, scale-phases, scale-catalogue (how costs grow with tasks and invocations; the catalogue dry run side by side with NEL), launch (overhead vs plain docker run), kill
-(time to stop a running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste),
-harness-scale (RSS and resume time at 1,000-100,000 samples), scoring (off the loop vs inline). Run one
+venv), scale, scale-run, scale-phases, scale-catalogue (how costs grow with tasks and invocations; the
+catalogue's dry run side by side with NEL), launch (overhead vs plain docker run), kill (time to stop a
+running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste), harness-scale (RSS and
+resume time at 1,000-100,000 samples), scoring (off the loop vs inline). Run one
 with `python bench/run.py cli`. Medians of several runs; ratios come from runs made side by side in the
 same invocation.
 """
