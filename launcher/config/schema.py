@@ -5,6 +5,7 @@ Field comments are the config reference: README.md repeats them.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
@@ -150,6 +151,12 @@ class Evaluation:
     post_cmd: str = ""
     # NEL catalogue harness -> image, for mirrors and air-gapped registries (a task's `container` wins)
     harness_images: dict[str, str] = field(default_factory=dict)
+
+    @functools.cached_property
+    def positions(self) -> dict[int, int]:
+        """id(task) -> its index in `tasks`, found once (by identity: comparing whole dataclasses made
+        planning 1,000 tasks quadratic)."""
+        return {id(t): i for i, t in enumerate(self.tasks)}
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,8 @@ class ContainerExecutor(Executor):
     @staticmethod
     def _status(record: InvocationRecord, job: PlannedJob, v: Verdict, ran: bool) -> JobStatus:
         task_dir = os.path.join(record.folder, job.folder)
-        waiting = not ran  # queued and never started, not even before a resume: no result or progress file
-        done, total = (None, None) if waiting else results.progress(task_dir)
+        # Never started, not even before a resume: no result or progress file to read.
+        done, total = results.progress(task_dir) if ran else (None, None)
         return JobStatus(
             job_id=job.job_id,
             task=job.task,
@@ -103,7 +103,7 @@ class ContainerExecutor(Executor):
             reason=v.reason,
             started=v.started,
             ended=v.ended,
-            score="" if waiting else results.headline(task_dir),
+            score=results.headline(task_dir) if ran else "",
         )
 
     # ---- proxy counters ----------------------------------------------------------------------------

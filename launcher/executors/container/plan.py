@@ -80,17 +80,9 @@ def task_mounts(spec: RunSpec, task: TaskSpec) -> tuple[str, ...]:
 
 
 def task_key(spec: RunSpec, task: TaskSpec) -> str:
-    """`evaluation.tasks[i]` of this task object, for messages. By identity: `tuple.index` compares whole
-    dataclasses, which made planning 1,000 tasks quadratic (seconds); positions are found once per list."""
-    global _positions
-    tasks = spec.evaluation.tasks
-    if _positions[0] is not tasks:
-        _positions = (tasks, {id(t): i for i, t in enumerate(tasks)})
-    index = _positions[1].get(id(task))
-    return f"evaluation.tasks[{tasks.index(task) if index is None else index}]"
-
-
-_positions: tuple[tuple, dict[int, int]] = ((), {})  # the last task list asked about (kept alive: ids hold)
+    """`evaluation.tasks[i]` of this task object, for messages."""
+    index = spec.evaluation.positions.get(id(task))
+    return f"evaluation.tasks[{spec.evaluation.tasks.index(task) if index is None else index}]"
 
 
 def task_container(
