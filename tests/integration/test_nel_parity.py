@@ -25,8 +25,9 @@ from helpers import unavailable
 
 from launcher.catalog.nel import catalogue, merge_config, render_task, resolve_nel
 from launcher.errors import ConfigError
+from launcher.testing import caches
 
-NEL_VERSION = "0.2.6"
+NEL_VERSION = caches.NEL_VERSION
 URL = "http://127.0.0.1:8000/v1/chat/completions"
 KEY = "PARITY_API_KEY"
 NEL_ENV = {"NEMO_EVALUATOR_TELEMETRY_LEVEL": "0", KEY: "not-a-real-key", "HF_TOKEN": "not-a-real-token"}
@@ -34,13 +35,7 @@ NEL_ENV = {"NEMO_EVALUATOR_TELEMETRY_LEVEL": "0", KEY: "not-a-real-key", "HF_TOK
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "launcher"
-
-
-def nel_venv() -> Path:
-    default = cache() / f"nel-{NEL_VERSION}" / "venv"
-    return Path(os.environ.get("LAUNCHER_NEL_VENV") or default)
+nel_venv = caches.nel_venv
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +278,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def ne_python() -> Path:
-    default = cache() / "nemo-evaluator-0.2.8" / "venv"
+    default = caches.root() / "nemo-evaluator-0.2.8" / "venv"
     venv = Path(os.environ.get("LAUNCHER_NE_VENV") or default)
     if not (venv / "lib").exists() or not list(
         venv.glob("lib/python*/site-packages/core_evals/simple_evals")
