@@ -75,7 +75,7 @@ def mlflow_server(tmp_path_factory):
 
 def export(cli_env, *args):
     return subprocess.run(
-        [sys.executable, "-m", "launcher.export", "export", *args],
+        [sys.executable, "-m", "launcher", "export", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), **cli_env},

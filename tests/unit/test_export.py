@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "launcher.export", *args],
+        [sys.executable, "-m", "launcher", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
