@@ -234,7 +234,7 @@ def status_of(
         return InvocationStatus(record, [], str(err))
     if only_jobs:
         jobs = [s for s in jobs if s.job_id in only_jobs]
-    proxy = getattr(executor, "proxy_stats", lambda _record: None)(record)
+    proxy = executor.proxy_stats(record)
     return InvocationStatus(
         record, jobs, proxy=proxy[0] if proxy else None, proxy_live=bool(proxy and proxy[1])
     )

@@ -9,6 +9,7 @@ import functools
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.catalog import BUILD_HINTS
@@ -110,26 +111,7 @@ class LocalExecutor(ContainerExecutor):
     # ---- the scheduler: run_all.sh ---------------------------------------------------------------------
 
     def look(self, record: InvocationRecord) -> Look:
-        view = run_all_view(Path(record.folder))
-
-        @functools.cache
-        def containers() -> dict | None:
-            """Asked only for jobs the stage records leave open: finished runs never touch Docker."""
-            try:
-                return self.docker.containers(record.invocation_id)
-            except LauncherError:
-                return None  # engine down: judge by the scripts alone
-
-        def alive(job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
-            found = containers()
-            container = (found or {}).get(job.job_id, {}).get("status")
-            if not (is_running(start, RUN) or container == "running"):
-                return None
-            if found is None:
-                return State.RUNNING, "Docker engine not reachable: container state unknown"
-            return (State.RUNNING, "") if container == "running" else (State.PENDING, "container starting")
-
-        return lambda n, job: (view, functools.partial(alive, job))
+        return RunAllLook(run_all_view(Path(record.folder)), self, record.invocation_id)
 
     def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
         """SIGTERM to run_all.sh's process group: no task starts any more, and each run.sh's trap stops its
@@ -152,6 +134,35 @@ class LocalExecutor(ContainerExecutor):
 
     def describe(self) -> dict:
         return {"resume by hand": f"bash {RUN_ALL}  (or bash <task>/{RUN})"}
+
+
+@dataclass
+class RunAllLook(Look):
+    """run_all.sh's view is the same for every job; a started job runs while its run.sh or its container
+    does (Docker asked at most once per refresh, and only for jobs the stage records leave open)."""
+
+    scheduled: Scheduled
+    executor: ContainerExecutor  # its Docker client, made only when a job is asked about
+    invocation_id: str
+
+    def view(self, n: int, job: PlannedJob) -> Scheduled:
+        return self.scheduled
+
+    @functools.cached_property
+    def containers(self) -> dict | None:
+        try:
+            return self.executor.docker.containers(self.invocation_id)
+        except LauncherError:
+            return None  # engine down: judge by the scripts alone
+
+    def running(self, n: int, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
+        found = self.containers
+        container = (found or {}).get(job.job_id, {}).get("status")
+        if not (is_running(start, RUN) or container == "running"):
+            return None
+        if found is None:
+            return State.RUNNING, "Docker engine not reachable: container state unknown"
+        return (State.RUNNING, "") if container == "running" else (State.PENDING, "container starting")
 
 
 def run_all_view(folder: Path) -> Scheduled:

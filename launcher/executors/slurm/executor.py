@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -222,27 +222,7 @@ class SlurmExecutor(ContainerExecutor):
         records = events.read(folder / EVENTS)
         last_submit = max((i for i, e in enumerate(records) if e.kind == events.SUBMITTED), default=-1)
         killed = any(e.kind == events.KILLED for e in records[last_submit + 1 :])
-
-        def one(n: int, job: PlannedJob):
-            state, reason = queue.get(n, ("", ""))
-            ended = SLURM_ENDED.get(state)
-            waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
-            view = Scheduled(
-                alive=state in SLURM_LIVE,
-                killed=killed,
-                waiting=waiting,
-                failure=ended[1] if ended else "",
-                ended=ended,
-            )
-
-            def alive(start: events.Event) -> tuple[State, str] | None:
-                if view.alive or (not self.shell.remote and is_running(start, RUN)):
-                    return State.RUNNING, ""
-                return None
-
-            return view, alive
-
-        return one
+        return QueueLook(queue, killed, self.shell.remote)
 
     def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
         job_ids = []
@@ -265,6 +245,33 @@ class SlurmExecutor(ContainerExecutor):
     def describe(self) -> dict:
         where = f" on {self.shell.target}" if self.shell.remote else ""
         return {"resume by hand": f"launcher resume <id>  (resubmits only unfinished tasks{where})"}
+
+
+@dataclass(frozen=True)
+class QueueLook(Look):
+    """Each array element's Slurm state and reason; a started element runs while Slurm says so (or, on
+    this machine, while its run.sh lives)."""
+
+    queue: dict[int, tuple[str, str]]  # array index -> (Slurm state, reason)
+    killed: bool  # `launcher kill` came after the latest submission
+    remote: bool
+
+    def view(self, n: int, job: PlannedJob) -> Scheduled:
+        state, reason = self.queue.get(n, ("", ""))
+        ended = SLURM_ENDED.get(state)
+        waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
+        return Scheduled(
+            alive=state in SLURM_LIVE,
+            killed=self.killed,
+            waiting=waiting,
+            failure=ended[1] if ended else "",
+            ended=ended,
+        )
+
+    def running(self, n: int, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
+        if self.view(n, job).alive or (not self.remote and is_running(start, RUN)):
+            return State.RUNNING, ""
+        return None
 
 
 def slurm_proxy(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]] | None:
