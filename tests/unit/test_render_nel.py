@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import plan_of
 from test_render import FOLDER, check_golden
 
 from launcher.config import legacy
@@ -19,7 +20,7 @@ from launcher.config.boundary import to_run_spec
 from launcher.config.schema import Deployment
 from launcher.errors import ConfigError
 from launcher.executors.container.server import default_command
-from launcher.executors.local import LocalConfig, LocalExecutor
+from launcher.executors.local import LocalConfig
 from launcher.proxy import wiring
 
 ONE = {"name": "one", "container": "img:1", "command": ["eval"]}  # custom tasks: no catalogue involved
@@ -34,10 +35,6 @@ def nel_spec(deployment=None, mounts=None, evaluation=None):
         "evaluation": evaluation or {"tasks": [ONE]},
     }
     return to_run_spec(data, "local", LocalConfig)
-
-
-def plan_of(spec):
-    return LocalExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
 
 
 def docker_argv(script: str) -> list[str]:
@@ -213,7 +210,7 @@ def test_default_server_commands_equal_nels(kind, values):
 
 
 def slurm_plan(deployment, **execution):
-    from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+    from launcher.executors.slurm import SlurmConfig
 
     data = {
         "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
@@ -222,7 +219,7 @@ def slurm_plan(deployment, **execution):
         "evaluation": {"tasks": [ONE, {"name": "t2", "container": "img:1", "command": ["run"]}]},
     }
     spec = to_run_spec(data, "slurm", SlurmConfig)
-    return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+    return plan_of(spec)
 
 
 def test_slurm_server_and_task_share_each_array_element():
