@@ -199,6 +199,27 @@ def recent(limit: int = 10) -> list[InvocationRecord]:
     return out
 
 
+@dataclass(frozen=True)
+class Run:
+    """One line of the invocation index and, when its run record can still be read, its status."""
+
+    entry: index.Entry
+    status: InvocationStatus | None = None  # None: its folder or run record is gone
+
+
+def runs(limit: int = 50) -> list[Run]:
+    """The `limit` most recent invocations of the index, newest first; a missing one is kept (status None)."""
+    out = []
+    for entry in reversed(index.recent(limit)):
+        try:
+            record = layout.read_record(entry.folder)
+        except LauncherError:
+            out.append(Run(entry))
+            continue
+        out.append(Run(entry, status_of(record)))
+    return out
+
+
 def status(idents: Iterable[str] = (), limit: int = 10) -> list[InvocationStatus]:
     """Each matched invocation's jobs (only the named jobs for `<inv>.<n>`); none: the recent ones."""
     idents = list(idents)

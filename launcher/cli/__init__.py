@@ -140,9 +140,10 @@ def cmd_ls(args) -> int:
         ]
         print(table(["NAME", "SOURCE", "ENDPOINTS", "IMAGE", "PROTOCOL / DESCRIPTION"], cells))
         return 0
+    from launcher import api
     from launcher.cli.render import runs_rows
 
-    rows = runs_rows(limit=args.limit)
+    rows = runs_rows(api.runs(limit=args.limit))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
