@@ -208,7 +208,7 @@ class Endpoint:
         self.replies: dict[str, str] = {}
         self.known_logprobs: dict[str, tuple[int, bool]] = {}
         if mode in ("oracle", "wrong"):
-            from launcher.harness.scoring import registry
+            from launcher.harness.api import registry
 
             tasks = registry(options.get("tasks") or "launcher.harness.benchmarks").values()
             self.replies, self.known_logprobs = asyncio.run(learn(list(tasks), mode == "oracle"))

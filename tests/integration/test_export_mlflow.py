@@ -4,7 +4,6 @@ back through MlflowClient: one run per task, params, metrics with stderr, tags, 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,9 @@ from pathlib import Path
 
 import pytest
 from export_fixtures import invocation
-from helpers import unavailable
+from helpers import free_port, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +68,7 @@ def mlflow_server(tmp_path_factory):
 
 def export(cli_env, *args):
     return subprocess.run(
-        [sys.executable, "-m", "launcher.export", "export", *args],
+        [sys.executable, "-m", "launcher", "export", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), **cli_env},

@@ -30,7 +30,7 @@ def test_wandb_offline_run_read_back_and_same_id_on_reexport(tmp_path):
         "WANDB_SILENT": "true",
         "WANDB_API_KEY": "",
     }
-    argv = [sys.executable, "-m", "launcher.export", "export", rec.invocation_id, "--dest", "wandb"]
+    argv = [sys.executable, "-m", "launcher", "export", rec.invocation_id, "--dest", "wandb"]
     for _ in range(2):
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import plan_of
 from test_render import FOLDER, check_golden
 
 from launcher.config import legacy
@@ -17,7 +18,7 @@ from launcher.config.boundary import to_run_spec
 from launcher.config.schema import Deployment
 from launcher.errors import ConfigError
 from launcher.executors.container.server import default_command
-from launcher.executors.local import LocalConfig, LocalExecutor
+from launcher.executors.local import LocalConfig
 from launcher.proxy import wiring
 from launcher.testing import caches
 
@@ -33,10 +34,6 @@ def nel_spec(deployment=None, mounts=None, evaluation=None):
         "evaluation": evaluation or {"tasks": [ONE]},
     }
     return to_run_spec(data, "local", LocalConfig)
-
-
-def plan_of(spec):
-    return LocalExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
 
 
 def docker_argv(script: str) -> list[str]:
@@ -210,7 +207,7 @@ def test_default_server_commands_equal_nels(kind, values):
 
 
 def slurm_plan(deployment, **execution):
-    from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+    from launcher.executors.slurm import SlurmConfig
 
     data = {
         "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
@@ -219,7 +216,7 @@ def slurm_plan(deployment, **execution):
         "evaluation": {"tasks": [ONE, {"name": "t2", "container": "img:1", "command": ["run"]}]},
     }
     spec = to_run_spec(data, "slurm", SlurmConfig)
-    return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+    return plan_of(spec)
 
 
 def test_slurm_server_and_task_share_each_array_element():
