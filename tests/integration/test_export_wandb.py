@@ -75,7 +75,7 @@ def test_wandb_builtin_metric_names_as_mlflow_gets_them(tmp_path):
         "WANDB_SILENT": "true",
         "WANDB_API_KEY": "",
     }
-    argv = [sys.executable, "-m", "launcher.export", "export", rec.invocation_id, "--dest", "wandb"]
+    argv = [sys.executable, "-m", "launcher", "export", rec.invocation_id, "--dest", "wandb"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summaries = {}
