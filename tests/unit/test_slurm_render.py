@@ -155,3 +155,13 @@ def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
     mine = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"K": "MY_API_KEY"}}
     assert "unset" not in plan(tasks=[mine]).files["sbatch.sh"]
     assert "unset" not in plan(endpoint={"api_key": None}).files["sbatch.sh"]
+
+
+@pytest.mark.parametrize(("port", "fits"), [(65533, True), (65534, False)])
+def test_each_elements_proxy_port_must_exist(port, fits):
+    """Three elements take the port + 0, 1, 2: the last must be at most 65535."""
+    if fits:
+        assert run_config(plan(endpoint={"proxy_port": port}), 2)["url"].startswith("http://127.0.0.1:65535/")
+        return
+    with pytest.raises(ConfigError, match="65534 \\+ one port per task runs past 65535 \\(up to 65536\\)"):
+        plan(endpoint={"proxy_port": port})
