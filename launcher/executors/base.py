@@ -27,7 +27,9 @@ class Executor(ABC):
     """
 
     name: ClassVar[str]
-    config_class: ClassVar[type]  # frozen dataclass; its defaults become the `execution/<name>` option
+    # A frozen dataclass; its defaults become the `execution/<name>` option. It may define `validate(self)`,
+    # raising ConfigError for what its field types do not say; the config boundary calls it.
+    config_class: ClassVar[type]
     startup_wait: ClassVar[float] = 0.0  # seconds submit may wait to see the first jobs start (0: at once)
 
     def __init__(self, config: Any):
