@@ -17,6 +17,7 @@ from launcher.errors import ConfigError
 from launcher.executors.container.auto_export import auto_export_file
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.plan import TaskPlan, plan_tasks
+from launcher.executors.container.render import DOCKER, TaskLaunch
 from launcher.executors.container.server import ServerSpec, server_plan
 from launcher.model import Plan
 from launcher.proxy import wiring as proxy_wiring
@@ -47,7 +48,7 @@ def plan_invocation(
     folder: str,
     cfg: ContainerConfig,
     server: ServerOf,
-    runtime: str = "docker",
+    launch: TaskLaunch = DOCKER,
     reserved: frozenset[str] = frozenset(),
     proxy_per_task: bool = False,
 ) -> Invocation:
@@ -59,7 +60,7 @@ def plan_invocation(
         invocation_id,
         folder,
         cfg,
-        runtime,
+        launch,
         reserved,
         proxy_port=(lambda n: port + n) if proxy and proxy_per_task else port,
     )

@@ -16,9 +16,10 @@ from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.render import (
+    DOCKER,
     RUNTIME_USER,
-    SRUN_EXPORT_WORDS,
     ContainerSpec,
+    TaskLaunch,
     changes_the_host_client,
     render_run_sh,
 )
@@ -92,7 +93,6 @@ def task_container(
     folder: str,
     name: str,
     cfg: ContainerConfig,
-    runtime: str = "docker",
     proxy_port: int | None = None,
     adapter_host: str | None = None,
 ) -> tuple[ContainerSpec, dict[str, str]]:
@@ -123,12 +123,6 @@ def task_container(
     elif known.builtin is not None:
         info = known.builtin
         code = info.code
-        if code and runtime != "docker":
-            raise ConfigError(
-                f"{key}.name",
-                f"{known.name} runs generated code in a sandbox container, which needs the docker runtime",
-                "Use execution.container_runtime=docker for this task",
-            )
         image, command = task.container or info.image, info.command
         files = {RUN_CONFIG_FILE: run_config(spec, task, info, env_from_host, proxy_port)}
     else:
@@ -251,7 +245,7 @@ def plan_tasks(
     invocation_id: str,
     folder: str,
     cfg: ContainerConfig,
-    runtime: str = "docker",
+    launch: TaskLaunch = DOCKER,
     reserved: frozenset[str] = frozenset(),
     proxy_port: int | Callable[[int], int] | None = None,
 ) -> TaskPlan:
@@ -277,24 +271,17 @@ def plan_tasks(
             task_folder,
             f"launcher-{invocation_id}-{n}",
             cfg,
-            runtime,
             proxy_port(n) if callable(proxy_port) else proxy_port,
             adapter_host(invocation_id, n),
         )
-        c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
-        words = sorted(SRUN_EXPORT_WORDS & {*c.env, *c.env_from_host}) if runtime == "pyxis" else []
-        if words:  # `--export=ALL,...` would hand the whole job environment to the container again
-            raise ConfigError(
-                f"{task_key(spec, task)}.env_vars.{words[0]}",
-                "is a word of srun --export (ALL, NONE); container_runtime=pyxis passes variables by name",
-                "Give the variable another name",
-            )
+        launch.check(c, task_key(spec, task))
+        c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         if not nel_task:
             files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
         host_env.update(c.env_from_host.values())
-        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
+        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, launch, cfg.stop_grace)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
         jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command))

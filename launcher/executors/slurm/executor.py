@@ -21,9 +21,11 @@ from launcher.executors.container.auto_export import AUTO_EXPORT
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.invocation import images_needed, plan_invocation, server_as_planned
 from launcher.executors.container.process import is_running
+from launcher.executors.container.render import DOCKER
 from launcher.executors.container.server import ServerSpec
 from launcher.executors.slurm.config import SlurmConfig, node_python, submits_over_ssh
 from launcher.executors.slurm.deployments import auxiliary_block
+from launcher.executors.slurm.pyxis import PYXIS
 from launcher.executors.slurm.queue import EXPORT_JOBS, JOBS, SLURM_ENDED, SLURM_LIVE, array_states
 from launcher.executors.slurm.render import BATCH, EXPORT_BATCH, render_export_sbatch, render_sbatch
 from launcher.executors.slurm.shell import SSH, Local
@@ -77,7 +79,7 @@ class SlurmExecutor(ContainerExecutor):
             remote,
             cfg,
             lambda spec, invocation_id: None if several else slurm_server(spec, invocation_id, remote),
-            cfg.container_runtime,
+            PYXIS if cfg.container_runtime == "pyxis" else DOCKER,
             self.reserved,
             proxy_per_task=True,
         )
