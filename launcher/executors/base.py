@@ -103,6 +103,21 @@ class Executor(ABC):
             LauncherError: the scheduler or container engine refused.
         """
 
+    @classmethod
+    @abstractmethod
+    def stop_orphan(cls, invocation_id: str) -> str | None:
+        """Stop what an invocation may still run once its folder (and so its run record) is gone.
+
+        Args:
+            invocation_id: all that is left of it: the index's entry.
+
+        Returns:
+            One line for the user (what was stopped), or None when nothing can be found by the id alone.
+
+        Raises:
+            LauncherError: the scheduler or container engine refused.
+        """
+
     @abstractmethod
     def logs(self, record: InvocationRecord, job_id: str, follow: bool) -> Iterator[str]:
         """A job's output from its start.

@@ -43,7 +43,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "executors.container": (*RECORDS, "catalog", "proxy", "executors", "harness"),
     "executors.local": SCHEDULER,
     "executors.slurm": SCHEDULER,
-    # api.kill stops the Docker containers of a record whose executor is gone: executors.container.
+    # The submit budget counts from this process's start: executors.container.process.age.
     "api": (*RECORDS, "logsetup", "executors", "executors.container"),
     "export": (*BASE, "model", "store", "harness", "proxy"),
     "report": (*BASE, "export", "proxy"),

@@ -103,6 +103,14 @@ class LocalExecutor(ContainerExecutor):
         while any(running_pid(*script) for script in scripts) and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    @classmethod
+    def stop_orphan(cls, invocation_id: str) -> str | None:
+        """Its containers carry its id as a label: they are found and stopped without the folder."""
+        from launcher.executors.container.docker_client import Docker
+
+        stopped = Docker().stop(invocation_id, grace=5)
+        return f"its folder is gone; stopped {stopped} container(s)"
+
     def proxy_stats(self, record: InvocationRecord) -> tuple[dict, bool] | None:
         """Live from the running proxy (GET /proxy/stats on 127.0.0.1), else what it last wrote."""
         live = live_proxy_stats(Path(record.folder) / proxy_wiring.STATE_DIR)

@@ -236,6 +236,10 @@ class SlurmExecutor(ContainerExecutor):
         label = f"{LABEL_INVOCATION}={record.invocation_id}"
         self.shell.run(["bash", "-c", stop, "_", label, str(self.config.stop_grace)])
 
+    @classmethod
+    def stop_orphan(cls, invocation_id: str) -> str | None:
+        return None  # its Slurm job ids and its cluster were in the folder
+
     def describe(self) -> dict:
         where = f" on {self.shell.target}" if self.shell.remote else ""
         return {"resume by hand": f"launcher resume <id>  (resubmits only unfinished tasks{where})"}
