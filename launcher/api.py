@@ -188,6 +188,11 @@ def find(idents: Iterable[str]) -> list[tuple[InvocationRecord, str | None]]:
     return [pair for ident in idents for pair in index.resolve(ident)]
 
 
+def resolved_config(record: InvocationRecord) -> str | None:
+    """The invocation's composed config as written at submit (.hydra/config.yaml), or None."""
+    return layout.read_regular(Path(record.folder) / layout.HYDRA_DIR / "config.yaml")
+
+
 def recent(limit: int = 10) -> list[InvocationRecord]:
     """The most recent invocations whose records can be read, oldest first."""
     out = []
