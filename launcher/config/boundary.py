@@ -128,7 +128,7 @@ def to_run_spec(
 
 
 def _check_text(node: Any, key: str) -> None:
-    """H3: no character that could end a script line or an argument early, in any key or value."""
+    """No character that could end a script line or an argument early, in any key or value."""
     if isinstance(node, dict):
         for k, v in node.items():
             name = str(k)
