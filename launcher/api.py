@@ -188,6 +188,11 @@ def find(idents: Iterable[str]) -> list[tuple[InvocationRecord, str | None]]:
     return [pair for ident in idents for pair in index.resolve(ident)]
 
 
+def resolved_config(record: InvocationRecord) -> str | None:
+    """The invocation's composed config as written at submit (.hydra/config.yaml), or None."""
+    return layout.read_regular(Path(record.folder) / layout.HYDRA_DIR / "config.yaml")
+
+
 def recent(limit: int = 10) -> list[InvocationRecord]:
     """The most recent invocations whose records can be read, oldest first."""
     out = []
@@ -253,8 +258,8 @@ def status_of(
 
 
 def kill(idents: Iterable[str]) -> list[str]:
-    """Stop the invocations; returns one line for each. An invocation whose folder is gone still has its
-    labelled containers stopped (local engine)."""
+    """Stop the invocations; returns one line for each. An invocation whose folder is gone is left to its
+    executor's stop_orphan (local: its labelled containers are stopped)."""
     matched = [pair for ident in idents for pair in index.match(ident)]
     for entry, job_id in matched:
         if job_id:
@@ -264,12 +269,10 @@ def kill(idents: Iterable[str]) -> list[str]:
         try:
             record = layout.read_record(entry.folder)
         except NotFound:
-            if entry.executor != "local":
+            line = registry.get(entry.executor).stop_orphan(entry.id)
+            if line is None:
                 raise
-            from launcher.executors.container.docker_client import Docker
-
-            stopped = Docker().stop(entry.id, grace=5)
-            lines.append(f"invocation {entry.id}: its folder is gone; stopped {stopped} container(s)")
+            lines.append(f"invocation {entry.id}: {line}")
             continue
         executor_for(record).kill(record)
         lines.append(f"killed invocation {record.invocation_id}")

@@ -156,7 +156,6 @@ def cmd_info(args) -> int:
     from pathlib import Path
 
     from launcher import api
-    from launcher.store.layout import HYDRA_DIR, read_regular
 
     for record, _ in api.find([args.id]):
         folder = Path(record.folder)
@@ -176,7 +175,7 @@ def cmd_info(args) -> int:
         print("jobs:")
         for job in record.jobs:
             print(f"  {job.job_id}  {job.task}  {folder / job.folder}  image {job.image}")
-        config = read_regular(folder / HYDRA_DIR / "config.yaml")
+        config = api.resolved_config(record)
         if config is not None:
             print("resolved config:")
             print("  " + config.rstrip().replace("\n", "\n  "))

@@ -128,7 +128,7 @@ def to_run_spec(
 
 
 def _check_text(node: Any, key: str) -> None:
-    """H3: no character that could end a script line or an argument early, in any key or value."""
+    """No character that could end a script line or an argument early, in any key or value."""
     if isinstance(node, dict):
         for k, v in node.items():
             name = str(k)
@@ -271,37 +271,11 @@ def _check_image(key: str, image: str | None) -> None:
 
 
 def _check_execution(execution: Any) -> None:
-    """Checks on the executor's settings by field name: executors share these fields, not a class."""
-    output_dir = getattr(execution, "output_dir", None)
-    if isinstance(output_dir, str) and ":" in output_dir:
-        raise ConfigError(
-            "execution.output_dir",
-            f"{show(output_dir)} contains ':', which docker reads as a mount separator",
-            "Choose a folder without ':'",
-        )
-    remote = getattr(execution, "remote_output_dir", None)
-    if remote is not None and not remote.startswith("/"):
-        raise ConfigError(
-            "execution.remote_output_dir",
-            f"{show(remote)} is not an absolute path (the cluster does not expand ~ or know our folder)",
-            "Give the full path on the cluster, e.g. /home/me/results",
-        )
-    if remote is not None and ":" in remote:
-        raise ConfigError("execution.remote_output_dir", "contains ':'", "Choose a folder without ':'")
-    for name in ("hostname", "username"):
-        value = getattr(execution, name, None)
-        if isinstance(value, str) and (value.startswith("-") or not value.strip() or " " in value):
-            raise ConfigError(
-                f"execution.{name}",
-                f"{show(value)} would be read by ssh as an option or is not a {name}",
-                f"Give a plain {name} (not starting with '-')",
-            )
-    grace = getattr(execution, "stop_grace", None)
-    if grace is not None and grace < 0:
-        raise ConfigError("execution.stop_grace", f"must be 0 or more seconds, got {grace}")
-    for i, arg in enumerate(getattr(execution, "extra_docker_args", ()) or ()):
-        if not isinstance(arg, str):
-            raise ConfigError(f"execution.extra_docker_args[{i}]", "expected a string")
+    """The executor's settings check themselves: its config class's `validate()` (optional for a plugin's)
+    raises ConfigError naming the execution key."""
+    validate = getattr(execution, "validate", None)
+    if callable(validate):
+        validate()
 
 
 def check_machine(spec: RunSpec) -> None:

@@ -27,7 +27,9 @@ class Executor(ABC):
     """
 
     name: ClassVar[str]
-    config_class: ClassVar[type]  # frozen dataclass; its defaults become the `execution/<name>` option
+    # A frozen dataclass; its defaults become the `execution/<name>` option. It may define `validate(self)`,
+    # raising ConfigError for what its field types do not say; the config boundary calls it.
+    config_class: ClassVar[type]
     startup_wait: ClassVar[float] = 0.0  # seconds submit may wait to see the first jobs start (0: at once)
 
     def __init__(self, config: Any):
@@ -96,6 +98,21 @@ class Executor(ABC):
 
         Args:
             record: the invocation's run record.
+
+        Raises:
+            LauncherError: the scheduler or container engine refused.
+        """
+
+    @classmethod
+    @abstractmethod
+    def stop_orphan(cls, invocation_id: str) -> str | None:
+        """Stop what an invocation may still run once its folder (and so its run record) is gone.
+
+        Args:
+            invocation_id: all that is left of it: the index's entry.
+
+        Returns:
+            One line for the user (what was stopped), or None when nothing can be found by the id alone.
 
         Raises:
             LauncherError: the scheduler or container engine refused.

@@ -6,6 +6,8 @@ is launcher.api, `from ..cli import render` in launcher/store/layout.py is launc
 run whenever that function does, so laziness changes when a dependency loads, not whether it exists.
 Importing a submodule also runs its parent packages' __init__.py; those implicit edges are left out
 (each package face re-exports its own submodules, which would otherwise make every face a cycle).
+Imports by name at run time (importlib: the harness's task registry, the executor entry points) are
+not in the graph; they load what the config names, which is the point of them.
 
 `check` is pure (a module graph in, problems out), so the tests at the end prove on synthetic mutations
 that it fails on an upward import, an unresolved relative one and a new cycle.
@@ -35,7 +37,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "logsetup": BASE,
     "conf": (),
     "harness": ("launcher",),
-    "proxy": BASE,  # runs on Slurm nodes as `-m launcher.proxy`: no launcher parts beyond its own
+    "proxy": BASE,  # runs on Slurm nodes as `-m launcher.proxy`: nothing of the launcher's but errors
     "config": BASE,
     "store": (*BASE, "model"),
     "catalog": (*BASE, "harness"),  # the built-in tasks are the harness's benchmarks
@@ -43,7 +45,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "executors.container": (*RECORDS, "catalog", "proxy", "executors", "harness"),
     "executors.local": SCHEDULER,
     "executors.slurm": SCHEDULER,
-    # api.kill stops the Docker containers of a record whose executor is gone: executors.container.
+    # The submit budget counts from this process's start: executors.container.process.age.
     "api": (*RECORDS, "logsetup", "executors", "executors.container"),
     "export": (*BASE, "model", "store", "harness", "proxy"),
     "report": (*BASE, "export", "proxy"),

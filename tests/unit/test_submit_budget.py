@@ -42,7 +42,7 @@ class Counting(Executor):
     def logs(self, *_):
         raise NotImplementedError
 
-    check_prerequisites = proxy_stats = describe = logs
+    check_prerequisites = proxy_stats = describe = stop_orphan = logs
 
 
 @pytest.fixture

@@ -14,27 +14,17 @@ from pathlib import Path
 
 from launcher.catalog import BUILD_HINTS
 from launcher.config.schema import RunSpec
-from launcher.errors import ConfigError, LauncherError
-from launcher.executors.container.auto_export import auto_export_file
+from launcher.errors import LauncherError
 from launcher.executors.container.executor import ContainerExecutor, Look
-from launcher.executors.container.plan import plan_tasks
+from launcher.executors.container.invocation import images_needed, plan_invocation, server_as_planned
 from launcher.executors.container.process import is_running, running_pid, terminate
-from launcher.executors.container.server import server_plan
 from launcher.executors.local.config import LocalConfig
-from launcher.executors.local.render import ServerSpec, render_run_all_sh
+from launcher.executors.local.render import render_run_all_sh
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
 from launcher.proxy import wiring as proxy_wiring
-from launcher.proxy.settings import ProxyConfigError
 from launcher.store import events
 from launcher.store.layout import EVENTS, LOGS, RUN, RUN_ALL
-
-
-def _proxy_plan(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]] | None:
-    try:
-        return proxy_wiring.plan(spec.target.api_endpoint, invocation_id)
-    except ProxyConfigError as err:
-        raise ConfigError("target.api_endpoint", str(err)) from None
 
 
 class LocalExecutor(ContainerExecutor):
@@ -46,36 +36,22 @@ class LocalExecutor(ContainerExecutor):
 
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
         cfg: LocalConfig = spec.execution
-        proxy = _proxy_plan(spec, invocation_id)
-        tasks = plan_tasks(spec, invocation_id, folder, cfg, proxy_port=proxy[0] if proxy else None)
-        server, server_files = self._server(spec, invocation_id)
-        proxy_lines = proxy_wiring.render_start(sys.executable, proxy[0]) if proxy else None
-        auto = auto_export_file(spec)
+        inv = plan_invocation(spec, invocation_id, folder, cfg, server_as_planned)
+        proxy_lines = proxy_wiring.render_start(sys.executable, inv.proxy[0]) if inv.proxy else None
         run_all = render_run_all_sh(
             invocation_id,
-            [j.folder for j in tasks.jobs],
+            [j.folder for j in inv.tasks.jobs],
             cfg.max_parallel,
-            server,
+            inv.server,
             proxy_lines,
-            sys.executable if auto else None,
+            sys.executable if inv.auto_export else None,
         )
-        host_env = set(tasks.host_env) | (set(server.container.env_from_host.values()) if server else set())
-        if proxy and spec.target.api_endpoint.api_key:
-            host_env.add(spec.target.api_endpoint.api_key)  # read by the proxy, not the tasks
-        images = (server.container.image,) if server else ()
-        files = {RUN_ALL: run_all, **server_files, **tasks.files, **(proxy[1] if proxy else {}), **auto}
-        return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
-
-    def _server(self, spec: RunSpec, invocation_id: str) -> tuple[ServerSpec | None, dict]:
-        server = server_plan(spec, invocation_id)
-        if server is None:
-            return None, {}
-        d = spec.deployment
-        started = ServerSpec(server.container, d.port, d.health_path, d.startup_timeout, server.stdin)
-        return started, server.files
+        files = {RUN_ALL: run_all, **inv.server_files, **inv.tasks.files, **inv.proxy_files}
+        files.update(inv.auto_export)
+        return Plan(invocation_id, folder, inv.tasks.jobs, files, tuple(sorted(inv.host_env)), inv.images)
 
     def check_prerequisites(self, plan: Plan) -> None:
-        images = sorted({job.image for job in plan.jobs} | set(plan.images))
+        images = images_needed(plan)
         missing = self.docker.missing_images(images)
         for image in images if missing is None else missing:
             hint = BUILD_HINTS.get(image, "")
@@ -126,6 +102,14 @@ class LocalExecutor(ContainerExecutor):
         deadline = time.monotonic() + self.config.stop_grace + 10
         while any(running_pid(*script) for script in scripts) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    @classmethod
+    def stop_orphan(cls, invocation_id: str) -> str | None:
+        """Its containers carry its id as a label: they are found and stopped without the folder."""
+        from launcher.executors.container.docker_client import Docker
+
+        stopped = Docker().stop(invocation_id, grace=5)
+        return f"its folder is gone; stopped {stopped} container(s)"
 
     def proxy_stats(self, record: InvocationRecord) -> tuple[dict, bool] | None:
         """Live from the running proxy (GET /proxy/stats on 127.0.0.1), else what it last wrote."""

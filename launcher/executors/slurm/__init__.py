@@ -10,7 +10,6 @@ from launcher.executors.slurm.executor import (
     ELEMENT,
     SlurmExecutor,
     proxy_only_env,
-    slurm_proxy,
     slurm_server,
 )
 from launcher.executors.slurm.queue import EXPORT_JOBS, JOBS, SLURM_ENDED, SLURM_LIVE
@@ -37,7 +36,6 @@ __all__ = [
     "render_export_sbatch",
     "render_sbatch",
     "site_options",
-    "slurm_proxy",
     "slurm_server",
     "submits_over_ssh",
 ]

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
+from launcher.config.values import show
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
 
@@ -31,6 +32,26 @@ class SlurmConfig(ContainerConfig):
     # `-m launcher.export`; needs `launcher[proxy]` installed there). Default: the submitting python when
     # submitting on this machine; over SSH it must be given (or the proxy turned off).
     launcher_python: str | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        remote = self.remote_output_dir
+        if remote is not None and not remote.startswith("/"):
+            raise ConfigError(
+                "execution.remote_output_dir",
+                f"{show(remote)} is not an absolute path (the cluster does not expand ~ or know our folder)",
+                "Give the full path on the cluster, e.g. /home/me/results",
+            )
+        if remote is not None and ":" in remote:
+            raise ConfigError("execution.remote_output_dir", "contains ':'", "Choose a folder without ':'")
+        for name in ("hostname", "username"):
+            value = getattr(self, name)
+            if isinstance(value, str) and (value.startswith("-") or not value.strip() or " " in value):
+                raise ConfigError(
+                    f"execution.{name}",
+                    f"{show(value)} would be read by ssh as an option or is not a {name}",
+                    f"Give a plain {name} (not starting with '-')",
+                )
 
 
 def submits_over_ssh(cfg: SlurmConfig) -> bool:

@@ -17,20 +17,21 @@ from pathlib import Path
 from launcher.catalog import BUILD_HINTS
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
-from launcher.executors.container.auto_export import AUTO_EXPORT, auto_export_file
+from launcher.executors.container.auto_export import AUTO_EXPORT
 from launcher.executors.container.executor import ContainerExecutor, Look
-from launcher.executors.container.plan import plan_tasks
+from launcher.executors.container.invocation import images_needed, plan_invocation, server_as_planned
 from launcher.executors.container.process import is_running
-from launcher.executors.container.server import ServerSpec, server_plan
+from launcher.executors.container.render import DOCKER
+from launcher.executors.container.server import ServerSpec
 from launcher.executors.slurm.config import SlurmConfig, node_python, submits_over_ssh
 from launcher.executors.slurm.deployments import auxiliary_block
+from launcher.executors.slurm.pyxis import PYXIS
 from launcher.executors.slurm.queue import EXPORT_JOBS, JOBS, SLURM_ENDED, SLURM_LIVE, array_states
 from launcher.executors.slurm.render import BATCH, EXPORT_BATCH, render_export_sbatch, render_sbatch
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
 from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
 from launcher.proxy import wiring as proxy_wiring
-from launcher.proxy.settings import ProxyConfigError
 from launcher.store import events
 from launcher.store.layout import EVENTS, LABEL_INVOCATION, RUN
 
@@ -70,50 +71,43 @@ class SlurmExecutor(ContainerExecutor):
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
         cfg: SlurmConfig = spec.execution
         remote = self.remote_folder(folder)
-        proxy = slurm_proxy(spec, invocation_id)
-        auto = auto_export_file(spec)
-        python = node_python(cfg, proxy is not None, bool(auto))
-        tasks = plan_tasks(
+        # Several instances or nodes: servers in srun steps (slurm/deployments.py); one server here otherwise.
+        several = spec.deployment.num_instances > 1 or cfg.nodes > 1
+        inv = plan_invocation(
             spec,
             invocation_id,
             remote,
             cfg,
-            cfg.container_runtime,
+            lambda spec, invocation_id: None if several else slurm_server(spec, invocation_id, remote),
+            PYXIS if cfg.container_runtime == "pyxis" else DOCKER,
             self.reserved,
-            proxy_port=(lambda n: proxy[0] + n) if proxy else None,
+            proxy_per_task=True,
         )
-        # Several instances or nodes: servers in srun steps (slurm/deployments.py); one server here otherwise.
-        several = spec.deployment.num_instances > 1 or cfg.nodes > 1
-        server = None if several else slurm_server(spec, invocation_id, remote)
-        aux = auxiliary_block(spec, invocation_id, remote, also_stop="stop_server" if server else "")
+        python = node_python(cfg, inv.proxy is not None, bool(inv.auto_export))
+        aux = auxiliary_block(spec, invocation_id, remote, also_stop="stop_server" if inv.server else "")
         batch = render_sbatch(
             cfg,
             invocation_id,
             remote,
-            [j.folder for j in tasks.jobs],
-            server and server[0],
+            [j.folder for j in inv.tasks.jobs],
+            inv.server,
             proxy_wiring.render_start(python, '"$proxy_port"', config=f"{remote}/{proxy_wiring.CONFIG_FILE}")
-            if proxy
+            if inv.proxy
             else None,
-            proxy[0] if proxy else None,
-            proxy_only_env(spec, tasks.host_env) if proxy else (),
+            inv.proxy[0] if inv.proxy else None,
+            proxy_only_env(spec, inv.tasks.host_env) if inv.proxy else (),
             aux,
         )
-        host_env = set(tasks.host_env) | (
-            set(server[0].container.env_from_host.values()) if server else set()
-        )
-        if proxy and spec.target.api_endpoint.api_key:
-            host_env.add(spec.target.api_endpoint.api_key)  # read by each element's proxy, not the tasks
-        files = {**tasks.files, **(server[1] if server else {}), BATCH: batch, **(proxy[1] if proxy else {})}
-        if auto:
-            files.update(auto)
+        host_env, images = set(inv.host_env), inv.images
+        files = {**inv.tasks.files, **inv.server_files, BATCH: batch, **inv.proxy_files}
+        if inv.auto_export:
+            files.update(inv.auto_export)
             files[EXPORT_BATCH] = render_export_sbatch(cfg, invocation_id, remote, python)
-        images = (server[0].container.image,) if server else ()
         if aux:
             host_env |= aux.host_env
             files.update(aux.files)
             images += aux.images
-        return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
+        return Plan(invocation_id, folder, inv.tasks.jobs, files, tuple(sorted(host_env)), images)
 
     def check_prerequisites(self, plan: Plan) -> None:
         where = self.shell.target if self.shell.remote else "this machine"
@@ -124,7 +118,7 @@ class SlurmExecutor(ContainerExecutor):
         self._check_node_python(plan, where)
         if self.config.container_runtime != "docker":
             return
-        for image in sorted({job.image for job in plan.jobs} | set(plan.images)):
+        for image in images_needed(plan):
             if not self.shell.remote:
                 self.docker.ensure_image(
                     image, BUILD_HINTS.get(image, ""), pull=self.config.pull == "missing"
@@ -242,6 +236,10 @@ class SlurmExecutor(ContainerExecutor):
         label = f"{LABEL_INVOCATION}={record.invocation_id}"
         self.shell.run(["bash", "-c", stop, "_", label, str(self.config.stop_grace)])
 
+    @classmethod
+    def stop_orphan(cls, invocation_id: str) -> str | None:
+        return None  # its Slurm job ids and its cluster were in the folder
+
     def describe(self) -> dict:
         where = f" on {self.shell.target}" if self.shell.remote else ""
         return {"resume by hand": f"launcher resume <id>  (resubmits only unfinished tasks{where})"}
@@ -274,27 +272,6 @@ class QueueLook(Look):
         return None
 
 
-def slurm_proxy(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]] | None:
-    """The endpoint proxy on Slurm: (first port, {proxy/proxy.json: ...}) or None when it is off. Each array
-    element starts its own proxy on its node before its task, on the first port + its array index: fixed
-    here because each task's run_config.json names it, and distinct so elements sharing a node never
-    collide. The budget (max_concurrent, ...) is therefore per element, not per invocation."""
-    try:
-        proxy = proxy_wiring.plan(spec.target.api_endpoint, invocation_id)
-    except ProxyConfigError as err:
-        raise ConfigError("target.api_endpoint", str(err)) from None
-    if proxy is None:
-        return None
-    last = proxy[0] + len(spec.selected_tasks()) - 1
-    if last > 65535:
-        raise ConfigError(
-            "target.api_endpoint.proxy_port",
-            f"{proxy[0]} + one port per task runs past 65535 (up to {last})",
-            "Choose a lower proxy_port, or 0 to draw one from the invocation id",
-        )
-    return proxy
-
-
 def proxy_only_env(spec: RunSpec, task_env: frozenset[str]) -> tuple[str, ...]:
     """The endpoint key's variable when no task also names it in env_vars: the proxy alone reads it."""
     key = spec.target.api_endpoint.api_key
@@ -304,8 +281,8 @@ def proxy_only_env(spec: RunSpec, task_env: frozenset[str]) -> tuple[str, ...]:
 def slurm_server(spec: RunSpec, invocation_id: str, folder: str) -> tuple[ServerSpec, dict] | None:
     """The deployment as NEL's Slurm examples run it: each array element starts its own model server and
     its task in the same allocation (one element per node: `--exclusive`, so ports never collide)."""
-    server = server_plan(spec, invocation_id)
-    if server is None:
+    planned = server_as_planned(spec, invocation_id)
+    if planned is None:
         return None
     if spec.execution.container_runtime != "docker":
         raise ConfigError(
@@ -319,8 +296,8 @@ def slurm_server(spec: RunSpec, invocation_id: str, folder: str) -> tuple[Server
             f"a model server across {spec.execution.nodes} nodes is not supported yet (one node per task)",
             "Set execution.nodes=1 (NEL: num_nodes) or serve the model yourself with deployment=none",
         )
-    d = spec.deployment
+    server, files = planned
     # One container name per array element (rendered for bash to expand; the id part is ours, hex).
     container = replace(server.container, name=f"{server.container.name}-{ELEMENT}")
     stdin = f"{folder}/{server.stdin}" if server.stdin != "/dev/null" else server.stdin
-    return ServerSpec(container, d.port, d.health_path, d.startup_timeout, stdin), server.files
+    return replace(server, container=container, stdin=stdin), files

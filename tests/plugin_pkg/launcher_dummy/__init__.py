@@ -55,3 +55,7 @@ class DummyExecutor(Executor):
 
     def describe(self):
         return {}
+
+    @classmethod
+    def stop_orphan(cls, invocation_id):
+        return None  # its marker files were in the folder
