@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-VERBS = ("status", "logs", "kill", "resume", "ls", "info", "export", "results", "report")
+VERBS = ("status", "logs", "kill", "resume", "ls", "info", "export", "results", "report", "compare", "gate")
 COMMANDS = ("run", *VERBS)
 RUN_FLAGS = {"--dry-run": "dry_run", "-n": "dry_run", "--wait": "wait"}
 VALUE_FLAGS = ("-o", "--override", "--config", "-t", "--task", "--env-file", "--config-mode")

@@ -8,6 +8,7 @@ import json
 import sys
 
 EXPORT_VERBS = ("export", "results", "report")
+PAIRED_VERBS = ("compare", "gate")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     from launcher.export.cli import add_parsers
 
     add_parsers(sub)  # export, results, report
+    from launcher.paired.cli import add_parsers as add_paired_parsers
+
+    add_paired_parsers(sub)  # compare, gate
     return p
 
 
@@ -58,6 +62,10 @@ def dispatch(argv: list[str]) -> int:
         from launcher.export import cli as export_cli
 
         return getattr(export_cli, f"cmd_{args.verb}")(args)
+    if args.verb in PAIRED_VERBS:
+        from launcher.paired import cli as paired_cli
+
+        return getattr(paired_cli, f"cmd_{args.verb}")(args)
     return globals()[f"cmd_{args.verb}"](args)
 
 

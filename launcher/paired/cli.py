@@ -1,0 +1,60 @@
+"""`launcher compare` and `launcher gate`: argparse parsers and their commands (the logic is in
+launcher.paired and launcher.api)."""
+
+from __future__ import annotations
+
+import argparse
+
+from launcher.errors import LauncherError
+from launcher.paired.render import FORMATS
+
+IDS_HELP = "invocation id, job id <inv>.<n>, sweep cell (an invocation of a sweep) or an invocation folder"
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser(
+        "compare", help="paired per-item comparison of two runs: deltas, 95% intervals, p, MDE"
+    )
+    s.add_argument("base", help=f"the baseline: {IDS_HELP}")
+    s.add_argument("cand", help="the candidate, as BASE")
+    s.add_argument("--task", default=None, help="only this task")
+    s.add_argument("--metric", default=None, help="the metric to compare (default: each task's headline)")
+    s.add_argument("--format", default="text", help="text (default), json or markdown")
+    add_gate_parser(sub)
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise LauncherError(f"--format {value!r} is not allowed; allowed: {', '.join(FORMATS)}")
+    return value
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from launcher import api
+    from launcher.paired.render import render_comparison
+
+    fmt = _format(args.format)
+    print(render_comparison(api.compare(args.base, args.cand, args.task, args.metric), fmt))
+    return 0
+
+
+def add_gate_parser(sub) -> None:
+    s = sub.add_parser(
+        "gate",
+        help="release gate over a NeMo Evaluator 0.3 policy: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE, 2 bad input",
+    )
+    s.add_argument("base", help=f"the baseline: {IDS_HELP}")
+    s.add_argument("cand", help="the candidate, as BASE")
+    s.add_argument("--policy", required=True, help="the gate policy YAML (NeMo Evaluator 0.3.0's format)")
+    s.add_argument("--verbose", action="store_true", help="the reasons behind each task's verdict")
+    s.add_argument("--format", default="text", help="text (default), json or markdown")
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from launcher import api
+    from launcher.paired.render import render_gate
+
+    fmt = _format(args.format)
+    report = api.gate(args.base, args.cand, args.policy)
+    print(render_gate(report, fmt, args.verbose))
+    return report.exit_code
