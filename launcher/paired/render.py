@@ -135,3 +135,33 @@ def render_gate(report, fmt: str, verbose: bool = False) -> str:
         lines += [f"{v.task}: {reason}" for v in report.tasks for reason in v.reasons]
         lines += list(report.notes)
     return "\n".join(lines)
+
+
+def render_sweep(rows, baseline: str, fmt: str) -> str:
+    """`rows`: launcher.paired.sweep.CellComparison, each against the baseline cell."""
+    if fmt == "json":
+        return json.dumps(
+            {
+                "baseline": baseline,
+                "cells": [{"cell": r.cell, "invocation": r.invocation_id, **r.task.as_dict()} for r in rows],
+            },
+            indent=2,
+        )
+    header = ["cell", "task", "items", "score", "delta", "95% CI", "+/-/=", "p", "MDE"]
+    body = [
+        [
+            r.cell,
+            f"{r.task.task}/{r.task.metric}",
+            str(r.task.stats.n),
+            f"{r.task.stats.cand_mean:.4f}",
+            f"{r.task.stats.delta:+.4f}",
+            interval(r.task.stats.ci),
+            f"{r.task.stats.improved}/{r.task.stats.regressed}/{r.task.stats.tied}",
+            p_text(r.task),
+            f"{r.task.stats.mde:.4f}",
+        ]
+        for r in rows
+    ]
+    return "\n".join(
+        [f"paired deltas against the baseline cell {baseline}", "", table(header, body, fmt), "", LEGEND]
+    )
