@@ -20,6 +20,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--task", default=None, help="only this task")
     s.add_argument("--metric", default=None, help="the metric to compare (default: each task's headline)")
     s.add_argument("--format", default="text", help="text (default), json or markdown")
+    s.add_argument(
+        "--html", default=None, metavar="FILE", help="also write the comparison page with its flip browser"
+    )
     add_gate_parser(sub)
 
 
@@ -34,7 +37,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from launcher.paired.render import render_comparison
 
     fmt = _format(args.format)
-    print(render_comparison(api.compare(args.base, args.cand, args.task, args.metric), fmt))
+    compared = api.compare(args.base, args.cand, args.task, args.metric)
+    print(render_comparison(compared, fmt))
+    if args.html:
+        from pathlib import Path
+
+        from launcher.export import source
+        from launcher.report.comparison import write_comparison
+
+        path = Path(args.html)
+        try:
+            n = write_comparison(compared, source.load([args.base]), source.load([args.cand]), path)
+        except OSError as err:
+            raise LauncherError(
+                f"cannot write {path}: {err.strerror}; give another path with --html"
+            ) from None
+        print(f"comparison page ({n} flips) written to {path}")
     return 0
 
 
