@@ -125,16 +125,17 @@ def pair(base: TaskRun, cand: TaskRun, metric: str | None = None) -> TaskCompari
                 f"{task}: the runs differ in {what}: BASE {b!r}, CAND {c!r}; compare like with like"
             )
     metric = metric or base.headline or base.scores[0].metric
-    base_items, cand_items = records.read(base), records.read(cand)
+    base_items, cand_items = _read(base, metric), _read(cand, metric)
     _same_items(task, base_items, cand_items)
-    base_values, cand_values = (_values(items, metric) for items in (base_items, cand_items))
+    base_values, cand_values = base_items.values, cand_items.values
     paired_ids = [i for i in base_values if i in cand_values]
     if not paired_ids:
         raise NotPaired(f"{task}: no item has a score in both runs (every item errored on one side)")
     categories = [base_items.categories.get(i) for i in paired_ids]
+    base_list, cand_list = [base_values[i] for i in paired_ids], [cand_values[i] for i in paired_ids]
     result = stats.paired(
-        [base_values[i] for i in paired_ids],
-        [cand_values[i] for i in paired_ids],
+        base_list,
+        cand_list,
         categories if all(categories) else None,
     )
     return TaskComparison(
@@ -149,8 +150,8 @@ def pair(base: TaskRun, cand: TaskRun, metric: str | None = None) -> TaskCompari
             len(cand_items.attempted - cand_values.keys()),
         ),
         repeats=(base.repeats or 1, cand.repeats or 1),
-        regressed_items=tuple(i for i in paired_ids if cand_values[i] < base_values[i]),
-        improved_items=tuple(i for i in paired_ids if cand_values[i] > base_values[i]),
+        regressed_items=tuple(i for i, b, c in zip(paired_ids, base_list, cand_list, strict=True) if c < b),
+        improved_items=tuple(i for i, b, c in zip(paired_ids, base_list, cand_list, strict=True) if c > b),
     )
 
 
@@ -168,20 +169,14 @@ def _same_items(task: str, base: records.Items, cand: records.Items) -> None:
     )
 
 
-def _values(items: records.Items, metric: str) -> dict[str, float]:
+def _read(run: TaskRun, metric: str) -> records.Items:
     """Per-item values of `metric`; NeMo Evaluator's `mean_reward` and `pass@1` name the headline metric's
     mean and its share of repeats scoring above 0."""
-    run = items.run
     headline = run.headline or (run.scores[0].metric if run.scores else "")
     known = {s.metric for s in run.scores}
-    if metric == MEAN_REWARD:
-        metric = headline
-    if metric == PASS_AT_1:
-        return {
-            item: sum(float(s.get(headline) or 0) > 0 for s in repeats) / len(repeats)
-            for item, repeats in items.scored.items()
-        }
+    if metric in (MEAN_REWARD, PASS_AT_1):
+        return records.read(run, headline, passing=metric == PASS_AT_1)
     if metric not in known:
         allowed = ", ".join([*sorted(known), MEAN_REWARD, PASS_AT_1])
         raise NotPaired(f"{run.task}: no metric {metric!r} in job {run.job_id}; available: {allowed}")
-    return items.values(metric)
+    return records.read(run, metric)

@@ -1,104 +1,120 @@
-"""A finished task's per-item scores, read from the harness's samples.jsonl (read-only).
+"""A finished task's per-item values of one metric, read from the harness's samples.jsonl (read-only).
 
-Only each line's head (key, error, scores: launcher.harness.checkpoint.read_head) is parsed, so two
-100,000-sample runs read in well under a second; a line that also names a `category` is parsed whole
-for it. A key counts as the harness counts it (checkpoint._accept): its first successful record, else
-its last errored one. Keys are `<id>#<repeat>` when the results say repeats > 1.
+Only each line's head (key, error, scores: launcher.harness.checkpoint.LINE_HEADS, found over blocks
+of whole lines) is read, and each distinct head is parsed once, so two 100,000-sample runs read in well
+under a second; a block whose lines do not all match (another shape) is read line by line, and a line
+that names a `category` is parsed whole for it. A key counts as the harness counts it
+(checkpoint._accept): its first successful record, else its last errored one. Keys are `<id>#<repeat>`
+when the results say repeats > 1; an item's value is the mean over its scored repeats.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from launcher.export.source import SAMPLES, TaskRun
-from launcher.harness.checkpoint import read_head
+from launcher.harness.checkpoint import BLOCK, LINE_HEADS
 
 CATEGORY = b'"category": "'
+ERRORED = None  # a key's outcome when its record errored (or has no scores)
 
 
 @dataclass
 class Items:
-    """One run's outcome per item: the scores of its repeats (errored repeats left out)."""
+    """One run's values of one metric per item."""
 
     run: TaskRun
-    scored: dict[str, list[dict]] = field(default_factory=dict)  # item -> the scores of scored repeats
+    values: dict[str, float] = field(default_factory=dict)  # item -> mean over its scored repeats
     attempted: set[str] = field(default_factory=set)  # every item with a record, scored or errored
     categories: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def errored(self) -> set[str]:
-        return self.attempted - self.scored.keys()
-
-    def metrics(self) -> list[str]:
-        first = next(iter(self.scored.values()), [{}])
-        return list(first[0]) if first else []
-
-    def values(self, metric: str) -> dict[str, float]:
-        """item -> its metric averaged over its scored repeats (a missing metric scores 0, as the
-        harness's aggregate counts it)."""
-        return {
-            item: sum(_num(s.get(metric)) for s in repeats) / len(repeats)
-            for item, repeats in self.scored.items()
-        }
+    metrics: frozenset[str] = frozenset()  # the metric names the records carry
 
 
-def read(run: TaskRun) -> Items:
-    outcomes: dict[str, tuple[object, object]] = {}
+def read(run: TaskRun, metric: str, passing: bool = False) -> Items:
+    """`metric` per item; with `passing`, the share of an item's repeats that score above 0 (pass@1)."""
+    outcomes: dict[str, float | None] = {}
     categories: dict[str, str] = {}
-    heads: dict[bytes, tuple[object, object]] = {}  # equal heads parsed once
+    heads: dict[tuple[bytes, bytes], float | None] = {}  # equal (error, scores) heads parsed once
+    names: set[str] = set()
+
+    def outcome(error: object, scores: object) -> float | None:
+        if error is not None or not isinstance(scores, dict):
+            return ERRORED
+        names.update(scores)
+        value = _num(scores.get(metric))  # a missing metric scores 0, as the harness's aggregate counts it
+        return float(value > 0) if passing else value
+
+    for block in _blocks(run):
+        found = LINE_HEADS.findall(b"\n" + block)
+        for key, error, scores in found:  # the hot loop: one line each, kept inline
+            value = heads.get((error, scores), heads)
+            if value is heads:
+                value = heads[(error, scores)] = outcome(json.loads(error), json.loads(scores))
+            key = key.decode()
+            if outcomes.get(key) is ERRORED:  # none yet, or an errored one a retry may replace
+                outcomes[key] = value
+        if len(found) != block.count(b"\n"):
+            for line in block.splitlines():  # another shape somewhere: those lines parsed whole
+                if LINE_HEADS.match(b"\n" + line) is None:
+                    try:
+                        rec = json.loads(line)
+                        key = rec["key"]
+                    except (ValueError, RecursionError, KeyError, TypeError):
+                        continue
+                    if isinstance(key, str) and outcomes.get(key) is ERRORED:
+                        outcomes[key] = outcome(rec.get("error"), rec.get("scores"))
+        if CATEGORY in block:
+            _categories(block, categories)
+    return _items(run, outcomes, categories, frozenset(names))
+
+
+def _blocks(run: TaskRun) -> Iterator[bytes]:
+    """The file in blocks of whole lines; a torn last line is left out (the harness re-requests it)."""
     try:
         fh = open(run.path(SAMPLES), "rb")  # noqa: SIM115 - closed below; a missing file is no records
     except FileNotFoundError:
-        return Items(run)
+        return
     with fh:
-        for line in fh:
-            if not line.endswith(b"\n"):
-                continue  # a torn last line: the harness re-requests it
-            head = read_head(line)
-            if head is not None:
-                key, text = head
-                outcome = heads.get(text)
-                if outcome is None:
-                    parsed = json.loads(b"{" + text[2:] + b"}")
-                    outcome = heads[text] = (parsed["error"], parsed["scores"])
-            else:
-                try:
-                    record = json.loads(line)
-                    key, outcome = record["key"], (record.get("error"), record.get("scores"))
-                except (ValueError, RecursionError, KeyError, TypeError):
-                    continue
-            if not isinstance(key, str):
-                continue
-            held = outcomes.get(key)
-            if held is None or held[0] is not None:
-                outcomes[key] = outcome
-            if CATEGORY in line:
-                category = _category(line)
-                if category is not None:
-                    categories[key] = category
-    return _items(run, outcomes, categories)
+        rest = b""
+        while chunk := fh.read(BLOCK):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield data[:cut]
+            rest = data[cut:]
 
 
-def _items(run: TaskRun, outcomes: dict[str, tuple], categories: dict[str, str]) -> Items:
-    items = Items(run)
-    split = (run.repeats or 1) > 1
-    for key, (error, scores) in outcomes.items():
-        item = key.rpartition("#")[0] if split and "#" in key else key
+def _items(run: TaskRun, outcomes: dict, categories: dict[str, str], names: frozenset[str]) -> Items:
+    if (run.repeats or 1) == 1:
+        values = {k: v for k, v in outcomes.items() if v is not ERRORED}
+        return Items(run, values, set(outcomes), categories, names)
+    sums: dict[str, list[float]] = {}
+    items = Items(run, {}, set(), {}, names)
+    for key, value in outcomes.items():
+        item = key.rpartition("#")[0] if "#" in key else key
         items.attempted.add(item)
         if key in categories:
             items.categories.setdefault(item, categories[key])
-        if error is None and isinstance(scores, dict):
-            items.scored.setdefault(item, []).append(scores)
+        if value is not ERRORED:
+            total = sums.setdefault(item, [0.0, 0])
+            total[0] += value
+            total[1] += 1
+    items.values = {item: s / n for item, (s, n) in sums.items()}
     return items
 
 
-def _category(line: bytes) -> str | None:
-    try:
-        value = json.loads(line).get("category")
-    except (ValueError, RecursionError, AttributeError):
-        return None
-    return value if isinstance(value, str) and value else None
+def _categories(block: bytes, out: dict[str, str]) -> None:
+    for line in block.splitlines():
+        if CATEGORY in line:
+            try:
+                rec = json.loads(line)
+                key, value = rec["key"], rec.get("category")
+            except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+                continue
+            if isinstance(key, str) and isinstance(value, str) and value:
+                out.setdefault(key, value)
 
 
 def _num(value) -> float:

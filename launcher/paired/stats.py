@@ -18,6 +18,7 @@ Resampling draws counts per distinct delta value (a multinomial / binomials), no
 from __future__ import annotations
 
 import math
+import operator
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -90,19 +91,20 @@ def paired(
         raise ValueError("base, cand and categories must have one entry per item")
     if n == 0:
         raise ValueError("no paired items")
-    deltas = [c - b for b, c in zip(base, cand, strict=True)]
-    improved = sum(d > 0 for d in deltas)
-    regressed = sum(d < 0 for d in deltas)
-    mean = sum(deltas) / n
+    deltas = list(map(operator.sub, cand, base))
+    counts = Counter(deltas)  # 0/1 items: three distinct deltas, whatever n
+    improved = sum(c for d, c in counts.items() if d > 0)
+    regressed = sum(c for d, c in counts.items() if d < 0)
+    mean = sum(d * c for d, c in counts.items()) / n
     clusters = len(set(categories)) if categories is not None else 0
     if clusters > 1:
         se = clustered_se(deltas, categories)
         half = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2) * se
     else:
         clusters = 0
-        se = paired_se(deltas)
+        se = _se(counts, n)
         half = t_quantile(0.5 + CONFIDENCE / 2, n - 1) * se if n > 1 else 0.0
-    binary = all(v in (0.0, 1.0) for v in base) and all(v in (0.0, 1.0) for v in cand)
+    binary = set(base) <= {0.0, 1.0} and set(cand) <= {0.0, 1.0}
     rng = random.Random(seed)
     if binary:
         test, p, exact = "mcnemar", mcnemar_p(improved, regressed), True
@@ -119,7 +121,7 @@ def paired(
         tied=n - improved - regressed,
         se=se,
         ci=(mean - half, mean + half),
-        bootstrap_ci=bootstrap_ci(deltas, rng),
+        bootstrap_ci=bootstrap_ci(deltas, rng, counts),
         test=test,
         p_value=p,
         mde=mde(se if se > 0 else unpaired_se(base, cand)),
@@ -132,11 +134,15 @@ def paired(
 
 
 def paired_se(deltas: Sequence[float]) -> float:
-    n = len(deltas)
+    return _se(Counter(deltas), len(deltas))
+
+
+def _se(counts: Mapping[float, int], n: int) -> float:
+    """sd / sqrt(n) from the counts of each distinct value."""
     if n < 2:
         return 0.0
-    mean = sum(deltas) / n
-    return math.sqrt(sum((d - mean) ** 2 for d in deltas) / (n - 1) / n)
+    mean = sum(v * c for v, c in counts.items()) / n
+    return math.sqrt(sum(c * (v - mean) ** 2 for v, c in counts.items()) / (n - 1) / n)
 
 
 def clustered_se(deltas: Sequence[float], categories: Sequence[str]) -> float:
@@ -164,11 +170,14 @@ def mde(se: float, power: float = POWER, confidence: float = CONFIDENCE) -> floa
 
 
 def bootstrap_ci(
-    deltas: Sequence[float], rng: random.Random, resamples: int = BOOTSTRAP_RESAMPLES
+    deltas: Sequence[float],
+    rng: random.Random,
+    counts: Mapping[float, int] | None = None,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> tuple[float, float]:
     """Percentile interval of the mean delta over resamples of the items (with replacement)."""
     n = len(deltas)
-    counts = Counter(deltas)
+    counts = counts if counts is not None else Counter(deltas)
     values = list(counts)
     if len(values) == 1:
         return values[0], values[0]

@@ -117,8 +117,11 @@ def test_repeats_are_averaged_per_item_and_categories_cluster(tmp_path):
         )
 
     scores = {f"i{k}": [1.0, 0.0, 1.0] for k in range(10)}
-    items = records.read(run(tmp_path / "a", scores))
-    assert items.values("acc")["i0"] == pytest.approx(2 / 3)  # the first successful record counts
+    items = records.read(run(tmp_path / "a", scores), "acc")
+    assert items.values["i0"] == pytest.approx(2 / 3)  # the first successful record counts
+    assert records.read(run(tmp_path / "a1", scores), "acc", passing=True).values["i0"] == pytest.approx(
+        2 / 3
+    )
     assert items.categories["i7"] == "geometry" and len(items.attempted) == 10
     worse = {item: [0.0, 0.0, 1.0] if item < "i5" else values for item, values in scores.items()}
     t = compare.pair(run(tmp_path / "a2", scores), run(tmp_path / "b", worse))
