@@ -6,9 +6,8 @@ catalogue's dry run side by side with NEL), launch (overhead vs plain docker run
 running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste), harness-scale (RSS and
 resume time at 1,000-100,000 samples), scoring (off the loop vs inline), gate-nel (`launcher gate` and
 NeMo Evaluator 0.3.0's `nel gate` on the same records), gate-scale (compare + gate at 100,000 samples).
-Run one
-with `python bench/run.py cli`. Medians of several runs; ratios come from runs made side by side in the
-same invocation.
+Run one with `python bench/run.py cli`. Medians of several runs; ratios come from runs made side by side
+in the same invocation.
 """
 
 from __future__ import annotations
