@@ -69,7 +69,7 @@ def comparison_notes(c: Comparison) -> list[str]:
             notes.append(f"{t.task}: SE clustered over {t.stats.clusters} categories")
         if t.repeats[0] != t.repeats[1]:
             notes.append(f"{t.task}: repeats per item differ: BASE {t.repeats[0]}, CAND {t.repeats[1]}")
-        if abs(t.stats.delta) < t.stats.mde and t.stats.ci[0] <= 0 <= t.stats.ci[1]:
+        if 0 < abs(t.stats.delta) < t.stats.mde and t.stats.ci[0] <= 0 <= t.stats.ci[1]:
             notes.append(
                 f"{t.task}: |delta| below the MDE: {t.stats.n} items cannot tell this difference apart"
             )
