@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from statistics import NormalDist
 
 import pytest
 from test_harness import Endpoint, harness, write_config
@@ -33,13 +34,13 @@ def endpoints():
         ep.stop()
 
 
-def run(root: Path, url: str, items: int) -> str:
+def run(root: Path, url: str, items: int, task: str = TASK, tasks: str = TASKS) -> str:
     """One invocation of the task, its results written by the harness; returns its id."""
     inv = layout.new_id()
     folder = root / f"{layout.stamp(time.time())}-{inv}"
-    results = folder / TASK / "results"
+    results = folder / task / "results"
     proc = harness(
-        "run", "--config", write_config(results, url, task=TASK, params={"limit_samples": items}), tasks=TASKS
+        "run", "--config", write_config(results, url, task=task, params={"limit_samples": items}), tasks=tasks
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     record = InvocationRecord(
@@ -47,7 +48,7 @@ def run(root: Path, url: str, items: int) -> str:
         folder=str(folder),
         executor="local",
         execution={},
-        jobs=(PlannedJob(f"{inv}.0", TASK, TASK, "launcher-harness:0.1.0", ()),),
+        jobs=(PlannedJob(f"{inv}.0", task, task, "launcher-harness:0.1.0", ()),),
         created=time.time(),
         model_id="fake",
         url=url,
@@ -84,3 +85,18 @@ def test_worse_candidate_is_no_go_a_rerun_go_and_twenty_items_inconclusive(endpo
 
     refused = cli("gate", base, small_cand, "--policy", str(policy), check_rc=2)
     assert "differ in item limit" in refused.stderr and refused.stdout == ""
+
+
+def test_items_with_a_category_get_a_clustered_interval(tmp_path):
+    """The harness records a sample's category (the test task: the first addend's hundreds)."""
+    from launcher import api
+
+    eps = [Endpoint("--mode", "oracle", "--correct-share", share) for share in ("0.9", "0.7")]
+    try:
+        base, cand = (run(tmp_path, ep.url(), 300, task="add", tasks="harness_tasks") for ep in eps)
+    finally:
+        for ep in eps:
+            ep.stop()
+    (task,) = api.compare(base, cand).tasks
+    assert task.stats.clusters == 10 and task.stats.regressed > 30 and task.stats.improved == 0
+    assert task.stats.ci[0] == pytest.approx(task.stats.delta - NormalDist().inv_cdf(0.975) * task.stats.se)
