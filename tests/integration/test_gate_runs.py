@@ -13,6 +13,7 @@ from pathlib import Path
 from statistics import NormalDist
 
 import pytest
+from conftest import RunningEndpoint
 from test_harness import Endpoint, harness, write_config
 
 from launcher.model import InvocationRecord, PlannedJob
@@ -100,3 +101,43 @@ def test_items_with_a_category_get_a_clustered_interval(tmp_path):
     (task,) = api.compare(base, cand).tasks
     assert task.stats.clusters == 10 and task.stats.regressed > 30 and task.stats.improved == 0
     assert task.stats.ci[0] == pytest.approx(task.stats.delta - NormalDist().inv_cdf(0.975) * task.stats.se)
+
+
+@pytest.mark.docker
+def test_through_the_launcher_in_docker_no_go_then_a_rerun_go(cli, harness_image, tmp_path):
+    """The same, end to end: `launcher` runs the harness image (execution=local) against the endpoint."""
+    from helpers import invocation_of
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.replace(TASK, f"launcher.{TASK}"))  # the task as the config names it
+    eps = {
+        share: RunningEndpoint("--mode", "oracle", "--tasks", TASKS, "--correct-share", share)
+        for share in ("0.8", "0.72")
+    }
+    try:
+
+        def launch(share: str) -> str:
+            proc = cli(
+                "execution=local",
+                "target=local",
+                f"target.api_endpoint.url={eps[share].url()}",
+                f"execution.output_dir={tmp_path}/out",
+                f"evaluation.tasks=[launcher.{TASK}]",
+                "evaluation.params.limit_samples=400",
+                "--wait",
+                timeout=600,
+            )
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+            return invocation_of(proc)
+
+        base, cand, rerun = launch("0.8"), launch("0.72"), launch("0.8")
+    finally:
+        for ep in eps.values():
+            ep.stop()
+    nogo = cli("gate", base, cand, "--policy", str(policy), "--format", "json", check_rc=1).stdout
+    (task,) = json.loads(nogo)["tasks"]
+    assert (
+        task["status"] == "BREACH" and task["comparison"]["improved"] == 0 and task["comparison"]["n"] == 400
+    )
+    go = json.loads(cli("gate", base, rerun, "--policy", str(policy), "--format", "json", check_rc=0).stdout)
+    assert go["verdict"] == "GO" and go["tasks"][0]["comparison"]["tied"] == 400
