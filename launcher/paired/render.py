@@ -129,7 +129,8 @@ def render_gate(report, fmt: str, verbose: bool = False) -> str:
                 v.status,
             ]
         )
-    lines = [f"{report.verdict}  (policy {report.policy})", "", table(header, rows, fmt), "", *report.reasons]
+    verdict = f"**{report.verdict}**" if fmt == "markdown" else report.verdict
+    lines = [f"{verdict}  (policy {report.policy})", "", table(header, rows, fmt), "", *report.reasons]
     if verbose:
         lines.append("")
         lines += [f"{v.task}: {reason}" for v in report.tasks for reason in v.reasons]
