@@ -60,7 +60,7 @@ def add_gate_parser(sub) -> None:
     s = sub.add_parser(
         "gate",
         help="release gate over a NeMo Evaluator 0.3 policy: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE, 2 bad input",
-        description="Per task PASS / BREACH / INSUFFICIENT_EVIDENCE from the 95%% interval on the paired "
+        description="Per task PASS / BREACH / INSUFFICIENT_EVIDENCE from the 95% interval on the paired "
         "per-item drop; overall GO (exit 0), NO-GO (exit 1) or INCONCLUSIVE (exit 3: more items or repeats "
         "would decide). Bad input (policy, ids, runs that do not pair) exits 2 with one line on stderr; "
         "nel gate 0.3.0 uses 2 for INCONCLUSIVE.",
