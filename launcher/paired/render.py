@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from launcher.paired import stats
 from launcher.paired.compare import Comparison, TaskComparison
 
 FORMATS = ("text", "json", "markdown")
@@ -21,7 +22,8 @@ def interval(ci: tuple[float, float]) -> str:
 
 def p_text(t: TaskComparison) -> str:
     s = t.stats
-    return f"{s.p_value:.2g} {TESTS[s.test]}{'' if s.exact else ' (MC)'}"
+    method = {"exact": "", "monte-carlo": " (MC)", "normal": " (normal approx.)"}[s.p_method]
+    return f"{s.p_value:.2g} {TESTS[s.test]}{method}"
 
 
 def comparison_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
@@ -67,6 +69,10 @@ def comparison_notes(c: Comparison) -> list[str]:
             )
         if t.stats.clusters:
             notes.append(f"{t.task}: SE clustered over {t.stats.clusters} categories")
+        if t.stats.bootstrap_resamples != stats.BOOTSTRAP_RESAMPLES:
+            notes.append(
+                f"{t.task}: bootstrap over {t.stats.bootstrap_resamples} resamples (many distinct deltas)"
+            )
         if t.repeats[0] != t.repeats[1]:
             notes.append(f"{t.task}: repeats per item differ: BASE {t.repeats[0]}, CAND {t.repeats[1]}")
         if 0 < abs(t.stats.delta) < t.stats.mde and t.stats.ci[0] <= 0 <= t.stats.ci[1]:

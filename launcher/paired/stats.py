@@ -9,10 +9,11 @@ the item (delta = candidate - base). What is computed, and why this way:
   (nemo_evaluator.metrics.confidence.clustered_ci), so its verdicts and ours agree;
 - the p-value: the exact two-sided McNemar (binomial) test when every per-item value is 0 or 1, else a
   two-sided sign-flip permutation test (exact by convolution when the distribution of the sum stays
-  small, otherwise seeded Monte Carlo);
+  small, otherwise seeded Monte Carlo, and its normal approximation past BUDGET draws);
 - the minimum detectable effect at 80 % power and two-sided alpha 0.05: (z_.975 + z_.80) * SE.
 Resampling draws counts per distinct delta value (a multinomial / binomials), not items, so 100,000
-0/1 items cost what 100 do.
+0/1 items cost what 100 do; a continuous metric (many distinct deltas) resamples items, with fewer
+resamples past BUDGET (stated in the result).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ BOOTSTRAP_RESAMPLES = 2000
 PERMUTATIONS = 10000
 EXACT_STATES = 200_000  # the exact sign-flip distribution is used while it has at most this many sums
 DIRECT_RESAMPLING = 256  # more distinct deltas than this: resample items directly (continuous metrics)
+BUDGET = (
+    5_000_000  # draws per p-value or interval (about 2 s); past it fewer resamples, or a normal approximation
+)
+EXACT, MONTE_CARLO, NORMAL = "exact", "monte-carlo", "normal"
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,12 @@ class Paired:
     se: float  # analytic paired SE (clustered when categories were given)
     ci: tuple[float, float]  # analytic 95 % interval on the delta
     bootstrap_ci: tuple[float, float]  # paired bootstrap 95 % interval (percentile, seeded)
-    test: str  # "mcnemar" (exact) or "permutation" (sign-flip; exact or Monte Carlo)
+    test: str  # "mcnemar" (exact) or "permutation" (sign-flip)
     p_value: float  # two-sided
     mde: float  # minimum detectable |delta| at 80 % power, two-sided 5 %
     clusters: int = 0  # categories used for the clustered SE (0: none)
-    exact: bool = True  # the p-value is exact (not Monte Carlo)
+    p_method: str = "exact"  # how p was computed: exact, monte-carlo or normal (see sign_flip_p)
+    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES
 
     def as_dict(self) -> dict:
         return {
@@ -68,7 +74,8 @@ class Paired:
             "bootstrap_ci": list(self.bootstrap_ci),
             "test": self.test,
             "p_value": self.p_value,
-            "exact": self.exact,
+            "p_method": self.p_method,
+            "bootstrap_resamples": self.bootstrap_resamples,
             "mde": self.mde,
             "clusters": self.clusters,
         }
@@ -107,9 +114,9 @@ def paired(
     binary = set(base) <= {0.0, 1.0} and set(cand) <= {0.0, 1.0}
     rng = random.Random(seed)
     if binary:
-        test, p, exact = "mcnemar", mcnemar_p(improved, regressed), True
+        test, p, method = "mcnemar", mcnemar_p(improved, regressed), EXACT
     else:
-        p, exact = sign_flip_p(deltas, rng)
+        p, method = sign_flip_p(deltas, rng)
         test = "permutation"
     return Paired(
         n=n,
@@ -121,12 +128,13 @@ def paired(
         tied=n - improved - regressed,
         se=se,
         ci=(mean - half, mean + half),
-        bootstrap_ci=bootstrap_ci(deltas, rng, counts),
+        bootstrap_ci=bootstrap_ci(deltas, rng, counts, resamples_for(len(counts), n)),
         test=test,
         p_value=p,
         mde=mde(se if se > 0 else unpaired_se(base, cand)),
         clusters=clusters,
-        exact=exact,
+        p_method=method,
+        bootstrap_resamples=resamples_for(len(counts), n),
     )
 
 
@@ -229,22 +237,35 @@ def binomial_cdf(k: int, n: int, p: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(x - top) for x in logs))
 
 
-def sign_flip_p(deltas: Sequence[float], rng: random.Random, draws: int = PERMUTATIONS) -> tuple[float, bool]:
+def sign_flip_p(deltas: Sequence[float], rng: random.Random, draws: int = PERMUTATIONS) -> tuple[float, str]:
     """Two-sided p of |sum d| under random signs per item (H0: the runs are exchangeable per item), and
-    whether it is exact."""
+    how it was computed: exactly by convolution while the distribution of the sum is small, else by
+    seeded Monte Carlo (binomial sign counts per distinct |d|), and when even that would pass BUDGET
+    (a continuous metric on very many items) by the normal approximation N(0, sum d²) of the sum."""
     sizes = Counter(abs(d) for d in deltas if d != 0)
     if not sizes:
-        return 1.0, True
+        return 1.0, EXACT
     observed = abs(sum(deltas))
     tol = 1e-9 * max(1.0, observed)
     exact = _sign_flip_distribution(sizes)
     if exact is not None:
-        return min(1.0, sum(p for s, p in exact.items() if abs(s) >= observed - tol)), True
+        return min(1.0, sum(p for s, p in exact.items() if abs(s) >= observed - tol)), EXACT
+    if draws * len(sizes) > BUDGET:
+        spread = math.sqrt(sum(c * v * v for v, c in sizes.items()))
+        return min(1.0, 2 * (1 - NormalDist().cdf(observed / spread))), NORMAL
     hits = 0
     for _ in range(draws):
         total = sum(v * (2 * binomial(c, 0.5, rng) - c) for v, c in sizes.items())
         hits += abs(total) >= observed - tol
-    return (hits + 1) / (draws + 1), False  # the observed labelling counts as one of the draws
+    return (hits + 1) / (draws + 1), MONTE_CARLO  # the observed labelling counts as one of the draws
+
+
+def resamples_for(distinct: int, n: int) -> int:
+    """Bootstrap resamples within BUDGET: all of them for few distinct deltas (their counts are drawn,
+    not the items), fewer (at least 200) when items must be drawn one by one."""
+    if distinct <= DIRECT_RESAMPLING:
+        return BOOTSTRAP_RESAMPLES
+    return max(200, min(BOOTSTRAP_RESAMPLES, BUDGET // n))
 
 
 def _sign_flip_distribution(sizes: Mapping[float, int]) -> dict[float, float] | None:

@@ -95,16 +95,16 @@ def test_sign_flip_exact_matches_enumeration():
         for signs in itertools.product((1, -1), repeat=11)
     ]
     expected = sum(s >= observed - 1e-12 for s in sums) / len(sums)
-    p, exact = stats.sign_flip_p(deltas, random.Random(0))
-    assert exact and p == pytest.approx(expected)
+    p, method = stats.sign_flip_p(deltas, random.Random(0))
+    assert method == "exact" and p == pytest.approx(expected)
 
 
 def test_sign_flip_monte_carlo_is_seeded_and_close_to_scipy():
     rng = random.Random(3)
     deltas = [rng.gauss(0.03, 0.2) for _ in range(60)]
-    p1, exact = stats.sign_flip_p(deltas, random.Random(stats.SEED))
+    p1, method = stats.sign_flip_p(deltas, random.Random(stats.SEED))
     p2, _ = stats.sign_flip_p(deltas, random.Random(stats.SEED))
-    assert not exact and p1 == p2
+    assert method == "monte-carlo" and p1 == p2
     reference = scipy_stats.permutation_test(
         (deltas,),
         lambda x, axis: abs(x.sum(axis=axis)),
@@ -146,3 +146,17 @@ def test_bad_input():
         stats.paired([], [])
     with pytest.raises(ValueError):
         stats.paired([1.0], [1.0, 0.0])
+
+
+def test_a_continuous_metric_on_many_items_stays_within_budget():
+    rng = random.Random(9)
+    base = [rng.random() for _ in range(5_000)]
+    cand = [b + rng.gauss(0.01, 0.1) for b in base]
+    r = stats.paired(base, cand)
+    assert r.p_method == "normal" and r.bootstrap_resamples == 1000  # 5,000,000 draws / 5,000 items
+    z = (
+        abs(sum(c - b for b, c in zip(base, cand, strict=True)))
+        / sum((c - b) ** 2 for b, c in zip(base, cand, strict=True)) ** 0.5
+    )
+    assert r.p_value == pytest.approx(2 * scipy_stats.norm.sf(z))
+    assert r.bootstrap_ci[0] < r.delta < r.bootstrap_ci[1]
