@@ -8,7 +8,7 @@ import argparse
 from launcher.errors import LauncherError
 from launcher.paired.render import FORMATS
 
-IDS_HELP = "invocation id, job id <inv>.<n>, sweep cell (an invocation of a sweep) or an invocation folder"
+IDS_HELP = "invocation id, job id <inv>.<n>, sweep cell (its invocation id, or SWEEP:key=value) or folder"
 
 
 def add_parsers(sub) -> None:
@@ -42,12 +42,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.html:
         from pathlib import Path
 
-        from launcher.export import source
+        from launcher.paired import sweep
         from launcher.report.comparison import write_comparison
 
         path = Path(args.html)
         try:
-            n = write_comparison(compared, source.load([args.base]), source.load([args.cand]), path)
+            n = write_comparison(compared, sweep.load([args.base]), sweep.load([args.cand]), path)
         except OSError as err:
             raise LauncherError(
                 f"cannot write {path}: {err.strerror}; give another path with --html"

@@ -1,7 +1,8 @@
 """`launcher results SWEEP --baseline CELL`: every other cell of a sweep compared item by item with the
 baseline cell, per task (launcher.paired.compare.pair). A cell is one invocation of the sweep, named by its
 id (or a unique prefix, or a job id) or by the values it was launched with: `temperature=0.0` or
-`model=alpha,temperature=0.5` (keys as `--rows` takes them: a unique last part is enough).
+`model=alpha,temperature=0.5` (keys as `--rows` takes them: a unique last part is enough). `compare` and
+`gate` take a cell as `SWEEP:temperature=0.0`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from launcher.export import compare as grid
+from launcher.export import source
 from launcher.export.source import TaskRun
 from launcher.paired import compare
 from launcher.paired.compare import NotPaired, TaskComparison
@@ -80,3 +82,17 @@ def against(runs: list[TaskRun], spec: str, metric: str | None = None) -> list[C
     if not out:
         raise NotPaired(f"--baseline {spec!r}: no other cell shares a task with it")
     return out
+
+
+def load(idents: list[str]) -> list[TaskRun]:
+    """The runs of invocations, jobs, sweeps, folders, or sweep cells `SWEEP:key=value[,key=value]`."""
+    runs: list[TaskRun] = []
+    for ident in idents:
+        sweep_id, colon, spec = ident.partition(":")
+        if colon and "=" in spec:
+            in_sweep = [r for r in source.load([sweep_id]) if r.has_results]
+            cell = find_cell(in_sweep, spec)
+            runs += [r for r in in_sweep if r.invocation_id == cell]
+        else:
+            runs += source.load([ident])
+    return runs

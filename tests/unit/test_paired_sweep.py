@@ -41,3 +41,16 @@ def test_unknown_or_ambiguous_baseline_is_one_line(tmp_path, cli):
     assert "matches no cell; the cells:" in proc.stderr and proc.stderr.count("\n") == 1
     proc = cli("results", "sw1", "--baseline", "temperature=0.0", "--format", "csv", check_rc=2)
     assert "allowed: table, markdown, json" in proc.stderr
+
+
+def test_compare_and_gate_take_sweep_cells_by_value(tmp_path, cli):
+    sweep(tmp_path)
+    data = json.loads(
+        cli("compare", "sw1:temperature=0.0", "sw1:temperature=1.0", "--format", "json", check_rc=0).stdout
+    )
+    assert data["tasks"][0]["regressed"] == 80 and data["base"] == ["sw1:temperature=0.0"]
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\n")
+    cli("gate", "sw1:temperature=0.0", "sw1:temperature=1.0", "--policy", str(policy), check_rc=1)
+    proc = cli("compare", "sw1:temperature=3", "sw1:temperature=1.0", check_rc=2)
+    assert "matches no cell" in proc.stderr
