@@ -10,8 +10,9 @@ gate (nemo_evaluator/engine/gate.py), so the same policy on the same paired data
   straddling max_drop is INSUFFICIENT_EVIDENCE (more items or repeats would decide);
 - any critical or supporting BREACH or MISSING: NO-GO; else any INSUFFICIENT_EVIDENCE: INCONCLUSIVE;
   else GO. Advisory tasks are reported and never decide.
-Where we differ from NEL: runs whose items do not pair (different sample sets, protocols or limits) are
-refused (launcher.paired.compare.NotPaired, exit 2) instead of gated on the items they happen to share.
+A task without per-sample records on either side is INSUFFICIENT_EVIDENCE, as in nel. Where we differ
+from nel: runs whose items do not pair (different sample sets, protocols or limits) are refused
+(launcher.paired.compare.NotPaired, exit 2) instead of gated on the items they happen to share.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ def gate_runs(
     for task in base_tasks:
         if task in cand_tasks:
             rule = policy.rule(task)
-            verdicts.append(judge(compare.pair(base_tasks[task], cand_tasks[task], rule.metric), rule))
+            try:
+                verdicts.append(judge(compare.pair(base_tasks[task], cand_tasks[task], rule.metric), rule))
+            except compare.NoRecords as err:  # as nel gate: no per-sample evidence, no decision
+                verdicts.append(TaskVerdict(task, rule, INSUFFICIENT, reasons=(str(err),)))
     notes = tuple(
         f"{t}: only in {side}, not gated"
         for side, here, there in (("BASE", base_tasks, cand_tasks), ("CAND", cand_tasks, base_tasks))

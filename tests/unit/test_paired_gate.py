@@ -157,3 +157,19 @@ def test_cli_exit_codes(tmp_path, cli):
     p.write_text("version: 2\n")
     bad = cli("gate", base, worse, "--policy", str(p), check_rc=2)
     assert bad.stdout == "" and bad.stderr.count("\n") == 1 and "version 2 is not supported" in bad.stderr
+
+
+def test_a_task_without_sample_records_is_insufficient_evidence(tmp_path, cli):
+    from pathlib import Path
+
+    p = tmp_path / "policy.yaml"
+    p.write_text("version: 1\n")
+    base = invocation(tmp_path, "m", {"gsm8k": outcomes(400, 0.80)})
+    cand = invocation(tmp_path, "m", {"gsm8k": outcomes(400, 0.80)})
+    (Path(cand.folder) / "gsm8k" / "results" / "samples.jsonl").unlink()  # as a catalogue task's harness
+    out = cli(
+        "gate", base.invocation_id, cand.invocation_id, "--policy", str(p), "--verbose", check_rc=3
+    ).stdout
+    assert "INSUFFICIENT_EVIDENCE" in out and "has no per-sample records (results/samples.jsonl)" in out
+    proc = cli("compare", base.invocation_id, cand.invocation_id, check_rc=2)
+    assert "CAND job" in proc.stderr and "no per-sample records" in proc.stderr
