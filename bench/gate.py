@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -237,21 +238,22 @@ SCALE_SCRIPT = """
 import json, sys, time
 from launcher import api
 base, cand, policy = sys.argv[1:4]
-start = time.perf_counter()
+start, cpu0 = time.perf_counter(), time.process_time()
 compared = api.compare(base, cand)
-middle = time.perf_counter()
+middle, cpu1 = time.perf_counter(), time.process_time()
 report = api.gate(base, cand, policy)
-end = time.perf_counter()
+end, cpu2 = time.perf_counter(), time.process_time()
 # VmHWM, not ru_maxrss: the latter keeps the high-water mark of the parent this process was forked from
 rss_mb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
-times = {"compare": middle - start, "gate": end - middle}
+times = {"compare": middle - start, "gate": end - middle, "compare_cpu": cpu1 - cpu0, "gate_cpu": cpu2 - cpu1}
 print(json.dumps({**times, "rss_mb": rss_mb, "verdict": report.verdict}))
 """
 
 
 def bench_compare_scale() -> str:
-    """compare + gate of two runs of n samples: in-process seconds and the process's peak RSS, and the
-    whole `launcher gate` command (interpreter start included)."""
+    """compare + gate of two runs of n samples: in-process seconds (and CPU seconds, which a loaded
+    machine inflates less) and the process's peak RSS, and the whole `launcher gate` command
+    (interpreter start included)."""
     work = Path(tempfile.mkdtemp(prefix="bench-gate-scale-"))
     os.environ["LAUNCHER_STATE_DIR"] = str(work / "state")
     env = {**ENV, "LAUNCHER_STATE_DIR": str(work / "state")}
@@ -271,6 +273,7 @@ def bench_compare_scale() -> str:
                 check=True,
             )
             m = json.loads(proc.stdout)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             gate = subprocess.run(
                 [sys.executable, "-m", "launcher", "gate", base, cand, "--policy", str(policy)],
@@ -278,14 +281,16 @@ def bench_compare_scale() -> str:
                 env=env,
             )
             whole = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             rows.append(
                 [
                     f"{n:,}",
                     f"{size:.0f} MB",
-                    f"{m['compare']:.2f} s",
-                    f"{m['gate']:.2f} s",
+                    f"{m['compare']:.2f} s ({m['compare_cpu']:.2f} s CPU)",
+                    f"{m['gate']:.2f} s ({m['gate_cpu']:.2f} s CPU)",
                     f"{m['rss_mb']:.0f} MB",
-                    f"{whole:.2f} s (exit {gate.returncode}, {m['verdict']})",
+                    f"{whole:.2f} s ({cpu:.2f} s CPU), exit {gate.returncode}: {m['verdict']}",
                 ]
             )
             for p in work.glob("*-*"):
