@@ -46,7 +46,7 @@ catalog-check: venv
 	$(PY) scripts/gen-nel-catalog.py --check
 
 # NEL 0.2.6 in its own venv, cached outside the clone, for the render-parity tests (they create it too).
-NEL_CACHE := $(HOME)/.cache/launcher/nel-0.2.6/venv
+NEL_CACHE := $(shell python3 launcher/testing/caches.py nel_venv)  # one owner: launcher/testing/caches.py
 nel-venv: $(NEL_CACHE)/bin/nemo-evaluator-launcher
 $(NEL_CACHE)/bin/nemo-evaluator-launcher:
 	python3 -m venv $(NEL_CACHE)
@@ -54,7 +54,7 @@ $(NEL_CACHE)/bin/nemo-evaluator-launcher:
 
 # NeMo Evaluator 0.3.0 (`nel gate`, Python >= 3.12: pyenv's 3.12) for bench/gate.py's side-by-side
 # check. scipy too: without it nel gate silently falls back to a normal quantile and drops clustered SEs.
-NE_CACHE ?= $(HOME)/.cache/launcher/ne-0.3.0
+NE_CACHE := $(shell python3 launcher/testing/caches.py ne_venv)
 ne-venv: $(NE_CACHE)/bin/nel
 $(NE_CACHE)/bin/nel:
 	PYENV_VERSION=3.12 pyenv exec python -m venv $(NE_CACHE)

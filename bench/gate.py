@@ -25,8 +25,9 @@ from pathlib import Path
 
 from common import ENV, ROOT, table
 
-NE_VENV = Path.home() / ".cache" / "launcher" / "ne-0.3.0"  # `make ne-venv` (Makefile NE_CACHE)
-NEL_GATE = NE_VENV / "bin" / "nel"
+from launcher.testing import caches
+
+NEL_GATE = caches.ne_venv() / "bin" / "nel"  # `make ne-venv`
 TASK_PREFIX = "t"
 CRITICAL = "version: 1\ndefaults:\n  metric: mean_reward\nbenchmarks:\n  {task}:\n    tier: critical\n"
 
@@ -93,7 +94,7 @@ def export_bundles(inv: str, out: Path) -> Path:
         task_dir = out / run.task
         task_dir.mkdir(parents=True)
         lines = []
-        with open(run.path(source.SAMPLES), encoding="utf-8") as fh:
+        with open(run.path(source.TASK_SAMPLES), encoding="utf-8") as fh:
             for line in fh:
                 rec = json.loads(line)
                 out_rec = {"problem_idx": int(rec["id"][1:]), "repeat": rec["repeat"]}

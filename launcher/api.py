@@ -2,9 +2,11 @@
 errors (launcher.errors). The CLI is one client of it; scripts are another:
 
     from launcher import api
-    launched = api.launch(spec)                      # spec: config.boundary.to_run_spec(...)
-    for record, jobs in api.status([launched.record.invocation_id]):
-        print([(j.task, j.state.value) for j in jobs])
+    prepared = api.prepare(spec)                     # spec: config.boundary.to_run_spec(...); .plan
+    api.preflight_all([prepared])                    # checks the machine; writes nothing
+    launched = api.start(prepared)
+    for inv in api.status([launched.record.invocation_id]):
+        print([(j.task, j.state.value) for j in inv.jobs])
 
 Nothing here prints but a one-line warning on stderr for a record it has to skip.
 """
@@ -89,19 +91,14 @@ def prepare(
     return Prepared(spec, executor, plan, record, tuple(overrides))
 
 
-def preflight(prepared: Prepared) -> None:
-    """Everything that can be checked before anything is written: who launches, host variables, images,
-    the scheduler."""
-    preflight_all([prepared])
-
-
 def preflight_all(prepared: list[Prepared]) -> None:
-    """Every job's preflight before any starts (a sweep starts all or none): host variables first (no
-    engine needed), then images and schedulers."""
+    """Everything that can be checked before anything is written, for every invocation before any starts
+    (a sweep starts all or none): the machine and host variables first (no engine needed), then images
+    and schedulers."""
     from launcher.config.boundary import check_machine
 
     for one in prepared:
-        check_machine(one.spec)  # L3: the container user must be able to write the private folders
+        check_machine(one.spec)  # the container user must be able to write the private folders
         check_host_env(one.plan.host_env)
     for one in prepared:
         one.executor.check_prerequisites(one.plan)
@@ -126,14 +123,8 @@ def start(prepared: Prepared, startup_wait: float | None = None) -> Launched:
     return launched
 
 
-def launch(spec: RunSpec, overrides: Iterable[str] = (), sweep_id: str | None = None) -> Launched:
-    prepared = prepare(spec, overrides, sweep_id)
-    preflight(prepared)
-    return start(prepared)
-
-
 # Seconds from the command's start until which a submit may wait for the first wave: the goal is a
-# prompt back within 2 s (issue 17); the last look, the report and the exit take 0.2-0.4 s on this
+# prompt back within 2 s; the last look, the report and the exit take 0.2-0.4 s on this
 # 2-core machine when it runs slow (the same submit varies by a third from hour to hour).
 SUBMIT_BUDGET = 1.5
 
@@ -208,6 +199,27 @@ def recent(limit: int = 10) -> list[InvocationRecord]:
     return out
 
 
+@dataclass(frozen=True)
+class Run:
+    """One line of the invocation index and, when its run record can still be read, its status."""
+
+    entry: index.Entry
+    status: InvocationStatus | None = None  # None: its folder or run record is gone
+
+
+def runs(limit: int = 50) -> list[Run]:
+    """The `limit` most recent invocations of the index, newest first; a missing one is kept (status None)."""
+    out = []
+    for entry in reversed(index.recent(limit)):
+        try:
+            record = layout.read_record(entry.folder)
+        except LauncherError:
+            out.append(Run(entry))
+            continue
+        out.append(Run(entry, status_of(record)))
+    return out
+
+
 def status(idents: Iterable[str] = (), limit: int = 10) -> list[InvocationStatus]:
     """Each matched invocation's jobs (only the named jobs for `<inv>.<n>`); none: the recent ones."""
     idents = list(idents)
@@ -234,7 +246,7 @@ def status_of(
         return InvocationStatus(record, [], str(err))
     if only_jobs:
         jobs = [s for s in jobs if s.job_id in only_jobs]
-    proxy = getattr(executor, "proxy_stats", lambda _record: None)(record)
+    proxy = executor.proxy_stats(record)
     return InvocationStatus(
         record, jobs, proxy=proxy[0] if proxy else None, proxy_live=bool(proxy and proxy[1])
     )

@@ -1,5 +1,6 @@
-"""The verbs status, logs, kill, resume, ls, info (export, results, report: launcher.export): parse argv,
-call launcher.api, render. No Hydra here."""
+"""The verbs status, logs, kill, resume, ls, info (export, results, report: launcher.cli.export_verbs;
+compare, gate: launcher.cli.paired_verbs):
+parse argv, call launcher.api, render. No Hydra here."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import argparse
 import json
 import sys
 
-EXPORT_VERBS = ("export", "results", "report")
-PAIRED_VERBS = ("compare", "gate")
+from launcher.cli import export_verbs, paired_verbs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,26 +47,14 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="paths, resolved config and commands of an invocation")
     s.add_argument("id", help=ids_help)
 
-    from launcher.export.cli import add_parsers
-
-    add_parsers(sub)  # export, results, report
-    from launcher.paired.cli import add_parsers as add_paired_parsers
-
-    add_paired_parsers(sub)  # compare, gate
+    export_verbs.add_parsers(sub)  # export, results, report
+    paired_verbs.add_parsers(sub)  # compare, gate
     return p
 
 
 def dispatch(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.verb in EXPORT_VERBS:
-        from launcher.export import cli as export_cli
-
-        return getattr(export_cli, f"cmd_{args.verb}")(args)
-    if args.verb in PAIRED_VERBS:
-        from launcher.paired import cli as paired_cli
-
-        return getattr(paired_cli, f"cmd_{args.verb}")(args)
-    return globals()[f"cmd_{args.verb}"](args)
+    return COMMANDS[args.verb](args)
 
 
 def cmd_status(args) -> int:
@@ -154,9 +142,10 @@ def cmd_ls(args) -> int:
         ]
         print(table(["NAME", "SOURCE", "ENDPOINTS", "IMAGE", "PROTOCOL / DESCRIPTION"], cells))
         return 0
+    from launcher import api
     from launcher.cli.render import runs_rows
 
-    rows = runs_rows(limit=args.limit)
+    rows = runs_rows(api.runs(limit=args.limit))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -194,3 +183,16 @@ def cmd_info(args) -> int:
             print("resolved config:")
             print("  " + config.rstrip().replace("\n", "\n  "))
     return 0
+
+
+# verb -> its command: the one table `launcher VERB` is routed by (launcher.cli.argv, dispatch).
+COMMANDS = {
+    "status": cmd_status,
+    "logs": cmd_logs,
+    "kill": cmd_kill,
+    "resume": cmd_resume,
+    "ls": cmd_ls,
+    "info": cmd_info,
+    **export_verbs.COMMANDS,
+    **paired_verbs.COMMANDS,
+}

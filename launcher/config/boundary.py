@@ -238,7 +238,7 @@ def _describe(value: Any) -> str:
 
 def _check_env_names(scope: str, env: dict[str, str]) -> None:
     for inner, host in env.items():
-        if looks_secret(host):  # L4: a pasted token can look like a variable name (hf_...)
+        if looks_secret(host):  # a pasted token can look like a variable name (hf_...)
             raise ConfigError(
                 f"{scope}.{inner}",
                 f"looks like a secret value, not the name of a host variable {NOT_SHOWN}",
@@ -307,7 +307,7 @@ def _check_execution(execution: Any) -> None:
 def check_machine(spec: RunSpec) -> None:
     """Checks that depend on who launches (kept out of to_run_spec, which is pure): call at preflight.
 
-    L3: the invocation folders are private (0700) to the launching user, so a container running as
+    The invocation folders are private (0700) to the launching user, so a container running as
     anyone else cannot write its results; only the launching user (name, uid or uid:gid) is accepted."""
     execution = spec.execution
     user = getattr(execution, "user", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from launcher.errors import LauncherError
-from launcher.export.source import SAMPLES, TaskRun
+from launcher.export.source import TASK_SAMPLES, TaskRun
 from launcher.paired import records, stats
 
 PASS_AT_1 = "pass@1"  # NeMo Evaluator's metric names, accepted for a task's headline metric (gate policies)
@@ -132,7 +132,9 @@ def pair(base: TaskRun, cand: TaskRun, metric: str | None = None) -> TaskCompari
     base_items, cand_items = _read(base, metric), _read(cand, metric)
     for side, run, items in (("BASE", base, base_items), ("CAND", cand, cand_items)):
         if not items.attempted:
-            raise NoRecords(f"{task}: {side} job {run.job_id} has no per-sample records ({SAMPLES}) to pair")
+            raise NoRecords(
+                f"{task}: {side} job {run.job_id} has no per-sample records ({TASK_SAMPLES}) to pair"
+            )
     _same_items(task, base_items, cand_items)
     base_values, cand_values = base_items.values, cand_items.values
     paired_ids = [i for i in base_values if i in cand_values]

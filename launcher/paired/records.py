@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from launcher.export.source import SAMPLES, TaskRun
+from launcher.export.source import TASK_SAMPLES, TaskRun
 from launcher.harness.checkpoint import BLOCK, LINE_HEADS
 
 CATEGORY = b'"category": "'
@@ -73,7 +73,7 @@ def read(run: TaskRun, metric: str, passing: bool = False) -> Items:
 def _blocks(run: TaskRun) -> Iterator[bytes]:
     """The file in blocks of whole lines; a torn last line is left out (the harness re-requests it)."""
     try:
-        fh = open(run.path(SAMPLES), "rb")  # noqa: SIM115 - closed below; a missing file is no records
+        fh = open(run.path(TASK_SAMPLES), "rb")  # noqa: SIM115 - closed below; a missing file is no records
     except FileNotFoundError:
         return
     with fh:

@@ -220,7 +220,7 @@ class Endpoint:
         self.share = options.get("correct_share")
         self.wrong_replies: dict[str, str] = {}
         if mode in ("oracle", "wrong"):
-            from launcher.harness.scoring import registry
+            from launcher.harness.api import registry
 
             tasks = list(registry(options.get("tasks") or "launcher.harness.benchmarks").values())
             self.replies, self.known_logprobs = asyncio.run(learn(tasks, mode == "oracle"))

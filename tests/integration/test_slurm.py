@@ -15,6 +15,7 @@ from helpers import GSM8K_PERFECT, invocation_of, jobs, task, unavailable, wait_
 
 from launcher.executors.slurm import SlurmConfig, SlurmExecutor
 from launcher.store.layout import read_record
+from launcher.testing import caches
 from launcher.testing.contract import ExecutorContract
 
 pytestmark = pytest.mark.docker
@@ -186,7 +187,7 @@ def test_a_job_that_cannot_run_shows_the_slurm_reason(cli, tmp_path, slurm_clust
     assert jobs(cli, inv)["a"]["state"] == "KILLED"
 
 
-SSH_DIR = Path.home() / ".cache/launcher/sshd"
+SSH_DIR = caches.sshd()
 
 
 @pytest.fixture(scope="session")

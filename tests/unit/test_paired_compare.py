@@ -111,7 +111,7 @@ def test_repeats_are_averaged_per_item_and_categories_cluster(tmp_path):
                 log.append(recs[key])
         log.append({"key": "i0#0", "error": None, "scores": {"acc": 0.0}})  # a later line for a done key
         log.close()
-        score = (source.Score("acc", "acc", 0.5),)
+        score = (source.RunScore("acc", "acc", 0.5),)
         return source.TaskRun(
             "i", "i.0", "t", folder / "t", folder, "m", headline="acc", repeats=3, scores=score
         )

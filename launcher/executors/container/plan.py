@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from launcher import __version__
-from launcher.catalog import RUN_CONFIG, Known, TaskInfo, resolve
+from launcher.catalog import RUN_CONFIG_IN_CONTAINER, Known, TaskInfo, resolve
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
@@ -106,7 +106,7 @@ def task_container(
     env_from_host = spec.env_vars(task)
     if proxy_port is not None:
         env_from_host = without_proxied_key(spec, env_from_host)
-    env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"}
+    env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG_IN_CONTAINER, "HOME": "/tmp"}
     code = False
     if task.command:  # the config's own argv wins over any catalogue entry
         if not task.container and known is None:

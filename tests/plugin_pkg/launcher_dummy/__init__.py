@@ -46,3 +46,12 @@ class DummyExecutor(Executor):
 
     def logs(self, record, job_id, follow):
         yield f"dummy job {job_id}\n"
+
+    def check_prerequisites(self, plan):
+        pass  # writing a file needs nothing
+
+    def proxy_stats(self, record):
+        return None  # no endpoint proxy
+
+    def describe(self):
+        return {}

@@ -1,6 +1,6 @@
 """`launcher export`, `launcher results`, `launcher report`: argparse parsers and their commands.
 
-The CLI dispatcher calls add_parsers(subparsers) once and cmd_<verb>(args) for these verbs.
+launcher.cli adds these parsers to its own and these verbs to its table (COMMANDS).
 """
 
 from __future__ import annotations
@@ -109,3 +109,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         ) from None
     print(f"report of {len(runs)} jobs ({n} samples) written to {path}")
     return 0
+
+
+COMMANDS = {"export": cmd_export, "results": cmd_results, "report": cmd_report}

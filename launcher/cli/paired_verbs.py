@@ -1,5 +1,6 @@
 """`launcher compare` and `launcher gate`: argparse parsers and their commands (the logic is in
-launcher.paired and launcher.api)."""
+launcher.paired, called through launcher.api). launcher.cli adds these parsers to its own and these verbs
+to its table (COMMANDS)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
     report = api.gate(args.base, args.cand, args.policy)
     print(render_gate(report, fmt, args.verbose))
     return report.exit_code
+
+
+COMMANDS = {"compare": cmd_compare, "gate": cmd_gate}
