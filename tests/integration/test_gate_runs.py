@@ -14,7 +14,8 @@ from statistics import NormalDist
 
 import pytest
 from conftest import RunningEndpoint
-from test_harness import Endpoint, harness, write_config
+from helpers import write_run_config
+from test_harness import Endpoint, harness
 
 from launcher.model import InvocationRecord, PlannedJob
 from launcher.store import index, layout
@@ -41,7 +42,10 @@ def run(root: Path, url: str, items: int, task: str = TASK, tasks: str = TASKS) 
     folder = root / f"{layout.stamp(time.time())}-{inv}"
     results = folder / task / "results"
     proc = harness(
-        "run", "--config", write_config(results, url, task=task, params={"limit_samples": items}), tasks=tasks
+        "run",
+        "--config",
+        write_run_config(results, url, task=task, params={"limit_samples": items}),
+        tasks=tasks,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     record = InvocationRecord(
