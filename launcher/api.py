@@ -314,3 +314,36 @@ def results(ident: str) -> list[results_store.Score]:
             if job_id is None or job.job_id == job_id:
                 out += results_store.scores(Path(record.folder) / job.folder)
     return out
+
+
+# ---- compare and gate -----------------------------------------------------------------------------------
+
+
+def compare(base: str | list[str], cand: str | list[str], task: str | None = None, metric: str | None = None):
+    """Per task, the paired comparison of two runs (invocations, jobs or sweep cells `SWEEP:key=value`) on
+    `metric` (default: each task's headline) -> launcher.paired.compare.Comparison; raises NotPaired (a
+    LauncherError) for runs that cannot be paired item by item."""
+    from launcher.paired import sweep
+    from launcher.paired.compare import compare_runs
+
+    base_ids, cand_ids = _ids(base), _ids(cand)
+    return compare_runs(
+        sweep.load(base_ids), sweep.load(cand_ids), task, metric, (tuple(base_ids), tuple(cand_ids))
+    )
+
+
+def _ids(ident: str | list[str]) -> list[str]:
+    return [ident] if isinstance(ident, str) else list(ident)
+
+
+def gate(base: str | list[str], cand: str | list[str], policy):
+    """The release gate: `policy` a path to a NeMo Evaluator 0.3 gate policy YAML (or a parsed
+    launcher.paired.policy.Policy) -> launcher.paired.gate.GateReport (.verdict GO / NO-GO / INCONCLUSIVE,
+    .exit_code 0 / 1 / 3); raises PolicyError or NotPaired (LauncherErrors) for bad input."""
+    from launcher.paired import policy as policies
+    from launcher.paired import sweep
+    from launcher.paired.gate import gate_runs
+
+    rules = policy if isinstance(policy, policies.Policy) else policies.load(policy)
+    base_ids, cand_ids = _ids(base), _ids(cand)
+    return gate_runs(sweep.load(base_ids), sweep.load(cand_ids), rules, (tuple(base_ids), tuple(cand_ids)))

@@ -1,4 +1,5 @@
-"""The verbs status, logs, kill, resume, ls, info (export, results, report: launcher.cli.export_verbs):
+"""The verbs status, logs, kill, resume, ls, info (export, results, report: launcher.cli.export_verbs;
+compare, gate: launcher.cli.paired_verbs):
 parse argv, call launcher.api, render. No Hydra here."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import argparse
 import json
 import sys
 
-from launcher.cli import export_verbs
+from launcher.cli import export_verbs, paired_verbs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("id", help=ids_help)
 
     export_verbs.add_parsers(sub)  # export, results, report
+    paired_verbs.add_parsers(sub)  # compare, gate
     return p
 
 
@@ -191,4 +193,5 @@ COMMANDS = {
     "ls": cmd_ls,
     "info": cmd_info,
     **export_verbs.COMMANDS,
+    **paired_verbs.COMMANDS,
 }

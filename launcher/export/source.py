@@ -71,6 +71,7 @@ class TaskRun:
     headline: str | None = None  # the metric a task leads with (results' `headline`)
     subsample: str | None = None  # how the items were drawn when fewer than the reference split
     overrides: dict[str, str] = field(default_factory=dict)  # the invocation's overrides: key -> value
+    repeats: int | None = None  # samples per item, when the results say
 
     @property
     def has_results(self) -> bool:
@@ -148,6 +149,7 @@ def read_results(run: TaskRun) -> TaskRun:
         samples=entry.items if entry.items is not None else scores[0].count if scores else None,
         headline=entry.headline,
         subsample=entry.subsample,
+        repeats=entry.repeats,
         chance=entry.chance,
         finished_at=found.finished_at,
         scores=scores,

@@ -20,7 +20,9 @@ class Sample:
     input: str  # the question / context as the reference stores it (after the reference's preprocessing)
     target: str  # the reference answer as the reference stores it (for multiple choice: the gold index)
     choices: tuple[str, ...] = ()  # multiple choice: the options / continuations, in reference order
-    extra: Mapping[str, Any] = field(default_factory=dict)  # anything else the task needs (tests, stub...)
+    # anything else the task needs (tests, stub...); a str `category` (e.g. an MMLU subject) is recorded
+    # with the sample, and paired comparisons cluster their standard errors by it
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

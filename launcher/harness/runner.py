@@ -205,6 +205,8 @@ async def evaluate(
             "input": sample.input,
             "target": sample.target,
         }
+        if isinstance(sample.extra.get("category"), str):  # e.g. an MMLU subject: comparisons cluster by it
+            record["category"] = sample.extra["category"]
         ctx = Context(params=params, repeat=repeat, endpoint_type=config.endpoint_type)
         try:
             output = await task.solve(sample, view, ctx)

@@ -60,6 +60,7 @@ class TaskResults:
     headline: str | None = None  # the metric the task leads with
     items: int | None = None  # items evaluated
     subsample: str | None = None  # how the items were drawn when fewer than the reference split
+    repeats: int | None = None  # samples per item (`<id>#<repeat>` keys when more than 1)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ def _entry(task: str, body, top: dict) -> TaskResults:
         _str(body.get("headline")),
         items if items is not None else _items(top.get("samples")),
         _str(samples.get("subsample")) if isinstance(samples, dict) else None,
+        _int(samples.get("repeats")) if isinstance(samples, dict) else None,
     )
 
 

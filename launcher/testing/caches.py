@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 NEL_VERSION = "0.2.6"
+NE_VERSION = "0.3.0"  # nemo-evaluator with `nel gate` (Python >= 3.12)
 
 
 def root() -> Path:
@@ -30,12 +31,18 @@ def nel_configs() -> Path | None:
     return found[0] if found else None
 
 
+def ne_venv() -> Path:
+    """NeMo Evaluator 0.3.0's venv with `nel gate` (`make ne-venv`, bench/gate.py); LAUNCHER_NE_VENV
+    chooses another."""
+    return Path(os.environ.get("LAUNCHER_NE_VENV") or root() / f"ne-{NE_VERSION}")
+
+
 def sshd() -> Path:
     """The test SSH server's config and keys (`make sshd`); LAUNCHER_TEST_SSH_DIR chooses another."""
     return Path(os.environ.get("LAUNCHER_TEST_SSH_DIR") or root() / "sshd")
 
 
-PATHS = {"root": root, "nel_venv": nel_venv, "sshd": sshd}
+PATHS = {"root": root, "nel_venv": nel_venv, "ne_venv": ne_venv, "sshd": sshd}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) == 2 else ""

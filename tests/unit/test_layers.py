@@ -46,11 +46,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "executors.local": SCHEDULER,
     "executors.slurm": SCHEDULER,
     # The submit budget counts from this process's start: executors.container.process.age.
-    "api": (*RECORDS, "logsetup", "executors", "executors.container"),
+    "api": (*RECORDS, "logsetup", "executors", "executors.container", "paired"),
     "export": (*BASE, "model", "store", "harness", "proxy"),
-    "report": (*BASE, "export", "proxy"),
+    "paired": (*BASE, "store", "export", "harness"),  # compare and gate read what export reads
+    "report": (*BASE, "export", "proxy", "paired"),
     "testing": (*RECORDS, "harness", "executors"),
-    "cli": (*RECORDS, "logsetup", "catalog", "proxy", "executors", "api", "export", "report"),
+    "cli": (*RECORDS, "logsetup", "catalog", "proxy", "executors", "api", "export", "report", "paired"),
     "__main__": (*BASE, "cli"),
 }
 
