@@ -4,9 +4,9 @@ Two sources, one resolver (`resolve`):
 - our built-ins: the harness's benchmarks (launcher/harness/benchmarks), each naming the reference
   protocol it reproduces; always reachable as `launcher.<name>`;
 - NeMo Evaluator Launcher 0.2.6's catalogue (catalog/nel.py): `<harness>.<task>` or a bare name, resolved
-  as NEL resolves it, each run in its harness image with NEL's config_ef.yaml.
-A bare name both sources know is an error listing the qualified names: no name ever silently means a
-different benchmark. Any other name is a custom task (`container` and `command` in its config).
+  exactly as NEL resolves it, each run in its harness image with NEL's config_ef.yaml.
+A bare name is never ours, so a NEL config runs the benchmark it ran under NEL. Any other name is a custom
+task (`container` and `command` in its config).
 """
 
 from __future__ import annotations

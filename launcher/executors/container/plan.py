@@ -297,7 +297,9 @@ def plan_tasks(
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
-        jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command))
+        known = resolve(task.name)  # table lookups: cheap even for 1,000 tasks
+        benchmark = known.name if known else ""
+        jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command, benchmark))
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 
@@ -348,8 +350,8 @@ def endpoint_for(spec: RunSpec, task: TaskSpec, info: TaskInfo | None) -> tuple[
     base = endpoint.url.rstrip("/")
     if base.endswith(chat):
         return want, base[: -len(chat)] + plain
-    if base.endswith(plain) and want == "chat":
-        return want, base[: -len(plain)] + chat
+    if base.endswith(plain):  # already a completions URL (the target's `type` left at its default)
+        return want, base if want == "completions" else base[: -len(plain)] + chat
     raise ConfigError(
         "target.api_endpoint.url",
         f"task {task.name} needs a {want} endpoint and {endpoint.url!r} does not end in {chat} or {plain}",
