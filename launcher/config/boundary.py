@@ -104,6 +104,13 @@ def to_run_spec(
     _check_text({k: v for k, v in data.items() if k != "hydra"}, "")
     execution_fields = {f.name for f in dataclasses.fields(execution_class)}
     ours, mounts, pending = legacy.to_ours(data, executor, execution_fields)
+    base = legacy.relative_path_base(executor)
+    if base and mounts:  # the saved config records the absolute paths the run uses
+        mounts = legacy.absolute_mounts(mounts, base)
+        data = {
+            **data,
+            "execution": {**data["execution"], "mounts": {**data["execution"]["mounts"], **mounts}},
+        }
     for key in ("target", "evaluation"):
         if ours.get(key) in (None, MISSING):
             raise ConfigError(

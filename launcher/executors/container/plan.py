@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from launcher import __version__
 from launcher.catalog import RUN_CONFIG, Known, TaskInfo, resolve
+from launcher.config import legacy
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
@@ -50,14 +51,18 @@ WITH_HOOKS = (
 DATASET_DIR_VAR = "NEMO_EVALUATOR_DATASET_DIR"  # NEL 0.2.6 local executor: where the dataset is mounted
 
 
-def bind(host: str, container: str, key: str, read_only: bool = False) -> str:
+def bind(host: str, container: str, key: str, read_only: bool = False, base: str | None = None) -> str:
     """One `host:container[:ro]` bind mount, or the one-line error naming `key`. The container side may
-    carry NEL's `:ro`/`:rw` suffix."""
+    carry NEL's `:ro`/`:rw` suffix. A relative host path is taken from `base`, the folder NEL 0.2.6's
+    script would run the container from (its `docker run -v ./x` resolves there); on Slurm the boundary
+    already made it absolute (config.legacy.absolute_mounts)."""
     target, _, mode = container.partition(":")
     if mode not in ("", "ro", "rw"):
         raise ConfigError(
             key, f"{container!r} has the mode {mode!r}", "Write /container/path, optionally :ro"
         )
+    if base and not host.startswith(("/", "~")):
+        host = os.path.normpath(os.path.join(base, host))
     for what, path in (("host", host), ("container", target)):
         if not path.startswith("/") and not (what == "host" and path.startswith("~")):
             raise ConfigError(key, f"{what} path {path!r} is not absolute", "Give absolute paths")
@@ -67,15 +72,18 @@ def bind(host: str, container: str, key: str, read_only: bool = False) -> str:
     return f"{os.path.expanduser(host)}:{target}" + (f":{mode}" if mode else "")
 
 
-def task_mounts(spec: RunSpec, task: TaskSpec) -> tuple[str, ...]:
-    """execution.mounts.evaluation, mount_home ($HOME at the same path) and the task's dataset_dir (ro)."""
-    out = [bind(h, c, f"execution.mounts.evaluation.{h}") for h, c in spec.mounts.evaluation.items()]
+def task_mounts(spec: RunSpec, task: TaskSpec, base: str | None = None) -> tuple[str, ...]:
+    """execution.mounts.evaluation, mount_home ($HOME at the same path) and the task's dataset_dir (ro);
+    relative host paths from `base` (the task's folder, where NEL's local run.sh starts its container)."""
+    out = [
+        bind(h, c, f"execution.mounts.evaluation.{h}", base=base) for h, c in spec.mounts.evaluation.items()
+    ]
     if spec.mounts.mount_home:
         home = os.path.expanduser("~")
         out.append(bind(home, home, "execution.mounts.mount_home"))
     if task.dataset_dir:
         key = f"{task_key(spec, task)}.dataset_dir"
-        out.append(bind(task.dataset_dir, task.dataset_mount_path, key, read_only=True))
+        out.append(bind(task.dataset_dir, task.dataset_mount_path, key, read_only=True, base=base))
     return tuple(out)
 
 
@@ -227,7 +235,8 @@ def with_config_extras(
     passed from the host is the host's; the launcher's own names win), execution.mounts.evaluation,
     mount_home, dataset_dir, and pre_cmd/post_cmd (their files in `task_dir`, mounted read-only; `hooks`
     False for a task whose own command already runs them, e.g. a NEL catalogue task's)."""
-    command, mounts = c.command, task_mounts(spec, task)
+    base = legacy.relative_path_base(spec.executor) or task_dir
+    command, mounts = c.command, task_mounts(spec, task, base)
     env = {k: v for k, v in spec.literal_env(task).items() if k not in c.env_from_host}
     if task.dataset_dir:
         env[DATASET_DIR_VAR] = task.dataset_mount_path
