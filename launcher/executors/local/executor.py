@@ -47,7 +47,7 @@ class LocalExecutor(ContainerExecutor):
         cfg: LocalConfig = spec.execution
         proxy = _proxy_plan(spec, invocation_id)
         tasks = plan_tasks(spec, invocation_id, folder, cfg, proxy_port=proxy[0] if proxy else None)
-        server, server_files = self._server(spec, invocation_id)
+        server, server_files = self._server(spec, invocation_id, folder)
         proxy_lines = proxy_wiring.render_start(sys.executable, proxy[0]) if proxy else None
         auto = auto_export_file(spec)
         run_all = render_run_all_sh(
@@ -65,8 +65,8 @@ class LocalExecutor(ContainerExecutor):
         files = {RUN_ALL: run_all, **server_files, **tasks.files, **(proxy[1] if proxy else {}), **auto}
         return Plan(invocation_id, folder, tasks.jobs, files, tuple(sorted(host_env)), images)
 
-    def _server(self, spec: RunSpec, invocation_id: str) -> tuple[ServerSpec | None, dict]:
-        server = server_plan(spec, invocation_id)
+    def _server(self, spec: RunSpec, invocation_id: str, folder: str) -> tuple[ServerSpec | None, dict]:
+        server = server_plan(spec, invocation_id, base=folder)  # run_all.sh starts it in the folder
         if server is None:
             return None, {}
         d = spec.deployment
