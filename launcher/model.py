@@ -59,6 +59,7 @@ class Plan:
     files: dict[str, str]  # relative path -> content; scripts end in .sh and are made executable
     host_env: tuple[str, ...] = ()  # host variables that must be set when the work runs
     images: tuple[str, ...] = ()  # images needed besides the jobs' own (e.g. a model server)
+    checks: tuple[str, ...] = ()  # what submit checks where the jobs run (the dry run contacts nothing)
 
 
 @dataclass(frozen=True)

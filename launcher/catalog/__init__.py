@@ -19,8 +19,11 @@ from launcher import __version__
 HARNESS_IMAGE = f"launcher-harness:{__version__}"
 # The Makefile reads the next line; conf/deployment/llama_cpp.yaml names the tag too (a test checks it).
 LLAMA_CPP_IMAGE = "launcher-llama-cpp:0.3.36-1"
+TOOLS_IMAGE = f"launcher-tools:{__version__}"  # the endpoint proxy and auto-export on Slurm nodes
+TOOLS_HINT = "build it with `make tools-image`"
 BUILD_HINTS = {  # images of ours that no registry has: how to build each
     HARNESS_IMAGE: "build it with `make image`",
+    TOOLS_IMAGE: TOOLS_HINT,
     LLAMA_CPP_IMAGE: "build it with `make llama-image`",
 }
 RUN_CONFIG = "/results/run_config.json"  # written by the launcher into the task's results folder

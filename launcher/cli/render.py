@@ -170,6 +170,7 @@ def render_dry_run(spec, plan: Plan) -> str:
         parts.append(f"# tasks: {', '.join(shown)}")
     if plan.host_env:
         parts.append(f"# host variables read at run time: {', '.join(plan.host_env)}")
+    parts += [f"# checked at submit: {check}" for check in plan.checks]
     for rel, content in plan.files.items():
         parts += [f"# ---- {rel}", content.rstrip()]
     return "\n".join(parts)
