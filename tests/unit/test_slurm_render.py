@@ -120,6 +120,19 @@ def test_over_ssh_with_nothing_installed_the_proxy_and_export_run_from_the_tools
     subprocess.run(["bash", "-n"], input=p.files["sbatch.sh"], text=True, check=True)
 
 
+def test_the_export_s_container_gets_the_folder_of_an_absolute_local_path():
+    from launcher.executors.slurm.tools import export_mounts
+
+    def body(path):
+        return json.dumps({"settings": {"local": {"path": path}}})
+
+    assert export_mounts(body("/team/scores/t.csv"), FOLDER) == ("/team/scores",)
+    assert export_mounts(body(f"{FOLDER}/x/t.csv"), FOLDER) == export_mounts(body("t.csv"), FOLDER) == ()
+    assert export_mounts(body("/t.csv"), FOLDER) == ()  # never / over the image's /
+    p = plan(pending={"export": {"local": {"path": "/team/t.csv"}}}, **AUTO["execution"])
+    assert "-v /team:/team" in p.files[EXPORT_BATCH]
+
+
 def test_a_caching_dir_outside_the_invocation_is_mounted_into_the_proxy_s_container():
     p = plan(endpoint={"adapter_config": {"use_caching": True, "caching_dir": "/shared/cache"}})
     argv = proxy_line(p.files["sbatch.sh"])

@@ -105,7 +105,8 @@ class SlurmExecutor(ContainerExecutor):
         files = {**tasks.files, **(server[1] if server else {}), BATCH: batch, **(proxy[1] if proxy else {})}
         if auto:
             files.update(auto)
-            export = tools.runner(cfg, invocation_id, remote, "export", tools.EXPORT_ENV)
+            writes = tools.export_mounts(auto[AUTO_EXPORT], remote)
+            export = tools.runner(cfg, invocation_id, remote, "export", tools.EXPORT_ENV, writes)
             files[EXPORT_BATCH] = render_export_sbatch(cfg, invocation_id, remote, export)
         images = (server[0].container.image,) if server else ()
         if (proxy or auto) and tools.uses_image(cfg):

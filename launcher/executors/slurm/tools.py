@@ -73,6 +73,18 @@ def runner(
     return shell_join([*argv, *cfg.extra_docker_args, cfg.launcher_image, PYTHON_IN_IMAGE])
 
 
+def export_mounts(auto_export_json: str, folder: str) -> tuple[str, ...]:
+    """Host folders the export step writes outside the invocation folder (mounted into its container at
+    the same path): the folder of an absolute `export.local.path`."""
+    import json
+    import os
+
+    path = str((json.loads(auto_export_json)["settings"].get("local") or {}).get("path") or "")
+    parent = os.path.dirname(os.path.normpath(path))
+    inside = parent == folder or parent.startswith(folder + "/")
+    return (parent,) if path.startswith("/") and parent != "/" and not inside else ()  # never / over /
+
+
 def submit_checks(
     cfg: SlurmConfig, where: str, images: list[str], proxy: bool, export: bool
 ) -> tuple[str, ...]:
