@@ -202,10 +202,11 @@ def render_nel(
     config = nel.merge_config({"config": {"params": params}} if params else {}, task.nemo_evaluator_config)
     names = [n for n in env_from_host if not (n == "API_KEY" and env_from_host[n] == endpoint.api_key)]
     pre_cmd, post_cmd = spec.pre_post(task)
+    url = server_url(spec, task.endpoint_type or known.nel.endpoint_type)
     return nel.render_task(
         known.nel,
         config,
-        url=endpoint.url if proxy_port is None else proxy_wiring.task_url(endpoint.url, proxy_port),
+        url=url if proxy_port is None else proxy_wiring.task_url(url, proxy_port),
         model_id=endpoint.model_id,
         api_key_name=endpoint.api_key if proxy_port is None else None,
         endpoint_type=task.endpoint_type,
@@ -218,6 +219,18 @@ def render_nel(
         adapter_host=adapter_host,
         progress_url=None if proxy_port is None else proxy_wiring.progress_url(proxy_port),
     )
+
+
+def server_url(spec: RunSpec, endpoint_type: str) -> str:
+    """The URL a catalogue task of `endpoint_type` gets. With a deployment whose server the target points
+    at (the deployment option sets its chat URL), NEL 0.2.6 uses the server's path for the task's endpoint
+    type (common/helpers.py get_endpoint_url: `deployment.endpoints[endpoint_type]`); else the target's."""
+    url, d = spec.target.api_endpoint.url, spec.deployment
+    paths = {"chat": "/v1/chat/completions", "completions": "/v1/completions", **d.endpoints}
+    own = url.startswith("http://127.0.0.1:") and url.endswith(paths["chat"])
+    if d.type == "none" or not own or endpoint_type not in paths:
+        return url
+    return url[: -len(paths["chat"])] + paths[endpoint_type]
 
 
 def host_client_error(key: str) -> ConfigError:
