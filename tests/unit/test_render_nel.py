@@ -227,8 +227,10 @@ def test_default_server_commands_equal_nels(kind, values):
 def slurm_plan(deployment, **execution):
     from launcher.executors.slurm import SlurmConfig, SlurmExecutor
 
+    # the script runs with stand-ins for docker: the proxy with this python, not from its image
+    python = {"launcher_python": sys.executable}
     data = {
-        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
+        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **python, **execution},
         "deployment": deployment,
         "target": {"api_endpoint": ENDPOINT},
         "evaluation": {"tasks": [ONE, {"name": "t2", "container": "img:1", "command": ["run"]}]},
