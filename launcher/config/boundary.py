@@ -305,6 +305,9 @@ def _check_execution(execution: Any) -> None:
                 f"{show(value)} would be read by ssh as an option or is not a {name}",
                 f"Give a plain {name} (not starting with '-')",
             )
+    image = getattr(execution, "launcher_image", None)  # Slurm: the proxy's and the export's image
+    if isinstance(image, str):
+        _check_image("execution.launcher_image", image)
     grace = getattr(execution, "stop_grace", None)
     if grace is not None and grace < 0:
         raise ConfigError("execution.stop_grace", f"must be 0 or more seconds, got {grace}")

@@ -205,3 +205,14 @@ def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
     mine = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"K": "MY_API_KEY"}}
     assert "unset" not in plan(tasks=[mine]).files["sbatch.sh"]
     assert "unset" not in plan(endpoint={"api_key": None}).files["sbatch.sh"]
+
+
+def test_launcher_image_is_checked_and_named_in_the_scripts():
+    with pytest.raises(
+        ConfigError, match=r"^execution.launcher_image: 'bad image' is not an image reference"
+    ):
+        plan(launcher_image="bad image")
+    assert (
+        " reg.example/x/tools:1 python3 -m launcher.proxy "
+        in plan(launcher_image="reg.example/x/tools:1").files["sbatch.sh"]
+    )
