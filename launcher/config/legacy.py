@@ -198,6 +198,13 @@ def _execution(execution: dict, executor: str, fields: set[str], data: dict) -> 
             del execution[name]
     mounts = _mounts(execution.pop("mounts", None))
     auto_export = _mapping(execution.pop("auto_export", None) or {}, "execution.auto_export")
+    for key in sorted(set(auto_export) - {"destinations"}):  # NEL's export_image, launcher_install_cmd, ...
+        raise ConfigError(
+            f"execution.auto_export.{key}",
+            "has no effect here: the export step runs from execution.launcher_image (built offline, nothing "
+            "installed at run time) or execution.launcher_python",
+            "Remove it",
+        )
     extra = list(execution.get("extra_sbatch") or [])
 
     def needs(ours: str, nel: str) -> None:

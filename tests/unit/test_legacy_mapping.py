@@ -416,3 +416,10 @@ def test_relative_slurm_mounts_are_taken_from_the_home_and_saved_absolute():
     assert s.mounts.evaluation == {f"{home}/hf": "/hf", "/abs": "/a"}
     saved = s.config["execution"]["mounts"]
     assert saved["evaluation"] == s.mounts.evaluation and saved["mount_home"] is False
+
+
+@pytest.mark.parametrize("key", ["export_image", "launcher_install_cmd", "export_mounts"])
+def test_nel_s_export_container_settings_are_refused_by_name(key):
+    auto = {"destinations": ["local"], key: "x"}
+    with pytest.raises(ConfigError, match=rf"^execution.auto_export.{key}: has no effect here"):
+        nel("slurm", execution={"output_dir": "/x", "auto_export": auto})
