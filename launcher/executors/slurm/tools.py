@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import shlex
 
-from launcher.executors.container.render import PYXIS_STEP_NAMES, RUNTIME_USER, Expanded, shell_join
+from launcher.executors.container.render import RUNTIME_USER, Expanded, shell_join
 from launcher.executors.slurm.config import SlurmConfig
+from launcher.executors.slurm.pyxis import PYXIS_STEP_NAMES
 from launcher.store.layout import LABEL_INVOCATION, LABEL_JOB
 
 # What the exporters read from the environment (launcher/export: to_mlflow, to_wandb); passed by name, so
