@@ -43,6 +43,7 @@ class Score:
     errors: int | None = None
     chance: float | None = None  # chance level of the task's headline metric, when the harness says
     protocol: str = ""  # the reference protocol the task reproduces, when the harness says
+    answered: float | None = None  # the value over answered samples (errored ones scored 0 in `value`)
 
     @property
     def label(self) -> str:
@@ -145,6 +146,7 @@ def _entry(task: str, body, top: dict) -> TaskResults:
                     _int(stats.get("errors")),
                     chance,
                     protocol,
+                    _num(stats.get("answered")),
                 )
             )
     samples = body.get("samples")

@@ -155,8 +155,10 @@ def test_errors_are_counted_apart_and_fail_the_run_above_the_limit(endpoint, tmp
     assert proc.returncode == 1 and "task failed:" in proc.stdout and "HTTP 500" in proc.stdout
     entry = task_results(tmp_path / "r", "add")
     errors = entry["errors"]["count"]
-    assert 5 < errors < 40 and entry["metrics"]["exact_match"]["scores"]["exact_match"]["value"] == 1.0
-    assert entry["metrics"]["exact_match"]["scores"]["exact_match"]["stats"]["count"] == 60 - errors
+    score = entry["metrics"]["exact_match"]["scores"]["exact_match"]
+    assert 5 < errors < 40 and score["value"] == (60 - errors) / 60  # an errored sample fails
+    assert score["stats"]["answered"] == 1.0 and score["stats"]["answered_count"] == 60 - errors
+    assert score["stats"]["count"] == 60 and score["stats"]["errors"] == errors
 
 
 def test_endpoint_down_fails_clearly_and_keeps_the_records(tmp_path):
