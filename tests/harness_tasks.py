@@ -219,9 +219,9 @@ HOSTILE = {
         "import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'stolen')\n"
     ),
     "write_results": "open('/results/samples.jsonl', 'a').write('{{\"key\": \"forged\"}}\\n')\n",
-    "fork_bomb": "import os\nwhile True:\n    os.fork()\n",
+    "fork_bomb": "import posix\nwhile True:\n    posix.fork()\n",  # posix.fork: the guard is no boundary
     "grandchild": (
-        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "import os, posix, time\nif posix.fork() == 0:\n    os.setsid()\n    if posix.fork() == 0:\n"
         "        time.sleep(3600)\n    os._exit(0)\ntime.sleep(3600)\n"
     ),
     "witness": (

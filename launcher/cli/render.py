@@ -96,7 +96,7 @@ def render_results(collected) -> str:
         for s in inv.jobs:
             found = scores(s.folder)  # one task per folder (the harness may name it without our prefix)
             if not found:
-                rows.append([s.task, "-", "-", "", "", "", "", s.state.value])
+                rows.append([s.task, "-", "-", "", "", "", "", "", s.state.value])
             for score in found:
                 rows.append(
                     [
@@ -107,10 +107,12 @@ def render_results(collected) -> str:
                         "" if score.chance is None else f"{score.chance:.4f}",
                         "" if score.count is None else score.count,
                         "" if score.errors is None else score.errors,
+                        f"{score.answered:.4f}" if score.errors and score.answered is not None else "",
                         s.state.value,
                     ]
                 )
-    headers = ["TASK", "METRIC", "VALUE", "STDERR", "CHANCE", "SAMPLES", "ERRORS", "STATE"]
+    # VALUE scores an errored sample 0 (as the references); ANSWERED leaves errored samples out.
+    headers = ["TASK", "METRIC", "VALUE", "STDERR", "CHANCE", "SAMPLES", "ERRORS", "ANSWERED", "STATE"]
     table_text = table(headers, rows)
     folders = "\n".join(f"artifacts: {inv.record.folder}" for inv in collected)
     return f"\nresults:\n{table_text}\n{folders}"

@@ -1,5 +1,11 @@
 """From per-sample records to results.json: per-item mean over repeats, then the task mean and its
-standard error over items; errored samples are counted apart and left out of the score."""
+standard error over items.
+
+An errored sample (a request that failed after its retries, a scorer error, a program without a verdict)
+scores 0 in the headline value, as the references score an answer they did not get (simple-evals scores an
+empty reply; lm-eval has no way to leave a sample out): a model whose hardest prompts make the server refuse
+them cannot look better for it. The score over answered samples only, and the error count, are reported
+beside it; `max_error_fraction` only decides whether the task failed."""
 
 from __future__ import annotations
 
@@ -14,11 +20,15 @@ from launcher.harness.api import Task
 
 @dataclass(frozen=True)
 class Tally:
-    values: Mapping[str, float]  # metric -> mean over items
+    values: Mapping[str, float]  # metric -> mean over items, an errored sample scoring 0
     stderr: Mapping[str, float]
-    items: int  # items with at least one scored repeat
+    items: int  # items with at least one sample record (scored or errored)
     attempts: int  # sample records, scored or errored
     errors: int
+    answered: Mapping[str, float]  # metric -> mean over items, errored samples left out
+    answered_stderr: Mapping[str, float]
+    answered_items: int  # items with at least one scored repeat
+    std: Mapping[str, float]  # population std over every sample (np.std: simple-evals' `score:std`)
 
     @property
     def error_fraction(self) -> float:
@@ -29,34 +39,50 @@ def sample_key(item_id: str, repeat: int, repeats: int) -> str:
     return item_id if repeats == 1 else f"{item_id}#{repeat}"
 
 
+def _mean_stderr(xs: Sequence[float]) -> tuple[float, float]:
+    """The mean and its standard error (sample standard deviation / sqrt(n), as lm-eval's mean_stderr)."""
+    n = len(xs)
+    mean = sum(xs) / n if n else 0.0
+    variance = sum((x - mean) ** 2 for x in xs) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(variance / n) if n else 0.0
+
+
 def tally(
     metrics: Sequence[str], item_ids: Sequence[str], repeats: int, records: Mapping[str, dict]
 ) -> Tally:
-    per_item: dict[str, list[float]] = {m: [] for m in metrics}
-    attempts = errors = items = 0
+    every: dict[str, list[float]] = {m: [] for m in metrics}  # per item, an error scoring 0
+    samples: dict[str, list[float]] = {m: [] for m in metrics}  # per sample, an error scoring 0
+    answered: dict[str, list[float]] = {m: [] for m in metrics}  # per item, over its scored repeats
+    attempts = errors = 0
     for item in item_ids:
-        scored = []
+        scored, tried = [], 0
         for r in range(repeats):
             record = records.get(sample_key(item, r, repeats))
             if record is None:
                 continue
-            attempts += 1
+            tried += 1
             if record.get("error") is not None or not isinstance(record.get("scores"), dict):
-                errors += 1
                 continue
             scored.append(record["scores"])
-        if not scored:
-            continue
-        items += 1
-        for m in metrics:
-            per_item[m].append(sum(float(s.get(m, 0.0)) for s in scored) / len(scored))
-    values, stderr = {}, {}
-    for m, xs in per_item.items():
-        n = len(xs)
-        mean = sum(xs) / n if n else 0.0
-        variance = sum((x - mean) ** 2 for x in xs) / (n - 1) if n > 1 else 0.0
-        values[m], stderr[m] = mean, math.sqrt(variance / n) if n else 0.0
-    return Tally(values, stderr, items, attempts, errors)
+        attempts += tried
+        errors += tried - len(scored)
+        for m in metrics if tried else ():
+            values = [float(s.get(m, 0.0)) for s in scored]
+            samples[m] += values + [0.0] * (tried - len(scored))
+            total = sum(values)
+            every[m].append(total / tried)
+            if scored:
+                answered[m].append(total / len(scored))
+    values, stderr, ans, ans_stderr, std = {}, {}, {}, {}, {}
+    for m in metrics:
+        values[m], stderr[m] = _mean_stderr(every[m])
+        ans[m], ans_stderr[m] = _mean_stderr(answered[m])
+        xs = samples[m]
+        mean = sum(xs) / len(xs) if xs else 0.0
+        std[m] = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs)) if xs else 0.0
+    items = len(every[metrics[0]]) if metrics else 0
+    answered_items = len(answered[metrics[0]]) if metrics else 0
+    return Tally(values, stderr, items, attempts, errors, ans, ans_stderr, answered_items, std)
 
 
 def results(
@@ -73,7 +99,16 @@ def results(
             "scores": {
                 m: {
                     "value": tally_.values[m],
-                    "stats": {"stderr": tally_.stderr[m], "count": tally_.items, "errors": tally_.errors},
+                    "stats": {
+                        "stderr": tally_.stderr[m],  # over item means (each the mean of its repeats)
+                        "std": tally_.std[m],  # over every sample, as simple-evals' `score:std`
+                        "count": tally_.items,
+                        "errors": tally_.errors,
+                        # the same metric over answered samples only (errored ones left out)
+                        "answered": tally_.answered[m],
+                        "answered_stderr": tally_.answered_stderr[m],
+                        "answered_count": tally_.answered_items,
+                    },
                 }
             }
         }
@@ -98,7 +133,8 @@ def results(
             "count": tally_.errors,
             "attempts": tally_.attempts,
             "fraction": tally_.error_fraction,
-            "max_error_fraction": limit,
+            "max_error_fraction": limit,  # above it the task FAILED; it never changes the value
+            "scored_as": "0 in value; left out of stats.answered",
         },
     }
     return {

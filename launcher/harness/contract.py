@@ -172,7 +172,7 @@ def sandbox_argv(image: str, results_dir: str) -> list[str]:
         "--network", "none",
         "--read-only",
         "--cap-drop", "ALL", "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "KILL",
-        "--cap-add", "DAC_READ_SEARCH",  # reads /results (0700, the user's) whatever its owner
+        "--cap-add", "DAC_READ_SEARCH",  # reads /results (0700, the user's); dropped once read (sandbox.py)
         "--security-opt", "no-new-privileges",
         "--pids-limit", "128",
         "--memory", "1g",

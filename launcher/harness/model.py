@@ -4,7 +4,11 @@ max_tokens 1, echo, logprobs 1, temperature 0; the continuation's entries are su
 dropped, greedy = every entry equals its top_logprobs maximum).
 
 Without a tokenizer here, continuation tokens are found by `text_offset`: those starting at or after the
-context's last character, plus one that straddles the boundary. Prompt log-probabilities are probed once
+context's last character, plus one that straddles the boundary. lm-eval tokenizes context + continuation
+and the context alone and takes the difference; for what the built-ins ask (a context without a trailing
+space, " " + option) both give the same tokens on every option of HellaSwag and TruthfulQA-MC1 with the demo
+model's tokenizer (tests/integration/test_loglikelihood_continuation.py); they part only where a token
+straddles the boundary, which that test also shows. Prompt log-probabilities are probed once
 per endpoint before the first log-likelihood: servers that return none (llama.cpp's own server) or
 report them shifted by one (llama-cpp-python 0.3.x, abetlen/llama-cpp-python#1983: entry i is the
 probability of token i after token i) raise api.Unsupported instead of producing chance-level scores.

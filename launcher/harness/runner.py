@@ -376,9 +376,10 @@ def finish(run_: Run, records: Mapping[str, dict]) -> int:
         checkpoint.write_text(run_.results_dir / checkpoint.RESULTS_YML, text)
     head = task.metrics[0]
     chance = f"; chance {task.chance:.4f}" if task.chance is not None else ""
+    answered = f", scored 0; {tally.answered[head]:.4f} over the answered samples" if tally.errors else ""
     say(
         f"{task.name} {head} = {tally.values[head]:.4f} ± {tally.stderr[head]:.4f} over {tally.items} items "
-        f"({tally.errors} of {tally.attempts} samples errored, {tally.error_fraction:.1%}){chance}"
+        f"({tally.errors} of {tally.attempts} samples errored, {tally.error_fraction:.1%}{answered}){chance}"
     )
     if tally.attempts and tally.error_fraction > limit:
         errors = [r["error"] for r in records.values() if r.get("error") is not None]

@@ -43,6 +43,7 @@ class Score:
     errors: int | None = None
     chance: float | None = None  # chance level of the task's headline metric, when the harness says
     protocol: str = ""  # the reference protocol the task reproduces, when the harness says
+    answered: float | None = None  # the value over answered samples (errored ones scored 0 in `value`)
 
     @property
     def label(self) -> str:
@@ -150,6 +151,7 @@ def _entry(task: str, body, top: dict) -> TaskResults:
                     _int(stats.get("errors")),
                     chance,
                     protocol,
+                    _num(stats.get("answered")),
                 )
             )
     samples = body.get("samples")
@@ -176,8 +178,14 @@ def scores(task_dir: str | Path) -> list[Score]:
 
 
 def headline(task_dir: str | Path) -> str:
-    """`name=value` pairs, the SCORE column of `status`."""
-    return " ".join(f"{s.name}={s.value:.4f}" for s in scores(task_dir))
+    """`name=value` pairs, the SCORE column of `status`; with errored samples (scored 0 in each value),
+    their count and the first score over answered samples follow."""
+    found = scores(task_dir)
+    text = " ".join(f"{s.name}={s.value:.4f}" for s in found)
+    first = found[0] if found else None
+    if first is not None and first.errors and first.answered is not None:
+        text += f" ({first.errors} errored; answered {first.name}={first.answered:.4f})"
+    return text
 
 
 def progress(task_dir: str | Path) -> tuple[int | None, int | None]:

@@ -106,7 +106,15 @@ def test_oracle_scores_one_results_carry_protocol_samples_and_errors(endpoint, t
     entry = yaml.safe_load((r / "results.yml").read_text())["results"]["tasks"]["add"]
     assert entry["metrics"]["exact_match"]["scores"]["exact_match"] == {
         "value": 1.0,
-        "stats": {"stderr": 0.0, "count": 40, "errors": 0},
+        "stats": {
+            "stderr": 0.0,
+            "std": 0.0,
+            "count": 40,
+            "errors": 0,
+            "answered": 1.0,
+            "answered_stderr": 0.0,
+            "answered_count": 40,
+        },
     }
     assert entry["protocol"].startswith("test task") and entry["chance"] == 0.0
     assert entry["samples"]["subsample"] == "first 40 of 300 items (limit_samples)"
@@ -139,8 +147,10 @@ def test_errors_are_counted_apart_and_fail_the_run_above_the_limit(endpoint, tmp
     assert proc.returncode == 1 and "task failed:" in proc.stdout and "HTTP 500" in proc.stdout
     entry = task_results(tmp_path / "r", "add")
     errors = entry["errors"]["count"]
-    assert 5 < errors < 40 and entry["metrics"]["exact_match"]["scores"]["exact_match"]["value"] == 1.0
-    assert entry["metrics"]["exact_match"]["scores"]["exact_match"]["stats"]["count"] == 60 - errors
+    score = entry["metrics"]["exact_match"]["scores"]["exact_match"]
+    assert 5 < errors < 40 and score["value"] == (60 - errors) / 60  # an errored sample fails
+    assert score["stats"]["answered"] == 1.0 and score["stats"]["answered_count"] == 60 - errors
+    assert score["stats"]["count"] == 60 and score["stats"]["errors"] == errors
 
 
 def test_endpoint_down_fails_clearly_and_keeps_the_records(tmp_path):
@@ -340,7 +350,9 @@ def test_a_deeply_nested_reply_errors_that_sample_only(endpoint, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     errors = [x for x in samples(r) if x["error"]]
     assert errors and all("malformed response" in x["error"] for x in errors) and len(samples(r)) == 50
-    assert value(r, "add", "exact_match") == 1.0
+    assert value(r, "add", "exact_match") == (50 - len(errors)) / 50  # each errored sample fails
+    stats = task_results(r, "add")["metrics"]["exact_match"]["scores"]["exact_match"]["stats"]
+    assert stats["answered"] == 1.0 and stats["errors"] == len(errors)
 
 
 def test_forged_checkpoint_lines_are_ignored(endpoint, tmp_path):

