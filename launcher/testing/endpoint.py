@@ -2,6 +2,7 @@
 
     python -m launcher.testing.endpoint --port 8000 --mode oracle [--logprobs aligned|shifted|none]
         [--latency 0.05] [--fault-rate 0.2] [--faults 500,drop] [--fault-persist] [--tasks MODULE]
+        [--capacity 16 [--overflow 429|queue] [--retry-after 1]]
 
 Modes: `oracle` answers every known request so that the task scores 1.0, `wrong` so that it scores 0.0,
 `echo` answers "ok" fast without looking anything up (throughput benchmarks). Nothing is task-specific:
@@ -21,6 +22,11 @@ connection, a response slower than `--slow` seconds, malformed JSON, an HTML err
 picks kinds, including `gzip-bomb` (a small gzip body inflating past any sane cap), `deep-json` (a
 100,000-deep nested array) and `leak-auth` (a 400 whose body echoes the Authorization header)); a
 retried request is answered normally unless `--fault-persist`. GET /stats gives requests per sample.
+
+`--capacity K` serves at most K requests at once (each taking `--latency`). Above it, `--overflow 429`
+(a hosted API's limit) answers 429 with `Retry-After: --retry-after` at once, without counting the
+request; `--overflow queue` (a vLLM-like server) queues it, and a request takes
+latency x (0.5 + 0.5 x busy/K): a batch slows as it grows, and the throughput levels off at K (its knee).
 Serves 127.0.0.1 only.
 """
 
@@ -217,16 +223,33 @@ class Endpoint:
         self.faulted: Counter[str] = Counter()
         self.doomed: set[str] = set()
         self.total = 0
+        self.capacity, self.overflow = options.get("capacity"), options.get("overflow", "429")
+        self.retry_after = options.get("retry_after", 1.0)
+        self.slots = asyncio.Semaphore(self.capacity) if self.capacity else None
+        self.busy = self.peak = self.turned_away = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         chat = request.path.endswith("/chat/completions")
         body = await request.json()
         prompt = body["messages"] if chat else body["prompt"]
         key = request_key("chat" if chat else "completions", prompt)
+        if self.capacity and self.overflow == "429" and self.busy >= self.capacity:
+            self.turned_away += 1
+            headers = {"Retry-After": f"{self.retry_after:g}"}
+            return web.json_response({"error": "over capacity"}, status=429, headers=headers)
         self.total += 1
         self.requests[key] += 1
         self.samples[SAMPLE_OF.get(key, key)] += 1
-        if self.latency:
+        if self.slots is not None:
+            async with self.slots:
+                self.busy += 1
+                self.peak = max(self.peak, self.busy)
+                try:
+                    slowdown = 0.5 + 0.5 * self.busy / self.capacity if self.overflow == "queue" else 1.0
+                    await asyncio.sleep(self.latency * slowdown)
+                finally:
+                    self.busy -= 1
+        elif self.latency:
             await asyncio.sleep(self.latency)
         first = self.requests[key] == 1
         if first and self.fault_rate and self.random.random() < self.fault_rate:
@@ -301,6 +324,8 @@ class Endpoint:
                 "requests": dict(self.requests),
                 "samples": dict(self.samples),
                 "faulted": dict(self.faulted),
+                "turned_away": self.turned_away,  # --capacity with --overflow 429
+                "peak": self.peak,  # most requests served at once (--capacity)
             }
         )
 
@@ -349,6 +374,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--slow", type=float, default=3.0, help="seconds a 'slow' fault takes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--capacity", type=int, default=None, help="requests served at once (K)")
+    parser.add_argument("--overflow", choices=("429", "queue"), default="429", help="above --capacity")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="seconds, with --overflow 429")
     args = parser.parse_args(argv)
     faults = tuple(f for f in args.faults.split(",") if f)
     unknown = sorted(set(faults) - set(FAULTS + EXTRA_FAULTS))
@@ -364,6 +392,9 @@ def main(argv: list[str] | None = None) -> None:
         faults=faults,
         persist=args.fault_persist,
         tasks=args.tasks,
+        capacity=args.capacity,
+        overflow=args.overflow,
+        retry_after=args.retry_after,
     )
     try:
         asyncio.run(serve(args.port, endpoint))
