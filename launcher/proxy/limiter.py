@@ -3,13 +3,16 @@ once, found by the proxy itself, and who goes next.
 
 `Controller` (pure, the clock passed in) is AIMD with a latency-gradient signal, as TCP Vegas and
 Netflix's concurrency-limits do. Growth, only while the demand fills the limit: slow start (+1 per clean
-answer, doubling per round trip) up to half the concurrency of the last trouble, additive increase (+1
-per round trip) up to just below it, then a probe of +1 every PROBE round trips (at least PROBE_SECONDS;
-TCP CUBIC's plateau); clean answers above that concurrency forget it (a passing error costs little).
-Multiplicative decrease on 429/503/504 and timeouts (x0.5, and below the concurrency at which the
-rejected request was sent: a capacity of K is found in one burst) and on a smoothed latency above
-TOLERANCE x its recent floor (by the gradient TOLERANCE x floor / latency, within x0.5-x0.9); one
-decrease per round trip. `max_concurrent` is the hard cap.
+answer, doubling per round trip) until the latency starts to rise (EARLY x its floor, as TCP HyStart) or
+up to half the concurrency of the last trouble; additive increase (+1 per round trip) up to just below
+it; then a probe of +1 every PROBE round trips (at least PROBE_SECONDS; TCP CUBIC's plateau); clean
+answers above that concurrency forget it (a passing error costs little). Multiplicative decrease on
+429/503/504 and timeouts (x0.5, and below the concurrency at which the rejected request was sent: a
+capacity of K is found in one burst) and on a smoothed latency above TOLERANCE x its recent floor (by the
+gradient TOLERANCE x floor / latency, within x0.5-x0.9); one decrease per round trip. A latency that
+does not follow the concurrency down (halved, and still above 3/4 of its peak) was not caused by it (the
+proxy's own host, longer prompts): it becomes the floor and the limit comes back. `max_concurrent` is
+the hard cap.
 
 `FairQueue` (pure): per-task FIFO queues served round-robin, so a task with a large parallelism cannot
 starve another. `Limiter` (asyncio) puts both together with the other hard caps (requests_per_second
@@ -32,8 +35,9 @@ TASK_HEADER = "X-Launcher-Task"  # the harness names its task; requests without 
 INITIAL = 8  # the first limit (below max_concurrent): slow start reaches 64 in three round trips
 TOLERANCE = 2.0  # smoothed latency over its recent floor that counts as queueing at the upstream
 SMOOTHING = 0.1  # EWMA weight of one answer's latency (about the last 10 answers)
-FLOOR_WINDOW = 200  # the floor is the lowest smoothed latency of the last 200-400 answers
+FLOOR_WINDOW = 1000  # the floor is the lowest smoothed latency of the last 1,000-2,000 answers
 BACKOFF_OVERLOAD, BACKOFF_LATENCY = 0.5, 0.9
+EARLY = 1.25  # smoothed latency over its floor that ends slow start
 PROBE, PROBE_SECONDS = 8, 5.0  # near the last trouble: +1 per PROBE round trips and at least 5 s
 
 
@@ -43,6 +47,7 @@ class Controller:
     limit: float = INITIAL
     ceiling: float | None = None  # where the last trouble was: slow start below half, a probe above
     changed_at: float = 0.0
+    tried: list | None = None  # [limit before, highest latency] of the decreases for latency in a row
     smooth: float | None = None  # EWMA of the latency of clean answers (s)
     hold_until: float = 0.0  # one decrease per round trip: a burst of 429s is one signal
     window: list = field(default_factory=lambda: [math.inf, math.inf, 0])  # previous min, current min, n
@@ -64,13 +69,31 @@ class Controller:
         prev, cur, n = self.window
         self.window = [cur, self.smooth, 1] if n >= FLOOR_WINDOW else [prev, min(cur, self.smooth), n + 1]
         if self.smooth > TOLERANCE * self.floor:
-            if now >= self.hold_until:
-                self.ceiling = self.limit
-                factor = min(BACKOFF_LATENCY, max(BACKOFF_OVERLOAD, TOLERANCE * self.floor / self.smooth))
-                self._decrease(now, self.limit * factor)
+            if self.tried is not None:
+                self.tried[1] = max(self.tried[1], self.smooth)
+            if now < self.hold_until:
+                return
+            if (
+                self.tried is not None
+                and self.limit <= self.tried[0] / 2
+                and self.smooth > 0.75 * self.tried[1]
+            ):
+                # Half the requests did not make them faster: not queueing at the upstream (e.g. this
+                # machine's CPU, longer prompts). The latency is the new floor; the limit comes back.
+                self.limit, self.tried = max(self.limit, self.tried[0]), None
+                self.window = [self.smooth, self.smooth, 0]
+                return
+            factor = min(BACKOFF_LATENCY, max(BACKOFF_OVERLOAD, TOLERANCE * self.floor / self.smooth))
+            self.ceiling = self.limit
+            self.tried = self.tried or [self.limit, self.smooth]
+            self._decrease(now, self.limit * factor)
+            self.hold_until = now + 2 * self.smooth  # the answers of requests sent after it
             return
+        self.tried = None
         if in_flight * 2 < self.limit:  # the demand does not fill the limit: no evidence for more
             return
+        if self.ceiling is None and self.smooth > EARLY * self.floor:
+            self.ceiling = 2 * self.limit  # the latency starts to rise: slow start ends (as HyStart)
         if self.ceiling is None or self.limit < self.ceiling / 2:
             step = 1.0  # slow start
         elif self.limit < self.ceiling - 1:
@@ -140,7 +163,7 @@ class FairQueue:
 @dataclass
 class Ticket:
     sent: float = 0.0  # when it went upstream (monotonic)
-    position: int = 0  # requests upstream with it, itself included
+    position: int = 0  # requests upstream when it was let in, itself included
 
 
 class Limiter:
@@ -169,7 +192,7 @@ class Limiter:
             self.queue.push(task, waiter)
             self._wake()
             try:
-                await waiter
+                position = await waiter
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():  # granted just as the client went away
                     self._leave()
@@ -177,7 +200,7 @@ class Limiter:
                     self.queue.remove(task, waiter)
                 raise
         else:
-            self._enter()
+            position = self._enter()
         try:
             await self._pace()
         except BaseException:
@@ -185,11 +208,12 @@ class Limiter:
             raise
         now = self.clock()
         self.waited += now - asked
-        return Ticket(now, self.in_flight)
+        return Ticket(now, position)
 
-    def _enter(self) -> None:
+    def _enter(self) -> int:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        return self.in_flight
 
     def _leave(self) -> None:
         self.in_flight -= 1
@@ -199,8 +223,7 @@ class Limiter:
         while self.queue and self._free():
             waiter = self.queue.pop()
             if not waiter.done():
-                self._enter()
-                waiter.set_result(None)
+                waiter.set_result(self._enter())
         if self.queue and self.clock() < self.gate and self.wake_at is None:
             loop = asyncio.get_running_loop()
             self.wake_at = loop.call_later(self.gate - self.clock(), self._wake_later)

@@ -38,6 +38,7 @@ import json
 import random
 import re
 import sys
+import time
 import zlib
 from collections import Counter
 from typing import Any
@@ -227,12 +228,14 @@ class Endpoint:
         self.retry_after = options.get("retry_after", 1.0)
         self.slots = asyncio.Semaphore(self.capacity) if self.capacity else None
         self.busy = self.peak = self.turned_away = 0
+        self.first = self.last = None  # monotonic: the first request's arrival, the last answer
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         chat = request.path.endswith("/chat/completions")
         body = await request.json()
         prompt = body["messages"] if chat else body["prompt"]
         key = request_key("chat" if chat else "completions", prompt)
+        self.first = self.first or time.monotonic()
         if self.capacity and self.overflow == "429" and self.busy >= self.capacity:
             self.turned_away += 1
             headers = {"Retry-After": f"{self.retry_after:g}"}
@@ -277,6 +280,7 @@ class Endpoint:
                     choice["logprobs"] = prompt_logprobs(prompt, generated, known, self.logprobs_mode)
                 choice["finish_reason"] = "length"
         words = len(str(prompt).split())
+        self.last = time.monotonic()
         return web.json_response(
             {
                 "id": "x",
@@ -326,6 +330,8 @@ class Endpoint:
                 "faulted": dict(self.faulted),
                 "turned_away": self.turned_away,  # --capacity with --overflow 429
                 "peak": self.peak,  # most requests served at once (--capacity)
+                # the first request's arrival to the last answer
+                "span_s": round(self.last - self.first, 3) if self.last else 0.0,
             }
         )
 
