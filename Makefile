@@ -8,7 +8,7 @@ NEL_IMAGE := $(shell cat images/nel/IMAGE)
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv image llama-image nel-image test-images demo test lint bench clean
+.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv ne-venv image llama-image nel-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -46,11 +46,19 @@ catalog-check: venv
 	$(PY) scripts/gen-nel-catalog.py --check
 
 # NEL 0.2.6 in its own venv, cached outside the clone, for the render-parity tests (they create it too).
-NEL_CACHE := $(HOME)/.cache/launcher/nel-0.2.6/venv
+NEL_CACHE := $(shell python3 launcher/testing/caches.py nel_venv)  # one owner: launcher/testing/caches.py
 nel-venv: $(NEL_CACHE)/bin/nemo-evaluator-launcher
 $(NEL_CACHE)/bin/nemo-evaluator-launcher:
 	python3 -m venv $(NEL_CACHE)
 	NEMO_EVALUATOR_TELEMETRY_LEVEL=0 $(NEL_CACHE)/bin/pip install -q nemo-evaluator-launcher==0.2.6
+
+# NeMo Evaluator 0.3.0 (`nel gate`, Python >= 3.12: pyenv's 3.12) for bench/gate.py's side-by-side
+# check. scipy too: without it nel gate silently falls back to a normal quantile and drops clustered SEs.
+NE_CACHE := $(shell python3 launcher/testing/caches.py ne_venv)
+ne-venv: $(NE_CACHE)/bin/nel
+$(NE_CACHE)/bin/nel:
+	PYENV_VERSION=3.12 pyenv exec python -m venv $(NE_CACHE)
+	$(NE_CACHE)/bin/pip install -q nemo-evaluator==0.3.0 scipy
 
 # Headless Chromium for the HTML report's browser test.
 chromium:
@@ -87,7 +95,7 @@ nel-examples-check: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider checks/test_nel_examples.py
 
 # Benchmarks (BENCHMARKS.md): side by side with NeMo Evaluator Launcher 0.2.6 from the cached venv above.
-bench: venv docker image test-images nel-venv
+bench: venv docker image test-images nel-venv ne-venv
 	mkdir -p build/bench
 	$(PY) bench/run.py | tee build/bench/results.md
 

@@ -10,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from launcher.testing import caches
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 LAUNCHER = str(VENV_BIN / "launcher")
-NEL_VENV = Path.home() / ".cache" / "launcher" / "nel-0.2.6" / "venv"  # `make nel-venv` (Makefile NEL_CACHE)
+NEL_VENV = caches.nel_venv()  # `make nel-venv`
 NEL = str(NEL_VENV / "bin" / "nemo-evaluator-launcher")
 TEST_IMAGE = "launcher-testtask:1"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

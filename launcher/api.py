@@ -2,9 +2,11 @@
 errors (launcher.errors). The CLI is one client of it; scripts are another:
 
     from launcher import api
-    launched = api.launch(spec)                      # spec: config.boundary.to_run_spec(...)
-    for record, jobs in api.status([launched.record.invocation_id]):
-        print([(j.task, j.state.value) for j in jobs])
+    prepared = api.prepare(spec)                     # spec: config.boundary.to_run_spec(...); .plan
+    api.preflight_all([prepared])                    # checks the machine; writes nothing
+    launched = api.start(prepared)
+    for inv in api.status([launched.record.invocation_id]):
+        print([(j.task, j.state.value) for j in inv.jobs])
 
 Nothing here prints but a one-line warning on stderr for a record it has to skip.
 """
@@ -89,19 +91,14 @@ def prepare(
     return Prepared(spec, executor, plan, record, tuple(overrides))
 
 
-def preflight(prepared: Prepared) -> None:
-    """Everything that can be checked before anything is written: who launches, host variables, images,
-    the scheduler."""
-    preflight_all([prepared])
-
-
 def preflight_all(prepared: list[Prepared]) -> None:
-    """Every job's preflight before any starts (a sweep starts all or none): host variables first (no
-    engine needed), then images and schedulers."""
+    """Everything that can be checked before anything is written, for every invocation before any starts
+    (a sweep starts all or none): the machine and host variables first (no engine needed), then images
+    and schedulers."""
     from launcher.config.boundary import check_machine
 
     for one in prepared:
-        check_machine(one.spec)  # L3: the container user must be able to write the private folders
+        check_machine(one.spec)  # the container user must be able to write the private folders
         check_host_env(one.plan.host_env)
     for one in prepared:
         one.executor.check_prerequisites(one.plan)
@@ -126,14 +123,8 @@ def start(prepared: Prepared, startup_wait: float | None = None) -> Launched:
     return launched
 
 
-def launch(spec: RunSpec, overrides: Iterable[str] = (), sweep_id: str | None = None) -> Launched:
-    prepared = prepare(spec, overrides, sweep_id)
-    preflight(prepared)
-    return start(prepared)
-
-
 # Seconds from the command's start until which a submit may wait for the first wave: the goal is a
-# prompt back within 2 s (issue 17); the last look, the report and the exit take 0.2-0.4 s on this
+# prompt back within 2 s; the last look, the report and the exit take 0.2-0.4 s on this
 # 2-core machine when it runs slow (the same submit varies by a third from hour to hour).
 SUBMIT_BUDGET = 1.5
 
@@ -197,6 +188,11 @@ def find(idents: Iterable[str]) -> list[tuple[InvocationRecord, str | None]]:
     return [pair for ident in idents for pair in index.resolve(ident)]
 
 
+def resolved_config(record: InvocationRecord) -> str | None:
+    """The invocation's composed config as written at submit (.hydra/config.yaml), or None."""
+    return layout.read_regular(Path(record.folder) / layout.HYDRA_DIR / "config.yaml")
+
+
 def recent(limit: int = 10) -> list[InvocationRecord]:
     """The most recent invocations whose records can be read, oldest first."""
     out = []
@@ -205,6 +201,27 @@ def recent(limit: int = 10) -> list[InvocationRecord]:
             out.append(layout.read_record(entry.folder))
         except LauncherError as err:
             print(f"warning: skipped invocation {entry.id}: {err}", file=sys.stderr)
+    return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """One line of the invocation index and, when its run record can still be read, its status."""
+
+    entry: index.Entry
+    status: InvocationStatus | None = None  # None: its folder or run record is gone
+
+
+def runs(limit: int = 50) -> list[Run]:
+    """The `limit` most recent invocations of the index, newest first; a missing one is kept (status None)."""
+    out = []
+    for entry in reversed(index.recent(limit)):
+        try:
+            record = layout.read_record(entry.folder)
+        except LauncherError:
+            out.append(Run(entry))
+            continue
+        out.append(Run(entry, status_of(record)))
     return out
 
 
@@ -234,15 +251,15 @@ def status_of(
         return InvocationStatus(record, [], str(err))
     if only_jobs:
         jobs = [s for s in jobs if s.job_id in only_jobs]
-    proxy = getattr(executor, "proxy_stats", lambda _record: None)(record)
+    proxy = executor.proxy_stats(record)
     return InvocationStatus(
         record, jobs, proxy=proxy[0] if proxy else None, proxy_live=bool(proxy and proxy[1])
     )
 
 
 def kill(idents: Iterable[str]) -> list[str]:
-    """Stop the invocations; returns one line for each. An invocation whose folder is gone still has its
-    labelled containers stopped (local engine)."""
+    """Stop the invocations; returns one line for each. An invocation whose folder is gone is left to its
+    executor's stop_orphan (local: its labelled containers are stopped)."""
     matched = [pair for ident in idents for pair in index.match(ident)]
     for entry, job_id in matched:
         if job_id:
@@ -252,12 +269,10 @@ def kill(idents: Iterable[str]) -> list[str]:
         try:
             record = layout.read_record(entry.folder)
         except NotFound:
-            if entry.executor != "local":
+            line = registry.get(entry.executor).stop_orphan(entry.id)
+            if line is None:
                 raise
-            from launcher.executors.container.docker_client import Docker
-
-            stopped = Docker().stop(entry.id, grace=5)
-            lines.append(f"invocation {entry.id}: its folder is gone; stopped {stopped} container(s)")
+            lines.append(f"invocation {entry.id}: {line}")
             continue
         executor_for(record).kill(record)
         lines.append(f"killed invocation {record.invocation_id}")
@@ -299,3 +314,36 @@ def results(ident: str) -> list[results_store.Score]:
             if job_id is None or job.job_id == job_id:
                 out += results_store.scores(Path(record.folder) / job.folder)
     return out
+
+
+# ---- compare and gate -----------------------------------------------------------------------------------
+
+
+def compare(base: str | list[str], cand: str | list[str], task: str | None = None, metric: str | None = None):
+    """Per task, the paired comparison of two runs (invocations, jobs or sweep cells `SWEEP:key=value`) on
+    `metric` (default: each task's headline) -> launcher.paired.compare.Comparison; raises NotPaired (a
+    LauncherError) for runs that cannot be paired item by item."""
+    from launcher.paired import sweep
+    from launcher.paired.compare import compare_runs
+
+    base_ids, cand_ids = _ids(base), _ids(cand)
+    return compare_runs(
+        sweep.load(base_ids), sweep.load(cand_ids), task, metric, (tuple(base_ids), tuple(cand_ids))
+    )
+
+
+def _ids(ident: str | list[str]) -> list[str]:
+    return [ident] if isinstance(ident, str) else list(ident)
+
+
+def gate(base: str | list[str], cand: str | list[str], policy):
+    """The release gate: `policy` a path to a NeMo Evaluator 0.3 gate policy YAML (or a parsed
+    launcher.paired.policy.Policy) -> launcher.paired.gate.GateReport (.verdict GO / NO-GO / INCONCLUSIVE,
+    .exit_code 0 / 1 / 3); raises PolicyError or NotPaired (LauncherErrors) for bad input."""
+    from launcher.paired import policy as policies
+    from launcher.paired import sweep
+    from launcher.paired.gate import gate_runs
+
+    rules = policy if isinstance(policy, policies.Policy) else policies.load(policy)
+    base_ids, cand_ids = _ids(base), _ids(cand)
+    return gate_runs(sweep.load(base_ids), sweep.load(cand_ids), rules, (tuple(base_ids), tuple(cand_ids)))

@@ -29,7 +29,3 @@ class MissingHostVariable(LauncherError):
             f"host environment variable {name} is not set (named in the config to pass to the "
             f"container); export {name}=... and {action} again"
         )
-
-
-class AlreadyRunning(LauncherError):
-    """The invocation is running or being started by another command."""

@@ -4,7 +4,7 @@
 # changed but the openssh-server package). Prints nothing when it is already up.
 set -euo pipefail
 port=${LAUNCHER_TEST_SSH_PORT:-2222}
-dir=${LAUNCHER_TEST_SSH_DIR:-$HOME/.cache/launcher/sshd}
+dir=$(python3 "$(dirname "$0")/../launcher/testing/caches.py" sshd)  # LAUNCHER_TEST_SSH_DIR chooses another
 if [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; then exit 0; fi
 if [ ! -x /usr/sbin/sshd ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -29,7 +29,7 @@ PARAMS = {
 }
 
 
-def sample(i: int, correct: bool, error: str | None = None) -> dict:
+def sample(i: int, correct: bool, error: str | None = None, metrics: tuple[str, ...] = ("accuracy",)) -> dict:
     """A sample record as the harness's runner writes it (launcher 0.2)."""
     answer = str(i)
     calls = [{"kind": "generate", "finish_reason": "stop", "usage": USAGE}] if not error else []
@@ -45,7 +45,7 @@ def sample(i: int, correct: bool, error: str | None = None) -> dict:
     if not error:
         reply = f"The answer is {answer if correct else i + 1}."
         rec["output"] = {"response": reply, "finish_reason": "stop", "usage": USAGE}
-        rec["scores"] = {"accuracy": 1.0 if correct else 0.0}
+        rec["scores"] = {m: 1.0 if correct else 0.0 for m in metrics}
         rec["extracted"] = answer if correct else str(i + 1)
     return rec
 
@@ -53,11 +53,11 @@ def sample(i: int, correct: bool, error: str | None = None) -> dict:
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
 
-def _task(name: str, chance: float | None) -> Task:
+def _task(name: str, chance: float | None, metrics: tuple[str, ...] = ("accuracy",)) -> Task:
     return Task(
         name=name,
         protocol=f"test protocol for {name}",
-        metrics=("accuracy",),
+        metrics=metrics,
         endpoint_types=("chat",),
         load=list,
         solve=None,  # never called: the records are written here
@@ -75,9 +75,11 @@ def invocation(
     finished: bool = True,
     chance: float | None = None,
     overrides: list[str] | None = None,
+    metrics: dict[str, tuple[str, ...]] | None = None,
 ) -> InvocationRecord:
     """An invocation folder with one finished job per task; tasks maps a task to per-sample correctness;
-    `overrides` as Hydra records a sweep job's (.hydra/overrides.yaml)."""
+    `overrides` as Hydra records a sweep job's (.hydra/overrides.yaml); `metrics` a task's metric names
+    (default: accuracy)."""
     inv = layout.new_id()
     folder = root / f"{layout.stamp(time.time())}-{inv}"
     jobs = []
@@ -96,7 +98,8 @@ def invocation(
         }
         (results / "run_config.json").write_text(json.dumps(config), encoding="utf-8")
         log = checkpoint.SampleLog(results / checkpoint.SAMPLES)
-        records = [sample(i, ok) for i, ok in enumerate(outcomes)]
+        names = (metrics or {}).get(task, ("accuracy",))
+        records = [sample(i, ok, metrics=names) for i, ok in enumerate(outcomes)]
         records += [
             sample(len(outcomes) + k, False, error="HTTP 500 after 1 attempts") for k in range(errors)
         ]
@@ -106,8 +109,10 @@ def invocation(
         events.append(folder / task / layout.EVENTS, "started")
         if finished:
             keys = [r["key"] for r in records]
-            tally = aggregate.tally(("accuracy",), keys, 1, {r["key"]: r for r in records})
-            results_doc = aggregate.results(_task(task, chance), tally, len(keys), len(keys), 1, 0.05, config)
+            tally = aggregate.tally(names, keys, 1, {r["key"]: r for r in records})
+            results_doc = aggregate.results(
+                _task(task, chance, names), tally, len(keys), len(keys), 1, 0.05, config
+            )
             checkpoint.write_json(results / checkpoint.RESULTS_JSON, results_doc)
             (results / checkpoint.RESULTS_YML).write_text(yaml.safe_dump(results_doc), encoding="utf-8")
             events.append(folder / task / layout.EVENTS, "finished", "0")

@@ -17,7 +17,7 @@ def _additions() -> list[Sample]:
     out = []
     for i in range(300):
         a, b = rng.randrange(1000), rng.randrange(1000)
-        out.append(Sample(f"add-{i}", f"What is {a} + {b}?", str(a + b)))
+        out.append(Sample(f"add-{i}", f"What is {a} + {b}?", str(a + b), extra={"category": f"a{a // 100}"}))
     return out
 
 

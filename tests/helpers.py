@@ -3,6 +3,7 @@ user would."""
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -34,6 +35,50 @@ def write_config(
     }
     (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
     return ["--config-dir", str(tmp_path), "--config-name", "cfg"]
+
+
+def write_run_config(
+    results: Path,
+    url: str = "http://127.0.0.1:9/v1/chat/completions",
+    task: str = "add",
+    chat: bool = True,
+    **extra,
+) -> Path:
+    """The harness's own run config (results/run_config.json, launcher.harness.contract.RunConfig), as the
+    host writes it into a task container's /results; `params` are merged into small-run defaults."""
+    results.mkdir(parents=True, exist_ok=True)
+    params = {"parallelism": 8, "request_timeout": 5.0, "max_retries": 3, "max_error_fraction": 0.05}
+    config = {
+        "task": task,
+        "model_id": "fake",
+        "url": url,
+        "endpoint_type": "chat" if chat else "completions",
+        "api_key_env": "API_KEY",
+        "params": {**params, **extra.pop("params", {})},
+        **extra,
+    }
+    path = results / "run_config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+# The invocation folder, id and time every golden script is rendered with (tests/golden).
+GOLDEN_FOLDER = "/data/evals/2026-01-01-00-00-00-0000abcd"
+GOLDEN_ID, GOLDEN_CREATED = "0000abcd", 1767225600.0
+
+
+def plan_of(spec, folder: str = GOLDEN_FOLDER):
+    """The plan spec's executor makes of it, with the golden scripts' folder, id and time."""
+    from launcher.executors.registry import get
+
+    return get(spec.executor)(spec.execution).plan(spec, GOLDEN_ID, folder, GOLDEN_CREATED)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free at this moment (the kernel's pick): another process may still take it first."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def invocation_of(proc) -> str:

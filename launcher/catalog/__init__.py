@@ -15,6 +15,7 @@ import functools
 from dataclasses import dataclass
 
 from launcher import __version__
+from launcher.harness.contract import RUN_CONFIG
 
 HARNESS_IMAGE = f"launcher-harness:{__version__}"
 # The Makefile reads the next line; conf/deployment/llama_cpp.yaml names the tag too (a test checks it).
@@ -23,7 +24,7 @@ BUILD_HINTS = {  # images of ours that no registry has: how to build each
     HARNESS_IMAGE: "build it with `make image`",
     LLAMA_CPP_IMAGE: "build it with `make llama-image`",
 }
-RUN_CONFIG = "/results/run_config.json"  # written by the launcher into the task's results folder
+RUN_CONFIG_IN_CONTAINER = f"/results/{RUN_CONFIG}"  # the task container sees its results folder at /results
 HIDDEN = frozenset({"synthetic"})  # the launcher's own load generator (bench/), not a benchmark
 
 
@@ -39,7 +40,14 @@ class TaskInfo:
     subsample: str = ""  # non-empty when we evaluate fewer items than the reference split
     code: bool = False  # generated code: run.sh adds the sandbox and scoring phases
     image: str = HARNESS_IMAGE
-    command: tuple[str, ...] = ("python3", "-m", "launcher.harness", "run", "--config", RUN_CONFIG)
+    command: tuple[str, ...] = (
+        "python3",
+        "-m",
+        "launcher.harness",
+        "run",
+        "--config",
+        RUN_CONFIG_IN_CONTAINER,
+    )
     source: str = "builtin"
 
 

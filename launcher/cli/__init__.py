@@ -1,5 +1,6 @@
-"""The verbs status, logs, kill, resume, ls, info (export, results, report: launcher.export): parse argv,
-call launcher.api, render. No Hydra here."""
+"""The verbs status, logs, kill, resume, ls, info (export, results, report: launcher.cli.export_verbs;
+compare, gate: launcher.cli.paired_verbs):
+parse argv, call launcher.api, render. No Hydra here."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import json
 import sys
 
-EXPORT_VERBS = ("export", "results", "report")
+from launcher.cli import export_verbs, paired_verbs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,19 +47,14 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="paths, resolved config and commands of an invocation")
     s.add_argument("id", help=ids_help)
 
-    from launcher.export.cli import add_parsers
-
-    add_parsers(sub)  # export, results, report
+    export_verbs.add_parsers(sub)  # export, results, report
+    paired_verbs.add_parsers(sub)  # compare, gate
     return p
 
 
 def dispatch(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.verb in EXPORT_VERBS:
-        from launcher.export import cli as export_cli
-
-        return getattr(export_cli, f"cmd_{args.verb}")(args)
-    return globals()[f"cmd_{args.verb}"](args)
+    return COMMANDS[args.verb](args)
 
 
 def cmd_status(args) -> int:
@@ -146,9 +142,10 @@ def cmd_ls(args) -> int:
         ]
         print(table(["NAME", "SOURCE", "ENDPOINTS", "IMAGE", "PROTOCOL / DESCRIPTION"], cells))
         return 0
+    from launcher import api
     from launcher.cli.render import runs_rows
 
-    rows = runs_rows(limit=args.limit)
+    rows = runs_rows(api.runs(limit=args.limit))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -161,7 +158,6 @@ def cmd_info(args) -> int:
     from pathlib import Path
 
     from launcher import api
-    from launcher.store.layout import HYDRA_DIR, read_regular
 
     for record, _ in api.find([args.id]):
         folder = Path(record.folder)
@@ -181,8 +177,21 @@ def cmd_info(args) -> int:
         print("jobs:")
         for job in record.jobs:
             print(f"  {job.job_id}  {job.task}  {folder / job.folder}  image {job.image}")
-        config = read_regular(folder / HYDRA_DIR / "config.yaml")
+        config = api.resolved_config(record)
         if config is not None:
             print("resolved config:")
             print("  " + config.rstrip().replace("\n", "\n  "))
     return 0
+
+
+# verb -> its command: the one table `launcher VERB` is routed by (launcher.cli.argv, dispatch).
+COMMANDS = {
+    "status": cmd_status,
+    "logs": cmd_logs,
+    "kill": cmd_kill,
+    "resume": cmd_resume,
+    "ls": cmd_ls,
+    "info": cmd_info,
+    **export_verbs.COMMANDS,
+    **paired_verbs.COMMANDS,
+}

@@ -40,6 +40,8 @@ After the run:
   launcher export ID ... [--dest local|mlflow|wandb] [--format csv|json] [-o FILE]
   launcher results ID|SWEEP ... [--rows AXIS] [--cols AXIS] [--format table|markdown|csv|json]
   launcher report ID ... [-o report.html]
+  launcher compare BASE CAND [--task T] [--metric M] [--format text|json|markdown]
+  launcher gate BASE CAND --policy FILE [--verbose] [--format ...]   exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE
   launcher VERB --help     details of a verb
 """
 

@@ -128,7 +128,7 @@ def compose_raw(path: str, tasks: tuple[str, ...] = ()) -> RunContext:
     tasks. The executor is the one the file names in `execution.type`, as NEL's saved configs do."""
     import yaml
 
-    from launcher.__main__ import config_file_args
+    from launcher.cli.argv import config_file_args
     from launcher.cli.omegaconf_yaml import use_libyaml
     from launcher.config import boundary, legacy
 

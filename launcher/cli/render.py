@@ -243,21 +243,15 @@ def overall(states: list[State]) -> str:
     return State.SUCCEEDED.value
 
 
-def runs_rows(limit: int) -> list[dict]:
-    from launcher import api
-    from launcher.errors import LauncherError
-    from launcher.store import index, layout
-
+def runs_rows(runs: list) -> list[dict]:
+    """`ls runs`: one row per api.Run."""
     rows = []
-    for entry in reversed(index.recent(limit)):
-        tasks: object = ""
-        try:
-            record = layout.read_record(entry.folder)
-        except LauncherError:
-            run_state = "MISSING"
+    for run in runs:
+        entry, inv = run.entry, run.status
+        if inv is None:
+            tasks, run_state = "", "MISSING"
         else:
-            inv = api.status_of(record)
-            tasks = len(record.jobs)
+            tasks = len(inv.record.jobs)
             run_state = f"UNKNOWN ({inv.error})" if inv.error else overall([s.state for s in inv.jobs])
         rows.append(
             {

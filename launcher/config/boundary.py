@@ -128,7 +128,7 @@ def to_run_spec(
 
 
 def _check_text(node: Any, key: str) -> None:
-    """H3: no character that could end a script line or an argument early, in any key or value."""
+    """No character that could end a script line or an argument early, in any key or value."""
     if isinstance(node, dict):
         for k, v in node.items():
             name = str(k)
@@ -238,7 +238,7 @@ def _describe(value: Any) -> str:
 
 def _check_env_names(scope: str, env: dict[str, str]) -> None:
     for inner, host in env.items():
-        if looks_secret(host):  # L4: a pasted token can look like a variable name (hf_...)
+        if looks_secret(host):  # a pasted token can look like a variable name (hf_...)
             raise ConfigError(
                 f"{scope}.{inner}",
                 f"looks like a secret value, not the name of a host variable {NOT_SHOWN}",
@@ -271,43 +271,17 @@ def _check_image(key: str, image: str | None) -> None:
 
 
 def _check_execution(execution: Any) -> None:
-    """Checks on the executor's settings by field name: executors share these fields, not a class."""
-    output_dir = getattr(execution, "output_dir", None)
-    if isinstance(output_dir, str) and ":" in output_dir:
-        raise ConfigError(
-            "execution.output_dir",
-            f"{show(output_dir)} contains ':', which docker reads as a mount separator",
-            "Choose a folder without ':'",
-        )
-    remote = getattr(execution, "remote_output_dir", None)
-    if remote is not None and not remote.startswith("/"):
-        raise ConfigError(
-            "execution.remote_output_dir",
-            f"{show(remote)} is not an absolute path (the cluster does not expand ~ or know our folder)",
-            "Give the full path on the cluster, e.g. /home/me/results",
-        )
-    if remote is not None and ":" in remote:
-        raise ConfigError("execution.remote_output_dir", "contains ':'", "Choose a folder without ':'")
-    for name in ("hostname", "username"):
-        value = getattr(execution, name, None)
-        if isinstance(value, str) and (value.startswith("-") or not value.strip() or " " in value):
-            raise ConfigError(
-                f"execution.{name}",
-                f"{show(value)} would be read by ssh as an option or is not a {name}",
-                f"Give a plain {name} (not starting with '-')",
-            )
-    grace = getattr(execution, "stop_grace", None)
-    if grace is not None and grace < 0:
-        raise ConfigError("execution.stop_grace", f"must be 0 or more seconds, got {grace}")
-    for i, arg in enumerate(getattr(execution, "extra_docker_args", ()) or ()):
-        if not isinstance(arg, str):
-            raise ConfigError(f"execution.extra_docker_args[{i}]", "expected a string")
+    """The executor's settings check themselves: its config class's `validate()` (optional for a plugin's)
+    raises ConfigError naming the execution key."""
+    validate = getattr(execution, "validate", None)
+    if callable(validate):
+        validate()
 
 
 def check_machine(spec: RunSpec) -> None:
     """Checks that depend on who launches (kept out of to_run_spec, which is pure): call at preflight.
 
-    L3: the invocation folders are private (0700) to the launching user, so a container running as
+    The invocation folders are private (0700) to the launching user, so a container running as
     anyone else cannot write its results; only the launching user (name, uid or uid:gid) is accepted."""
     execution = spec.execution
     user = getattr(execution, "user", None)

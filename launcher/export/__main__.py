@@ -1,7 +1,6 @@
-"""`python -m launcher.export {export,results,report} ...`: these verbs without the main CLI dispatcher.
+"""`python -m launcher.export auto FOLDER`: auto-export, the last step of run_all.sh and the Slurm export job.
 
-The main CLI routes the same verbs through launcher.export.cli; this entry keeps them runnable (and
-testable) on their own, with the CLI's error contract: one line, exit 2 for bad input, no traceback.
+The verbs export, results and report are `launcher VERB` (launcher.cli.export_verbs).
 """
 
 from __future__ import annotations
@@ -11,22 +10,11 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from launcher.errors import LauncherError
-    from launcher.export import cli
-
-    parser = argparse.ArgumentParser(prog="launcher")
+    parser = argparse.ArgumentParser(prog="python -m launcher.export")
     sub = parser.add_subparsers(dest="verb", required=True)
-    cli.add_parsers(sub)
     auto = sub.add_parser("auto", help="run_all.sh's last step: export by the invocation's auto_export.json")
     auto.add_argument("folder")
-    args = parser.parse_args(argv)
-    if args.verb == "auto":
-        return auto_from_file(args.folder)
-    try:
-        return getattr(cli, f"cmd_{args.verb}")(args)
-    except LauncherError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    return auto_from_file(parser.parse_args(argv).folder)
 
 
 def auto_from_file(folder: str) -> int:

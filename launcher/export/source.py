@@ -25,17 +25,19 @@ from launcher.store.layout import (
     read_record,
     read_regular,
 )
-from launcher.store.layout import RESULTS_JSON as RESULTS_JSON  # exporters upload them: source.RESULTS_*
-from launcher.store.layout import RESULTS_YML as RESULTS_YML
+from launcher.store.layout import TASK_RESULTS_JSON as TASK_RESULTS_JSON  # exporters upload them
+from launcher.store.layout import TASK_RESULTS_YML as TASK_RESULTS_YML
 
 # Names the store, the harness and the proxy own; composed here for reading.
-SAMPLES = f"{RESULTS}/{SAMPLES_FILE}"
+TASK_SAMPLES = f"{RESULTS}/{SAMPLES_FILE}"
 CONFIG = f"{HYDRA_DIR}/config.yaml"
 OVERRIDES = HYDRA_OVERRIDES
 
 
 @dataclass(frozen=True)
-class Score:
+class RunScore:
+    """One score of a TaskRun as export, results and report use it: `name` is metric[.score]."""
+
     metric: str
     score: str
     value: float
@@ -64,11 +66,12 @@ class TaskRun:
     samples: int | None = None
     chance: float | None = None
     finished_at: str | None = None
-    scores: tuple[Score, ...] = ()
+    scores: tuple[RunScore, ...] = ()
     run_config: dict = field(default_factory=dict)  # the harness run config (no secret values: names only)
     headline: str | None = None  # the metric a task leads with (results' `headline`)
     subsample: str | None = None  # how the items were drawn when fewer than the reference split
     overrides: dict[str, str] = field(default_factory=dict)  # the invocation's overrides: key -> value
+    repeats: int | None = None  # samples per item, when the results say
 
     @property
     def has_results(self) -> bool:
@@ -78,19 +81,14 @@ class TaskRun:
         return self.folder / rel
 
 
-def resolve(ident: str) -> list[tuple[InvocationRecord, str | None]]:
-    """(record, job id or None) pairs; the one import of the index resolver (ARCH may move it)."""
-    from launcher.store.index import resolve as index_resolve
-
-    return index_resolve(ident)
-
-
 def load(idents: list[str]) -> list[TaskRun]:
     """Every job of the given invocations, jobs or sweeps (ids, prefixes or invocation folders), in order."""
+    from launcher.store import index
+
     runs: list[TaskRun] = []
     seen: set[str] = set()
     for ident in idents:
-        pairs = [(read_record(ident), None)] if Path(ident, RECORD).is_file() else resolve(ident)
+        pairs = [(read_record(ident), None)] if Path(ident, RECORD).is_file() else index.resolve(ident)
         for record, job_id in pairs:
             for run in load_invocation(record, job_id):
                 if run.job_id not in seen:
@@ -143,7 +141,7 @@ def read_results(run: TaskRun) -> TaskRun:
     entry = found.entry(run.task) if found else None
     if entry is None:
         return run
-    scores = tuple(Score(s.metric, s.name, s.value, s.stderr, s.count, s.errors) for s in entry.scores)
+    scores = tuple(RunScore(s.metric, s.name, s.value, s.stderr, s.count, s.errors) for s in entry.scores)
     return replace(
         run,
         model=found.model_id or run.model,
@@ -151,6 +149,7 @@ def read_results(run: TaskRun) -> TaskRun:
         samples=entry.items if entry.items is not None else scores[0].count if scores else None,
         headline=entry.headline,
         subsample=entry.subsample,
+        repeats=entry.repeats,
         chance=entry.chance,
         finished_at=found.finished_at,
         scores=scores,
@@ -163,7 +162,7 @@ def read_samples(run: TaskRun) -> list[dict]:
     corrupt line is skipped (the file is never modified)."""
     records: dict[str, dict] = {}
     try:
-        with open(run.path(SAMPLES), encoding="utf-8", errors="replace") as fh:
+        with open(run.path(TASK_SAMPLES), encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:
                     rec = json.loads(line)

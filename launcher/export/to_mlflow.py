@@ -10,6 +10,7 @@ and written again. API used: mlflow.tracking.MlflowClient (mlflow 3.17).
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from launcher import __version__
@@ -39,17 +40,48 @@ def params(run: TaskRun) -> dict[str, str]:
     return {k: v[:6000] for k, v in p.items()}  # MLflow's param value limit (6000 chars in mlflow 2.x/3.x)
 
 
+# MLflow (3.x) accepts only letters, digits and `_ - . : /` and spaces in metric names. lm-eval's keys are
+# `metric,filter` (exact_match,flexible-extract) and HumanEval's `pass@1`: `,` becomes `/` (a section in
+# MLflow's and W&B's charts), `@` becomes `_at_`, any other character `_uXXXX_`. The original name is kept
+# in a `launcher.metric.<exported name>` tag; two names meeting in one exported name are refused.
+_RENAMED = {",": "/", "@": "_at_"}
+_ACCEPTED = re.compile(r"[\w\-. :/]")
+TAG_METRIC = "launcher.metric."
+
+
+def exported_name(name: str) -> str:
+    """The name MLflow and W&B receive: 'exact_match,flexible-extract' -> 'exact_match/flexible-extract'."""
+    return "".join(
+        c if c.isascii() and _ACCEPTED.fullmatch(c) else _RENAMED.get(c, f"_u{ord(c):04x}_") for c in name
+    )
+
+
+def metric_names(run: TaskRun) -> dict[str, str]:
+    """Exported name -> the task's own metric name, for every score and its stderr."""
+    out: dict[str, str] = {}
+    for s in run.scores:
+        for own in (s.name, f"{s.name}_stderr") if s.stderr is not None else (s.name,):
+            name = exported_name(own)
+            if out.setdefault(name, own) != own:
+                raise ValueError(
+                    f"metrics {out[name]!r} and {own!r} of {run.job_id} would both export as {name!r}"
+                )
+    return out
+
+
 def metrics(run: TaskRun) -> dict[str, float]:
     out = {}
     for s in run.scores:
-        out[s.name] = s.value
+        out[exported_name(s.name)] = s.value
         if s.stderr is not None:
-            out[f"{s.name}_stderr"] = float(s.stderr)
+            out[exported_name(f"{s.name}_stderr")] = float(s.stderr)
+    metric_names(run)  # refuses a collision
     return out
 
 
 def tags(run: TaskRun) -> dict[str, str]:
     t = {TAG_JOB: run.job_id, TAG_INVOCATION: run.invocation_id, "model": run.model, "task": run.task}
+    t.update({TAG_METRIC + name: own for name, own in metric_names(run).items() if name != own})
     if run.sweep_id:
         t[TAG_SWEEP] = run.sweep_id
     return t
@@ -87,7 +119,11 @@ def export_run(c, experiment_id: str, run: TaskRun, with_samples: bool) -> str:
             metrics=[Metric(k, v, now, 0) for k, v in metrics(run).items()],
             params=[Param(k, v) for k, v in params(run).items()],
         )
-        for rel in (source.RESULTS_JSON, source.RESULTS_YML, *((source.SAMPLES,) if with_samples else ())):
+        for rel in (
+            source.TASK_RESULTS_JSON,
+            source.TASK_RESULTS_YML,
+            *((source.TASK_SAMPLES,) if with_samples else ()),
+        ):
             if run.path(rel).is_file():
                 c.log_artifact(run_id, str(run.path(rel)))
         config = source.resolved_config_text(run)

@@ -8,6 +8,7 @@ its data, its prompts and requests (`solve`) and its per-sample scoring (`score`
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,7 +20,9 @@ class Sample:
     input: str  # the question / context as the reference stores it (after the reference's preprocessing)
     target: str  # the reference answer as the reference stores it (for multiple choice: the gold index)
     choices: tuple[str, ...] = ()  # multiple choice: the options / continuations, in reference order
-    extra: Mapping[str, Any] = field(default_factory=dict)  # anything else the task needs (tests, stub...)
+    # anything else the task needs (tests, stub...); a str `category` (e.g. an MMLU subject) is recorded
+    # with the sample, and paired comparisons cluster their standard errors by it
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,11 @@ class Task:
     subsample: str = ""  # how a subsample was drawn, e.g. "first 100 of 10,042 validation items"
     chance: float | None = None  # chance level of the headline metric, shown next to it
     description: str = ""
+
+
+def registry(spec: str) -> dict[str, Task]:
+    """`module` or `module:attribute` -> task name -> Task (the attribute, default TASKS, may be a
+    mapping or a sequence of tasks)."""
+    module, _, attribute = spec.partition(":")
+    found = getattr(importlib.import_module(module), attribute or "TASKS")
+    return dict(found) if isinstance(found, dict) else {t.name: t for t in found}

@@ -7,6 +7,7 @@ is cut off before anything is appended, so the file always parses.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,11 @@ PROGRESS_EVERY = 1.0  # seconds between progress.json updates
 # one class or one escape); a line it does not match is parsed whole instead.
 _HEAD = re.compile(
     rb'\{"key": ("(?:[^"\\]|\\.)*"), "error": (null|"(?:[^"\\]|\\.)*"), "scores": (null|\{[^{}]*\})'
+)
+# The heads of a block of lines at C speed (findall over b"\n" + block): the same shape, for keys without
+# escapes; a line it misses (an escaped key) is for the caller to parse whole.
+LINE_HEADS = re.compile(
+    rb'\n\{"key": "([^"\\\n]*)", "error": (null|"(?:[^"\\\n]|\\.)*"), "scores": (null|\{[^{}\n]*\})'
 )
 BLOCK = 1 << 20  # bytes read at once
 
@@ -205,3 +211,31 @@ def write_text(path: Path, text: str) -> None:
     with sigterm.deferred():
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+
+
+# ---- verdicts.jsonl: the sandbox's judgement of each saved program -------------------------------------
+
+
+def program_digest(program: str) -> str:
+    """Names a program in a verdict line: a verdict holds only for the exact program it judged."""
+    return hashlib.sha256(program.encode()).hexdigest()
+
+
+def verdict_line(key: str, digest: str, passed: bool, detail: str) -> str:
+    return json.dumps({"key": key, "program": digest, "passed": passed, "detail": detail}) + "\n"
+
+
+def read_verdicts(path: Path, keys: set[str]) -> dict[tuple[str, str], dict]:
+    """(key, program digest) -> verdict; lines for other keys are ignored (the sandbox's stdout only)."""
+    verdicts: dict[tuple[str, str], dict] = {}
+    if not path.exists():
+        return verdicts
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            v = json.loads(line)
+            key, digest, passed = v["key"], v["program"], v["passed"]
+        except (ValueError, RecursionError, KeyError, TypeError):
+            continue
+        if key in keys and isinstance(digest, str) and isinstance(passed, bool):
+            verdicts[(key, digest)] = v
+    return verdicts

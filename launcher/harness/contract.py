@@ -2,7 +2,7 @@
 the run config (`/results/run_config.json`), the phases a task runs in, and the sandbox container argv.
 
 The host writes a RunConfig with `to_json()`; the harness reads it with `from_json()`, which also accepts
-the first round's files (task, model_id, url, endpoint_type, api_key_env, params) unchanged.
+a file of only task, model_id, url, endpoint_type, api_key_env and params (every other key has a default).
 """
 
 from __future__ import annotations

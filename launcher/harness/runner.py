@@ -5,7 +5,6 @@ aggregate; this module wires them and owns the exit codes."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import math
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.harness import aggregate, checkpoint, sigterm
-from launcher.harness.api import Context, Sample, Task, Unsupported
+from launcher.harness.api import Context, Sample, Task, Unsupported, registry
 from launcher.harness.contract import RUN_CONFIG, SANDBOX_UID, ConfigError, RunConfig
 from launcher.harness.redact import Redactor
 
@@ -64,8 +63,6 @@ class Run:
 
 
 def find_task(module: str, name: str) -> Task:
-    from launcher.harness.scoring import registry
-
     try:
         tasks = registry(module)
     except (ImportError, AttributeError) as err:
@@ -160,10 +157,6 @@ def workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))  # scoring processes; requests wait on the endpoint, not here
 
 
-def program_digest(program: str) -> str:
-    return hashlib.sha256(program.encode()).hexdigest()
-
-
 def check_scores(task: Task, scores: dict) -> str | None:
     """Why these scores are unusable, or None."""
     missing = [m for m in task.metrics if m not in scores]
@@ -213,6 +206,8 @@ async def evaluate(
             "input": sample.input,
             "target": sample.target,
         }
+        if isinstance(sample.extra.get("category"), str):  # e.g. an MMLU subject: comparisons cluster by it
+            record["category"] = sample.extra["category"]
         ctx = Context(params=params, repeat=repeat, endpoint_type=config.endpoint_type)
         try:
             output = await task.solve(sample, view, ctx)
@@ -337,33 +332,17 @@ def score(results_dir: Path, module: str) -> int:
     return finish(run_, records)
 
 
-def read_verdicts(path: Path, keys: set[str]) -> dict[tuple[str, str], dict]:
-    """(key, program digest) -> verdict; lines for other keys are ignored (the sandbox's stdout only)."""
-    verdicts: dict[tuple[str, str], dict] = {}
-    if not path.exists():
-        return verdicts
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            v = json.loads(line)
-            key, digest, passed = v["key"], v["program"], v["passed"]
-        except (ValueError, RecursionError, KeyError, TypeError):
-            continue
-        if key in keys and isinstance(digest, str) and isinstance(passed, bool):
-            verdicts[(key, digest)] = v
-    return verdicts
-
-
 def score_code(run_: Run, required: bool) -> int:
     keys = run_.keys()
     records = checkpoint.load_samples(run_.results_dir / checkpoint.SAMPLES, keys)
-    verdicts = read_verdicts(run_.results_dir / checkpoint.VERDICTS, keys)
+    verdicts = checkpoint.read_verdicts(run_.results_dir / checkpoint.VERDICTS, keys)
     by_id = {s.id: s for s in run_.items}
     unexecuted = 0
     for record in records.values():
         record.pop("scores", None)
         if record.get("error") is not None or not isinstance(record.get("output"), dict):
             continue
-        digest = program_digest(run_.task.program(by_id[record["id"]], record["output"]))
+        digest = checkpoint.program_digest(run_.task.program(by_id[record["id"]], record["output"]))
         verdict = verdicts.get((record["key"], digest))
         if verdict is None:
             unexecuted += 1

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import resource
 import secrets
@@ -203,26 +202,22 @@ def reap() -> None:
 
 def execute(run, out: TextIO, uid: int = SANDBOX_UID, python: str = sys.executable) -> int:
     """One verdict line per saved, not yet judged program of `run` (a runner.Run)."""
-    from launcher.harness.runner import program_digest, read_verdicts
-
     task = run.task
     if task.program is None:
         return 0  # nothing to execute for this task
     keys = {k for _, _, k in run.jobs()}
     records = checkpoint.load_samples(run.results_dir / checkpoint.SAMPLES, keys, repair=False)
-    judged = read_verdicts(run.results_dir / checkpoint.VERDICTS, keys)
+    judged = checkpoint.read_verdicts(run.results_dir / checkpoint.VERDICTS, keys)
     by_id = {s.id: s for s in run.items}
     order = {key: i for i, (_, _, key) in enumerate(run.jobs())}
     for record in sorted(records.values(), key=lambda r: order[r["key"]]):  # the task's order, every time
         if record.get("error") is not None or not isinstance(record.get("output"), dict):
             continue
         program = task.program(by_id[record["id"]], record["output"])
-        digest = program_digest(program)
+        digest = checkpoint.program_digest(program)
         if (record["key"], digest) in judged:
             continue
         passed, detail = run_program(program, uid, TIMEOUT, python)
-        out.write(
-            json.dumps({"key": record["key"], "program": digest, "passed": passed, "detail": detail}) + "\n"
-        )
+        out.write(checkpoint.verdict_line(record["key"], digest, passed, detail))
         out.flush()
     return 0

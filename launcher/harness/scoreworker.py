@@ -53,7 +53,7 @@ def die_with(parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from launcher.harness.scoring import registry
+    from launcher.harness.api import registry
 
     parent, *argv = argv
     die_with(int(parent))

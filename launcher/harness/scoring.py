@@ -11,9 +11,8 @@ write and one line read. A worker answers in order, so the sample at the head of
 is scoring; its time limit runs from the previous answer. When it overruns, that worker is killed, that
 sample alone errors and the samples queued behind it go to a fresh worker.
 
-(The previous design, a multiprocessing.Pool per slot with one apply_async round trip per sample, cost
-three threads contending for the GIL with the loop; its batching variant also swallowed cancellation
-while it rescored a failed batch one by one, so close() could leave it spawning pools after shutdown.)
+Not a multiprocessing.Pool: one apply_async round trip per sample costs threads that contend for the GIL
+with the loop.
 """
 
 from __future__ import annotations
@@ -21,12 +20,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import importlib
 import json
 import os
 import pickle
 import sys
-from typing import Any
 
 from launcher.harness.api import Sample
 from launcher.harness.scoreworker import frame
@@ -48,14 +45,6 @@ class ScoringTimeout(Exception):
 
 class ScoringFailed(Exception):
     """The scorer raised ("<Type>: <message>"), or its worker died or could not start."""
-
-
-def registry(spec: str) -> dict[str, Any]:
-    """`module` or `module:attribute` -> task name -> api.Task (the attribute, default TASKS, may be a
-    mapping or a sequence of tasks)."""
-    module, _, attribute = spec.partition(":")
-    found = getattr(importlib.import_module(module), attribute or "TASKS")
-    return dict(found) if isinstance(found, dict) else {t.name: t for t in found}
 
 
 class _Worker:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -63,12 +62,6 @@ PROGRESS_PATH = "/proxy/progress"
 
 def progress_url(port: int) -> str:
     return f"http://127.0.0.1:{port}{PROGRESS_PATH}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def render_start(python: str, port: int | str, ready_timeout: int = 30, config: str = CONFIG_FILE) -> str:

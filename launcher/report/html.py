@@ -285,6 +285,7 @@ def build(runs: list[TaskRun]) -> tuple[str, int]:
 </div>
 <div id="samples"></div>
 <script type="application/json" id="samples-data">{script_json({"fields": FIELDS, "jobs": jobs})}</script>
+<script>{(HERE / "browser.js").read_text(encoding="utf-8")}</script>
 <script>{(HERE / "report.js").read_text(encoding="utf-8")}</script>
 </body></html>
 """

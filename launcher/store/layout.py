@@ -35,13 +35,13 @@ LOGS = "logs"
 LAUNCHER_LOG = "logs/launcher.jsonl"
 RESULTS = "results"
 OUTPUT_LOG = "logs/output.log"
-PROGRESS = "results/progress.json"
+TASK_PROGRESS = "results/progress.json"
 # A NEL catalogue task's: nemo-evaluator 0.2.8 writes its merged run config when it starts, and its
 # progress_tracking interceptor the count of answered requests (launcher.catalog.nel.with_progress).
 NEL_PROGRESS = "results/progress"
 NEL_RUN_CONFIG = "results/run_config.yml"
-RESULTS_JSON = "results/results.json"
-RESULTS_YML = "results/results.yml"
+TASK_RESULTS_JSON = "results/results.json"
+TASK_RESULTS_YML = "results/results.yml"
 RUN_CONFIG_FILE = "results/run_config.json"
 LOCK = ".lock"  # held by whoever starts the invocation's work (launch, resume)
 

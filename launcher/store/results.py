@@ -21,9 +21,9 @@ from launcher.errors import LauncherError
 from launcher.store.layout import (
     NEL_PROGRESS,
     NEL_RUN_CONFIG,
-    PROGRESS,
-    RESULTS_JSON,
-    RESULTS_YML,
+    TASK_PROGRESS,
+    TASK_RESULTS_JSON,
+    TASK_RESULTS_YML,
     read_regular,
 )
 
@@ -60,6 +60,7 @@ class TaskResults:
     headline: str | None = None  # the metric the task leads with
     items: int | None = None  # items evaluated
     subsample: str | None = None  # how the items were drawn when fewer than the reference split
+    repeats: int | None = None  # samples per item (`<id>#<repeat>` keys when more than 1)
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,15 @@ def read(task_dir: str | Path) -> Results | None:
 
 
 def _document(task_dir: str):
-    text = read_regular(os.path.join(task_dir, RESULTS_JSON))
+    text = read_regular(os.path.join(task_dir, TASK_RESULTS_JSON))
     if text is not None:
         try:
             return json.loads(text)
         except ValueError as err:
-            raise UnreadableResults(f"cannot read {os.path.join(task_dir, RESULTS_JSON)}: {err}") from None
-    text = read_regular(os.path.join(task_dir, RESULTS_YML))
+            raise UnreadableResults(
+                f"cannot read {os.path.join(task_dir, TASK_RESULTS_JSON)}: {err}"
+            ) from None
+    text = read_regular(os.path.join(task_dir, TASK_RESULTS_YML))
     if text is None:
         return None
     import yaml  # only for a harness image that writes YAML alone (NEL's)
@@ -119,7 +122,9 @@ def _document(task_dir: str):
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
         problem = " ".join(str(err).split())  # YAML's messages span lines
-        raise UnreadableResults(f"cannot read {os.path.join(task_dir, RESULTS_YML)}: {problem}") from None
+        raise UnreadableResults(
+            f"cannot read {os.path.join(task_dir, TASK_RESULTS_YML)}: {problem}"
+        ) from None
 
 
 def _entry(task: str, body, top: dict) -> TaskResults:
@@ -157,6 +162,7 @@ def _entry(task: str, body, top: dict) -> TaskResults:
         _str(body.get("headline")),
         items if items is not None else _items(top.get("samples")),
         _str(samples.get("subsample")) if isinstance(samples, dict) else None,
+        _int(samples.get("repeats")) if isinstance(samples, dict) else None,
     )
 
 
@@ -176,7 +182,7 @@ def headline(task_dir: str | Path) -> str:
 
 def progress(task_dir: str | Path) -> tuple[int | None, int | None]:
     """(done, total): our harness's progress.json, else a NEL catalogue task's (nel_progress)."""
-    text = read_regular(os.path.join(task_dir, PROGRESS))
+    text = read_regular(os.path.join(task_dir, TASK_PROGRESS))
     if text is None:
         return nel_progress(task_dir)
     try:

@@ -106,3 +106,8 @@ class ExecutorContract:
             time.sleep(0.2)
         chunks = list(executor.logs(record, plan.jobs[0].job_id, follow=False))
         assert all(isinstance(c, str) for c in chunks)
+        stats = executor.proxy_stats(record)  # `status --detail`
+        assert stats is None or (isinstance(stats[0], dict) and isinstance(stats[1], bool)), stats
+        assert all(isinstance(k, str) for k in executor.describe())  # `info`
+        line = self.executor_class.stop_orphan("ffffffff")  # `kill` of an id whose folder is gone
+        assert line is None or isinstance(line, str), line

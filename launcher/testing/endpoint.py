@@ -17,6 +17,10 @@ recording model to learn the requests it sends; then
 after itself, abetlen/llama-cpp-python#1983); `none` returns log-probs for the generated token only, as
 llama.cpp's server does. Replies carry finish_reason and usage.
 
+`--correct-share S` (oracle): a generation sample is answered right only when a hash of its sample key
+falls below S, so it scores about S; the items answered right at a lower share are a subset of those at
+a higher one (paired comparisons of two "models" with a known difference).
+
 `--fault-rate` makes that share of first requests fail (500, 503, 429 with Retry-After, dropped
 connection, a response slower than `--slow` seconds, malformed JSON, an HTML error page; `--faults`
 picks kinds, including `gzip-bomb` (a small gzip body inflating past any sane cap), `deep-json` (a
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import re
@@ -202,6 +207,11 @@ def prompt_logprobs(prompt: str, generated: str, known: tuple[int, bool] | None,
     }
 
 
+def share_of(sample_key: str) -> float:
+    """A fixed point in [0, 1) per sample (the same on every machine and run)."""
+    return int.from_bytes(hashlib.sha256(sample_key.encode()).digest()[:8], "big") / 2**64
+
+
 # ---- the server ------------------------------------------------------------------------------------------
 
 
@@ -214,11 +224,15 @@ class Endpoint:
         self.random = random.Random(seed)
         self.replies: dict[str, str] = {}
         self.known_logprobs: dict[str, tuple[int, bool]] = {}
+        self.share = options.get("correct_share")
+        self.wrong_replies: dict[str, str] = {}
         if mode in ("oracle", "wrong"):
-            from launcher.harness.scoring import registry
+            from launcher.harness.api import registry
 
-            tasks = registry(options.get("tasks") or "launcher.harness.benchmarks").values()
-            self.replies, self.known_logprobs = asyncio.run(learn(list(tasks), mode == "oracle"))
+            tasks = list(registry(options.get("tasks") or "launcher.harness.benchmarks").values())
+            self.replies, self.known_logprobs = asyncio.run(learn(tasks, mode == "oracle"))
+            if mode == "oracle" and self.share is not None:
+                self.wrong_replies, _ = asyncio.run(learn(tasks, False))
         self.requests: Counter[str] = Counter()  # per request (its key: endpoint type + prompt)
         self.samples: Counter[str] = Counter()  # per sample key of the task that sends it (oracle/wrong)
         self.faulted: Counter[str] = Counter()
@@ -262,6 +276,8 @@ class Endpoint:
             return await self.fault(request, self.random.choice(self.faults))
         generated = " x"
         text = "ok" if self.mode == "echo" else self.replies.get(key, "I do not know.")
+        if key in self.wrong_replies and share_of(SAMPLE_OF.get(key, key)) >= self.share:
+            text = self.wrong_replies[key]
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
         else:
@@ -380,10 +396,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--slow", type=float, default=3.0, help="seconds a 'slow' fault takes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--correct-share", type=float, default=None, help="oracle: answer about this share of samples right"
+    )
     parser.add_argument("--capacity", type=int, default=None, help="requests served at once (K)")
     parser.add_argument("--overflow", choices=("429", "queue"), default="429", help="above --capacity")
     parser.add_argument("--retry-after", type=float, default=1.0, help="seconds, with --overflow 429")
     args = parser.parse_args(argv)
+    if args.correct_share is not None and not (0 <= args.correct_share <= 1 and args.mode == "oracle"):
+        parser.error("--correct-share: a share between 0 and 1, with --mode oracle")
     faults = tuple(f for f in args.faults.split(",") if f)
     unknown = sorted(set(faults) - set(FAULTS + EXTRA_FAULTS))
     if unknown:
@@ -398,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
         faults=faults,
         persist=args.fault_persist,
         tasks=args.tasks,
+        correct_share=args.correct_share,
         capacity=args.capacity,
         overflow=args.overflow,
         retry_after=args.retry_after,

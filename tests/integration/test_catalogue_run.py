@@ -23,12 +23,13 @@ import yaml
 from helpers import invocation_of, jobs, labelled_containers, unavailable, wait_for
 
 from launcher.store.results import scores
+from launcher.testing import caches
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 NEL_IMAGE = (ROOT / "images/nel/IMAGE").read_text().strip()  # `make nel-image` builds it
 TASK = "simple_evals.gpqa_diamond"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "launcher"
+CACHE = caches.root()
 GPQA_CACHE = CACHE / "nel-data/hf-datasets/Idavidrein___gpqa"  # scripts/build-nel-image.sh writes it
 RIGHT = 3  # the endpoint answers the first RIGHT distinct questions correctly, every later one wrongly
 

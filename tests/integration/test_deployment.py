@@ -1,24 +1,17 @@
 """deployment: a model server container started before the tasks, waited for, and always stopped."""
 
 import json
-import socket
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TEST_IMAGE, invocation_of, labelled_containers
+from helpers import TEST_IMAGE, free_port, invocation_of, labelled_containers
 
 from launcher.catalog import LLAMA_CPP_IMAGE
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(tmp_path, deployment, tasks):

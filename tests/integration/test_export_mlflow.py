@@ -4,7 +4,6 @@ back through MlflowClient: one run per task, params, metrics with stderr, tags, 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,9 @@ from pathlib import Path
 
 import pytest
 from export_fixtures import invocation
-from helpers import unavailable
+from helpers import free_port, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +68,7 @@ def mlflow_server(tmp_path_factory):
 
 def export(cli_env, *args):
     return subprocess.run(
-        [sys.executable, "-m", "launcher.export", "export", *args],
+        [sys.executable, "-m", "launcher", "export", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), **cli_env},
@@ -115,6 +108,37 @@ def test_mlflow_one_run_per_task_read_back_and_idempotent(tmp_path, mlflow_serve
     assert {"results.json", "results.yml", "samples.jsonl", "config.yaml"} <= artifacts
     config = Path(client.download_artifacts(gsm.info.run_id, "config.yaml", str(tmp_path))).read_text()
     assert "hf_secretvalue123" not in config and "API_KEY" in config  # secret values redacted, names kept
+
+
+def test_every_builtin_metric_exports_under_a_name_mlflow_accepts(tmp_path, mlflow_server):
+    """lm-eval's `exact_match,flexible-extract` and HumanEval's `pass@1` are refused by MLflow as they are:
+    each built-in's metrics arrive under their documented exported names, the task's own name in a tag."""
+    from mlflow.tracking import MlflowClient
+
+    from launcher.export.to_mlflow import TAG_METRIC, exported_name
+    from launcher.harness.benchmarks import TASKS
+
+    metrics = {name: task.metrics for name, task in TASKS.items()}
+    rec = invocation(
+        tmp_path / "runs", "model-b", {name: [True, True, False] for name in TASKS}, metrics=metrics
+    )
+    proc = export(
+        {"MLFLOW_TRACKING_URI": mlflow_server}, rec.invocation_id, "--dest", "mlflow", "--experiment", "all"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    client = MlflowClient(tracking_uri=mlflow_server)
+    runs = client.search_runs([client.get_experiment_by_name("all").experiment_id], max_results=1000)
+    by_task = {r.data.tags["task"]: r for r in runs}
+    assert set(by_task) == set(TASKS)
+    assert exported_name("exact_match,flexible-extract") == "exact_match/flexible-extract"
+    assert exported_name("pass@1") == "pass_at_1"
+    for name, task in TASKS.items():
+        data = by_task[name].data
+        for metric in task.metrics:
+            assert data.metrics[exported_name(metric)] == pytest.approx(2 / 3), (name, metric)
+            assert exported_name(f"{metric}_stderr") in data.metrics
+            if exported_name(metric) != metric:
+                assert data.tags[TAG_METRIC + exported_name(metric)] == metric
 
 
 def test_mlflow_unreachable_says_what_failed_and_changes_nothing(tmp_path):

@@ -30,7 +30,7 @@ def test_wandb_offline_run_read_back_and_same_id_on_reexport(tmp_path):
         "WANDB_SILENT": "true",
         "WANDB_API_KEY": "",
     }
-    argv = [sys.executable, "-m", "launcher.export", "export", rec.invocation_id, "--dest", "wandb"]
+    argv = [sys.executable, "-m", "launcher", "export", rec.invocation_id, "--dest", "wandb"]
     for _ in range(2):
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -54,3 +54,38 @@ def test_wandb_offline_run_read_back_and_same_id_on_reexport(tmp_path):
         timeout=120,
     )
     assert dry.returncode == 0 and "Would sync 1 run" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+
+
+def test_wandb_builtin_metric_names_as_mlflow_gets_them(tmp_path):
+    """W&B receives the same exported names as MLflow (`exact_match/flexible-extract`, `pass_at_1`)."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        unavailable("wandb is not installed", "pip install 'launcher[wandb]' (the test extra has it)")
+    from launcher.export.to_mlflow import exported_name
+    from launcher.harness.benchmarks import TASKS
+
+    tasks = {"gsm8k_cot_zeroshot": [True, False], "humaneval_chat": [True, True]}
+    rec = invocation(tmp_path / "runs", "model-a", tasks, metrics={n: TASKS[n].metrics for n in tasks})
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_SILENT": "true",
+        "WANDB_API_KEY": "",
+    }
+    argv = [sys.executable, "-m", "launcher", "export", rec.invocation_id, "--dest", "wandb"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summaries = {}
+    for path in sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb")):
+        summary, _, _, run_id = summary_config_files(path)
+        summaries[run_id] = summary
+    gsm, humaneval = (
+        summaries[f"launcher-{rec.invocation_id}-0"],
+        summaries[f"launcher-{rec.invocation_id}-1"],
+    )
+    for metric in TASKS["gsm8k_cot_zeroshot"].metrics:
+        assert gsm[exported_name(metric)] == pytest.approx(0.5) and "," not in exported_name(metric)
+    assert humaneval["pass_at_1"] == pytest.approx(1.0)

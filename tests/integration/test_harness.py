@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import write_run_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -70,23 +71,6 @@ def endpoint():
         ep.stop()
 
 
-def write_config(results: Path, url: str, task: str = "add", chat: bool = True, **extra) -> Path:
-    results.mkdir(parents=True, exist_ok=True)
-    params = {"parallelism": 8, "request_timeout": 5.0, "max_retries": 3, "max_error_fraction": 0.05}
-    config = {
-        "task": task,
-        "model_id": "fake",
-        "url": url,
-        "endpoint_type": "chat" if chat else "completions",
-        "api_key_env": "API_KEY",
-        "params": {**params, **extra.pop("params", {})},
-        **extra,
-    }
-    path = results / "run_config.json"
-    path.write_text(json.dumps(config))
-    return path
-
-
 def harness(*args, tasks: str = "harness_tasks", env=None, **kw):
     return subprocess.run(
         [sys.executable, "-m", "launcher.harness", "--tasks", tasks, *map(str, args)],
@@ -117,7 +101,7 @@ def samples(results: Path) -> list[dict]:
 def test_oracle_scores_one_results_carry_protocol_samples_and_errors(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle")
     r = tmp_path / "r"
-    proc = harness("run", "--config", write_config(r, ep.url(), params={"limit_samples": 40}))
+    proc = harness("run", "--config", write_run_config(r, ep.url(), params={"limit_samples": 40}))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     entry = yaml.safe_load((r / "results.yml").read_text())["results"]["tasks"]["add"]
     assert entry["metrics"]["exact_match"]["scores"]["exact_match"] == {
@@ -134,14 +118,14 @@ def test_oracle_scores_one_results_carry_protocol_samples_and_errors(endpoint, t
 
 def test_wrong_answers_score_zero_on_a_completions_endpoint(endpoint, tmp_path):
     ep = endpoint("--mode", "wrong")
-    config = write_config(tmp_path / "r", ep.url(chat=False), chat=False, params={"limit_samples": 10})
+    config = write_run_config(tmp_path / "r", ep.url(chat=False), chat=False, params={"limit_samples": 10})
     assert harness("run", "--config", config).returncode == 0
     assert value(tmp_path / "r", "add", "exact_match") == 0.0
 
 
 def test_faults_are_retried_and_score_as_a_clean_endpoint(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle", "--fault-rate", "0.3", "--slow", "1.5")
-    config = write_config(tmp_path / "r", ep.url(), params={"limit_samples": 100, "request_timeout": 1.0})
+    config = write_run_config(tmp_path / "r", ep.url(), params={"limit_samples": 100, "request_timeout": 1.0})
     proc = harness("run", "--config", config)
     assert proc.returncode == 0, proc.stdout
     assert value(tmp_path / "r", "add", "exact_match") == 1.0
@@ -150,7 +134,7 @@ def test_faults_are_retried_and_score_as_a_clean_endpoint(endpoint, tmp_path):
 
 def test_errors_are_counted_apart_and_fail_the_run_above_the_limit(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle", "--fault-rate", "0.3", "--faults", "500", "--fault-persist")
-    config = write_config(tmp_path / "r", ep.url(), params={"limit_samples": 60, "max_retries": 1})
+    config = write_run_config(tmp_path / "r", ep.url(), params={"limit_samples": 60, "max_retries": 1})
     proc = harness("run", "--config", config)
     assert proc.returncode == 1 and "task failed:" in proc.stdout and "HTTP 500" in proc.stdout
     entry = task_results(tmp_path / "r", "add")
@@ -160,7 +144,7 @@ def test_errors_are_counted_apart_and_fail_the_run_above_the_limit(endpoint, tmp
 
 
 def test_endpoint_down_fails_clearly_and_keeps_the_records(tmp_path):
-    config = write_config(
+    config = write_run_config(
         tmp_path / "r", "http://127.0.0.1:9/v1/chat/completions", params={"limit_samples": 5}
     )
     proc = harness("run", "--config", config)
@@ -187,7 +171,7 @@ def start_until(config: Path, results: Path, finished: int, tasks: str = "harnes
 def test_kill_9_then_restart_requests_no_finished_sample_again(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle", "--latency", "0.02")
     r = tmp_path / "r"
-    config = write_config(r, ep.url(), params={"parallelism": 4})
+    config = write_run_config(r, ep.url(), params={"parallelism": 4})
     proc = start_until(config, r, finished=60)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -212,7 +196,7 @@ def test_kill_9_then_restart_requests_no_finished_sample_again(endpoint, tmp_pat
 def test_sigterm_stops_promptly_with_a_distinct_code(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle", "--latency", "0.2")
     r = tmp_path / "r"
-    proc = start_until(write_config(r, ep.url(), params={"parallelism": 2}), r, finished=4)
+    proc = start_until(write_run_config(r, ep.url(), params={"parallelism": 2}), r, finished=4)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 143 and "stopped by SIGTERM" in out
@@ -224,13 +208,13 @@ def test_a_scorer_that_never_returns_costs_its_sample_not_the_loop(endpoint, tmp
     the sample errors after score_timeout, and SIGTERM mid-scoring still ends the run at once."""
     ep = endpoint("--mode", "echo")
     r = tmp_path / "r"
-    config = write_config(r, ep.url(), task="frozen", params={"score_timeout": 1.0})
+    config = write_run_config(r, ep.url(), task="frozen", params={"score_timeout": 1.0})
     proc = harness("run", "--config", config, tasks="harness_tasks:FROZEN_TASKS")
     assert proc.returncode == 1, proc.stdout
     assert all("scoring took longer than 1 s" in x["error"] for x in samples(r)) and len(samples(r)) == 3
 
     (r / "samples.jsonl").unlink()
-    write_config(r, ep.url(), task="frozen", params={"score_timeout": 600.0})
+    write_run_config(r, ep.url(), task="frozen", params={"score_timeout": 600.0})
     running = subprocess.Popen(
         [
             sys.executable,
@@ -259,7 +243,7 @@ def test_loglikelihood_multiple_choice_oracle_wrong_and_subsample(endpoint, tmp_
     for mode, expected in (("oracle", 1.0), ("wrong", 0.0)):
         ep = endpoint("--mode", mode)
         r = tmp_path / mode
-        proc = harness("run", "--config", write_config(r, ep.url(chat=False), task="choice", chat=False))
+        proc = harness("run", "--config", write_run_config(r, ep.url(chat=False), task="choice", chat=False))
         assert proc.returncode == 0, proc.stdout
         assert value(r, "choice", "acc") == expected and value(r, "choice", "acc_norm") == expected
         entry = task_results(r, "choice")
@@ -279,7 +263,7 @@ def test_an_endpoint_with_unusable_logprobs_fails_the_task_with_the_reason(
 ):
     ep = endpoint("--mode", "oracle", "--logprobs", logprobs)
     r = tmp_path / "r"
-    proc = harness("run", "--config", write_config(r, ep.url(chat=False), task="choice", chat=False))
+    proc = harness("run", "--config", write_run_config(r, ep.url(chat=False), task="choice", chat=False))
     assert (
         proc.returncode == 1 and reason in proc.stdout and "cannot run against this endpoint" in proc.stdout
     )
@@ -287,26 +271,27 @@ def test_an_endpoint_with_unusable_logprobs_fails_the_task_with_the_reason(
 
 
 def test_a_chat_endpoint_for_a_completions_only_task_is_a_config_error(tmp_path):
-    proc = harness("run", "--config", write_config(tmp_path / "r", "http://127.0.0.1:9/v1/x", task="choice"))
+    config = write_run_config(tmp_path / "r", "http://127.0.0.1:9/v1/x", task="choice")
+    proc = harness("run", "--config", config)
     assert proc.returncode == 2 and "runs against completions endpoints" in proc.stdout
 
 
 def test_repeats_keys_per_item_mean_then_task_mean(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle")
     r = tmp_path / "r"
-    assert harness("run", "--config", write_config(r, ep.url(), task="repeats")).returncode == 0
+    assert harness("run", "--config", write_run_config(r, ep.url(), task="repeats")).returncode == 0
     assert sorted(x["key"] for x in samples(r))[:4] == ["add-0#0", "add-0#1", "add-0#2", "add-0#3"]
     entry = task_results(r, "repeats")
     assert entry["samples"]["repeats"] == 4 and value(r, "repeats", "exact_match") == 0.5
     assert entry["metrics"]["exact_match"]["scores"]["exact_match"]["stats"]["count"] == 5
-    write_config(r, ep.url(), task="repeats", repeats=2)  # the run config's repeats win over the task's
+    write_run_config(r, ep.url(), task="repeats", repeats=2)  # the run config's repeats win over the task's
     assert harness("score", r).returncode == 0 and task_results(r, "repeats")["samples"]["repeats"] == 2
 
 
 def test_secret_values_are_redacted_from_everything_stored_or_printed(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle", "--fault-rate", "1", "--faults", "leak-auth")
     r = tmp_path / "r"
-    config = write_config(r, ep.url(), params={"limit_samples": 5}, redact_env=["HF_TOKEN"])
+    config = write_run_config(r, ep.url(), params={"limit_samples": 5}, redact_env=["HF_TOKEN"])
     secrets = {"API_KEY": "sk-harness-secret-1", "HF_TOKEN": "hf_other_secret_2"}
     proc = harness("run", "--config", config, env=secrets)
     assert proc.returncode == 1 and "[redacted $API_KEY]" in proc.stdout
@@ -321,7 +306,7 @@ def test_a_gzip_bomb_is_capped_on_decompressed_bytes(endpoint, tmp_path):
     r = tmp_path / "r"
     # request_timeout: the endpoint compresses its 1 GiB bomb at the first request (seconds on a busy machine)
     params = {"limit_samples": 2, "max_retries": 0, "parallelism": 1, "request_timeout": 120.0}
-    config = write_config(r, ep.url(), params=params)
+    config = write_run_config(r, ep.url(), params=params)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -348,7 +333,7 @@ def test_a_gzip_bomb_is_capped_on_decompressed_bytes(endpoint, tmp_path):
 def test_a_deeply_nested_reply_errors_that_sample_only(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle", "--fault-rate", "0.2", "--faults", "deep-json", "--fault-persist")
     r = tmp_path / "r"
-    config = write_config(
+    config = write_run_config(
         r, ep.url(), params={"limit_samples": 50, "max_retries": 0, "max_error_fraction": 1}
     )
     proc = harness("run", "--config", config)
@@ -361,7 +346,7 @@ def test_a_deeply_nested_reply_errors_that_sample_only(endpoint, tmp_path):
 def test_forged_checkpoint_lines_are_ignored(endpoint, tmp_path):
     ep = endpoint("--mode", "wrong")
     r = tmp_path / "r"
-    config = write_config(r, ep.url(), params={"limit_samples": 8})
+    config = write_run_config(r, ep.url(), params={"limit_samples": 8})
     assert harness("run", "--config", config).returncode == 0
     forged = {
         "key": "add-0",
@@ -380,7 +365,8 @@ def test_forged_checkpoint_lines_are_ignored(endpoint, tmp_path):
 def test_score_sends_no_request(endpoint, tmp_path):
     ep = endpoint("--mode", "oracle")
     r = tmp_path / "r"
-    assert harness("run", "--config", write_config(r, ep.url(), params={"limit_samples": 8})).returncode == 0
+    config = write_run_config(r, ep.url(), params={"limit_samples": 8})
+    assert harness("run", "--config", config).returncode == 0
     ep.stop()
     before = json.loads((r / "results.json").read_text())["results"]
     assert harness("score", r).returncode == 0
@@ -413,7 +399,7 @@ def test_code_task_phases_on_the_host(endpoint, tmp_path):
     for mode, expected in (("oracle", 1.0), ("wrong", 0.0)):
         ep = endpoint("--mode", mode)
         r = tmp_path / mode
-        run = harness("run", "--config", write_config(r, ep.url(), task="code"))
+        run = harness("run", "--config", write_run_config(r, ep.url(), task="code"))
         assert run.returncode == 0 and "not executed yet" in run.stdout and not (r / "results.json").exists()
         execute = harness("execute", r, "--uid", "64124", "--python", "/usr/bin/python3")
         assert execute.returncode == 0, execute.stdout + execute.stderr
@@ -491,7 +477,7 @@ def test_hostile_programs_in_the_sandbox_container_fail_and_nothing_escapes(
     finally:
         del os.environ["HOSTILE_PORT"]
     r = tmp_path / "results"
-    config = write_config(r, ep.url(chat=False), task="hostile", chat=False)
+    config = write_run_config(r, ep.url(chat=False), task="hostile", chat=False)
     run = harness(
         "run", "--config", config, tasks="harness_tasks:hostile_tasks", env={"API_KEY": "sk-in-run"}
     )

@@ -6,22 +6,15 @@ images/llama-cpp/patch_echo_logprobs.py fixes that at build. Against the unpatch
 """
 
 import json
-import socket
 import urllib.request
 
 import pytest
 from conftest import build_if_missing
-from helpers import wait_for
+from helpers import free_port, wait_for
 
 from launcher.catalog import LLAMA_CPP_IMAGE
 
 pytestmark = pytest.mark.docker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(url: str, body: dict) -> dict:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invocation_of, labelled_containers, unavailable
-from test_nel_deployment import GSM8K, LLAMA_COMMAND, free_port, llama_image  # noqa: F401  (fixture)
+from helpers import free_port, invocation_of, labelled_containers, unavailable
+from test_nel_deployment import GSM8K, LLAMA_COMMAND, llama_image  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.docker
 

@@ -3,12 +3,11 @@ llama.cpp image (its shell command from a file), a built-in task against it, wit
 `execution.mounts.evaluation`, `pre_cmd`/`post_cmd` and `nemo_evaluator_config` params."""
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import invocation_of, labelled_containers
+from helpers import free_port, invocation_of, labelled_containers
 
 from launcher.catalog import LLAMA_CPP_IMAGE
 
@@ -19,12 +18,6 @@ LLAMA_COMMAND = (
     "python3 -m llama_cpp.server --model /models/model.gguf --host 127.0.0.1 --port ${deployment.port}"
     " --model_alias ${deployment.served_model_name} --n_ctx 2048 --n_threads 2"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

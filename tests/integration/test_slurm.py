@@ -15,6 +15,7 @@ from helpers import GSM8K_PERFECT, invocation_of, jobs, task, unavailable, wait_
 
 from launcher.executors.slurm import SlurmConfig, SlurmExecutor
 from launcher.store.layout import read_record
+from launcher.testing import caches
 from launcher.testing.contract import ExecutorContract
 
 pytestmark = pytest.mark.docker
@@ -186,7 +187,7 @@ def test_a_job_that_cannot_run_shows_the_slurm_reason(cli, tmp_path, slurm_clust
     assert jobs(cli, inv)["a"]["state"] == "KILLED"
 
 
-SSH_DIR = Path.home() / ".cache/launcher/sshd"
+SSH_DIR = caches.sshd()
 
 
 @pytest.fixture(scope="session")
@@ -370,7 +371,8 @@ def test_a_pyxis_step_gets_only_the_task_variables_not_the_jobs(tmp_path, slurm_
     for real without them: run.sh as rendered for pyxis, its srun line less the --container-* options
     (pyxis's; this srun does not know them) and with `env` as the task's command, in a real step of a real
     job whose environment (sbatch exports the submitting one) holds a secret no task names."""
-    from launcher.executors.container.render import PYXIS_STEP_NAMES, ContainerSpec, render_run_sh
+    from launcher.executors.container.render import ContainerSpec, render_run_sh
+    from launcher.executors.slurm.pyxis import PYXIS, PYXIS_STEP_NAMES
 
     spec = ContainerSpec(
         job_id="inv.0",
@@ -385,7 +387,7 @@ def test_a_pyxis_step_gets_only_the_task_variables_not_the_jobs(tmp_path, slurm_
         user=None,
         extra_args=(),
     )
-    script = render_run_sh(spec, "inv", str(tmp_path), runtime="pyxis")
+    script = render_run_sh(spec, "inv", str(tmp_path), launch=PYXIS)
     assert re.search(r" --container-image=\S+ ", script)
     (tmp_path / "t/logs").mkdir(parents=True)
     (tmp_path / "t/run.sh").write_text(re.sub(r" '?--(no-)?container-[^ ]*", "", script))

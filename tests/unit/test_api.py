@@ -93,3 +93,44 @@ def test_resuming_a_finished_invocation_starts_nothing(tmp_path):
     assert "already succeeded" in (launched.note or "")
     assert not (tmp_path / "runs" / "0000aaaa" / "logs" / "run_all.log").exists()
     assert launched.record == record
+
+
+def test_runs_lists_the_index_newest_first_and_keeps_a_missing_one(tmp_path):
+    """`ls runs` asks api.runs: a run whose folder is gone is still a row (MISSING), not a warning."""
+    from launcher.cli.render import runs_rows
+
+    make(tmp_path, "0000aaaa")
+    make(tmp_path, "0000bbbb", events="queued 1\n")
+    gone = make(tmp_path, "0000cccc")
+    os.remove(os.path.join(gone.folder, layout.RECORD))
+    runs = api.runs(limit=2)
+    assert [r.entry.id for r in runs] == ["0000cccc", "0000bbbb"]
+    assert runs[0].status is None and runs[1].status.record.invocation_id == "0000bbbb"
+    rows = runs_rows(api.runs())
+    assert [(r["invocation"], r["tasks"], r["state"]) for r in rows] == [
+        ("0000cccc", "", "MISSING"),
+        ("0000bbbb", 1, "LOST"),
+        ("0000aaaa", 1, "SUCCEEDED"),
+    ]
+
+
+def test_kill_of_a_slurm_invocation_whose_folder_is_gone_says_so(tmp_path):
+    """Without its folder a Slurm invocation's job ids are unknown: its executor finds nothing to stop
+    (SlurmExecutor.stop_orphan), so kill says the record is gone instead of pretending."""
+    gone = make(tmp_path, "0000bbbb", executor="slurm")
+    os.remove(os.path.join(gone.folder, layout.RECORD))
+    with pytest.raises(NotFound):
+        api.kill(["0000bbbb"])
+
+
+def test_resolved_config_is_the_file_written_at_submit(tmp_path):
+    """`info` prints it; a FIFO in its place is no config (never a hang)."""
+    record = make(tmp_path, "0000aaaa")
+    path = tmp_path / "runs" / "0000aaaa" / layout.HYDRA_DIR / "config.yaml"
+    assert api.resolved_config(record) is None
+    path.parent.mkdir(exist_ok=True)
+    os.mkfifo(path)
+    assert api.resolved_config(record) is None
+    path.unlink()
+    path.write_text("target: {}\n")
+    assert api.resolved_config(record) == "target: {}\n"

@@ -11,13 +11,14 @@ import subprocess
 import sys
 
 import pytest
+from helpers import plan_of
 from test_render import FOLDER, check_golden
 
 from launcher.config.boundary import to_run_spec
 from launcher.config.legacy import resolve_aux_references
 from launcher.errors import ConfigError
 from launcher.executors.local import LocalConfig
-from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+from launcher.executors.slurm import SlurmConfig
 
 ENDPOINT = {"url": "http://127.0.0.1:8000/v1/chat/completions", "model_id": "m"}
 TASK = {"name": "aime", "container": "img:1", "command": ["eval"]}
@@ -46,10 +47,6 @@ def spec_of(aux, executor="slurm", deployment=None, evaluation=None, **execution
         "auxiliary_deployments": aux,
     }
     return to_run_spec(data, executor, SlurmConfig if executor == "slurm" else LocalConfig)
-
-
-def plan_of(spec):
-    return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
 
 
 @pytest.mark.parametrize(

@@ -16,14 +16,14 @@ import shlex
 
 import pytest
 import yaml
-from test_render import FOLDER
+from helpers import plan_of
 
 from launcher.catalog import nel
 from launcher.catalog.nel import adapter_host, render_task, resolve_nel, with_progress
 from launcher.cli.render import _progress, summary
 from launcher.config.boundary import to_run_spec
-from launcher.executors.local import LocalConfig, LocalExecutor
-from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+from launcher.executors.local import LocalConfig
+from launcher.executors.slurm import SlurmConfig
 from launcher.model import JobStatus, State
 from launcher.proxy import wiring
 from launcher.store.results import progress
@@ -123,9 +123,9 @@ def plan(proxy: bool = True, env_vars: dict | None = None, slurm: bool = False):
     }
     if slurm:
         spec = to_run_spec(data, "slurm", SlurmConfig)
-        return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+        return plan_of(spec)
     spec = to_run_spec(data, "local", LocalConfig)
-    return LocalExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+    return plan_of(spec)
 
 
 def docker_env(p, folder: str) -> dict[str, str]:

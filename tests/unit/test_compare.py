@@ -13,7 +13,7 @@ from test_export import cli
 
 from launcher.errors import LauncherError
 from launcher.export import compare, source
-from launcher.export.source import Score, TaskRun
+from launcher.export.source import RunScore, TaskRun
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 MODEL = "target.api_endpoint.model_id"
@@ -24,7 +24,7 @@ def run(
     model: str, temp: str, value: float, se: float | None = 0.04, task: str = "t", inv: str = ""
 ) -> TaskRun:
     inv = inv or f"{model}-{temp}"
-    scores = (Score("acc", "acc", value, se),)
+    scores = (RunScore("acc", "acc", value, se),)
     return TaskRun(
         inv,
         f"{inv}.0",
@@ -106,7 +106,7 @@ def test_best_per_column_and_differences_beyond_combined_stderr():
 
 
 def test_several_tasks_and_metrics_go_into_the_column_label():
-    two = Score("acc", "acc", 0.5, 0.1), Score("acc", "strict", 0.25, 0.1)
+    two = RunScore("acc", "acc", 0.5, 0.1), RunScore("acc", "strict", 0.25, 0.1)
     runs = [run("alpha", "0.0", 0.8, task="a"), run("alpha", "0.0", 0.7, task="b", inv="x")]
     runs.append(
         TaskRun(

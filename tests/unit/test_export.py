@@ -14,7 +14,7 @@ from export_fixtures import invocation
 
 from launcher.errors import LauncherError
 from launcher.export import compare, local, run, source, table
-from launcher.export.source import Score, TaskRun
+from launcher.export.source import RunScore, TaskRun
 from launcher.report import html
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "launcher.export", *args],
+        [sys.executable, "-m", "launcher", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -33,7 +33,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def task_run(model: str, task: str, value: float, stderr: float | None, inv: str = "i1") -> TaskRun:
     return TaskRun(
-        inv, f"{inv}.0", task, Path("/x"), Path("/"), model, scores=(Score("acc", "acc", value, stderr),)
+        inv, f"{inv}.0", task, Path("/x"), Path("/"), model, scores=(RunScore("acc", "acc", value, stderr),)
     )
 
 

@@ -14,25 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import write_run_config
 
 from launcher.harness import sigterm
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = "harness_tasks:SLOW_TASKS"
-
-
-def write_config(results: Path, task: str) -> Path:
-    results.mkdir(parents=True, exist_ok=True)
-    config = {
-        "task": task,
-        "model_id": "fake",
-        "url": "http://127.0.0.1:9/v1/chat/completions",  # never asked: every phase here comes before
-        "endpoint_type": "chat",
-        "params": {"parallelism": 1},
-    }
-    path = results / "run_config.json"
-    path.write_text(json.dumps(config))
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +92,7 @@ def processes_with(mark: Path) -> list[int]:
 
 def test_sigterm_while_loading_the_task(tmp_path):
     results, mark = tmp_path / "r", tmp_path / "mark"
-    config = write_config(results, "slow_load")
+    config = write_run_config(results, task="slow_load", params={"parallelism": 1})
     (results / "samples.jsonl").write_text(
         '{"key": "add-0", "error": null, "scores": {"exact_match": 1.0}}\n'
     )
@@ -120,7 +107,7 @@ def test_sigterm_while_reading_the_checkpoint(tmp_path):
     """A 60 MB checkpoint (about a second to read): the SIGTERM comes when the task has loaded, so while
     the harness reads it (the line it prints next is not there)."""
     results, mark = tmp_path / "r", tmp_path / "mark"
-    config = write_config(results, "slow_score")
+    config = write_run_config(results, task="slow_score", params={"parallelism": 1})
     line = json.dumps({"key": "other", "error": None, "scores": {}, "pad": "x" * 500}) + "\n"
     (results / "samples.jsonl").write_text(line * ((60 << 20) // len(line)))
     before = snapshot(results)
@@ -135,7 +122,7 @@ def test_sigterm_while_scoring_again(tmp_path):
     """`score` rescoring saved samples: the SIGTERM reaches the harness while its worker scores; the
     checkpoint stays as it was (not rewritten in part) and no worker outlives the harness."""
     results, mark = tmp_path / "r", tmp_path / "mark"
-    write_config(results, "slow_score")
+    write_run_config(results, task="slow_score", params={"parallelism": 1})
     records = [
         {"key": f"add-{i}", "error": None, "scores": None, "id": f"add-{i}", "output": {"response": "x"}}
         for i in range(3)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from launcher.proxy import stats as proxy_stats
 from launcher.proxy import wiring
@@ -131,7 +132,7 @@ def script(tmp_path: Path, upstream: str, body: str) -> Path:
     path = tmp_path / "run_all.sh"
     path.write_text(
         'set -u\ncd "$(dirname "$0")" || exit 1\ntrap stop_proxy EXIT\ntrap \'exit 143\' TERM INT\n'
-        + wiring.render_start(sys.executable, wiring.free_port(), ready_timeout=20)
+        + wiring.render_start(sys.executable, free_port(), ready_timeout=20)
         + body
     )
     return path

@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import GOLDEN_FOLDER, plan_of
 
 from launcher.config.boundary import to_run_spec
 from launcher.errors import ConfigError
-from launcher.executors.local import LocalConfig, LocalExecutor
+from launcher.executors.local import LocalConfig
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-FOLDER = "/data/evals/2026-01-01-00-00-00-0000abcd"
+FOLDER = GOLDEN_FOLDER
 
 
 def plan_for(tasks, deployment=None, proxy=False, **execution):
@@ -33,7 +34,7 @@ def plan_for(tasks, deployment=None, proxy=False, **execution):
         "evaluation": {"tasks": tasks, "env_vars": {"HF_TOKEN": "HOST_HF_TOKEN"}},
     }
     spec = to_run_spec(data, "local", LocalConfig)
-    return LocalExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+    return plan_of(spec)
 
 
 def check_golden(name: str, text: str):
@@ -143,7 +144,7 @@ def test_golden_run_all_with_a_model_server():
 
 
 def test_golden_slurm_batch_and_pyxis_task_script():
-    from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+    from launcher.executors.slurm import SlurmConfig
 
     data = {
         "execution": {
@@ -165,7 +166,7 @@ def test_golden_slurm_batch_and_pyxis_task_script():
         "evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot", "launcher.aime2025"]},
     }
     spec = to_run_spec(data, "slurm", SlurmConfig)
-    plan = SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+    plan = plan_of(spec)
     assert "run_all.sh" not in plan.files
     check_golden("sbatch.sh", plan.files["sbatch.sh"].replace(sys.executable, "PYTHON"))
     check_golden("gsm8k.pyxis.run.sh", plan.files["launcher.gsm8k_cot_zeroshot/run.sh"])

@@ -3,15 +3,14 @@ commands and the deployment types' server commands (tables, goldens, and bash ru
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import plan_of
 from test_render import FOLDER, check_golden
 
 from launcher.config import legacy
@@ -19,8 +18,9 @@ from launcher.config.boundary import to_run_spec
 from launcher.config.schema import Deployment
 from launcher.errors import ConfigError
 from launcher.executors.container.server import default_command
-from launcher.executors.local import LocalConfig, LocalExecutor
+from launcher.executors.local import LocalConfig
 from launcher.proxy import wiring
+from launcher.testing import caches
 
 ONE = {"name": "one", "container": "img:1", "command": ["eval"]}  # custom tasks: no catalogue involved
 ENDPOINT = {"url": "http://127.0.0.1:8123/v1/chat/completions", "model_id": "my-model"}
@@ -34,10 +34,6 @@ def nel_spec(deployment=None, mounts=None, evaluation=None):
         "evaluation": evaluation or {"tasks": [ONE]},
     }
     return to_run_spec(data, "local", LocalConfig)
-
-
-def plan_of(spec):
-    return LocalExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
 
 
 def docker_argv(script: str) -> list[str]:
@@ -178,11 +174,6 @@ def test_generic_server_runs_the_users_shell_command_without_gpus():
     assert "--gpus" not in plan.files["run_all.sh"] and "serve --port" not in plan.files["run_all.sh"]
 
 
-NEL_DEPLOYMENTS = glob.glob(
-    "/work/nel-venv/lib/python3*/site-packages/nemo_evaluator_launcher/configs/deployment"
-)
-
-
 @pytest.mark.parametrize(
     ("kind", "values"),
     [
@@ -196,14 +187,17 @@ NEL_DEPLOYMENTS = glob.glob(
 )
 def test_default_server_commands_equal_nels(kind, values):
     """NEL 0.2.6's own deployment YAML, resolved by OmegaConf with the same values, gives our command."""
-    if not NEL_DEPLOYMENTS:
+    configs = caches.nel_configs()
+    if configs is None:
         from helpers import unavailable
 
-        unavailable("NEL 0.2.6 is not installed in /work/nel-venv", "the parity setup installs it")
+        unavailable(
+            f"NEL {caches.NEL_VERSION} is not installed in {caches.nel_venv()}", "run `make nel-venv`"
+        )
     from omegaconf import OmegaConf
 
     legacy.register_resolvers()
-    nel = OmegaConf.load(Path(NEL_DEPLOYMENTS[0]) / f"{kind}.yaml")
+    nel = OmegaConf.load(configs / "deployment" / f"{kind}.yaml")
     nel.merge_with({"served_model_name": "served", "image": "img", "hf_model_handle": None, **values})
     nel_command = str(OmegaConf.create({"deployment": nel}).deployment.command)
     ours = Deployment(type=kind, served_model_name="served", **{k: v for k, v in values.items()})
@@ -213,7 +207,7 @@ def test_default_server_commands_equal_nels(kind, values):
 
 
 def slurm_plan(deployment, **execution):
-    from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+    from launcher.executors.slurm import SlurmConfig
 
     data = {
         "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
@@ -222,7 +216,7 @@ def slurm_plan(deployment, **execution):
         "evaluation": {"tasks": [ONE, {"name": "t2", "container": "img:1", "command": ["run"]}]},
     }
     spec = to_run_spec(data, "slurm", SlurmConfig)
-    return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
+    return plan_of(spec)
 
 
 def test_slurm_server_and_task_share_each_array_element():

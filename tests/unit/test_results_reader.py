@@ -56,7 +56,7 @@ DOC = {
 )
 def test_entry(tmp_path, doc, task, found):
     (tmp_path / "results").mkdir()
-    (tmp_path / layout.RESULTS_JSON).write_text(json.dumps(doc))
+    (tmp_path / layout.TASK_RESULTS_JSON).write_text(json.dumps(doc))
     entry = results.read(tmp_path).entry(task)
     got = entry and (entry.task, entry.items, entry.chance, entry.subsample, entry.protocol)
     assert got == found
@@ -65,8 +65,8 @@ def test_entry(tmp_path, doc, task, found):
 def test_nel_results_yml_alone_is_read_by_status_and_export(tmp_path):
     a = invocation(tmp_path / "runs", "m", {"gsm8k": [True]})
     task_dir = Path(a.folder, "gsm8k")
-    (task_dir / layout.RESULTS_JSON).unlink()
-    (task_dir / layout.RESULTS_YML).write_text(yaml.safe_dump(DOC))
+    (task_dir / layout.TASK_RESULTS_JSON).unlink()
+    (task_dir / layout.TASK_RESULTS_YML).write_text(yaml.safe_dump(DOC))
     assert results.headline(task_dir) == "strict=0.5000"
     (run,) = source.load([a.invocation_id])
     assert (run.model, run.samples, run.scores[0].name, run.scores[0].stderr) == (
@@ -80,11 +80,11 @@ def test_nel_results_yml_alone_is_read_by_status_and_export(tmp_path):
 def test_a_corrupt_results_file_is_no_score_for_status_and_one_line_for_export(tmp_path):
     a = invocation(tmp_path / "runs", "m", {"t": [True]})
     task_dir = Path(a.folder, "t")
-    (task_dir / layout.RESULTS_JSON).write_text('{"results": ')
+    (task_dir / layout.TASK_RESULTS_JSON).write_text('{"results": ')
     assert results.scores(task_dir) == []
     with pytest.raises(LauncherError, match=r"cannot read .*results\.json: Expecting value"):
         source.load([a.invocation_id])
-    (task_dir / layout.RESULTS_JSON).unlink()
-    (task_dir / layout.RESULTS_YML).write_text("a: [")
+    (task_dir / layout.TASK_RESULTS_JSON).unlink()
+    (task_dir / layout.TASK_RESULTS_YML).write_text("a: [")
     with pytest.raises(LauncherError, match=r"cannot read .*results\.yml: while parsing"):
         source.load([a.invocation_id])

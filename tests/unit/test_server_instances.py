@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
+from helpers import free_port, plan_of
 from test_render import FOLDER, check_golden
 
 from launcher.config.boundary import to_run_spec
 from launcher.errors import ConfigError
 from launcher.executors.local import LocalConfig
-from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+from launcher.executors.slurm import SlurmConfig
 from launcher.executors.slurm.deployments import haproxy_config
 
 TASK = {"name": "gsm8k", "container": "img:1", "command": ["eval"]}
@@ -44,10 +44,6 @@ def spec_of(execution, executor="slurm", deployment=None, target=None):
         "evaluation": {"tasks": [TASK]},
     }
     return to_run_spec(data, executor, SlurmConfig if executor == "slurm" else LocalConfig)
-
-
-def plan_of(spec):
-    return SlurmExecutor(spec.execution).plan(spec, "0000abcd", FOLDER, 1767225600.0)
 
 
 @pytest.mark.parametrize(
@@ -124,12 +120,6 @@ def test_sbatch_with_two_instances_behind_haproxy():
     assert "#SBATCH --nodes=2" in batch and plan.images == ("vllm/vllm-openai:v0.8.5", "haproxy:latest")
     assert "server node2 {NODE_1}:8000 check" in plan.files["haproxy.cfg.in"]
     assert '"$PWD"/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro' in batch
-
-
-def free_port(host="127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def test_element_starts_instances_then_haproxy_then_the_task(tmp_path):

@@ -127,7 +127,7 @@ def test_no_task_folder_takes_the_invocations_own_names():
 def test_a_pyxis_step_exports_only_the_tasks_variables_and_what_enroot_needs(proxy):
     """pyxis sets every variable of its step in the container, and a step gets the whole job environment
     unless srun --export names what it gets (the real step: tests/integration/test_slurm.py)."""
-    from launcher.executors.container.render import PYXIS_STEP_NAMES
+    from launcher.executors.slurm.pyxis import PYXIS_STEP_NAMES
 
     env = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"TOKEN": "HOST_TOKEN"}}
     files = plan(tasks=[env], endpoint={"proxy": proxy}, container_runtime="pyxis").files
@@ -155,3 +155,20 @@ def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
     mine = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"K": "MY_API_KEY"}}
     assert "unset" not in plan(tasks=[mine]).files["sbatch.sh"]
     assert "unset" not in plan(endpoint={"api_key": None}).files["sbatch.sh"]
+
+
+@pytest.mark.parametrize(("port", "fits"), [(65533, True), (65534, False)])
+def test_each_elements_proxy_port_must_exist(port, fits):
+    """Three elements take the port + 0, 1, 2: the last must be at most 65535."""
+    if fits:
+        assert run_config(plan(endpoint={"proxy_port": port}), 2)["url"].startswith("http://127.0.0.1:65535/")
+        return
+    with pytest.raises(ConfigError, match="65534 \\+ one port per task runs past 65535 \\(up to 65536\\)"):
+        plan(endpoint={"proxy_port": port})
+
+
+def test_a_generated_code_task_needs_the_docker_runtime():
+    """Its programs run in a sandbox container that only run.sh's docker phases start."""
+    with pytest.raises(ConfigError, match=r"^evaluation.tasks\[0\].name: .* sandbox container, which needs"):
+        plan(tasks=["launcher.humaneval"], container_runtime="pyxis")
+    assert plan(tasks=["launcher.humaneval"])

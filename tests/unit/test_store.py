@@ -122,8 +122,8 @@ def test_a_fifo_is_never_opened(tmp_path):
     os.mkfifo(tmp_path / "results.json")
     assert layout.read_regular(tmp_path / "results.json") is None  # would block forever if opened
     os.makedirs(tmp_path / "task" / "results")
-    os.mkfifo(tmp_path / "task" / layout.RESULTS_JSON)
-    os.mkfifo(tmp_path / "task" / layout.PROGRESS)
+    os.mkfifo(tmp_path / "task" / layout.TASK_RESULTS_JSON)
+    os.mkfifo(tmp_path / "task" / layout.TASK_PROGRESS)
     assert results.scores(tmp_path / "task") == [] and results.progress(tmp_path / "task") == (None, None)
 
 
@@ -145,11 +145,11 @@ def test_results_reader(tmp_path):
             }
         }
     }
-    (tmp_path / layout.RESULTS_JSON).write_text(json.dumps(data))
+    (tmp_path / layout.TASK_RESULTS_JSON).write_text(json.dumps(data))
     assert results.headline(tmp_path) == "acc=0.5000 strict=0.2500"
     first = results.scores(tmp_path)[0]
     assert (first.label, first.stderr, first.count) == ("acc", 0.1, 8)
-    (tmp_path / layout.RESULTS_JSON).write_text('{"results": {"tasks": {"t": {"metrics": [1, 2]}}}}')
+    (tmp_path / layout.TASK_RESULTS_JSON).write_text('{"results": {"tasks": {"t": {"metrics": [1, 2]}}}}')
     assert results.scores(tmp_path) == []  # a custom task's shape: no crash
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from launcher.config.values import show
+from launcher.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ContainerConfig:
@@ -15,3 +18,17 @@ class ContainerConfig:
     stop_grace: int = 5  # seconds between SIGTERM and SIGKILL when a task is killed
     user: str | None = None  # container user; default: the uid:gid running the task, so results are yours
     pull: Literal["missing", "never"] = "missing"  # pull an image that is not on this machine before starting
+
+    def validate(self) -> None:
+        """What the field types alone do not say (the boundary calls this); raises ConfigError."""
+        if ":" in self.output_dir:
+            raise ConfigError(
+                "execution.output_dir",
+                f"{show(self.output_dir)} contains ':', which docker reads as a mount separator",
+                "Choose a folder without ':'",
+            )
+        if self.stop_grace < 0:
+            raise ConfigError("execution.stop_grace", f"must be 0 or more seconds, got {self.stop_grace}")
+        for i, arg in enumerate(self.extra_docker_args):
+            if not isinstance(arg, str):
+                raise ConfigError(f"execution.extra_docker_args[{i}]", "expected a string")

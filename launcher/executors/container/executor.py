@@ -1,7 +1,7 @@
 """What local and Slurm share once the scripts are written: status, kill and logs, shaped once.
 
-A subclass says only what differs: one `look` per refresh, giving for each job what its scheduler
-says and whether a started job still runs; how it stops the scheduler's work (`cancel`) and the containers
+A subclass says only what differs: one `look` per refresh (a Look: for each job what its scheduler says
+and whether a started job still runs); how it stops the scheduler's work (`cancel`) and the containers
 (`stop_containers`), where stage records are written (`mark`) and how the folder is brought back
 (`read_back`, for a remote cluster).
 """
@@ -12,17 +12,44 @@ import codecs
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 
 from launcher.executors.base import Executor
-from launcher.executors.status import Liveness, SchedulerView, Verdict, derive_status
+from launcher.executors.status import SchedulerView, Verdict, derive_status
 from launcher.model import InvocationRecord, JobStatus, PlannedJob, State
 from launcher.store import events, results
 from launcher.store.layout import EVENTS, OUTPUT_LOG
 
-# (job index, job) -> what the scheduler says about it and how to tell whether its process still runs
-Look = Callable[[int, PlannedJob], "tuple[SchedulerView, Liveness]"]
+
+class Look(ABC):
+    """What the scheduler says in one status refresh: read once, then asked about each job."""
+
+    @abstractmethod
+    def view(self, n: int, job: PlannedJob) -> SchedulerView:
+        """What the scheduler says about one job.
+
+        Args:
+            n: the job's index in the record (its array index on Slurm).
+            job: the job.
+
+        Returns:
+            The scheduler's view (launcher.executors.status.Scheduled is the plain one).
+        """
+
+    @abstractmethod
+    def running(self, n: int, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
+        """Whether a job whose stage records say it started (and not yet ended) still runs.
+
+        Args:
+            n: the job's index in the record.
+            job: the job.
+            start: its open `started` stage record (the pid of its run.sh, the host).
+
+        Returns:
+            (RUNNING or PENDING, a reason) while something still runs it, None if nothing does.
+        """
 
 
 class ContainerExecutor(Executor):
@@ -42,12 +69,22 @@ class ContainerExecutor(Executor):
 
     # ---- what differs ----------------------------------------------------------------------------
 
+    @abstractmethod
     def look(self, record: InvocationRecord) -> Look:
-        """Read what the scheduler says, once per refresh of every job's status."""
-        raise NotImplementedError
+        """Read what the scheduler says, once per refresh of every job's status.
 
+        Raises:
+            LauncherError: the scheduler cannot be asked now (better no answer than a wrong one).
+        """
+
+    @abstractmethod
     def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
-        raise NotImplementedError
+        """Stop the scheduler's work (no further task starts), before the containers are stopped.
+
+        Args:
+            record: the invocation's run record.
+            statuses: each job's status, read just before (the kill's own view of what runs).
+        """
 
     def stop_containers(self, record: InvocationRecord) -> None:
         self.docker.stop(record.invocation_id, self.config.stop_grace)
@@ -81,9 +118,11 @@ class ContainerExecutor(Executor):
         """The job's verdict, and whether it ever started (only then can it have results or progress)."""
         task_dir = os.path.join(record.folder, job.folder)  # strings: pathlib costs 0.1 s per 1,000 tasks
         found = events.read(os.path.join(task_dir, EVENTS))
-        view, alive = look(n, job)
         verdict = derive_status(
-            events.History.of(found), view, alive, lambda: last_line(Path(task_dir) / OUTPUT_LOG)
+            events.History.of(found),
+            look.view(n, job),
+            lambda start: look.running(n, job, start),
+            lambda: last_line(Path(task_dir) / OUTPUT_LOG),
         )
         return verdict, any(e.kind == events.STARTED for e in found)
 

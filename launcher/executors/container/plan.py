@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import Enum
 
 from launcher import __version__
-from launcher.catalog import RUN_CONFIG, Known, TaskInfo, resolve
+from launcher.catalog import RUN_CONFIG_IN_CONTAINER, Known, TaskInfo, resolve
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.render import (
+    DOCKER,
     RUNTIME_USER,
-    SRUN_EXPORT_WORDS,
     ContainerSpec,
+    TaskLaunch,
     changes_the_host_client,
     render_run_sh,
 )
@@ -26,6 +28,12 @@ from launcher.harness.contract import RunConfig
 from launcher.model import PlannedJob
 from launcher.proxy import wiring as proxy_wiring
 from launcher.store.layout import RESULTS, RUN, RUN_CONFIG_FILE, task_folder_names
+
+
+class TaskKind(Enum):
+    BUILTIN = "builtin"  # one of our benchmarks, run by our harness image
+    CATALOGUE = "catalogue"  # a NEL 0.2.6 catalogue task, run by its harness image with NEL's files
+    CUSTOM = "custom"  # the config's own image and argv (`container` and `command` on the task)
 
 
 @dataclass(frozen=True)
@@ -92,23 +100,23 @@ def task_container(
     folder: str,
     name: str,
     cfg: ContainerConfig,
-    runtime: str = "docker",
     proxy_port: int | None = None,
     adapter_host: str | None = None,
-) -> tuple[ContainerSpec, dict[str, str]]:
-    """The container of one task and the files it reads from its results folder (relative to the task
-    folder): a built-in runs our harness, a NEL catalogue task its harness image with NEL's config_ef.yaml,
-    a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`) the task gets
-    the proxy's URL and no key variable: only the proxy holds the key. `adapter_host`: the loopback
-    address of a catalogue task's own nemo-evaluator adapter server (launcher.catalog.nel.adapter_host)."""
+) -> tuple[ContainerSpec, dict[str, str], TaskKind]:
+    """The container of one task, the files it reads from its results folder (relative to the task
+    folder) and its kind: a built-in runs our harness, a NEL catalogue task its harness image with NEL's
+    config_ef.yaml, a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`)
+    the task gets the proxy's URL and no key variable: only the proxy holds the key. `adapter_host`: the
+    loopback address of a catalogue task's own nemo-evaluator adapter server (catalog.nel.adapter_host)."""
     key = task_key(spec, task)
     known = resolve(task.name, f"{key}.name")
     env_from_host = spec.env_vars(task)
     if proxy_port is not None:
         env_from_host = without_proxied_key(spec, env_from_host)
-    env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"}
-    code = False
+    env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG_IN_CONTAINER, "HOME": "/tmp"}
+    code, kind = False, TaskKind.CATALOGUE
     if task.command:  # the config's own argv wins over any catalogue entry
+        kind = TaskKind.CUSTOM
         if not task.container and known is None:
             raise ConfigError(f"{key}.container", "a custom command needs an image", "Set container too")
         image = task.container or (known.builtin.image if known.builtin else nel_image(known, task, spec))
@@ -122,13 +130,7 @@ def task_container(
         )
     elif known.builtin is not None:
         info = known.builtin
-        code = info.code
-        if code and runtime != "docker":
-            raise ConfigError(
-                f"{key}.name",
-                f"{known.name} runs generated code in a sandbox container, which needs the docker runtime",
-                "Use execution.container_runtime=docker for this task",
-            )
+        code, kind = info.code, TaskKind.BUILTIN
         image, command = task.container or info.image, info.command
         files = {RUN_CONFIG_FILE: run_config(spec, task, info, env_from_host, proxy_port)}
     else:
@@ -156,7 +158,7 @@ def task_container(
         extra_args=tuple(cfg.extra_docker_args),
         sandbox=code,
     )
-    return container, files
+    return container, files, kind
 
 
 def without_proxied_key(spec: RunSpec, env: dict[str, str]) -> dict[str, str]:
@@ -251,7 +253,7 @@ def plan_tasks(
     invocation_id: str,
     folder: str,
     cfg: ContainerConfig,
-    runtime: str = "docker",
+    launch: TaskLaunch = DOCKER,
     reserved: frozenset[str] = frozenset(),
     proxy_port: int | Callable[[int], int] | None = None,
 ) -> TaskPlan:
@@ -270,31 +272,24 @@ def plan_tasks(
     jobs, containers, files, host_env = [], [], {}, set()
     for n, ((task_id, task), task_folder) in enumerate(zip(selected, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
-        c, task_files = task_container(
+        c, task_files, kind = task_container(
             spec,
             task,
             job_id,
             task_folder,
             f"launcher-{invocation_id}-{n}",
             cfg,
-            runtime,
             proxy_port(n) if callable(proxy_port) else proxy_port,
             adapter_host(invocation_id, n),
         )
-        c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
-        nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
+        nel_task = kind == TaskKind.CATALOGUE  # a catalogue task runs its own pre/post (NEL's way)
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
-        words = sorted(SRUN_EXPORT_WORDS & {*c.env, *c.env_from_host}) if runtime == "pyxis" else []
-        if words:  # `--export=ALL,...` would hand the whole job environment to the container again
-            raise ConfigError(
-                f"{task_key(spec, task)}.env_vars.{words[0]}",
-                "is a word of srun --export (ALL, NONE); container_runtime=pyxis passes variables by name",
-                "Give the variable another name",
-            )
+        launch.check(c, task_key(spec, task))
+        c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         if not nel_task:
             files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
         host_env.update(c.env_from_host.values())
-        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
+        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, launch, cfg.stop_grace)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
         jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command))

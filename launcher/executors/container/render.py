@@ -1,4 +1,4 @@
-"""Pure rendering of a task's run.sh: the container as `docker run` or as a pyxis `srun` step.
+"""Pure rendering of a task's run.sh: the container as `docker run`, or as the scheduler's TaskLaunch says.
 
 Every value is quoted from an argv list; no templates. Stage records are written with store.events.
 """
@@ -6,7 +6,9 @@ Every value is quoted from an argv list; no templates. Stage records are written
 from __future__ import annotations
 
 import shlex
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 from launcher import __version__
 from launcher.store import events
@@ -89,59 +91,50 @@ def docker_run_argv(c: ContainerSpec, invocation_id: str, results_dir: str | Non
     return [*argv, *c.extra_args, c.image, *c.command]
 
 
-# What a pyxis step needs from the job's environment besides the task's variables. PATH: slurmstepd looks
-# the command up in the step's environment ("execve(): No such file or directory" without it, Slurm
-# 22.05); the rest pyxis hands on to enroot from the job's environment (HOME: enroot's data and config
-# paths; NVIDIA/pyxis pyxis_slurmstepd.c `enroot_want_env`, commit a35027c). srun --export always adds
-# SLURM_* (srun(1) --export); Slurm adds TMPDIR and SLURMD_NODENAME itself. Never a secret.
-PYXIS_STEP_NAMES = (
-    "PATH",
-    "HOME",
-    "TERM",
-    "ENROOT_CONFIG_PATH",
-    "NVIDIA_VISIBLE_DEVICES",
-    "NVIDIA_DRIVER_CAPABILITIES",
-    "MELLANOX_VISIBLE_DEVICES",
-    "MELLANOX_MOUNT_DRIVER",
-)
+class TaskLaunch(ABC):
+    """How a scheduler runs a task's container: the one command of its run.sh (docker here; Slurm's
+    pyxis in launcher/executors/slurm/pyxis.py)."""
 
-SRUN_EXPORT_WORDS = frozenset({"ALL", "NONE"})  # srun --export's own words: never a variable's name there
+    # run.sh runs a docker client: it stops its container once when signalled, removes a leftover of a
+    # crashed attempt first, and can run the sandbox phases of a generated-code task.
+    runs_docker: ClassVar[bool]
+
+    @abstractmethod
+    def command(self, c: ContainerSpec, invocation_id: str, results_dir: str) -> str:
+        """The shell command that runs the container (host variables passed by name, never by value).
+
+        Args:
+            c: the task's container.
+            invocation_id: labels the container.
+            results_dir: the task's results folder, mounted at /results.
+        """
+
+    @abstractmethod
+    def check(self, c: ContainerSpec, key: str) -> None:
+        """Raise ConfigError for a container this launch cannot run; `key`: the task's config key."""
 
 
-def pyxis_srun_argv(c: ContainerSpec, results_dir: str) -> list[str]:
-    """The task as a Slurm step in an enroot container (pyxis); variables are passed by name.
+class DockerLaunch(TaskLaunch):
+    runs_docker = True
 
-    pyxis sets every variable of the step's environment in the container (README, --container-env), and
-    a step gets the whole job environment by default (srun --export=ALL; sbatch exported the submitting
-    shell's): so `--export` names exactly the task's variables and what the step needs (PYXIS_STEP_NAMES).
-    A name that is not set is left out by Slurm. The values come from srun's own environment (run.sh sets
-    them on this one command), so none is in the argv."""
-    names = sorted({*c.env, *c.env_from_host})
-    argv = [
-        "srun",
-        "--ntasks=1",
-        f"--export={','.join(sorted({*names, *PYXIS_STEP_NAMES}))}",
-        f"--container-image={c.image}",
-        f"--container-mounts={','.join([f'{results_dir}:/results', *c.mounts])}",
-        "--no-container-mount-home",
-    ]
-    if names:
-        argv.append(f"--container-env={','.join(names)}")
-    return [*argv, *c.command]
+    def command(self, c: ContainerSpec, invocation_id: str, results_dir: str) -> str:
+        return with_host_env(c, docker_run_argv(c, invocation_id, results_dir), CLIENT)
+
+    def check(self, c: ContainerSpec, key: str) -> None:
+        pass  # docker runs every container the plan makes
+
+
+DOCKER = DockerLaunch()
 
 
 def render_run_sh(
-    c: ContainerSpec, invocation_id: str, invocation_folder: str, runtime: str = "docker", grace: int = 5
+    c: ContainerSpec, invocation_id: str, invocation_folder: str, launch: TaskLaunch = DOCKER, grace: int = 5
 ) -> str:
     """`grace`: seconds the container has to stop when run.sh is signalled (execution.stop_grace)."""
     results_dir = f"{invocation_folder}/{c.folder}/{RESULTS}"
     q = shlex.quote
     host_vars = sorted(set(c.env_from_host.values()))
-    if runtime == "pyxis":
-        literals = " ".join(f"{k}={q(v)}" for k, v in sorted(c.env.items()))
-        run = f"{literals} {with_host_env(c, pyxis_srun_argv(c, results_dir))}".strip()
-    else:
-        run = with_host_env(c, docker_run_argv(c, invocation_id, results_dir), CLIENT)
+    run = launch.command(c, invocation_id, results_dir)
     lines = [
         "#!/usr/bin/env bash",
         f"# Task {comment(c.task)} (job {c.job_id}), generated by launcher {__version__}.",
@@ -167,7 +160,7 @@ def render_run_sh(
             "  fi",
             "done",
         ]
-    if runtime == "docker":
+    if launch.runs_docker:
         names = [c.name, *([f"{c.name}-sandbox"] if c.sandbox else [])]
         lines += [
             *_client_lines(names, grace),

@@ -141,7 +141,7 @@ def server_plan(
     if d.type == "none":
         return None
     key = "deployment" if role == "server" else f"auxiliary_deployments.{role}"
-    for name in sorted(d.env_vars):  # M12: `PATH="$X" docker run` would run another docker
+    for name in sorted(d.env_vars):  # `PATH="$X" docker run` would run another docker
         if changes_the_host_client(name):
             raise host_client_error(f"{key}.env_vars.{name}")
     extra = spec.mounts.deployment if role == "server" else spec.mounts.auxiliary.get(role, {})

@@ -1,6 +1,6 @@
 """`launcher export`, `launcher results`, `launcher report`: argparse parsers and their commands.
 
-The CLI dispatcher calls add_parsers(subparsers) once and cmd_<verb>(args) for these verbs.
+launcher.cli adds these parsers to its own and these verbs to its table (COMMANDS).
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ def add_parsers(sub) -> None:
     axes = "model, task, metric, invocation or a swept key (e.g. evaluation.tasks.0.params.temperature)"
     s.add_argument("--rows", default="model", help=f"the rows axis (default: model): {axes}")
     s.add_argument("--cols", default="task", help="the columns axis (default: task), as --rows")
+    s.add_argument(
+        "--baseline",
+        default=None,
+        help="a sweep cell (invocation id, or key=value[,key=value]): paired deltas of every other cell",
+    )
 
     s = sub.add_parser("report", help="one self-contained HTML report with a per-sample browser")
     s.add_argument("ids", nargs="+", help=IDS_HELP)
@@ -71,6 +76,13 @@ def cmd_results(args: argparse.Namespace) -> int:
     runs = source.load(args.ids)
     if not any(r.has_results for r in runs):
         raise LauncherError("none of the given jobs has results yet; `launcher status ID` shows their state")
+    if args.baseline is not None:
+        from launcher.paired import render, sweep
+
+        fmt = _choice("--format with --baseline", args.format, ("table", "markdown", "json"))
+        rows = sweep.against(runs, args.baseline)
+        print(render.render_sweep(rows, args.baseline, "text" if fmt == "table" else fmt))
+        return 0
     rows, cols = compare.axis("--rows", args.rows, runs), compare.axis("--cols", args.cols, runs)
     if rows == cols:
         raise LauncherError(f"--rows and --cols both name {rows}; give two different axes")
@@ -97,3 +109,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         ) from None
     print(f"report of {len(runs)} jobs ({n} samples) written to {path}")
     return 0
+
+
+COMMANDS = {"export": cmd_export, "results": cmd_results, "report": cmd_report}
