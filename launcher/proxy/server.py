@@ -212,6 +212,11 @@ class Proxy:
             last = attempt == retry.max_retries
             ticket = await self.budget.acquire(task)
             tokens, status, wait, timed_out = 0, None, None, False
+            if request.transport is None or request.transport.is_closing():
+                # The client gave up while it queued (its own timeout): nobody would read the answer.
+                self.budget.release(ticket, None)
+                self.stats.errors["client_gone"] += 1
+                return error_response(499, "client_closed", "the client closed the connection while queued")
             try:
                 self.stats.upstream_requests += 1
                 async with self.session.request(request.method, url, data=raw or None, headers=headers) as up:

@@ -3,14 +3,16 @@ against the test endpoint's capacity mode (429 + Retry-After above K) and queuei
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
-from test_proxy import ROOT, ProxyProcess, started  # noqa: F401  # `started`: the fixture
+from test_proxy import ROOT, ProxyProcess, chat, post_all, started  # noqa: F401  # `started`: the fixture
 
 TASK, METRIC = "gsm8k_cot_zeroshot", "exact_match,strict-match"
 CAPACITY = 4
@@ -83,3 +85,34 @@ def test_queueing_endpoint_settles_near_its_knee(tmp_path, started, endpoint, ta
     assert ep.stats()["total"] == tasks * samples and stats["retries"] == 0
     # the demand is 32 per task; latency grows with the queue, so the limit stays well below it
     assert stats["concurrency"]["settled"] < 32
+
+
+def test_a_429_spends_no_retry(tmp_path, started, endpoint):  # noqa: F811
+    """Every first request is a 429 (Retry-After 0.2 s) and the proxy may not retry at all: all answered."""
+    ep = endpoint("echo", 0.0, 0.0, 2.0, "--fault-rate", "1", "--faults", "429")
+    proxy = ProxyProcess(tmp_path, ep.url(), {"use_caching": False, "max_retries": 0})
+    started.append(proxy)
+    results = asyncio.run(post_all(proxy.base, [chat(f"q{i}") for i in range(20)]))
+    assert [status for status, _ in results] == [200] * 20
+    assert proxy.stop() == 0
+    stats = proxy.stats()
+    assert stats["retries"] == 0 and stats["concurrency"]["upstream_429"] == 20
+    assert ep.stats()["total"] == 40  # each asked twice upstream; none of it seen by the client
+
+
+def test_a_client_that_gave_up_while_queued_is_not_sent_upstream(tmp_path, started, endpoint):  # noqa: F811
+    ep = endpoint("echo", 0.5)
+    proxy = ProxyProcess(tmp_path, ep.url(), {"use_caching": False, "max_concurrent": 1})
+    started.append(proxy)
+
+    async def impatient():
+        async with aiohttp.ClientSession() as session:
+            first = asyncio.create_task(session.post(f"{proxy.base}/v1/chat/completions", json=chat("a")))
+            await asyncio.sleep(0.1)  # "a" holds the only slot
+            with pytest.raises(asyncio.TimeoutError):
+                await session.post(f"{proxy.base}/v1/chat/completions", json=chat("b"), timeout=0.1)
+            (await first).release()
+
+    asyncio.run(impatient())
+    assert proxy.stop() == 0
+    assert ep.stats()["total"] == 1 and proxy.stats()["errors"]["client_gone"] == 1
