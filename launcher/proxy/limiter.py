@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from launcher.proxy.settings import BudgetSettings
 
-TASK_HEADER = "X-Launcher-Task"  # the harness names its task; requests without it share one queue
+TASK_HEADER = "X-Launcher-Task"  # sent by launcher.harness.client (which imports no launcher part)
 INITIAL = 8  # the first limit (below max_concurrent): slow start reaches 64 in three round trips
 TOLERANCE = 2.0  # smoothed latency over its recent floor that counts as queueing at the upstream
 SMOOTHING = 0.1  # EWMA weight of one answer's latency (about the last 10 answers)
