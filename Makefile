@@ -3,12 +3,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TEST_IMAGE := launcher-testtask:1
 HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.search(r'__version__ = \"(.+)\"', open('launcher/__init__.py').read())[1])")
+TOOLS_IMAGE := $(subst launcher-harness:,launcher-tools:,$(HARNESS_IMAGE))
 
 NEL_IMAGE := $(shell cat images/nel/IMAGE)
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv ne-venv image llama-image nel-image test-images demo test lint bench clean
+.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv ne-venv image tools-image llama-image nel-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -68,6 +69,10 @@ chromium:
 image: venv docker
 	PYTHON=$(PY) bash scripts/build-harness-image.sh $(HARNESS_IMAGE)
 
+# The endpoint proxy and auto-export on Slurm nodes, run like the tasks (execution.launcher_image).
+tools-image: venv docker
+	PYTHON=$(PY) bash scripts/build-tools-image.sh $(TOOLS_IMAGE)
+
 # The model server for deployment=llama_cpp (compiles llama-cpp-python once; the wheel is cached).
 llama-image: venv docker
 	PYTHON=$(PY) bash scripts/build-llama-image.sh $(LLAMA_IMAGE)
@@ -86,7 +91,7 @@ test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker compose haproxy slurm sshd chromium catalog-check nel-venv image llama-image nel-image test-images
+test: venv docker compose haproxy slurm sshd chromium catalog-check nel-venv image tools-image llama-image nel-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # NEL 0.2.6's own example configs through our boundary. Not in `make test`: they exist only in a GitHub

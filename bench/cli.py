@@ -12,7 +12,10 @@ from pathlib import Path
 
 from common import ENV, LAUNCHER, NEL, ROOT, TEST_IMAGE, medians, table
 
-TEN_TASKS = ["gsm8k", "humaneval", "gpqa_diamond", "aime2025", "hellaswag", "truthfulqa_mc1"]
+TEN_TASKS = [
+    f"launcher.{name}"
+    for name in ("gsm8k", "humaneval", "gpqa_diamond", "aime2025", "hellaswag", "truthfulqa_mc1")
+]
 NEL_TASKS = [
     f"lm-evaluation-harness.{name}"
     for name in (

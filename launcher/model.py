@@ -31,6 +31,7 @@ class PlannedJob:
     folder: str  # the task's folder, relative to the invocation folder
     image: str
     command: tuple[str, ...] = ()  # () in records written before 0.2: not needed after the plan
+    benchmark: str = ""  # the qualified name it resolved to (launcher.<x>, <harness>.<x>); "" for custom
 
     def __getitem__(self, key: str):
         """`job["folder"]`: executor plugins written for launcher 0.1 read jobs as dicts."""
@@ -44,6 +45,7 @@ class PlannedJob:
             folder=str(data["folder"]),
             image=str(data.get("image", "")),
             command=tuple(data.get("command") or ()),
+            benchmark=str(data.get("benchmark") or ""),
         )
 
 
@@ -57,6 +59,7 @@ class Plan:
     files: dict[str, str]  # relative path -> content; scripts end in .sh and are made executable
     host_env: tuple[str, ...] = ()  # host variables that must be set when the work runs
     images: tuple[str, ...] = ()  # images needed besides the jobs' own (e.g. a model server)
+    checks: tuple[str, ...] = ()  # what submit checks where the jobs run (the dry run contacts nothing)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class JobStatus:
     started: float | None = None
     ended: float | None = None
     score: str = ""  # headline metric from the task's results, e.g. "exact_match=0.8125"
+    benchmark: str = ""  # PlannedJob.benchmark
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,16 @@ def harness_image(docker_engine):
     )
 
 
+@pytest.fixture(scope="session")
+def tools_image(docker_engine):
+    """The image that runs the endpoint proxy and auto-export on Slurm nodes (`make tools-image`)."""
+    from launcher.catalog import TOOLS_IMAGE
+
+    return build_if_missing(
+        docker_engine, TOOLS_IMAGE, str(ROOT / "scripts/build-tools-image.sh"), TOOLS_IMAGE
+    )
+
+
 # ---- compose services (pytest-docker) ---------------------------------------------------------------------
 
 

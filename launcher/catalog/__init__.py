@@ -4,9 +4,9 @@ Two sources, one resolver (`resolve`):
 - our built-ins: the harness's benchmarks (launcher/harness/benchmarks), each naming the reference
   protocol it reproduces; always reachable as `launcher.<name>`;
 - NeMo Evaluator Launcher 0.2.6's catalogue (catalog/nel.py): `<harness>.<task>` or a bare name, resolved
-  as NEL resolves it, each run in its harness image with NEL's config_ef.yaml.
-A bare name both sources know is an error listing the qualified names: no name ever silently means a
-different benchmark. Any other name is a custom task (`container` and `command` in its config).
+  exactly as NEL resolves it, each run in its harness image with NEL's config_ef.yaml.
+A bare name is never ours, so a NEL config runs the benchmark it ran under NEL. Any other name is a custom
+task (`container` and `command` in its config).
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from launcher.harness.contract import RUN_CONFIG
 HARNESS_IMAGE = f"launcher-harness:{__version__}"
 # The Makefile reads the next line; conf/deployment/llama_cpp.yaml names the tag too (a test checks it).
 LLAMA_CPP_IMAGE = "launcher-llama-cpp:0.3.36-1"
+TOOLS_IMAGE = f"launcher-tools:{__version__}"  # the endpoint proxy and auto-export on Slurm nodes
+TOOLS_HINT = "build it with `make tools-image`"
 BUILD_HINTS = {  # images of ours that no registry has: how to build each
     HARNESS_IMAGE: "build it with `make image`",
+    TOOLS_IMAGE: TOOLS_HINT,
     LLAMA_CPP_IMAGE: "build it with `make llama-image`",
 }
 RUN_CONFIG_IN_CONTAINER = f"/results/{RUN_CONFIG}"  # the task container sees its results folder at /results

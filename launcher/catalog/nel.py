@@ -144,9 +144,10 @@ def resolve_task(name: str, builtins: Mapping[str, Any], key: str = "task") -> R
     """One name -> one benchmark, or an error; None for a name neither we nor NEL know (a custom task).
 
     Rules (no name ever silently means a different benchmark):
-    - `launcher.<name>` is our built-in <name>;
-    - `<harness>.<task>` and bare names resolve as NEL 0.2.6 resolves them;
-    - a bare name that is both ours and NEL's is an error listing both qualified names.
+    - `launcher.<name>` is our built-in <name>; our built-ins are always written so;
+    - every other name (`<harness>.<task>` or bare) resolves exactly as NEL 0.2.6 resolves it, so a NEL
+      config runs the benchmark it ran under NEL (a bare `hellaswag` is lm-evaluation-harness's);
+    - a bare name NEL does not know but we have as a built-in is an error pointing at `launcher.<name>`.
     """
     prefix = BUILTIN_PREFIX + "."
     if name.startswith(prefix):
@@ -154,14 +155,16 @@ def resolve_task(name: str, builtins: Mapping[str, Any], key: str = "task") -> R
         if bare not in builtins:
             raise ConfigError(key, f"no built-in task {bare!r}", f"Built-ins: {', '.join(sorted(builtins))}")
         return Resolved(name, "builtin", builtin=builtins[bare])
-    if name in builtins:
-        theirs = [t.name for t in catalogue().by_task(name)]
-        if theirs:
-            choices = ", ".join([f"{prefix}{name} (built-in)"] + [f"{t} (NEL catalogue)" for t in theirs])
-            raise ConfigError(key, f"{name!r} names more than one benchmark", f"Write one of: {choices}")
-        return Resolved(prefix + name, "builtin", builtin=builtins[name])
     task = resolve_nel(name, key)
-    return Resolved(task.name, "catalogue", nel=task) if task else None
+    if task is not None:
+        return Resolved(task.name, "catalogue", nel=task)
+    if name in builtins:
+        raise ConfigError(
+            key,
+            f"{name!r} is not in NEL {catalogue().version}'s catalogue",
+            f"Our built-in is written {prefix}{name}",
+        )
+    return None
 
 
 def merge_config(*layers: Mapping | None) -> dict:

@@ -85,12 +85,35 @@ def translate(err: Exception, executor: str | None = None) -> LauncherError:
                 f"Allowed keys under {parent}: {', '.join(allowed)}" if allowed else "Check the spelling"
             )
             return ConfigError(key, "unknown key", listing)
-        return ConfigError(key, detail)
+        return resolution_error(cause)
     first = first_line(err)
     hint = (
         "Run with HYDRA_FULL_ERROR=1 for the full trace" if type(err).__module__.startswith("hydra") else ""
     )
     return LauncherError(f"{first}{'. ' + hint if hint else ''}")
+
+
+def resolution_error(err: OmegaConfBaseException) -> ConfigError:
+    """An error resolving a value as one line naming its key; `${oc.env:VAR}` with VAR unset (NEL's Slurm
+    configs write `username: ${oc.env:USER}`; USER is unset in many containers and cron jobs) names the
+    variable and both fixes."""
+    key, detail = full_key(err), first_line(err)
+    unset = re.search(r"Environment variable '([^']+)' not found", detail)
+    if not unset:
+        return ConfigError(key, detail)
+    var = unset.group(1)
+    interpolation = f"${{oc.env:{var}}}"
+    if not key:  # Hydra does not say which override held it
+        return ConfigError(
+            interpolation,
+            f"reads the environment variable {var}, which is not set",
+            f"Set {var} (e.g. export {var}=$(id -un)) or write the value in its place",
+        )
+    return ConfigError(
+        key,
+        f"{interpolation} reads the environment variable {var}, which is not set",
+        f"Set {var} (e.g. export {var}=$(id -un)) or write the value: -o {key}=<value>",
+    )
 
 
 def full_key(err: OmegaConfBaseException) -> str:

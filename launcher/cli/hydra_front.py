@@ -18,7 +18,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from launcher import api
-from launcher.cli.hydra_errors import first_line, from_hydra, full_key, schema_types, translate
+from launcher.cli.hydra_errors import (
+    first_line,
+    from_hydra,
+    resolution_error,
+    schema_types,
+    translate,
+)
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors import registry
@@ -109,7 +115,7 @@ def spec_of(raw: dict, executor: str, missing: tuple[str, ...]) -> RunSpec:
         try:
             data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
         except OmegaConfBaseException as err:
-            raise ConfigError(full_key(err), first_line(err)) from None
+            raise resolution_error(err) from None
     return boundary.to_run_spec(data, executor, registry.get(executor).config_class, missing_keys=missing)
 
 

@@ -23,6 +23,13 @@ def _elapsed(s: JobStatus) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def named(task: str, benchmark: str) -> str:
+    """A task id and, when the name alone does not say it (a bare NEL name), the benchmark it runs."""
+    if not benchmark or benchmark in (task, task.rsplit(".", 1)[0]):
+        return task
+    return f"{task} ({benchmark})"
+
+
 def _progress(s: JobStatus) -> str:
     if s.total:
         return f"{s.done}/{s.total}"
@@ -67,7 +74,7 @@ def _rows(collected) -> list[list]:
             rows.append(
                 [
                     s.job_id,
-                    s.task,
+                    named(s.task, s.benchmark),
                     s.state.value,
                     _progress(s),
                     s.score,
@@ -158,8 +165,12 @@ def render_dry_run(spec, plan: Plan) -> str:
         to_yaml(spec.config).rstrip(),
         f"# invocation folder: {plan.folder}",
     ]
+    shown = [named(j.task, j.benchmark) for j in plan.jobs]
+    if any(" (" in name for name in shown):  # a bare NEL name: say which benchmark it is
+        parts.append(f"# tasks: {', '.join(shown)}")
     if plan.host_env:
         parts.append(f"# host variables read at run time: {', '.join(plan.host_env)}")
+    parts += [f"# checked at submit: {check}" for check in plan.checks]
     for rel, content in plan.files.items():
         parts += [f"# ---- {rel}", content.rstrip()]
     return "\n".join(parts)

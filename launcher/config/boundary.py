@@ -76,7 +76,8 @@ def user_missing_keys(user_tree: Any, overrides: Iterable[str] = ()) -> tuple[st
             found.append(key)
 
     walk(user_tree, "")
-    overridden = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    # an override names a list item Hydra's way (evaluation.tasks.1.x): compare in the form found here
+    overridden = {re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", o.lstrip("+~").split("=", 1)[0]) for o in overrides}
     return tuple(k for k in found if k not in overridden)
 
 
@@ -87,8 +88,9 @@ def to_run_spec(
     if not isinstance(data, dict):
         raise ConfigError("", "the configuration must be a mapping")
     for key in missing_keys:
+        spelled = re.sub(r"\[(\d+)\]", r".\1", key)  # as an override spells a list item
         raise ConfigError(
-            key, "missing required value", f"Set it in your config or add {key}=... to the command"
+            key, "missing required value", f"Set it in your config or add {spelled}=... to the command"
         )
     unknown = sorted(set(data) - set(TOP_LEVEL) - set(NEL_TOP_LEVEL) - {"hydra"})
     if unknown:
@@ -104,6 +106,13 @@ def to_run_spec(
     _check_text({k: v for k, v in data.items() if k != "hydra"}, "")
     execution_fields = {f.name for f in dataclasses.fields(execution_class)}
     ours, mounts, pending = legacy.to_ours(data, executor, execution_fields)
+    base = legacy.relative_path_base(executor)
+    if base and mounts:  # the saved config records the absolute paths the run uses
+        mounts = legacy.absolute_mounts(mounts, base)
+        data = {
+            **data,
+            "execution": {**data["execution"], "mounts": {**data["execution"]["mounts"], **mounts}},
+        }
     for key in ("target", "evaluation"):
         if ours.get(key) in (None, MISSING):
             raise ConfigError(

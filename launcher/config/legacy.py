@@ -9,6 +9,7 @@ nothing is dropped silently: what we accept but do not act on yet lands in RunSp
 from __future__ import annotations
 
 import copy
+import os
 import re
 from typing import Any
 
@@ -197,6 +198,13 @@ def _execution(execution: dict, executor: str, fields: set[str], data: dict) -> 
             del execution[name]
     mounts = _mounts(execution.pop("mounts", None))
     auto_export = _mapping(execution.pop("auto_export", None) or {}, "execution.auto_export")
+    for key in sorted(set(auto_export) - {"destinations"}):  # NEL's export_image, launcher_install_cmd, ...
+        raise ConfigError(
+            f"execution.auto_export.{key}",
+            "has no effect here: the export step runs from execution.launcher_image (built offline, nothing "
+            "installed at run time) or execution.launcher_python",
+            "Remove it",
+        )
     extra = list(execution.get("extra_sbatch") or [])
 
     def needs(ours: str, nel: str) -> None:
@@ -313,6 +321,36 @@ def _instances(execution: dict, executor: str, data: dict) -> None:
     if isinstance(endpoint, dict) and str(endpoint.get("url", "")).startswith(own):
         url = f"http://127.0.0.1:{lb['port']}/{endpoint['url'][len(own) :]}"
         data["target"] = {**target, "api_endpoint": {**endpoint, "url": url}}
+
+
+def relative_path_base(executor: str) -> str | None:
+    """Where NEL 0.2.6 takes a relative host path of `execution.mounts` (and `dataset_dir`) from.
+
+    Slurm: the submitting user's home. NEL submits with `ssh user@host sbatch /abs/run.sub` and checks the
+    mounts with `test -d PATH` in that same session (executors/slurm/executor.py `_sbatch_remote_runsubs`,
+    `_validate_remote_paths_exist`), both of which start in the login shell's home, and srun inherits that
+    folder. As for `~` in a mount, the home is this machine's (over SSH: the same path is assumed).
+    Local: None here, the folder is per task (known at plan time): NEL's run.sh runs in the task's folder
+    and `docker run -v ./x` resolves there."""
+    return os.path.expanduser("~") if executor == "slurm" else None
+
+
+def absolute_mounts(mounts: dict, base: str) -> dict:
+    """`execution.mounts` (our Mounts data) with every relative host path made absolute from `base`."""
+
+    def fix(paths: dict) -> dict:
+        return {
+            (h if str(h).startswith(("/", "~")) else os.path.normpath(os.path.join(base, str(h)))): c
+            for h, c in paths.items()
+        }
+
+    out = dict(mounts)
+    for group in ("deployment", "evaluation"):
+        if isinstance(out.get(group), dict):
+            out[group] = fix(out[group])
+    if isinstance(out.get("auxiliary"), dict):
+        out["auxiliary"] = {n: fix(m) if isinstance(m, dict) else m for n, m in out["auxiliary"].items()}
+    return out
 
 
 def _mounts(value: Any) -> dict:

@@ -88,7 +88,14 @@ def load(idents: list[str]) -> list[TaskRun]:
     runs: list[TaskRun] = []
     seen: set[str] = set()
     for ident in idents:
-        pairs = [(read_record(ident), None)] if Path(ident, RECORD).is_file() else index.resolve(ident)
+        # A folder given by path is read where it is (the cluster's copy, a moved folder), not where its
+        # record says it was made.
+        here = Path(ident, RECORD).is_file()
+        pairs = (
+            [(replace(read_record(ident), folder=str(Path(ident).absolute())), None)]
+            if here
+            else index.resolve(ident)
+        )
         for record, job_id in pairs:
             for run in load_invocation(record, job_id):
                 if run.job_id not in seen:

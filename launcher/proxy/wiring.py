@@ -64,11 +64,14 @@ def progress_url(port: int) -> str:
     return f"http://127.0.0.1:{port}{PROGRESS_PATH}"
 
 
-def render_start(python: str, port: int | str, ready_timeout: int = 30, config: str = CONFIG_FILE) -> str:
+def render_start(
+    python: str, port: int | str, ready_timeout: int = 30, config: str = CONFIG_FILE, runner: str = ""
+) -> str:
     """Bash that starts the proxy, run from the folder that holds `events.log` and `logs/` (the invocation
     folder for run_all.sh; on Slurm each array element's task folder, with the invocation's proxy.json
     as `config`). Its state goes to `proxy/` there. `port`: a number, or a shell word that expands to
-    one (Slurm: "$proxy_port", computed from the array index)."""
+    one (Slurm: "$proxy_port", computed from the array index). `runner`: shell words already rendered
+    that stand for `python` (Slurm: a container of our tools image), instead of `python`."""
     q = shlex.quote
     port = str(int(port)) if isinstance(port, int) else port
     fail = 'echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1'
@@ -81,7 +84,7 @@ stop_proxy() {{  # SIGTERM: in-flight requests finish briefly, counters go to {S
 }}
 rm -f {STATE_DIR}/{PORT_FILE}
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> {LOG_FILE}
-{q(python)} -m launcher.proxy --config {q(config)} --state-dir {STATE_DIR} --port {port} \
+{runner or q(python)} -m launcher.proxy --config {q(config)} --state-dir {STATE_DIR} --port {port} \
 >> {LOG_FILE} 2>&1 < /dev/null &
 proxy_pid=$!
 deadline=$(( $(date +%s) + {int(ready_timeout)} ))

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +21,8 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster():
+def slurm_cluster(tools_image):
+    """A Slurm cluster with nothing of ours installed: the proxy and auto-export run from tools_image."""
     proc = (
         subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
         if shutil.which("sinfo")
@@ -229,7 +229,8 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
         "execution": {
             "output_dir": str(tmp_path / "out"),
             "remote_output_dir": str(cluster),
-            "launcher_python": sys.executable,  # the cluster's python: here the same machine's
+            # no launcher_python: nothing of ours is installed for the nodes; the proxy and the export
+            # run from the tools image through the tasks' docker
             "auto_export": {"destinations": ["local"]},  # default path: launcher-results.csv in the folder
             **ssh_login,
         },
@@ -291,7 +292,6 @@ def test_over_ssh_a_failing_task_shows_its_reason(cli, tmp_path, ssh_login, test
         "execution": {
             "output_dir": str(tmp_path / "out"),
             "remote_output_dir": str(tmp_path / "cluster"),
-            "launcher_python": sys.executable,
             **ssh_login,
         },
         "target": {"api_endpoint": {"url": "http://127.0.0.1:9/v1", "model_id": "m"}},

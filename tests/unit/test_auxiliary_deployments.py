@@ -39,8 +39,10 @@ REFS = {
 
 
 def spec_of(aux, executor="slurm", deployment=None, evaluation=None, **execution):
+    python = {"launcher_python": sys.executable} if executor == "slurm" else {}
     data = {
-        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
+        # these scripts run with stand-ins for srun and docker: the proxy with this python, not its image
+        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **python, **execution},
         "deployment": deployment or {"type": "none"},
         "target": {"api_endpoint": ENDPOINT},
         "evaluation": evaluation or {"tasks": [TASK]},

@@ -438,6 +438,19 @@ def test_missing_value_the_user_wrote_wins_over_a_default():
         to_run_spec(data(execution={"hostname": None}), "slurm", SlurmConfig, missing_keys=keys)
 
 
+def test_a_missing_value_in_a_list_item_is_filled_by_hydra_s_spelling_of_it():
+    """NEL's judge tasks write `url: ???` inside evaluation.tasks; the override is tasks.<i>.<key>=..."""
+    from launcher.config.boundary import user_missing_keys
+
+    user_file = {
+        "evaluation": {"tasks": [{"name": "a"}, {"name": "b", "judge": {"url": "???", "id": "???"}}]}
+    }
+    keys = user_missing_keys(user_file, ["evaluation.tasks.1.judge.url=http://j"])
+    assert keys == ("evaluation.tasks[1].judge.id",)
+    with pytest.raises(ConfigError, match=r"add evaluation\.tasks\.1\.judge\.id=\.\.\. to the command"):
+        to_run_spec(data(), "local", LocalConfig, missing_keys=keys)
+
+
 def test_unknown_execution_key_lists_only_the_chosen_executors_keys():
     message = one_line_error(data(execution={"hostname": "x"}))
     assert "Allowed keys under execution: output_dir" in message

@@ -1,6 +1,7 @@
 """The CLI as a user types it (subprocesses): composition forms, dry runs, Hydra flags, one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -273,3 +274,28 @@ def test_unknown_execution_key_lists_only_the_chosen_executors_keys(cli):
     proc = cli("execution=local", "target=local", "execution.typo=1")
     assert proc.returncode == 2 and "max_parallel" in proc.stderr
     assert "partition" not in proc.stderr and "hostname" not in proc.stderr
+
+
+def test_oc_env_user_unset_is_one_line_naming_the_key_and_the_fix(tmp_path):
+    """NEL's Slurm configs write `username: ${oc.env:USER}`; USER is unset in many containers and cron."""
+    config = tmp_path / "nel.yaml"
+    config.write_text(
+        "defaults: [{execution: slurm/default}, {deployment: none}, _self_]\n"
+        "execution: {hostname: login, username: '${oc.env:USER}', account: a, output_dir: /lustre/x}\n"
+        "target: {api_endpoint: {url: 'http://127.0.0.1:8000/v1/chat/completions', model_id: m}}\n"
+        "evaluation: {tasks: [{name: simple_evals.gpqa_diamond}]}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "USER"} | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "launcher", "run", "--config", str(config), "-n"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr == (
+        "error: execution.username: ${oc.env:USER} reads the environment variable USER, which is not set. "
+        "Set USER (e.g. export USER=$(id -un)) or write the value: -o execution.username=<value>\n"
+    )

@@ -31,3 +31,24 @@ def test_results_of_any_shape_never_crash(tmp_path):
     good = {"results": {"tasks": {"t0": {"metrics": {"m": {"scores": {"m": {"value": 0.5}}}}}}}}
     (tmp_path / "results" / "results.json").write_text(json.dumps(good))
     assert "0.5000" in render_results(collected)
+
+
+def test_status_and_dry_run_say_which_benchmark_a_bare_name_is():
+    from launcher.cli.render import named, render
+    from launcher.model import PlannedJob
+
+    assert (
+        named("hellaswag", "lm-evaluation-harness.hellaswag") == "hellaswag (lm-evaluation-harness.hellaswag)"
+    )
+    assert named("mmlu_instruct.2", "lm-evaluation-harness.mmlu_instruct").endswith("mmlu_instruct)")
+    for same in (
+        ("launcher.gsm8k", "launcher.gsm8k"),
+        ("simple_evals.mmlu.1", "simple_evals.mmlu"),
+        ("c", ""),
+    ):
+        assert named(*same) == same[0]
+    planned = PlannedJob("inv.0", "hellaswag", "hellaswag", "img", (), "lm-evaluation-harness.hellaswag")
+    assert PlannedJob.from_dict(planned.__dict__) == planned  # invocation.json keeps it
+    status = JobStatus("inv.0", "hellaswag", State.PENDING, "/x", benchmark=planned.benchmark)
+    record = InvocationRecord("inv", "/x", "local", {}, (planned,), 0.0)
+    assert "hellaswag (lm-evaluation-harness.hellaswag)" in render([InvocationStatus(record, [status])])

@@ -116,6 +116,18 @@ def test_source_reads_folder_path_skips_torn_sample_line_and_unfinished_jobs(tmp
     assert samples.read_bytes() == before  # read-only: never repaired
 
 
+def test_a_folder_given_by_path_is_read_where_it_is(tmp_path):
+    """The cluster's copy of an invocation (Slurm over SSH) names this machine's folder in its record."""
+    import shutil
+
+    a = invocation(tmp_path / "runs", "m", {"t": [True, False]}, index=False)
+    copy = tmp_path / "cluster" / Path(a.folder).name
+    shutil.copytree(a.folder, copy)
+    shutil.rmtree(a.folder)
+    (r,) = source.load([str(copy)])
+    assert r.has_results and r.folder == copy / "t"
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -403,3 +403,23 @@ def test_nel_select_not_null_resolver():
     without = OmegaConf.create({"deployment": {"hf_model_handle": None, "command": command}})
     assert with_handle.deployment.command == "vllm serve org/m"
     assert without.deployment.command == "vllm serve /checkpoint"
+
+
+def test_relative_slurm_mounts_are_taken_from_the_home_and_saved_absolute():
+    """NEL 0.2.6 submits (`ssh user@host sbatch ...`) and checks mounts (`test -d`) from the home."""
+    import os
+
+    home = os.path.expanduser("~")
+    mounts = {"deployment": {"./hf": "/root/.cache/huggingface"}, "evaluation": {"hf": "/hf", "/abs": "/a"}}
+    s = nel("slurm", execution={"output_dir": "/lustre/x", "mounts": {**mounts, "mount_home": False}})
+    assert s.mounts.deployment == {f"{home}/hf": "/root/.cache/huggingface"}
+    assert s.mounts.evaluation == {f"{home}/hf": "/hf", "/abs": "/a"}
+    saved = s.config["execution"]["mounts"]
+    assert saved["evaluation"] == s.mounts.evaluation and saved["mount_home"] is False
+
+
+@pytest.mark.parametrize("key", ["export_image", "launcher_install_cmd", "export_mounts"])
+def test_nel_s_export_container_settings_are_refused_by_name(key):
+    auto = {"destinations": ["local"], key: "x"}
+    with pytest.raises(ConfigError, match=rf"^execution.auto_export.{key}: has no effect here"):
+        nel("slurm", execution={"output_dir": "/x", "auto_export": auto})

@@ -113,7 +113,6 @@ def test_hooks_run_in_order_and_post_runs_on_failure_with_the_tasks_exit_code(tm
 @pytest.mark.parametrize(
     ("mounts", "words"),
     [
-        ({"evaluation": {"relative/dir": "/x"}}, "execution.mounts.evaluation.relative/dir: host path"),
         ({"evaluation": {"/a": "x"}}, "container path 'x' is not absolute"),
         ({"evaluation": {"/a:b": "/x"}}, "contains ':' or ','"),
         ({"deployment": {"/a": "/x:rx"}}, "has the mode 'rx'"),
@@ -124,6 +123,19 @@ def test_bad_mounts_are_one_line_errors(mounts, words):
     with pytest.raises(ConfigError) as info:
         plan_of(nel_spec(deployment, mounts))
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_relative_host_paths_resolve_where_nel_s_scripts_run_the_container():
+    """NEL 0.2.6 local: run.sh runs `docker run -v ./x` in the task's folder (Docker resolves it there);
+    our one model server is started by run_all.sh in the invocation folder."""
+    deployment = {"type": "generic", "image": "srv:1", "command": "serve", "served_model_name": "m"}
+    mounts = {"evaluation": {"./cache": "/c", "data/../d": "/d:ro"}, "deployment": {"hf": "/hf"}}
+    plan = plan_of(nel_spec(deployment, mounts))
+    assert pairs(docker_argv(plan.files["one/run.sh"]), "-v")[1:] == [
+        f"{FOLDER}/one/cache:/c",
+        f"{FOLDER}/one/d:/d:ro",
+    ]
+    assert f"-v {FOLDER}/hf:/hf" in plan.files["run_all.sh"]
 
 
 VLLM = {
@@ -209,8 +221,10 @@ def test_default_server_commands_equal_nels(kind, values):
 def slurm_plan(deployment, **execution):
     from launcher.executors.slurm import SlurmConfig
 
+    # the script runs with stand-ins for docker: the proxy with this python, not from its image
+    python = {"launcher_python": sys.executable}
     data = {
-        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
+        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **python, **execution},
         "deployment": deployment,
         "target": {"api_endpoint": ENDPOINT},
         "evaluation": {"tasks": [ONE, {"name": "t2", "container": "img:1", "command": ["run"]}]},

@@ -37,8 +37,10 @@ OWN_URL = {"url": "http://127.0.0.1:8000/v1/chat/completions", "model_id": "m"}
 
 
 def spec_of(execution, executor="slurm", deployment=None, target=None):
+    python = {"launcher_python": sys.executable} if executor == "slurm" else {}
     data = {
-        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **execution},
+        # these scripts run with stand-ins for srun and docker: the proxy with this python, not its image
+        "execution": {"output_dir": "/data/evals", "user": "1000:1000", **python, **execution},
         "deployment": deployment or VLLM,
         "target": {"api_endpoint": target or OWN_URL},
         "evaluation": {"tasks": [TASK]},

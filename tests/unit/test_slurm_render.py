@@ -3,7 +3,6 @@ The real runs on the one-node cluster are in tests/integration/test_slurm.py."""
 
 import json
 import subprocess
-import sys
 
 import pytest
 from test_render import FOLDER, check_golden
@@ -53,7 +52,7 @@ def test_each_element_gets_its_own_proxy_port_and_no_key():
     assert json.loads(p.files[wiring.CONFIG_FILE])["upstream"] == "http://10.0.0.5:8000/v1/chat/completions"
     batch = p.files["sbatch.sh"]
     assert "proxy_port=$(( 21000 + SLURM_ARRAY_TASK_ID ))" in batch and "exec bash" not in batch
-    assert f"{sys.executable} -m launcher.proxy --config {FOLDER}/proxy/proxy.json" in batch
+    assert f"launcher-tools:0.1.0 python3 -m launcher.proxy --config {FOLDER}/proxy/proxy.json" in batch
     subprocess.run(["bash", "-n"], input=batch, text=True, check=True)
 
 
@@ -69,24 +68,75 @@ SSH = {"hostname": "login.example", "remote_output_dir": "/lustre/me/evals"}
 AUTO = {"execution": {"auto_export": {"destinations": ["local"]}}, "export": {"local": {"path": "/t.csv"}}}
 
 
-@pytest.mark.parametrize(
-    "endpoint, pending, fix",
-    [
-        ({}, None, "or target.api_endpoint.proxy=false (the task containers then get the key)"),
-        ({"proxy": False}, AUTO, "or drop execution.auto_export and run `launcher export` after the run"),
-    ],
-)
-def test_over_ssh_the_nodes_python_must_be_named(endpoint, pending, fix):
-    execution = {**SSH, **(pending or {}).get("execution", {})}
-    with pytest.raises(ConfigError) as err:
-        plan(
-            endpoint=endpoint,
-            pending={k: v for k, v in (pending or {}).items() if k != "execution"},
-            **execution,
+def proxy_line(batch: str) -> list[str]:
+    import shlex
+
+    (line,) = [ln for ln in batch.splitlines() if "-m launcher.proxy" in ln]
+    return shlex.split(line.split(" >> ")[0].replace('"$(id -u):$(id -g)"', "U").replace('"$PWD"', "HERE"))
+
+
+@pytest.mark.parametrize("runtime", ["docker", "pyxis"])
+def test_over_ssh_with_nothing_installed_the_proxy_and_export_run_from_the_tools_image(runtime):
+    """No launcher_python: the proxy (and auto-export) run from execution.launcher_image through the
+    tasks' runtime; the key goes to the proxy's container only, by name; the dry run contacts nothing and
+    says what submit will check there."""
+    p = plan(pending={"export": AUTO["export"]}, container_runtime=runtime, **AUTO["execution"], **SSH)
+    remote = "/lustre/me/evals/2026-01-01-00-00-00-0000abcd"
+    argv = proxy_line(p.files["sbatch.sh"])
+    tail = ["python3", "-m", "launcher.proxy", "--config", f"{remote}/proxy/proxy.json"]
+    assert argv[-9:-4] == tail
+    if runtime == "docker":
+        assert argv[:8] == [
+            "docker",
+            "run",
+            "--rm",
+            "--init",
+            "--pull",
+            "never",
+            "--name",
+            "launcher-0000abcd-proxy-${SLURM_ARRAY_TASK_ID}",
+        ]
+        assert ["-v", f"{remote}:{remote}"] == argv[argv.index("-v") : argv.index("-v") + 2]
+        assert argv[argv.index("-e") : argv.index("-e") + 2] == ["-e", "MY_API_KEY"] and argv.count("-e") == 1
+        assert argv[argv.index("--user") : argv.index("--user") + 4] == ["--user", "U", "-w", "HERE"]
+        assert "launcher-tools:0.1.0" in p.images
+    else:
+        option = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+        assert argv[:3] == ["srun", "--ntasks=1", "--overlap"] and option["--container-env"] == "MY_API_KEY"
+        assert (
+            option["--container-image"] == "launcher-tools:0.1.0" and option["--container-workdir"] == "$PWD"
         )
-    message = str(err.value)
-    assert message.startswith("execution.launcher_python: missing: over SSH") and "\n" not in message
-    assert message.endswith(fix)
+        assert option["--container-mounts"] == f"{remote}:{remote}"
+    for job in p.jobs:  # the tasks never get the key
+        assert "MY_API_KEY" not in p.files[f"{job.folder}/run.sh"]
+    export = p.files[EXPORT_BATCH].splitlines()[-1]
+    assert export.startswith("exec ") and export.endswith(
+        ' python3 -m launcher.export auto "$PWD" < /dev/null'
+    )
+    assert "launcher-tools:0.1.0" in export
+    assert "MY_API_KEY" not in export
+    assert p.checks[0] == "sbatch, squeue and scancel on login.example"
+    assert ("launcher-tools:0.1.0" in " ".join(p.checks)) is (runtime == "docker")
+    subprocess.run(["bash", "-n"], input=p.files["sbatch.sh"], text=True, check=True)
+
+
+def test_the_export_s_container_gets_the_folder_of_an_absolute_local_path():
+    from launcher.executors.slurm.tools import export_mounts
+
+    def body(path):
+        return json.dumps({"settings": {"local": {"path": path}}})
+
+    assert export_mounts(body("/team/scores/t.csv"), FOLDER) == ("/team/scores",)
+    assert export_mounts(body(f"{FOLDER}/x/t.csv"), FOLDER) == export_mounts(body("t.csv"), FOLDER) == ()
+    assert export_mounts(body("/t.csv"), FOLDER) == ()  # never / over the image's /
+    p = plan(pending={"export": {"local": {"path": "/team/t.csv"}}}, **AUTO["execution"])
+    assert "-v /team:/team" in p.files[EXPORT_BATCH]
+
+
+def test_a_caching_dir_outside_the_invocation_is_mounted_into_the_proxy_s_container():
+    p = plan(endpoint={"adapter_config": {"use_caching": True, "caching_dir": "/shared/cache"}})
+    argv = proxy_line(p.files["sbatch.sh"])
+    assert "/shared/cache:/shared/cache" in argv
 
 
 def test_over_ssh_with_the_nodes_python():
@@ -105,7 +155,7 @@ def test_auto_export_is_a_job_after_the_array():
         "destinations": ["local"],
         "settings": {"local": {"path": "/t.csv"}},
     }
-    check_golden(EXPORT_BATCH, p.files[EXPORT_BATCH].replace(sys.executable, "PYTHON"))
+    check_golden(EXPORT_BATCH, p.files[EXPORT_BATCH])
     subprocess.run(["bash", "-n"], input=p.files[EXPORT_BATCH], text=True, check=True)
     assert EXPORT_BATCH not in plan().files
 
@@ -172,3 +222,14 @@ def test_a_generated_code_task_needs_the_docker_runtime():
     with pytest.raises(ConfigError, match=r"^evaluation.tasks\[0\].name: .* sandbox container, which needs"):
         plan(tasks=["launcher.humaneval"], container_runtime="pyxis")
     assert plan(tasks=["launcher.humaneval"])
+
+
+def test_launcher_image_is_checked_and_named_in_the_scripts():
+    with pytest.raises(
+        ConfigError, match=r"^execution.launcher_image: 'bad image' is not an image reference"
+    ):
+        plan(launcher_image="bad image")
+    assert (
+        " reg.example/x/tools:1 python3 -m launcher.proxy "
+        in plan(launcher_image="reg.example/x/tools:1").files["sbatch.sh"]
+    )

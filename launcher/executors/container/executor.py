@@ -143,6 +143,7 @@ class ContainerExecutor(Executor):
             started=v.started,
             ended=v.ended,
             score=results.headline(task_dir) if ran else "",
+            benchmark=job.benchmark,
         )
 
     # ---- proxy counters ----------------------------------------------------------------------------

@@ -100,9 +100,12 @@ def plan_proxy(
     return proxy
 
 
-def server_as_planned(spec: RunSpec, invocation_id: str) -> tuple[ServerSpec, dict[str, str]] | None:
-    """The deployment's model server with its readiness check, started by the scheduler's script."""
-    server = server_plan(spec, invocation_id)
+def server_as_planned(
+    spec: RunSpec, invocation_id: str, base: str | None = None
+) -> tuple[ServerSpec, dict[str, str]] | None:
+    """The deployment's model server with its readiness check, started by the scheduler's script from
+    `base` (where its relative host paths start)."""
+    server = server_plan(spec, invocation_id, base=base)
     if server is None:
         return None
     d = spec.deployment

@@ -13,6 +13,7 @@ from enum import Enum
 
 from launcher import __version__
 from launcher.catalog import RUN_CONFIG_IN_CONTAINER, Known, TaskInfo, resolve
+from launcher.config import legacy
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
@@ -58,14 +59,18 @@ WITH_HOOKS = (
 DATASET_DIR_VAR = "NEMO_EVALUATOR_DATASET_DIR"  # NEL 0.2.6 local executor: where the dataset is mounted
 
 
-def bind(host: str, container: str, key: str, read_only: bool = False) -> str:
+def bind(host: str, container: str, key: str, read_only: bool = False, base: str | None = None) -> str:
     """One `host:container[:ro]` bind mount, or the one-line error naming `key`. The container side may
-    carry NEL's `:ro`/`:rw` suffix."""
+    carry NEL's `:ro`/`:rw` suffix. A relative host path is taken from `base`, the folder NEL 0.2.6's
+    script would run the container from (its `docker run -v ./x` resolves there); on Slurm the boundary
+    already made it absolute (config.legacy.absolute_mounts)."""
     target, _, mode = container.partition(":")
     if mode not in ("", "ro", "rw"):
         raise ConfigError(
             key, f"{container!r} has the mode {mode!r}", "Write /container/path, optionally :ro"
         )
+    if base and not host.startswith(("/", "~")):
+        host = os.path.normpath(os.path.join(base, host))
     for what, path in (("host", host), ("container", target)):
         if not path.startswith("/") and not (what == "host" and path.startswith("~")):
             raise ConfigError(key, f"{what} path {path!r} is not absolute", "Give absolute paths")
@@ -75,15 +80,18 @@ def bind(host: str, container: str, key: str, read_only: bool = False) -> str:
     return f"{os.path.expanduser(host)}:{target}" + (f":{mode}" if mode else "")
 
 
-def task_mounts(spec: RunSpec, task: TaskSpec) -> tuple[str, ...]:
-    """execution.mounts.evaluation, mount_home ($HOME at the same path) and the task's dataset_dir (ro)."""
-    out = [bind(h, c, f"execution.mounts.evaluation.{h}") for h, c in spec.mounts.evaluation.items()]
+def task_mounts(spec: RunSpec, task: TaskSpec, base: str | None = None) -> tuple[str, ...]:
+    """execution.mounts.evaluation, mount_home ($HOME at the same path) and the task's dataset_dir (ro);
+    relative host paths from `base` (the task's folder, where NEL's local run.sh starts its container)."""
+    out = [
+        bind(h, c, f"execution.mounts.evaluation.{h}", base=base) for h, c in spec.mounts.evaluation.items()
+    ]
     if spec.mounts.mount_home:
         home = os.path.expanduser("~")
         out.append(bind(home, home, "execution.mounts.mount_home"))
     if task.dataset_dir:
         key = f"{task_key(spec, task)}.dataset_dir"
-        out.append(bind(task.dataset_dir, task.dataset_mount_path, key, read_only=True))
+        out.append(bind(task.dataset_dir, task.dataset_mount_path, key, read_only=True, base=base))
     return tuple(out)
 
 
@@ -196,10 +204,11 @@ def render_nel(
     config = nel.merge_config({"config": {"params": params}} if params else {}, task.nemo_evaluator_config)
     names = [n for n in env_from_host if not (n == "API_KEY" and env_from_host[n] == endpoint.api_key)]
     pre_cmd, post_cmd = spec.pre_post(task)
+    url = server_url(spec, task.endpoint_type or known.nel.endpoint_type)
     return nel.render_task(
         known.nel,
         config,
-        url=endpoint.url if proxy_port is None else proxy_wiring.task_url(endpoint.url, proxy_port),
+        url=url if proxy_port is None else proxy_wiring.task_url(url, proxy_port),
         model_id=endpoint.model_id,
         api_key_name=endpoint.api_key if proxy_port is None else None,
         endpoint_type=task.endpoint_type,
@@ -212,6 +221,18 @@ def render_nel(
         adapter_host=adapter_host,
         progress_url=None if proxy_port is None else proxy_wiring.progress_url(proxy_port),
     )
+
+
+def server_url(spec: RunSpec, endpoint_type: str) -> str:
+    """The URL a catalogue task of `endpoint_type` gets. With a deployment whose server the target points
+    at (the deployment option sets its chat URL), NEL 0.2.6 uses the server's path for the task's endpoint
+    type (common/helpers.py get_endpoint_url: `deployment.endpoints[endpoint_type]`); else the target's."""
+    url, d = spec.target.api_endpoint.url, spec.deployment
+    paths = {"chat": "/v1/chat/completions", "completions": "/v1/completions", **d.endpoints}
+    own = url.startswith("http://127.0.0.1:") and url.endswith(paths["chat"])
+    if d.type == "none" or not own or endpoint_type not in paths:
+        return url
+    return url[: -len(paths["chat"])] + paths[endpoint_type]
 
 
 def host_client_error(key: str) -> ConfigError:
@@ -229,7 +250,8 @@ def with_config_extras(
     passed from the host is the host's; the launcher's own names win), execution.mounts.evaluation,
     mount_home, dataset_dir, and pre_cmd/post_cmd (their files in `task_dir`, mounted read-only; `hooks`
     False for a task whose own command already runs them, e.g. a NEL catalogue task's)."""
-    command, mounts = c.command, task_mounts(spec, task)
+    base = legacy.relative_path_base(spec.executor) or task_dir
+    command, mounts = c.command, task_mounts(spec, task, base)
     env = {k: v for k, v in spec.literal_env(task).items() if k not in c.env_from_host}
     if task.dataset_dir:
         env[DATASET_DIR_VAR] = task.dataset_mount_path
@@ -292,7 +314,9 @@ def plan_tasks(
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, launch, cfg.stop_grace)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
-        jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command))
+        known = resolve(task.name)  # table lookups: cheap even for 1,000 tasks
+        benchmark = known.name if known else ""
+        jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command, benchmark))
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 
@@ -343,8 +367,8 @@ def endpoint_for(spec: RunSpec, task: TaskSpec, info: TaskInfo | None) -> tuple[
     base = endpoint.url.rstrip("/")
     if base.endswith(chat):
         return want, base[: -len(chat)] + plain
-    if base.endswith(plain) and want == "chat":
-        return want, base[: -len(plain)] + chat
+    if base.endswith(plain):  # already a completions URL (the target's `type` left at its default)
+        return want, base if want == "completions" else base[: -len(plain)] + chat
     raise ConfigError(
         "target.api_endpoint.url",
         f"task {task.name} needs a {want} endpoint and {endpoint.url!r} does not end in {chat} or {plain}",

@@ -14,6 +14,7 @@ import os
 import shlex
 from dataclasses import dataclass
 
+from launcher.config import legacy
 from launcher.config.schema import Deployment, RunSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.plan import bind, host_client_error
@@ -133,10 +134,16 @@ def ray_command(serve: str) -> str:
 
 
 def server_plan(
-    spec: RunSpec, invocation_id: str, d: Deployment | None = None, role: str = "server"
+    spec: RunSpec,
+    invocation_id: str,
+    d: Deployment | None = None,
+    role: str = "server",
+    base: str | None = None,
 ) -> ServerPlan | None:
     """The model server of an invocation, or None (deployment: none). `d` and `role` for an auxiliary
-    server (e.g. role "judge": its command file server_cmd-judge.sh, container launcher-<id>-judge)."""
+    server (e.g. role "judge": its command file server_cmd-judge.sh, container launcher-<id>-judge).
+    `base`: the folder its script starts it from, for relative host paths (on Slurm: the home)."""
+    base = legacy.relative_path_base(spec.executor) or base
     d = spec.deployment if d is None else d
     if d.type == "none":
         return None
@@ -146,12 +153,13 @@ def server_plan(
             raise host_client_error(f"{key}.env_vars.{name}")
     extra = spec.mounts.deployment if role == "server" else spec.mounts.auxiliary.get(role, {})
     where = "execution.mounts.deployment" if role == "server" else f"execution.mounts.auxiliary.{role}"
-    mounts = [bind(h, c, f"{where}.{h}") for h, c in extra.items()]
+    mounts = [bind(h, c, f"{where}.{h}", base=base) for h, c in extra.items()]
     if spec.mounts.mount_home:
         home = os.path.expanduser("~")
         mounts.append(bind(home, home, "execution.mounts.mount_home"))
     if d.checkpoint_path:
-        mounts.insert(0, bind(d.checkpoint_path, CHECKPOINT, f"{key}.checkpoint_path", read_only=True))
+        checkpoint = bind(d.checkpoint_path, CHECKPOINT, f"{key}.checkpoint_path", read_only=True, base=base)
+        mounts.insert(0, checkpoint)
     files: dict[str, str] = {}
     command, flags, stdin = d.command, [], "/dev/null"
     if d.type != "server":

@@ -36,7 +36,10 @@ class LocalExecutor(ContainerExecutor):
 
     def plan(self, spec: RunSpec, invocation_id: str, folder: str, created: float) -> Plan:
         cfg: LocalConfig = spec.execution
-        inv = plan_invocation(spec, invocation_id, folder, cfg, server_as_planned)
+        # run_all.sh starts the model server in the invocation folder: its relative host paths start there
+        inv = plan_invocation(
+            spec, invocation_id, folder, cfg, lambda s, i: server_as_planned(s, i, base=folder)
+        )
         proxy_lines = proxy_wiring.render_start(sys.executable, inv.proxy[0]) if inv.proxy else None
         run_all = render_run_all_sh(
             invocation_id,

@@ -5,7 +5,7 @@ scripts, queue.py what squeue/sacct say, deployments.py servers in srun steps, s
 This face re-exports what other modules and plugins import from `launcher.executors.slurm`.
 """
 
-from launcher.executors.slurm.config import SlurmConfig, node_python, submits_over_ssh
+from launcher.executors.slurm.config import SlurmConfig, submits_over_ssh
 from launcher.executors.slurm.executor import (
     ELEMENT,
     SlurmExecutor,
@@ -31,7 +31,6 @@ __all__ = [
     "SLURM_LIVE",
     "SlurmConfig",
     "SlurmExecutor",
-    "node_python",
     "proxy_only_env",
     "render_export_sbatch",
     "render_sbatch",

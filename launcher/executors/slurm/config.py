@@ -1,13 +1,13 @@
 """The Slurm executor's settings (`execution/slurm`): where jobs run, how they are submitted (here or over
-SSH on a login node), and which python runs the proxy and auto-export on the nodes."""
+SSH on a login node), and how the proxy and auto-export run on the nodes (an image, or a python there)."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Literal
 
-from launcher.config.values import show
+from launcher.catalog import TOOLS_IMAGE
+from launcher.config.values import is_image_reference, show
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
 
@@ -28,13 +28,21 @@ class SlurmConfig(ContainerConfig):
     port: int = 22  # SSH port
     ssh_options: tuple[str, ...] = ()  # extra `ssh -o` options, e.g. ["IdentityFile=~/.ssh/cluster"]
     remote_output_dir: str | None = None  # output_dir on the cluster (default: the same path)
-    # The python on the cluster's nodes that runs the endpoint proxy and auto-export (`-m launcher.proxy`,
-    # `-m launcher.export`; needs `launcher[proxy]` installed there). Default: the submitting python when
-    # submitting on this machine; over SSH it must be given (or the proxy turned off).
+    # The launcher's own steps on the nodes (the endpoint proxy, auto-export) run from this image through
+    # container_runtime, so the cluster needs nothing installed (`make tools-image` builds it; with pyxis,
+    # push it to a registry the nodes reach and name it here) ...
+    launcher_image: str = TOOLS_IMAGE
+    # ... or, when set, with this python on the nodes (launcher[proxy] installed there), no container.
     launcher_python: str | None = None
 
     def validate(self) -> None:
         super().validate()
+        if not is_image_reference(self.launcher_image):
+            raise ConfigError(
+                "execution.launcher_image",
+                f"{show(self.launcher_image)} is not an image reference",
+                "Write [registry/]name[:tag][@digest], lowercase name, e.g. launcher-tools:0.1.0",
+            )
         remote = self.remote_output_dir
         if remote is not None and not remote.startswith("/"):
             raise ConfigError(
@@ -56,28 +64,3 @@ class SlurmConfig(ContainerConfig):
 
 def submits_over_ssh(cfg: SlurmConfig) -> bool:
     return cfg.hostname not in (None, "", "localhost")
-
-
-def node_python(cfg: SlurmConfig, proxy: bool, auto_export: bool) -> str:
-    """The interpreter that runs `-m launcher.proxy` / `-m launcher.export` on the nodes: execution.
-    launcher_python, else this python when the jobs run on this machine's cluster (it is on the shared
-    file system as far as this one-machine default goes). Over SSH nothing here can be guessed."""
-    if cfg.launcher_python or not submits_over_ssh(cfg):
-        return cfg.launcher_python or sys.executable
-    if proxy:
-        raise ConfigError(
-            "execution.launcher_python",
-            "missing: over SSH each Slurm job starts the endpoint proxy on its node, which needs the "
-            "cluster's python with launcher[proxy] installed",
-            "Set execution.launcher_python=/path/on/the/cluster/bin/python, or "
-            "target.api_endpoint.proxy=false (the task containers then get the key)",
-        )
-    if auto_export:
-        raise ConfigError(
-            "execution.launcher_python",
-            "missing: over SSH auto-export runs as a Slurm job on the cluster, which needs the cluster's "
-            "python with launcher installed",
-            "Set execution.launcher_python=/path/on/the/cluster/bin/python, or drop "
-            "execution.auto_export and run `launcher export` after the run",
-        )
-    return ""  # unused: neither the proxy nor auto-export runs

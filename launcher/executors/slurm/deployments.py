@@ -130,16 +130,19 @@ def instances(spec: RunSpec, invocation_id: str, folder: str) -> Auxiliary:
     first node balancing them (least connections, health-checked), where the tasks' URL points."""
     d, count = spec.deployment, spec.deployment.num_instances
     per = spec.execution.nodes // count
-    if per > 1 and d.distributed_executor_backend != "ray":
+    # Across nodes: Ray (vllm_ray), or the user's own command, which NEL 0.2.6 runs on every node of the
+    # instance with its rank and head address (e.g. vLLM's data parallelism: SLURM_PROCID, MASTER_IP).
+    if per > 1 and d.distributed_executor_backend != "ray" and not d.shell_command:
         raise ConfigError(
             "execution.num_nodes",
             f"{per} nodes per instance need a server that spans nodes",
-            "Use deployment=vllm_ray (NEL's multi-node vLLM), or one node per instance",
+            "Use deployment=vllm_ray (NEL's multi-node vLLM), write its multi-node `command`, "
+            "or one node per instance",
         )
     plan = server_plan(spec, invocation_id)
     container = plan.container
     if per > 1:  # each rank's role and its head: NEL's names, set per srun task (ray_command reads them)
-        ranked = ("ALL_NODE_IPS", "MASTER_IP", "NODES_PER_INSTANCE", "PROC_ID")
+        ranked = ("ALL_NODE_IPS", "MASTER_IP", "NODES_PER_INSTANCE", "PROC_ID", "SLURM_PROCID")
         container = replace(container, env_from_host={**container.env_from_host, **{n: n for n in ranked}})
     lb = d.load_balancer
     health = lb.health_check_path or d.health_path

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from launcher.catalog import BUILD_HINTS
+from launcher.catalog import BUILD_HINTS, TOOLS_HINT
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors.container.auto_export import AUTO_EXPORT
@@ -23,7 +23,8 @@ from launcher.executors.container.invocation import images_needed, plan_invocati
 from launcher.executors.container.process import is_running
 from launcher.executors.container.render import DOCKER
 from launcher.executors.container.server import ServerSpec
-from launcher.executors.slurm.config import SlurmConfig, node_python, submits_over_ssh
+from launcher.executors.slurm import tools
+from launcher.executors.slurm.config import SlurmConfig, submits_over_ssh
 from launcher.executors.slurm.deployments import auxiliary_block
 from launcher.executors.slurm.pyxis import PYXIS
 from launcher.executors.slurm.queue import EXPORT_JOBS, JOBS, SLURM_ENDED, SLURM_LIVE, array_states
@@ -83,7 +84,6 @@ class SlurmExecutor(ContainerExecutor):
             self.reserved,
             proxy_per_task=True,
         )
-        python = node_python(cfg, inv.proxy is not None, bool(inv.auto_export))
         aux = auxiliary_block(spec, invocation_id, remote, also_stop="stop_server" if inv.server else "")
         batch = render_sbatch(
             cfg,
@@ -91,9 +91,7 @@ class SlurmExecutor(ContainerExecutor):
             remote,
             [j.folder for j in inv.tasks.jobs],
             inv.server,
-            proxy_wiring.render_start(python, '"$proxy_port"', config=f"{remote}/{proxy_wiring.CONFIG_FILE}")
-            if inv.proxy
-            else None,
+            proxy_start(spec, invocation_id, remote, inv.proxy) if inv.proxy else None,
             inv.proxy[0] if inv.proxy else None,
             proxy_only_env(spec, inv.tasks.host_env) if inv.proxy else (),
             aux,
@@ -102,12 +100,19 @@ class SlurmExecutor(ContainerExecutor):
         files = {**inv.tasks.files, **inv.server_files, BATCH: batch, **inv.proxy_files}
         if inv.auto_export:
             files.update(inv.auto_export)
-            files[EXPORT_BATCH] = render_export_sbatch(cfg, invocation_id, remote, python)
+            writes = tools.export_mounts(inv.auto_export[AUTO_EXPORT], remote)
+            export = tools.runner(cfg, invocation_id, remote, "export", tools.EXPORT_ENV, writes)
+            files[EXPORT_BATCH] = render_export_sbatch(cfg, invocation_id, remote, export)
+        if (inv.proxy or inv.auto_export) and tools.uses_image(cfg):
+            images += (cfg.launcher_image,)
         if aux:
             host_env |= aux.host_env
             files.update(aux.files)
             images += aux.images
-        return Plan(invocation_id, folder, inv.tasks.jobs, files, tuple(sorted(host_env)), images)
+        where = self.shell.target if self.shell.remote else "this machine"
+        needed = [*(j.image for j in inv.tasks.jobs), *images]
+        checks = tools.submit_checks(cfg, where, needed, inv.proxy is not None, bool(inv.auto_export))
+        return Plan(invocation_id, folder, inv.tasks.jobs, files, tuple(sorted(host_env)), images, checks)
 
     def check_prerequisites(self, plan: Plan) -> None:
         where = self.shell.target if self.shell.remote else "this machine"
@@ -125,6 +130,11 @@ class SlurmExecutor(ContainerExecutor):
                 )
             elif self.shell.run(["docker", "image", "inspect", image]).returncode:
                 hint = BUILD_HINTS.get(image, "build or pull it there")
+                if image == self.config.launcher_image:
+                    hint = (
+                        f"it runs the endpoint proxy and auto-export on the nodes: {TOOLS_HINT} there, "
+                        "or set execution.launcher_python to a python on the nodes with launcher[proxy]"
+                    )
                 raise LauncherError(f"image {image} is not on {where}; {hint}")
 
     def _check_node_python(self, plan: Plan, where: str) -> None:
@@ -134,12 +144,15 @@ class SlurmExecutor(ContainerExecutor):
         if not self.shell.remote or (module == "launcher.export" and EXPORT_BATCH not in plan.files):
             return
         python = self.config.launcher_python
+        if not python:  # the proxy and the export run from launcher_image (checked with the images)
+            return
         proc = self.shell.run(["bash", "-c", '"$1" -c "import $2" 2>&1', "_", python, module])
         if proc.returncode != 0:
             reason = (proc.stdout.strip().splitlines() or ["not found"])[-1]
             raise LauncherError(
                 f"execution.launcher_python: {python} on {where} cannot import {module} ({reason}); "
-                "install launcher[proxy] there or point launcher_python at the python that has it"
+                "install launcher[proxy] there, point launcher_python at the python that has it, or unset it "
+                f"to run them from execution.launcher_image ({self.config.launcher_image})"
             )
 
     def start(self, record: InvocationRecord) -> str | None:
@@ -270,6 +283,22 @@ class QueueLook(Look):
         if self.view(n, job).alive or (not self.remote and is_running(start, RUN)):
             return State.RUNNING, ""
         return None
+
+
+def proxy_start(spec: RunSpec, invocation_id: str, folder: str, proxy: tuple[int, dict[str, str]]) -> str:
+    """An array element's lines that start its proxy: from execution.launcher_image through the tasks'
+    container runtime (the key handed to that container alone, by name), or with launcher_python."""
+    import json
+
+    cfg: SlurmConfig = spec.execution
+    key = spec.target.api_endpoint.api_key
+    adapter = json.loads(proxy[1][proxy_wiring.CONFIG_FILE]).get("adapter_config") or {}
+    cache = adapter.get("caching_dir")  # a shared cache outside the invocation folder is written too
+    mounts = (cache,) if cache and not str(cache).startswith(folder + "/") else ()
+    runner = tools.runner(cfg, invocation_id, folder, "proxy", (key,) if key else (), mounts)
+    return proxy_wiring.render_start(
+        "", '"$proxy_port"', config=f"{folder}/{proxy_wiring.CONFIG_FILE}", runner=runner
+    )
 
 
 def proxy_only_env(spec: RunSpec, task_env: frozenset[str]) -> tuple[str, ...]:

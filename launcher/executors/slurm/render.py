@@ -88,7 +88,8 @@ def render_sbatch(
 def render_export_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, python: str) -> str:
     """Auto-export's job (submitted with --dependency=afterany on the array): `-m launcher.export auto` on
     the invocation folder, as run_all.sh's last step does on the local executor. One CPU, a short limit,
-    the invocation's partition and account; output in logs/export.log."""
+    the invocation's partition and account; output in logs/export.log. `python`: shell words already
+    rendered (slurm/tools.py: our tools image's container, or execution.launcher_python)."""
     options = [
         f"--job-name=launcher-{invocation_id}-export",
         f"--output={folder}/logs/export.log",
@@ -107,7 +108,7 @@ def render_export_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, pyth
                 "# (execution.auto_export.destinations, settings in auto_export.json). Its outcome never",
                 "# changes the run's; a failure says how to retry with `launcher export`.",
                 f"cd {shlex.quote(folder)} || exit 1",
-                f'exec {shlex.quote(python)} -m launcher.export auto "$PWD" < /dev/null',
+                f'exec {python} -m launcher.export auto "$PWD" < /dev/null',
             ]
         )
         + "\n"
