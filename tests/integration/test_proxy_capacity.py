@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -18,41 +19,30 @@ TASK, METRIC = "gsm8k_cot_zeroshot", "exact_match,strict-match"
 CAPACITY = 4
 
 
-def run_tasks(tmp: Path, url: str, tasks: int, samples: int) -> list[dict]:
-    """`tasks` harness processes at once (parallelism 32 each, 2 retries), each its own task name."""
+def start_harness(results: Path, url: str, samples: int, task: str = TASK, parallelism: int = 32):
+    """A harness process (2 retries, no error allowed) writing into `results`."""
     env = {k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items() if k != "API_KEY"}
-    procs = []
-    for t in range(tasks):
-        results = tmp / f"task{t}"
-        results.mkdir()
-        params = {"parallelism": 32, "request_timeout": 60.0, "max_retries": 2, "max_error_fraction": 0.0,
-                  "limit_samples": samples, "temperature": 0.0, "top_p": None, "max_tokens": 64, "seed": None,
-                  "stop": None}  # fmt: skip
-        config = {"task": TASK, "model_id": "fake", "url": url, "endpoint_type": "chat", "api_key_env": None,
-                  "params": params}  # fmt: skip
-        (results / "run_config.json").write_text(json.dumps(config))
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "launcher.harness",
-                    "run",
-                    "--config",
-                    str(results / "run_config.json"),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=env,
-            )  # fmt: skip
-        )
-    out = []
-    for t, proc in enumerate(procs):
-        log = proc.communicate(timeout=300)[0]
-        assert proc.returncode == 0, log
-        out.append(json.loads((tmp / f"task{t}" / "results.json").read_text()))
-    return out
+    results.mkdir()
+    params = {"parallelism": parallelism, "request_timeout": 60.0, "max_retries": 2,
+              "max_error_fraction": 0.0, "limit_samples": samples, "temperature": 0.0, "top_p": None,
+              "max_tokens": 64, "seed": None, "stop": None}  # fmt: skip
+    config = {"task": task, "model_id": "fake", "url": url, "endpoint_type": "chat", "api_key_env": None,
+              "params": params}  # fmt: skip
+    (results / "run_config.json").write_text(json.dumps(config))
+    argv = [sys.executable, "-m", "launcher.harness", "run", "--config", str(results / "run_config.json")]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def finished(proc: subprocess.Popen, results: Path) -> dict:
+    log = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, log
+    return json.loads((results / "results.json").read_text())
+
+
+def run_tasks(tmp: Path, url: str, tasks: int, samples: int) -> list[dict]:
+    """`tasks` harness processes at once (parallelism 32 each)."""
+    procs = [start_harness(tmp / f"task{t}", url, samples) for t in range(tasks)]
+    return [finished(proc, tmp / f"task{t}") for t, proc in enumerate(procs)]
 
 
 @pytest.mark.parametrize("tasks, samples", [(1, 100), (4, 50)])
@@ -116,3 +106,29 @@ def test_a_client_that_gave_up_while_queued_is_not_sent_upstream(tmp_path, start
     asyncio.run(impatient())
     assert proxy.stop() == 0
     assert ep.stats()["total"] == 1 and proxy.stats()["errors"]["client_gone"] == 1
+
+
+def test_a_small_task_is_not_starved_by_a_large_one(tmp_path, started, endpoint):  # noqa: F811
+    """2 slots; a GSM8K task at parallelism 32 first, then AIME at parallelism 2: served round-robin, the
+    small task's requests all finish while the large one still has many to go (FIFO would put each of
+    them behind ~30 of the large task's)."""
+    from launcher.harness.api import registry
+
+    aime = [s.input for s in registry("launcher.harness.benchmarks")["aime2025"].load()]
+    ep = endpoint("oracle", 0.02)
+    adapter = {"use_caching": False, "max_concurrent": 2, "use_request_logging": True}
+    proxy = ProxyProcess(tmp_path, ep.url(), adapter)
+    started.append(proxy)
+    url = f"{proxy.base}/v1/chat/completions"
+    big = start_harness(tmp_path / "big", url, 1000)
+    while ep.stats()["total"] < 10:  # the large task's requests are queueing at the proxy
+        time.sleep(0.05)
+    small = start_harness(tmp_path / "small", url, 20, "aime2025", parallelism=2)
+    for proc, folder in ((small, "small"), (big, "big")):
+        assert finished(proc, tmp_path / folder)["results"]["tasks"]  # no sample lost (no error allowed)
+    assert proxy.stop() == 0
+    lines = (proxy.state / "proxy_requests.jsonl").read_text().splitlines()
+    asked = [json.dumps(json.loads(line)["request"]) for line in lines]
+    small_at = [i for i, body in enumerate(asked) if any(json.dumps(q)[1:-1] in body for q in aime)]
+    assert len(small_at) == len(asked) - 1000 >= 20  # AIME's repeats: several requests per sample
+    assert small_at[-1] < len(asked) - 100, small_at
