@@ -5,9 +5,10 @@ venv), scale, scale-run, scale-phases, scale-catalogue (how costs grow with task
 catalogue's dry run side by side with NEL), launch (overhead vs plain docker run), kill (time to stop a
 running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste), harness-scale (RSS and
 resume time at 1,000-100,000 samples), scoring (off the loop vs inline), gate-nel (`launcher gate` and
-NeMo Evaluator 0.3.0's `nel gate` on the same records), gate-scale (compare + gate at 100,000 samples).
-Run one with `python bench/run.py cli`. Medians of several runs; ratios come from runs made side by side
-in the same invocation.
+NeMo Evaluator 0.3.0's `nel gate` on the same records), gate-scale (compare + gate at 100,000 samples),
+capacity (the proxy's adaptive concurrency against capped, queueing and uncapped endpoints; BENCH_BEFORE=
+<checkout> side by side). Run one with `python bench/run.py cli`. Medians of several runs; ratios come
+from runs made side by side in the same invocation.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SECTIONS = {  # name -> (module, function)
     "scoring": ("harness", "bench_scoring"),
     "gate-nel": ("gate", "bench_nel_gate"),
     "gate-scale": ("gate", "bench_compare_scale"),
+    "capacity": ("capacity", "bench_capacity"),
 }
 
 

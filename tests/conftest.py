@@ -123,9 +123,19 @@ class RunningEndpoint:
 def endpoint():
     started: list[RunningEndpoint] = []
 
-    def start(mode: str = "oracle", latency: float = 0.0, fault_rate: float = 0.0, slow: float = 2.0):
+    def start(
+        mode: str = "oracle", latency: float = 0.0, fault_rate: float = 0.0, slow: float = 2.0, *extra: str
+    ):
         ep = RunningEndpoint(
-            "--mode", mode, "--latency", str(latency), "--fault-rate", str(fault_rate), "--slow", str(slow)
+            "--mode",
+            mode,
+            "--latency",
+            str(latency),
+            "--fault-rate",
+            str(fault_rate),
+            "--slow",
+            str(slow),
+            *extra,
         )
         started.append(ep)
         return ep

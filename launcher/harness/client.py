@@ -44,6 +44,7 @@ class Settings:
     parallelism: int = 16
     timeout: float = 120.0
     max_retries: int = 5
+    task: str | None = None  # sent as X-Launcher-Task: the endpoint proxy queues each task apart
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Client:
         self.headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         if settings.api_key:
             self.headers["Authorization"] = f"Bearer {settings.api_key}"
+        if settings.task:
+            self.headers["X-Launcher-Task"] = settings.task
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:

@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from launcher.proxy import transforms as tx
-from launcher.proxy.budget import Budget
+from launcher.proxy.limiter import TASK_HEADER, Limiter
 from launcher.proxy.settings import ProxySettings
 from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
 from launcher.proxy.wiring import PID_FILE, PROGRESS_PATH
@@ -39,6 +39,7 @@ DROP_REQUEST = frozenset(
         "accept-encoding",
         "te",
         "upgrade",
+        TASK_HEADER.lower(),
     }
 )
 DROP_RESPONSE = frozenset(
@@ -87,7 +88,7 @@ class Proxy:
         self.secrets = (api_key,) if api_key else ()
         self.key_bytes = api_key.encode() if api_key else b""
         self.stats = Stats()
-        self.budget: Budget | None = None
+        self.budget: Limiter | None = None
         self.session: aiohttp.ClientSession | None = None
         self.rng = random.Random()
         self.pending: dict[str, asyncio.Future] = {}  # cache key -> the answer of the request in flight
@@ -96,7 +97,7 @@ class Proxy:
     # ---- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         r = self.settings.retry
-        self.budget = Budget(self.settings.budget)
+        self.budget = Limiter(self.settings.budget)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(total=r.request_timeout, sock_connect=r.connect_timeout),
@@ -204,13 +205,30 @@ class Proxy:
         url = tx.upstream_url(self.settings.upstream, request.path, request.query_string)
         headers = self.upstream_headers(request)
         retry = self.settings.retry
-        for attempt in range(retry.max_retries + 1):
+        task = request.headers.get(TASK_HEADER, "")
+        throttled_until = time.perf_counter() + retry.request_timeout  # 429s are waited out until then
+        attempt = 0
+        while True:
             last = attempt == retry.max_retries
-            await self.budget.acquire()
-            tokens = 0
+            ticket = await self.budget.acquire(task)
+            tokens, status, wait, timed_out = 0, None, None, False
+            if request.transport is None or request.transport.is_closing():
+                # The client gave up while it queued (its own timeout): nobody would read the answer.
+                self.budget.release(ticket, None)
+                self.stats.errors["client_gone"] += 1
+                return error_response(499, "client_closed", "the client closed the connection while queued")
             try:
                 self.stats.upstream_requests += 1
                 async with self.session.request(request.method, url, data=raw or None, headers=headers) as up:
+                    status = up.status
+                    if status == 429 and time.perf_counter() < throttled_until:
+                        # Waited out here (the limiter holds every request until Retry-After) and retried
+                        # without spending an attempt: the task never sees it.
+                        await up.read()
+                        self.stats.errors["upstream_429"] += 1
+                        after = tx.retry_after_seconds(up.headers.get("Retry-After"))
+                        wait = min(retry.backoff_base if after is None else after, retry.backoff_max)
+                        continue
                     if up.status in tx.RETRY_STATUSES and not last:
                         await up.read()
                         self.stats.retries += 1
@@ -249,23 +267,24 @@ class Proxy:
                         )
             except (aiohttp.ClientError, asyncio.TimeoutError) as err:
                 kind = "timeout" if isinstance(err, asyncio.TimeoutError) else "connection"
+                timed_out = kind == "timeout"
                 self.stats.errors[kind] += 1
                 if last:
-                    status = 504 if kind == "timeout" else 502
-                    self.stats.responses[str(status)] += 1
+                    code = 504 if timed_out else 502
+                    self.stats.responses[str(code)] += 1
                     message = tx.redact(
                         f"upstream {url} {'timed out' if kind == 'timeout' else 'unreachable'} after "
                         f"{attempt + 1} attempt(s): {type(err).__name__}: {err}",
                         self.secrets,
                     )
                     log.warning("%s", message)
-                    return error_response(status, f"upstream_{kind}", message)
+                    return error_response(code, f"upstream_{kind}", message)
                 self.stats.retries += 1
                 delay = tx.retry_delay(attempt, None, retry, self.rng)
             finally:
-                self.budget.release(tokens)
+                self.budget.release(ticket, status, tokens, wait, timed_out)
+            attempt += 1
             await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
 
     def count_tokens(self, data: bytes) -> int:
         try:

@@ -1,6 +1,8 @@
 """Live counters of the proxy (GET /proxy/stats, <state-dir>/proxy_stats.json). This module owns that
 format: requests, upstream_requests, cache_hits, retries, errors (by kind), responses (by status),
-tokens_in, tokens_out, latency_ms (p50, p95 over the last 10,000 requests), in_flight, max_in_flight."""
+tokens_in, tokens_out, latency_ms (p50, p95 over the last 10,000 requests), in_flight, max_in_flight, and
+concurrency (launcher.proxy.limiter: the limit now and settled, max_concurrent, queued, upstream_429,
+upstream_5xx, overloads, waited_s)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class Stats:
             },
             "in_flight": budget.in_flight if budget else 0,
             "max_in_flight": budget.max_in_flight if budget else 0,
+            "concurrency": budget.snapshot() if budget else {},
         }
 
 
@@ -87,6 +90,9 @@ def combine(many: list[dict]) -> dict:
         for q, value in (stats.get("latency_ms") or {}).items():
             if isinstance(value, (int, float)):
                 worst[q] = max(worst.get(q, value), value)
+        for key, value in (stats.get("concurrency") or {}).items():  # each proxy has its own budget
+            if isinstance(value, (int, float)):
+                out.setdefault("concurrency", {})[key] = out.get("concurrency", {}).get(key, 0) + value
     out["errors"], out["responses"] = dict(out["errors"]), dict(out["responses"])
     out["latency_ms_max"] = worst
     return out
@@ -109,4 +115,11 @@ def summary(stats: dict) -> str:
     for q in ("p50", "p95"):
         if isinstance(latency.get(q), (int, float)):
             parts.append(f"{q} {latency[q]:.0f} ms{slowest}")
+    c = stats.get("concurrency") or {}
+    if "settled" in c:
+        parts.append(
+            f"concurrency settled {c['settled']} (now {c.get('limit')}, cap {c.get('max_concurrent')}),"
+            f" {c.get('upstream_429', 0)} x 429, {c.get('upstream_5xx', 0)} x 5xx,"
+            f" {c.get('waited_s', 0):.1f} s waited"
+        )
     return ", ".join(parts)

@@ -2,6 +2,7 @@
 
     python -m launcher.testing.endpoint --port 8000 --mode oracle [--logprobs aligned|shifted|none]
         [--latency 0.05] [--fault-rate 0.2] [--faults 500,drop] [--fault-persist] [--tasks MODULE]
+        [--capacity 16 [--overflow 429|queue] [--retry-after 1]]
 
 Modes: `oracle` answers every known request so that the task scores 1.0, `wrong` so that it scores 0.0,
 `echo` answers "ok" fast without looking anything up (throughput benchmarks). Nothing is task-specific:
@@ -25,6 +26,11 @@ connection, a response slower than `--slow` seconds, malformed JSON, an HTML err
 picks kinds, including `gzip-bomb` (a small gzip body inflating past any sane cap), `deep-json` (a
 100,000-deep nested array) and `leak-auth` (a 400 whose body echoes the Authorization header)); a
 retried request is answered normally unless `--fault-persist`. GET /stats gives requests per sample.
+
+`--capacity K` serves at most K requests at once (each taking `--latency`). Above it, `--overflow 429`
+(a hosted API's limit) answers 429 with `Retry-After: --retry-after` at once, without counting the
+request; `--overflow queue` (a vLLM-like server) queues it, and a request takes
+latency x (0.5 + 0.5 x busy/K): a batch slows as it grows, and the throughput levels off at K (its knee).
 Serves 127.0.0.1 only.
 """
 
@@ -37,6 +43,7 @@ import json
 import random
 import re
 import sys
+import time
 import zlib
 from collections import Counter
 from typing import Any
@@ -231,16 +238,35 @@ class Endpoint:
         self.faulted: Counter[str] = Counter()
         self.doomed: set[str] = set()
         self.total = 0
+        self.capacity, self.overflow = options.get("capacity"), options.get("overflow", "429")
+        self.retry_after = options.get("retry_after", 1.0)
+        self.slots = asyncio.Semaphore(self.capacity) if self.capacity else None
+        self.busy = self.peak = self.turned_away = 0
+        self.first = self.last = None  # monotonic: the first request's arrival, the last answer
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         chat = request.path.endswith("/chat/completions")
         body = await request.json()
         prompt = body["messages"] if chat else body["prompt"]
         key = request_key("chat" if chat else "completions", prompt)
+        self.first = self.first or time.monotonic()
+        if self.capacity and self.overflow == "429" and self.busy >= self.capacity:
+            self.turned_away += 1
+            headers = {"Retry-After": f"{self.retry_after:g}"}
+            return web.json_response({"error": "over capacity"}, status=429, headers=headers)
         self.total += 1
         self.requests[key] += 1
         self.samples[SAMPLE_OF.get(key, key)] += 1
-        if self.latency:
+        if self.slots is not None:
+            async with self.slots:
+                self.busy += 1
+                self.peak = max(self.peak, self.busy)
+                try:
+                    slowdown = 0.5 + 0.5 * self.busy / self.capacity if self.overflow == "queue" else 1.0
+                    await asyncio.sleep(self.latency * slowdown)
+                finally:
+                    self.busy -= 1
+        elif self.latency:
             await asyncio.sleep(self.latency)
         first = self.requests[key] == 1
         if first and self.fault_rate and self.random.random() < self.fault_rate:
@@ -270,6 +296,7 @@ class Endpoint:
                     choice["logprobs"] = prompt_logprobs(prompt, generated, known, self.logprobs_mode)
                 choice["finish_reason"] = "length"
         words = len(str(prompt).split())
+        self.last = time.monotonic()
         return web.json_response(
             {
                 "id": "x",
@@ -317,6 +344,10 @@ class Endpoint:
                 "requests": dict(self.requests),
                 "samples": dict(self.samples),
                 "faulted": dict(self.faulted),
+                "turned_away": self.turned_away,  # --capacity with --overflow 429
+                "peak": self.peak,  # most requests served at once (--capacity)
+                # the first request's arrival to the last answer
+                "span_s": round(self.last - self.first, 3) if self.last else 0.0,
             }
         )
 
@@ -368,6 +399,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--correct-share", type=float, default=None, help="oracle: answer about this share of samples right"
     )
+    parser.add_argument("--capacity", type=int, default=None, help="requests served at once (K)")
+    parser.add_argument("--overflow", choices=("429", "queue"), default="429", help="above --capacity")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="seconds, with --overflow 429")
     args = parser.parse_args(argv)
     if args.correct_share is not None and not (0 <= args.correct_share <= 1 and args.mode == "oracle"):
         parser.error("--correct-share: a share between 0 and 1, with --mode oracle")
@@ -386,6 +420,9 @@ def main(argv: list[str] | None = None) -> None:
         persist=args.fault_persist,
         tasks=args.tasks,
         correct_share=args.correct_share,
+        capacity=args.capacity,
+        overflow=args.overflow,
+        retry_after=args.retry_after,
     )
     try:
         asyncio.run(serve(args.port, endpoint))

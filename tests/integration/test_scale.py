@@ -106,3 +106,6 @@ def test_status_detail_shows_the_proxy_counters_live_then_final(cli, endpoint, h
     assert final["tokens_out"] > 0 and final["latency_ms"]["p95"] >= final["latency_ms"]["p50"] >= 300
     detail = cli("status", inv, "--detail", check_rc=0).stdout
     assert f"proxy of {inv} (last written): {final['requests']} req" in detail, detail
+    c = final["concurrency"]  # the adaptive budget: a parallelism of 2 never asks for more than 2 at once
+    assert c["upstream_429"] == c["upstream_5xx"] == c["queued"] == 0 and final["max_in_flight"] <= 2
+    assert f"concurrency settled {c['settled']} (now {c['limit']}, cap 64), 0 x 429, 0 x 5xx" in detail

@@ -1,12 +1,10 @@
-"""The proxy's on-disk pieces: cache files, the request log's caps and redaction, the budget."""
+"""The proxy's on-disk pieces: cache files, the request log's caps and redaction."""
 
-import asyncio
 import json
 
-from launcher.proxy.budget import Budget
 from launcher.proxy.cache import ResponseCache
 from launcher.proxy.reqlog import RequestLog
-from launcher.proxy.settings import BudgetSettings, LogSettings
+from launcher.proxy.settings import LogSettings
 
 
 def test_cache_roundtrip_and_shared(tmp_path):
@@ -58,39 +56,6 @@ def test_request_log_byte_cap_and_sampling(tmp_path):
     sampled.record("/v1/completions", 200, "off", 0.0, {}, b"{}")
     sampled.close()
     assert (tmp_path / "b.jsonl").read_text() == ""
-
-
-def test_budget_never_exceeds_max_concurrent():
-    async def run():
-        budget = Budget(BudgetSettings(max_concurrent=3))
-        seen = []
-
-        async def one():
-            await budget.acquire()
-            seen.append(budget.in_flight)
-            await asyncio.sleep(0.01)
-            budget.release()
-
-        await asyncio.gather(*(one() for _ in range(20)))
-        return budget, seen
-
-    budget, seen = asyncio.run(run())
-    assert max(seen) == 3 and budget.max_in_flight == 3 and budget.in_flight == 0
-
-
-def test_budget_tokens_overdrawn_waits():
-    async def run():
-        budget = Budget(BudgetSettings(max_concurrent=10, tokens_per_second=1000))
-        await budget.acquire()
-        budget.release(tokens=1100)  # overdrawn by ~100 tokens -> next waits ~0.1 s
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        await budget.acquire()
-        budget.release()
-        return loop.time() - start, budget.tokens
-
-    waited, tokens = asyncio.run(run())
-    assert waited > 0 and tokens >= -1  # it waited until the budget was back to >= 0
 
 
 def test_only_whole_answers_are_cached():

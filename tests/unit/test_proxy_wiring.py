@@ -88,6 +88,16 @@ def test_counters_of_several_proxies_combine():
     )
 
 
+def test_the_adaptive_budget_in_the_summary_and_added_up_over_proxies():
+    one = {"requests": 3, "concurrency": {"limit": 12, "settled": 16, "max_concurrent": 64, "queued": 0,
+           "upstream_429": 3, "upstream_5xx": 1, "overloads": 4, "waited_s": 41.25}}  # fmt: skip
+    assert proxy_stats.summary(one).endswith(
+        "concurrency settled 16 (now 12, cap 64), 3 x 429, 1 x 5xx, 41.2 s waited"
+    )
+    both = proxy_stats.combine([one, one, {"requests": 1}])  # each Slurm element: its own budget
+    assert both["concurrency"]["settled"] == 32 and both["concurrency"]["waited_s"] == 82.5
+
+
 @pytest.mark.parametrize(
     "written, tasks, expected",
     [
