@@ -1,0 +1,132 @@
+"""lm-evaluation-harness 0.4.13 itself as the oracle, on one real server: SmolLM2-135M served by llama.cpp
+(`deployment=llama_cpp`), our `launcher.hellaswag` and lm-eval's own `hellaswag` on the same 100 items, and
+our `launcher.gsm8k_cot_zeroshot` and lm-eval's on the same first items, in one invocation through the
+packaged `evaluation=lm_eval_compare` tasks (lm-eval in `make lm-eval-image`'s image, offline).
+
+The endpoint proxy's response cache answers identical requests once, so both harnesses score the very same
+responses: the log-likelihood of every ending and every generated answer must then be equal, and so must
+acc, acc_norm and exact_match. A difference can only come from how each harness builds its requests or
+reads the answers: where the continuation starts (lm-eval: tokens [ctxlen:-1] of its own tokenization; ours:
+the echoed tokens' text offsets), the prompts, the filters and metrics.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import invocation_of
+
+from launcher.catalog import LLAMA_CPP_IMAGE
+from launcher.store import results as results_store
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+LM_EVAL_IMAGE = (ROOT / "images/lm-eval/IMAGE").read_text().strip()
+GROUP = ROOT / "launcher/conf/evaluation/lm_eval_compare.yaml"
+GSM8K_ITEMS = 5  # generations of up to 256 tokens: the slow part on 2 cores
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def lm_eval_image(docker_engine) -> str:
+    """Built by the make target's script when missing; a failed build fails the test (no skip)."""
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/build-lm-eval-image.sh"), LM_EVAL_IMAGE],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/build-lm-eval-image.sh failed:\n{proc.stderr[-3000:]}")
+    return LM_EVAL_IMAGE
+
+
+@pytest.fixture(scope="session")
+def llama_image(docker_engine):
+    try:
+        docker_engine.images.get(LLAMA_CPP_IMAGE)
+    except Exception:
+        pytest.fail(f"{LLAMA_CPP_IMAGE} is missing: `make llama-image` builds it (make test does)")
+    return LLAMA_CPP_IMAGE
+
+
+def compare_config(tmp_path: Path, port: int) -> Path:
+    """The packaged comparison, its hellaswag and gsm8k pairs, gsm8k on its first GSM8K_ITEMS items."""
+    group = yaml.safe_load(GROUP.read_text())
+    tasks = [t for t in group["evaluation"]["tasks"] if "truthfulqa" not in t["name"]]
+    for t in tasks:
+        if "gsm8k" in t["name"]:
+            t["params"] = {**t.get("params", {}), "limit_samples": GSM8K_ITEMS}
+    cfg = {
+        "defaults": [{"execution": "local"}, {"deployment": "llama_cpp"}, "_self_"],
+        "execution": {"output_dir": str(tmp_path / "out")},
+        "deployment": {"port": port},
+        "target": group["target"],
+        "evaluation": {"tasks": tasks},
+    }
+    (tmp_path / "compare.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path / "compare.yaml"
+
+
+def scores(folder: Path) -> dict[str, float]:
+    entry = results_store.read(folder / "results").tasks[0]
+    return {s.label: s.value for s in entry.scores}
+
+
+def ours(folder: Path) -> dict[str, dict]:
+    """Our per-sample records (results/samples.jsonl), by item id."""
+    lines = (folder / "results/samples.jsonl").read_text().splitlines()
+    return {r["id"]: r for r in map(json.loads, lines) if "id" in r}
+
+
+def theirs(folder: Path, task: str) -> list[dict]:
+    """lm-eval's per-document log (--log_samples), in document order; its `resps` are strings."""
+    (path,) = (folder / "results/lm-eval").rglob(f"samples_{task}_*.jsonl")
+    return sorted(map(json.loads, path.read_text().splitlines()), key=lambda d: d["doc_id"])
+
+
+def test_lm_eval_scores_the_same_responses_as_ours(cli, tmp_path, harness_image, llama_image, lm_eval_image):
+    proc = cli("run", "--config", str(compare_config(tmp_path, free_port())), "--wait", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    inv = invocation_of(proc)
+    jobs = {j["task"]: j for j in json.loads(cli("status", inv, "--json", check_rc=0).stdout)[0]["jobs"]}
+    folder = {task: Path(job["folder"]) for task, job in jobs.items()}
+    assert {j["state"] for j in jobs.values()} == {"SUCCEEDED"}
+
+    # HellaSwag: every ending's log-likelihood, then acc and acc_norm, on the same 100 items
+    mine = ours(folder["launcher.hellaswag"])
+    docs = theirs(folder["lm_eval.hellaswag"], "hellaswag")
+    assert len(docs) == len(mine) == 100
+    for doc in docs:
+        record = mine[doc["doc"]["source_id"]]["output"]
+        lls = [float(resp[0][0]) for resp in doc["resps"]]  # logged as str(float): exact
+        assert lls == pytest.approx(record["loglikelihoods"], abs=1e-9), doc["doc"]["source_id"]
+    a, b = scores(folder["launcher.hellaswag"]), scores(folder["lm_eval.hellaswag"])
+    assert a["acc"] == pytest.approx(b["acc"], abs=1e-9) and a["acc_norm"] == pytest.approx(
+        b["acc_norm"], abs=1e-9
+    )
+
+    # GSM8K zero-shot CoT: the same answers, the same exact_match under both filters
+    mine = list(ours(folder["launcher.gsm8k_cot_zeroshot"]).values())
+    docs = theirs(folder["lm_eval.gsm8k_cot_zeroshot"], "gsm8k_cot_zeroshot")
+    assert len(docs) == len(mine) == GSM8K_ITEMS
+    by_id = {r["id"]: r["output"]["response"] for r in mine}
+    assert [d["resps"][0][0] for d in docs] == [by_id[f"gsm8k-{d['doc_id']}"] for d in docs]
+    a, b = scores(folder["launcher.gsm8k_cot_zeroshot"]), scores(folder["lm_eval.gsm8k_cot_zeroshot"])
+    for metric in ("exact_match,strict-match", "exact_match,flexible-extract"):
+        assert a[metric] == b[metric], metric
+
+    # one proxy cache: each of lm-eval's requests was answered from it (ours asked the model)
+    stats = json.loads((folder["launcher.hellaswag"].parent / "proxy/proxy_stats.json").read_text())
+    assert stats["cache_hits"] == 4 * 100 + GSM8K_ITEMS, stats
+    assert stats["upstream_requests"] == stats["requests"] - stats["cache_hits"], stats
