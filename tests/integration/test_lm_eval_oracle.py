@@ -60,6 +60,18 @@ def llama_image(docker_engine):
     return LLAMA_CPP_IMAGE
 
 
+def one_thread_server() -> list[str]:
+    """The packaged llama.cpp command on one thread: on a machine shared by other jobs, ggml's two threads
+    wait for each other at every graph node and a request took minutes (the numbers do not depend on it:
+    both harnesses read the same responses)."""
+    command = yaml.safe_load((ROOT / "launcher/conf/deployment/llama_cpp.yaml").read_text())["deployment"][
+        "command"
+    ]
+    for flag in ("--n_threads", "--n_threads_batch"):
+        command[command.index(flag) + 1] = "1"
+    return command
+
+
 def compare_config(tmp_path: Path, port: int) -> Path:
     """The packaged comparison, its hellaswag and gsm8k pairs, gsm8k on its first GSM8K_ITEMS items."""
     group = yaml.safe_load(GROUP.read_text())
@@ -70,16 +82,16 @@ def compare_config(tmp_path: Path, port: int) -> Path:
     cfg = {
         "defaults": [{"execution": "local"}, {"deployment": "llama_cpp"}, "_self_"],
         "execution": {"output_dir": str(tmp_path / "out")},
-        "deployment": {"port": port},
+        "deployment": {"port": port, "command": one_thread_server()},
         "target": group["target"],
-        "evaluation": {"tasks": tasks},
+        "evaluation": {"params": group["evaluation"]["params"], "tasks": tasks},
     }
     (tmp_path / "compare.yaml").write_text(yaml.safe_dump(cfg))
     return tmp_path / "compare.yaml"
 
 
 def scores(folder: Path) -> dict[str, float]:
-    entry = results_store.read(folder / "results").tasks[0]
+    entry = results_store.read(folder).tasks[0]
     return {s.label: s.value for s in entry.scores}
 
 
