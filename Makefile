@@ -6,10 +6,11 @@ HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.sear
 TOOLS_IMAGE := $(subst launcher-harness:,launcher-tools:,$(HARNESS_IMAGE))
 
 NEL_IMAGE := $(shell cat images/nel/IMAGE)
+LM_EVAL_IMAGE := $(shell cat images/lm-eval/IMAGE)
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv ne-venv image tools-image llama-image nel-image test-images demo test lint bench clean
+.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv ne-venv image tools-image llama-image nel-image lm-eval-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -87,11 +88,17 @@ demo: venv docker image llama-image
 nel-image: venv docker
 	PYTHON=$(PY) bash scripts/build-nel-image.sh $(NEL_IMAGE)
 
+# Upstream lm-evaluation-harness 0.4.13 from PyPI wheels (cached in ~/.cache/launcher/lm-eval-wheels), with
+# the items our built-ins evaluate and the demo model's tokenizer baked in: the oracle our scores are
+# compared with on the same endpoint (images/lm-eval/README.md). A second run is a no-op.
+lm-eval-image: venv docker
+	PYTHON=$(PY) bash scripts/build-lm-eval-image.sh $(LM_EVAL_IMAGE)
+
 test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker compose haproxy slurm sshd chromium catalog-check nel-venv image tools-image llama-image nel-image test-images
+test: venv docker compose haproxy slurm sshd chromium catalog-check nel-venv image tools-image llama-image nel-image lm-eval-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # NEL 0.2.6's own example configs through our boundary. Not in `make test`: they exist only in a GitHub
