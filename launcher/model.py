@@ -31,6 +31,15 @@ class PlannedJob:
     folder: str  # the task's folder, relative to the invocation folder
     image: str
     command: tuple[str, ...] = ()  # () in records written before 0.2: not needed after the plan
+    shards: int = 0  # >1: the task runs as this many shard jobs (`parts`), then merges in `folder`
+
+    @property
+    def parts(self) -> tuple[PlannedJob, ...]:
+        """The shard jobs of a sharded task: job `<job id>.<k>` in `<folder>/shards/<k>`."""
+        return tuple(
+            PlannedJob(f"{self.job_id}.{k}", self.task, f"{self.folder}/shards/{k}", self.image, self.command)
+            for k in range(self.shards if self.shards > 1 else 0)
+        )
 
     def __getitem__(self, key: str):
         """`job["folder"]`: executor plugins written for launcher 0.1 read jobs as dicts."""
@@ -44,6 +53,7 @@ class PlannedJob:
             folder=str(data["folder"]),
             image=str(data.get("image", "")),
             command=tuple(data.get("command") or ()),
+            shards=int(data.get("shards") or 0),
         )
 
 
@@ -72,6 +82,7 @@ class JobStatus:
     started: float | None = None
     ended: float | None = None
     score: str = ""  # headline metric from the task's results, e.g. "exact_match=0.8125"
+    shards: tuple[JobStatus, ...] = ()  # a sharded task's shards (done/total above are their sums)
 
 
 @dataclass(frozen=True)
@@ -94,9 +105,13 @@ class InvocationRecord:
     extra: dict = field(default_factory=dict)  # informative only (`info` prints it); nothing reads it
 
     def job(self, job_id: str) -> PlannedJob:
+        """A job, or a shard of one (`<job id>.<k>`)."""
         for job in self.jobs:
             if job.job_id == job_id:
                 return job
+            for part in job.parts if job_id.startswith(f"{job.job_id}.") else ():
+                if part.job_id == job_id:
+                    return part
         raise KeyError(job_id)
 
     def to_dict(self) -> dict:

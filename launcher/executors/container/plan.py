@@ -14,6 +14,7 @@ from launcher import __version__
 from launcher.catalog import RUN_CONFIG, Known, TaskInfo, resolve
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
+from launcher.executors.container import shards
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.render import (
     RUNTIME_USER,
@@ -283,7 +284,13 @@ def plan_tasks(
         )
         c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
+        count = spec.shards(task)
+        merge = shards.merge_argv(c.command) if count > 1 else None
+        if count > 1 and (nel_task or merge is None):
+            raise shards.refuse(task_key(spec, task), task.name, c.command, bool(nel_task))
+        whole = c
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
+        job = PlannedJob(job_id, task_id, task_folder, c.image, c.command, count if count > 1 else 0)
         words = sorted(SRUN_EXPORT_WORDS & {*c.env, *c.env_from_host}) if runtime == "pyxis" else []
         if words:  # `--export=ALL,...` would hand the whole job environment to the container again
             raise ConfigError(
@@ -294,10 +301,22 @@ def plan_tasks(
         if not nel_task:
             files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
         host_env.update(c.env_from_host.values())
-        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
-        containers.append(c)
-        jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command))
+        if merge is not None:
+            for part in shards.shard_containers(job, c):
+                files[f"{part.folder}/{RUN}"] = render_run_sh(
+                    part, invocation_id, folder, runtime, cfg.stop_grace
+                )
+                containers.append(part)
+            files.update(shards.shard_files(job, files[f"{task_folder}/{RUN_CONFIG_FILE}"]))
+            merger = shards.merge_container(job, whole, merge, folder)
+            files[f"{task_folder}/{RUN}"] = render_run_sh(
+                merger, invocation_id, folder, runtime, cfg.stop_grace, shards.merge_gate(job)
+            )
+        else:
+            files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
+            containers.append(c)
+        jobs.append(job)
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 
@@ -321,7 +340,7 @@ def run_config(
         url=url,
         endpoint_type=endpoint_type,
         api_key_env="API_KEY" if "API_KEY" in env else None,
-        params={k: v for k, v in params.items() if k != "repeats"},
+        params={k: v for k, v in params.items() if k not in ("repeats", "shards")},
         target_params={k: v for k, v in plain(spec.target.generation).items() if v is not None},
         repeats=params["repeats"],
         redact_env=tuple(sorted(env)),

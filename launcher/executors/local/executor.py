@@ -52,11 +52,12 @@ class LocalExecutor(ContainerExecutor):
         auto = auto_export_file(spec)
         run_all = render_run_all_sh(
             invocation_id,
-            [j.folder for j in tasks.jobs],
+            [p.folder for j in tasks.jobs for p in j.parts or (j,)],
             cfg.max_parallel,
             server,
             proxy_lines,
             sys.executable if auto else None,
+            tuple(j.folder for j in tasks.jobs if j.parts),
         )
         host_env = set(tasks.host_env) | (set(server.container.env_from_host.values()) if server else set())
         if proxy and spec.target.api_endpoint.api_key:
@@ -138,7 +139,9 @@ class LocalExecutor(ContainerExecutor):
         a margin at most); stop_containers then stops whatever is left."""
         folder = Path(record.folder)
         scripts = [(folder / EVENTS, RUN_ALL)]
-        scripts += [(Path(s.folder) / EVENTS, RUN) for s in statuses if not s.state.terminal]
+        scripts += [
+            (Path(x.folder) / EVENTS, RUN) for s in statuses for x in (s, *s.shards) if not x.state.terminal
+        ]
         for pid in filter(None, (running_pid(*script) for script in scripts)):
             terminate(pid)
         deadline = time.monotonic() + self.config.stop_grace + 10
