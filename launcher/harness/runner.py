@@ -305,7 +305,11 @@ def run(config_path: Path, module: str) -> int:
         f"{finished} samples already finished, {total - finished} to go; model {run_.config.model_id} "
         f"at {run_.config.url}"
     )
-    outcome = sigterm.run(evaluate(run_, todo, total - finished, outcomes)) if total > finished else "done"
+    if total > finished:
+        outcome = sigterm.run(evaluate(run_, todo, total - finished, outcomes))
+    else:  # killed after its last sample but before its last progress write: say it is all done
+        checkpoint.Progress(run_.results_dir / checkpoint.PROGRESS, total, finished, 0).update(force=True)
+        outcome = "done"
     if outcome == "sigterm":
         say(STOPPED)
         return EXIT_SIGTERM

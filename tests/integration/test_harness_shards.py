@@ -105,3 +105,13 @@ def test_merge_refuses_while_a_shard_is_unfinished_and_names_it(endpoint, tmp_pa
     shard_config = parts[0] / "run_config.json"
     assert runner.main(["merge", "--config", str(shard_config), *map(str, parts)]) == runner.EXIT_CONFIG
     assert "one shard's run config" in capsys.readouterr().out
+
+
+def test_a_restart_with_every_sample_saved_brings_the_progress_file_up_to_date(endpoint, tmp_path):
+    ep = endpoint("oracle")
+    config = write(tmp_path / "s", ep.url(), "gsm8k_cot_zeroshot", (1, 3), limit_samples=9)
+    assert runner.main(["run", "--config", str(config)]) == 0
+    progress = tmp_path / "s/progress.json"
+    progress.write_text(json.dumps({"done": 1, "total": 3, "errors": 0}))  # killed before its last write
+    assert runner.main(["run", "--config", str(config)]) == 0
+    assert json.loads(progress.read_text())["done"] == 3
