@@ -58,7 +58,7 @@ def test_four_shards_run_at_once_request_each_sample_once_and_merge(cli, endpoin
     folder = Path(state["folder"])
     times = sorted(shard_times(folder, k) for k in range(4))
     # (whole seconds: a start before another's end, both truncated, is a true overlap)
-    assert any(later[0] < earlier[1] for earlier, later in zip(times, times[1:])), times
+    assert any(later[0] < earlier[1] for earlier, later in zip(times, times[1:], strict=False)), times
     requests = ep.stats()["samples"]
     assert len(requests) == 40 and set(requests.values()) == {1}
     merged = [json.loads(line) for line in (folder / "results/samples.jsonl").read_text().splitlines()]
