@@ -143,3 +143,19 @@ def test_logs_and_status_find_a_shard_by_its_id():
         record.job("0000abcd.0.2")
     assert InvocationRecord.from_dict(record.to_dict()).jobs == plan.jobs
     assert Path(record.job("0000abcd.0.0").folder).parent.name == "shards"
+
+
+def test_the_slurm_executor_refuses_a_sharded_task_in_one_line():
+    from launcher.config.boundary import to_run_spec
+    from launcher.executors.slurm import SlurmConfig, SlurmExecutor
+
+    data = {
+        "deployment": {"type": "none"},
+        "execution": {"output_dir": "/data/evals"},
+        "target": {"api_endpoint": {"url": "http://127.0.0.1:8000/v1/chat/completions", "model_id": "m"}},
+        "evaluation": {"tasks": ["launcher.aime2025", {"name": TASK, "shards": 2}]},
+    }
+    spec = to_run_spec(data, "slurm", SlurmConfig)
+    with pytest.raises(ConfigError) as info:
+        SlurmExecutor(spec.execution).plan(spec, "0000abcd", "/data/evals/x", 0.0)
+    assert "evaluation.tasks[1].shards" in str(info.value) and "local executor only" in str(info.value)

@@ -19,7 +19,7 @@ from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors.container.auto_export import AUTO_EXPORT, auto_export_file
 from launcher.executors.container.executor import ContainerExecutor, Look
-from launcher.executors.container.plan import plan_tasks
+from launcher.executors.container.plan import plan_tasks, task_key
 from launcher.executors.container.process import is_running
 from launcher.executors.container.server import ServerSpec, server_plan
 from launcher.executors.slurm.config import SlurmConfig, node_python, submits_over_ssh
@@ -82,6 +82,13 @@ class SlurmExecutor(ContainerExecutor):
             self.reserved,
             proxy_port=(lambda n: proxy[0] + n) if proxy else None,
         )
+        sharded = next((n for n, job in enumerate(tasks.jobs) if job.parts), None)
+        if sharded is not None:  # shards as array elements and a merge job after them: not yet
+            raise ConfigError(
+                f"{task_key(spec, spec.selected_tasks()[sharded])}.shards",
+                "sharding runs on the local executor only for now",
+                "Use execution=local for this task, or remove shards",
+            )
         # Several instances or nodes: servers in srun steps (slurm/deployments.py); one server here otherwise.
         several = spec.deployment.num_instances > 1 or cfg.nodes > 1
         server = None if several else slurm_server(spec, invocation_id, remote)
