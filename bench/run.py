@@ -4,7 +4,8 @@ Sections (one module each): cli (latency, side by side with NeMo Evaluator Launc
 venv), scale, scale-run, scale-phases, scale-catalogue (how costs grow with tasks and invocations; the
 catalogue's dry run side by side with NEL), launch (overhead vs plain docker run), kill (time to stop a
 running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 waste), harness-scale (RSS and
-resume time at 1,000-100,000 samples), scoring (off the loop vs inline). Run one
+resume time at 1,000-100,000 samples), scoring (off the loop vs inline), shards (one 10,000-sample task as
+1, 2 and 4 shards). Run one
 with `python bench/run.py cli`. Medians of several runs; ratios come from runs made side by side in the
 same invocation.
 """
@@ -28,6 +29,7 @@ SECTIONS = {  # name -> (module, function)
     "resume": ("harness", "bench_resume"),
     "harness-scale": ("harness", "bench_harness_scale"),
     "scoring": ("harness", "bench_scoring"),
+    "shards": ("shards", "bench_shards"),
 }
 
 

@@ -57,6 +57,12 @@ class PlannedJob:
         )
 
 
+def elements(jobs: tuple[PlannedJob, ...] | list[PlannedJob]) -> list[PlannedJob]:
+    """What a scheduler runs, in order: each task, or each shard of a sharded task (a Slurm array index
+    is a position here)."""
+    return [part for job in jobs for part in job.parts or (job,)]
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything submit would do, as data: printable by --dry-run, checkable by golden tests."""

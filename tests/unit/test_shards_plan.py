@@ -145,17 +145,35 @@ def test_logs_and_status_find_a_shard_by_its_id():
     assert Path(record.job("0000abcd.0.0").folder).parent.name == "shards"
 
 
-def test_the_slurm_executor_refuses_a_sharded_task_in_one_line():
+def test_on_slurm_each_shard_is_an_array_element_with_its_own_proxy_port_and_a_merge_job_follows():
     from launcher.config.boundary import to_run_spec
     from launcher.executors.slurm import SlurmConfig, SlurmExecutor
 
     data = {
         "deployment": {"type": "none"},
         "execution": {"output_dir": "/data/evals"},
-        "target": {"api_endpoint": {"url": "http://127.0.0.1:8000/v1/chat/completions", "model_id": "m"}},
-        "evaluation": {"tasks": ["launcher.aime2025", {"name": TASK, "shards": 2}]},
+        "target": {
+            "api_endpoint": {
+                "url": "http://127.0.0.1:8000/v1/chat/completions",
+                "model_id": "m",
+                "proxy_port": 9000,
+            }
+        },
+        "evaluation": {"tasks": ["launcher.aime2025", {"name": TASK, "shards": 2}, "launcher.hellaswag"]},
     }
     spec = to_run_spec(data, "slurm", SlurmConfig)
-    with pytest.raises(ConfigError) as info:
-        SlurmExecutor(spec.execution).plan(spec, "0000abcd", "/data/evals/x", 0.0)
-    assert "evaluation.tasks[1].shards" in str(info.value) and "local executor only" in str(info.value)
+    plan = SlurmExecutor(spec.execution).plan(spec, "0000abcd", "/data/evals/x", 0.0)
+    assert (
+        f"tasks=(launcher.aime2025 {TASK}/shards/0 {TASK}/shards/1 launcher.hellaswag)"
+        in plan.files["sbatch.sh"]
+    )
+    port = lambda rel: json.loads(plan.files[f"{rel}/results/run_config.json"])["url"].split(":")[2][:4]  # noqa: E731
+    assert [
+        port(r) for r in ("launcher.aime2025", f"{TASK}/shards/0", f"{TASK}/shards/1", "launcher.hellaswag")
+    ] == [
+        "9000",
+        "9001",
+        "9002",
+        "9003",
+    ]
+    check_golden("merge.sbatch.sh", plan.files["merge.sbatch.sh"])

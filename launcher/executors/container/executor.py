@@ -21,8 +21,10 @@ from launcher.model import InvocationRecord, JobStatus, PlannedJob, State
 from launcher.store import events, results
 from launcher.store.layout import EVENTS, OUTPUT_LOG
 
-# (job index, job) -> what the scheduler says about it and how to tell whether its process still runs
-Look = Callable[[int, PlannedJob], "tuple[SchedulerView, Liveness]"]
+# (element index, job) -> what the scheduler says about it and how to tell whether its process still runs.
+# The index is the job's position in model.elements (a Slurm array index); None for a sharded task's
+# merge step, which runs after its shards.
+Look = Callable[[int | None, PlannedJob], "tuple[SchedulerView, Liveness]"]
 
 
 class ContainerExecutor(Executor):
@@ -64,15 +66,16 @@ class ContainerExecutor(Executor):
     def status(self, record: InvocationRecord) -> list[JobStatus]:
         self.read_back(record)
         look = self.look(record)
-        seen = [self._judge(record, n, job, look) for n, job in enumerate(record.jobs)]
+        firsts = element_indices(record.jobs)
+        seen = [self._judge(record, m, job, look) for m, job in zip(firsts, record.jobs, strict=True)]
         if any(v.state == State.LOST for v, _, _ in seen):
             # A script may have written its exit record and ended between our reading the records and
             # checking its process: read once more, now that it is surely gone.
             self.read_back(record)
             look = self.look(record)
             seen = [
-                self._judge(record, n, job, look) if judged[0].state == State.LOST else judged
-                for n, (job, judged) in enumerate(zip(record.jobs, seen, strict=True))
+                self._judge(record, m, job, look) if judged[0].state == State.LOST else judged
+                for m, job, judged in zip(firsts, record.jobs, seen, strict=True)
             ]
         return [
             self._status(record, job, v, ran, parts)
@@ -80,19 +83,22 @@ class ContainerExecutor(Executor):
         ]
 
     def _judge(
-        self, record: InvocationRecord, n: int, job: PlannedJob, look: Look
+        self, record: InvocationRecord, m: int, job: PlannedJob, look: Look
     ) -> tuple[Verdict, bool, tuple[JobStatus, ...]]:
-        """A job's verdict, whether it ever ran, and a sharded task's shards (its verdict combines them)."""
-        verdict, ran = self._verdict(record, n, job, look)
+        """A job's verdict, whether it ever ran, and a sharded task's shards (its verdict combines them).
+        `m`: the element index of the job or of its first shard."""
+        verdict, ran = self._verdict(record, None if job.parts else m, job, look)
         if not job.parts:
             return verdict, ran, ()
-        judged = [self._verdict(record, n, part, look) for part in job.parts]
+        judged = [self._verdict(record, m + k, part, look) for k, part in enumerate(job.parts)]
         parts = tuple(self._status(record, p, v, r) for p, (v, r) in zip(job.parts, judged, strict=True))
         combined = combine(job.job_id, verdict, [v for v, _ in judged])
         return combined, ran or any(r for _, r in judged), parts
 
     @staticmethod
-    def _verdict(record: InvocationRecord, n: int, job: PlannedJob, look: Look) -> tuple[Verdict, bool]:
+    def _verdict(
+        record: InvocationRecord, n: int | None, job: PlannedJob, look: Look
+    ) -> tuple[Verdict, bool]:
         """The job's verdict, and whether it ever started (only then can it have results or progress)."""
         task_dir = os.path.join(record.folder, job.folder)  # strings: pathlib costs 0.1 s per 1,000 tasks
         found = events.read(os.path.join(task_dir, EVENTS))
@@ -179,6 +185,15 @@ class ContainerExecutor(Executor):
     def job_finished(self, record: InvocationRecord, job_id: str) -> bool:
         statuses = [x for s in self.status(record) for x in (s, *s.shards)]
         return next(s for s in statuses if s.job_id == job_id).state.terminal
+
+
+def element_indices(jobs: tuple[PlannedJob, ...]) -> list[int]:
+    """Each job's first position in model.elements."""
+    out, m = [], 0
+    for job in jobs:
+        out.append(m)
+        m += len(job.parts) or 1
+    return out
 
 
 def _read_at(path: Path, offset: int, size: int = 1 << 20) -> bytes:

@@ -257,8 +257,8 @@ def plan_tasks(
     proxy_port: int | Callable[[int], int] | None = None,
 ) -> TaskPlan:
     """Every selected task's container and files; `folder` is where the scripts will run. `proxy_port`: one
-    port for all tasks (local: one proxy per invocation) or task index -> port (Slurm: one proxy per array
-    element, so each element's run_config.json names its own port)."""
+    port for all tasks (local: one proxy per invocation) or element index (model.elements) -> port (Slurm:
+    one proxy per array element, so each element's run_config.json names its own port)."""
     if cfg.max_parallel < 1:
         raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
     from launcher.catalog.nel import adapter_host
@@ -269,6 +269,8 @@ def plan_tasks(
     # The proxy's state folder sits next to the task folders (locally in the invocation) on every executor.
     folders = task_folder_names([i for i, _ in selected], reserved | {proxy_wiring.STATE_DIR})
     jobs, containers, files, host_env = [], [], {}, set()
+    element = 0  # the position in model.elements of this task (or of its first shard)
+    port_of = proxy_port if callable(proxy_port) else lambda _: proxy_port
     for n, ((task_id, task), task_folder) in enumerate(zip(selected, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
         c, task_files = task_container(
@@ -279,7 +281,7 @@ def plan_tasks(
             f"launcher-{invocation_id}-{n}",
             cfg,
             runtime,
-            proxy_port(n) if callable(proxy_port) else proxy_port,
+            port_of(element),
             adapter_host(invocation_id, n),
         )
         c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
@@ -308,7 +310,8 @@ def plan_tasks(
                     part, invocation_id, folder, runtime, cfg.stop_grace
                 )
                 containers.append(part)
-            files.update(shards.shard_files(job, files[f"{task_folder}/{RUN_CONFIG_FILE}"]))
+            ports = [port_of(element + k) for k in range(count)]
+            files.update(shards.shard_files(job, files[f"{task_folder}/{RUN_CONFIG_FILE}"], ports))
             merger = shards.merge_container(job, whole, merge, folder)
             files[f"{task_folder}/{RUN}"] = render_run_sh(
                 merger, invocation_id, folder, runtime, cfg.stop_grace, shards.merge_gate(job)
@@ -317,6 +320,7 @@ def plan_tasks(
             files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
             containers.append(c)
         jobs.append(job)
+        element += len(job.parts) or 1
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 

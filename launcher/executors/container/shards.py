@@ -16,6 +16,7 @@ from launcher.errors import ConfigError
 from launcher.executors.container.render import ContainerSpec
 from launcher.harness.contract import RunConfig
 from launcher.model import PlannedJob
+from launcher.proxy.wiring import task_url
 from launcher.store import events
 from launcher.store.layout import EVENTS, OUTPUT_LOG, RESULTS, RUN_CONFIG_FILE
 
@@ -48,12 +49,15 @@ def refuse(key: str, task: str, command: tuple[str, ...], catalogue: bool) -> Co
     )
 
 
-def shard_files(job: PlannedJob, run_config: str) -> dict[str, str]:
-    """Each shard's run_config.json (relative to the invocation folder): the task's, with its shard."""
+def shard_files(job: PlannedJob, run_config: str, ports: list[int | None]) -> dict[str, str]:
+    """Each shard's run_config.json (relative to the invocation folder): the task's, with its shard and,
+    behind a proxy per Slurm array element, its own element's proxy port (`ports`, None: no proxy)."""
     config = RunConfig.from_json(run_config)
     return {
-        f"{part.folder}/{RUN_CONFIG_FILE}": replace(config, shard=(k, job.shards)).to_json()
-        for k, part in enumerate(job.parts)
+        f"{part.folder}/{RUN_CONFIG_FILE}": replace(
+            config, shard=(k, job.shards), url=config.url if port is None else task_url(config.url, port)
+        ).to_json()
+        for k, (part, port) in enumerate(zip(job.parts, ports, strict=True))
     }
 
 

@@ -22,7 +22,7 @@ from launcher.executors.container.server import server_plan
 from launcher.executors.local.config import LocalConfig
 from launcher.executors.local.render import ServerSpec, render_run_all_sh
 from launcher.executors.status import Scheduled
-from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
+from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State, elements
 from launcher.proxy import wiring as proxy_wiring
 from launcher.proxy.settings import ProxyConfigError
 from launcher.store import events
@@ -52,7 +52,7 @@ class LocalExecutor(ContainerExecutor):
         auto = auto_export_file(spec)
         run_all = render_run_all_sh(
             invocation_id,
-            [p.folder for j in tasks.jobs for p in j.parts or (j,)],
+            [e.folder for e in elements(tasks.jobs)],
             cfg.max_parallel,
             server,
             proxy_lines,

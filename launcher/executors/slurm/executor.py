@@ -19,16 +19,31 @@ from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors.container.auto_export import AUTO_EXPORT, auto_export_file
 from launcher.executors.container.executor import ContainerExecutor, Look
-from launcher.executors.container.plan import plan_tasks, task_key
+from launcher.executors.container.plan import plan_tasks
 from launcher.executors.container.process import is_running
 from launcher.executors.container.server import ServerSpec, server_plan
 from launcher.executors.slurm.config import SlurmConfig, node_python, submits_over_ssh
 from launcher.executors.slurm.deployments import auxiliary_block
-from launcher.executors.slurm.queue import EXPORT_JOBS, JOBS, SLURM_ENDED, SLURM_LIVE, array_states
-from launcher.executors.slurm.render import BATCH, EXPORT_BATCH, render_export_sbatch, render_sbatch
+from launcher.executors.slurm.queue import (
+    EXPORT_JOBS,
+    JOBS,
+    MERGE_JOBS,
+    SLURM_ENDED,
+    SLURM_LIVE,
+    array_states,
+    merge_state,
+)
+from launcher.executors.slurm.render import (
+    BATCH,
+    EXPORT_BATCH,
+    MERGE_BATCH,
+    render_export_sbatch,
+    render_merge_sbatch,
+    render_sbatch,
+)
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
-from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
+from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State, elements
 from launcher.proxy import wiring as proxy_wiring
 from launcher.proxy.settings import ProxyConfigError
 from launcher.store import events
@@ -42,7 +57,9 @@ class SlurmExecutor(ContainerExecutor):
     config_class = SlurmConfig
     startup_wait = 0.0  # submission is non-blocking: the jobs wait in Slurm's queue, not in our command
     # The invocation's own files: no task folder takes these names.
-    reserved = frozenset({BATCH, JOBS, EXPORT_BATCH, EXPORT_JOBS, AUTO_EXPORT, proxy_wiring.STATE_DIR})
+    reserved = frozenset(
+        {BATCH, JOBS, EXPORT_BATCH, EXPORT_JOBS, MERGE_BATCH, MERGE_JOBS, AUTO_EXPORT, proxy_wiring.STATE_DIR}
+    )
 
     @property
     def remote(self) -> bool:
@@ -82,13 +99,6 @@ class SlurmExecutor(ContainerExecutor):
             self.reserved,
             proxy_port=(lambda n: proxy[0] + n) if proxy else None,
         )
-        sharded = next((n for n, job in enumerate(tasks.jobs) if job.parts), None)
-        if sharded is not None:  # shards as array elements and a merge job after them: not yet
-            raise ConfigError(
-                f"{task_key(spec, spec.selected_tasks()[sharded])}.shards",
-                "sharding runs on the local executor only for now",
-                "Use execution=local for this task, or remove shards",
-            )
         # Several instances or nodes: servers in srun steps (slurm/deployments.py); one server here otherwise.
         several = spec.deployment.num_instances > 1 or cfg.nodes > 1
         server = None if several else slurm_server(spec, invocation_id, remote)
@@ -97,7 +107,7 @@ class SlurmExecutor(ContainerExecutor):
             cfg,
             invocation_id,
             remote,
-            [j.folder for j in tasks.jobs],
+            [e.folder for e in elements(tasks.jobs)],  # one array element per task or shard
             server and server[0],
             proxy_wiring.render_start(python, '"$proxy_port"', config=f"{remote}/{proxy_wiring.CONFIG_FILE}")
             if proxy
@@ -112,6 +122,9 @@ class SlurmExecutor(ContainerExecutor):
         if proxy and spec.target.api_endpoint.api_key:
             host_env.add(spec.target.api_endpoint.api_key)  # read by each element's proxy, not the tasks
         files = {**tasks.files, **(server[1] if server else {}), BATCH: batch, **(proxy[1] if proxy else {})}
+        merges = [j.folder for j in tasks.jobs if j.parts]
+        if merges:
+            files[MERGE_BATCH] = render_merge_sbatch(cfg, invocation_id, remote, merges)
         if auto:
             files.update(auto)
             files[EXPORT_BATCH] = render_export_sbatch(cfg, invocation_id, remote, python)
@@ -158,18 +171,45 @@ class SlurmExecutor(ContainerExecutor):
     def start(self, record: InvocationRecord) -> str | None:
         folder, remote = Path(record.folder), self.remote_folder(record.folder)
         self.shell.upload(folder, remote)
-        states = {s.job_id: s.state for s in self.status(record)} if (folder / JOBS).exists() else {}
-        live = [j for j, st in states.items() if not st.terminal]
+        submitted = (folder / JOBS).exists() or (folder / MERGE_JOBS).exists()
+        statuses = self.status(record) if submitted else []
+        states = {x.job_id: x.state for s in statuses for x in (s, *s.shards)}
+        live = [s.job_id for s in statuses if not s.state.terminal]
         if live:
             raise LauncherError(
                 f"invocation {record.invocation_id} still has {len(live)} job(s) queued or running; "
                 "wait for them or `launcher kill` it first"
             )
-        todo = [n for n, job in enumerate(record.jobs) if states.get(job.job_id) != State.SUCCEEDED]
-        if not todo:
+        units = elements(record.jobs)
+        todo = [m for m, unit in enumerate(units) if states.get(unit.job_id) != State.SUCCEEDED]
+        merges = [j for j in record.jobs if j.parts and states.get(j.job_id) != State.SUCCEEDED]
+        if not todo and not merges:
             return "every task already succeeded: nothing submitted"
-        for n in todo:
-            self._append(f"{remote}/{record.jobs[n].folder}/{EVENTS}", events.QUEUED)
+        for rel in [units[m].folder for m in todo] + [j.folder for j in merges]:
+            self._append(f"{remote}/{rel}/{EVENTS}", events.QUEUED)
+        job_id = self._submit_array(record, remote, todo) if todo else None
+        merge_id = self._submit_merge(remote, job_id) if merges else None
+        self._append(f"{remote}/{EVENTS}", events.SUBMITTED, job_id or merge_id)
+        export = self._submit_export(folder, remote, merge_id or job_id)
+        self.shell.download(remote, folder)
+        where = f" on {self.shell.target}" if self.shell.remote else ""
+        said = [f"slurm job {job_id}{where} (array {','.join(map(str, todo))}%{self.config.max_parallel})"]
+        said = said if job_id else [f"nothing left to run{where}"]
+        said += [f"merge job {merge_id} after it"] if merge_id else []
+        return ", ".join(said) + export
+
+    def _submit_merge(self, remote: str, after: str | None) -> str:  # the merge job's id
+        """The sharded tasks' merge job, after the array (afterany: it records a failed shard too)."""
+        argv = ["sbatch", "--parsable", *([f"--dependency=afterany:{after}"] if after else []), MERGE_BATCH]
+        proc = self.shell.run(["bash", "-c", 'cd "$1" && shift && exec "$@"', "_", remote, *argv])
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines() or ["no message"]
+            raise LauncherError(f"sbatch refused the merge job: {lines[-1].removeprefix('sbatch: error: ')}")
+        merge_id = proc.stdout.strip().split(";")[0]
+        self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{MERGE_JOBS}", merge_id])
+        return merge_id
+
+    def _submit_array(self, record: InvocationRecord, remote: str, todo: list[int]) -> str:
         array = ",".join(map(str, todo)) + f"%{self.config.max_parallel}"
         # Host variables travel as NUL-separated name/value pairs on stdin into sbatch's environment,
         # which Slurm exports to the job: no value is in an argv or a file, here or on the cluster.
@@ -186,11 +226,7 @@ class SlurmExecutor(ContainerExecutor):
             raise LauncherError(f"sbatch refused the job: {lines[-1].removeprefix('sbatch: error: ')}")
         job_id = proc.stdout.strip().split(";")[0]
         self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{JOBS}", job_id])
-        self._append(f"{remote}/{EVENTS}", events.SUBMITTED, job_id)
-        export = self._submit_export(folder, remote, job_id)
-        self.shell.download(remote, folder)
-        where = f" on {self.shell.target}" if self.shell.remote else ""
-        return f"slurm job {job_id}{where} (array {array}){export}"
+        return job_id
 
     def _submit_export(self, folder: Path, remote: str, array_job: str) -> str:
         """Auto-export: one small job that Slurm starts once every element of this submission has ended,
@@ -216,7 +252,7 @@ class SlurmExecutor(ContainerExecutor):
         self._append(f"{remote}/{rel_folder}/{EVENTS}".replace("//", "/"), kind)
 
     def proxy_folders(self, record: InvocationRecord) -> list[Path]:
-        return [Path(record.folder) / job.folder for job in record.jobs]  # each element's own proxy
+        return [Path(record.folder) / e.folder for e in elements(record.jobs)]  # each element's own proxy
 
     def read_back(self, record: InvocationRecord) -> None:
         self.shell.download(self.remote_folder(record.folder), Path(record.folder))
@@ -226,12 +262,13 @@ class SlurmExecutor(ContainerExecutor):
         and is looked at again."""
         folder = Path(record.folder)
         queue = array_states(self.shell, folder)
+        merging = merge_state(self.shell, folder) if any(j.parts for j in record.jobs) else ("", "")
         records = events.read(folder / EVENTS)
         last_submit = max((i for i, e in enumerate(records) if e.kind == events.SUBMITTED), default=-1)
         killed = any(e.kind == events.KILLED for e in records[last_submit + 1 :])
 
-        def one(n: int, job: PlannedJob):
-            state, reason = queue.get(n, ("", ""))
+        def one(n: int | None, job: PlannedJob):
+            state, reason = merging if n is None else queue.get(n, ("", ""))
             ended = SLURM_ENDED.get(state)
             waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
             view = Scheduled(
@@ -253,7 +290,11 @@ class SlurmExecutor(ContainerExecutor):
 
     def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
         job_ids = []
-        for name in (JOBS, EXPORT_JOBS):  # an export waiting for a killed array must not run
+        for name in (
+            JOBS,
+            MERGE_JOBS,
+            EXPORT_JOBS,
+        ):  # a merge or export waiting for a killed array must not run
             with contextlib.suppress(OSError):
                 job_ids += (Path(record.folder) / name).read_text().split()
         if job_ids:
@@ -285,7 +326,7 @@ def slurm_proxy(spec: RunSpec, invocation_id: str) -> tuple[int, dict[str, str]]
         raise ConfigError("target.api_endpoint", str(err)) from None
     if proxy is None:
         return None
-    last = proxy[0] + len(spec.selected_tasks()) - 1
+    last = proxy[0] + sum(spec.shards(t) for t in spec.selected_tasks()) - 1  # a port per array element
     if last > 65535:
         raise ConfigError(
             "target.api_endpoint.proxy_port",
