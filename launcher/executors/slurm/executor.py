@@ -198,16 +198,10 @@ class SlurmExecutor(ContainerExecutor):
         said += [f"merge job {merge_id} after it"] if merge_id else []
         return ", ".join(said) + export
 
-    def _submit_merge(self, remote: str, after: str | None) -> str:  # the merge job's id
+    def _submit_merge(self, remote: str, after: str | None) -> str:
         """The sharded tasks' merge job, after the array (afterany: it records a failed shard too)."""
-        argv = ["sbatch", "--parsable", *([f"--dependency=afterany:{after}"] if after else []), MERGE_BATCH]
-        proc = self.shell.run(["bash", "-c", 'cd "$1" && shift && exec "$@"', "_", remote, *argv])
-        if proc.returncode != 0:
-            lines = proc.stderr.strip().splitlines() or ["no message"]
-            raise LauncherError(f"sbatch refused the merge job: {lines[-1].removeprefix('sbatch: error: ')}")
-        merge_id = proc.stdout.strip().split(";")[0]
-        self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{MERGE_JOBS}", merge_id])
-        return merge_id
+        after_array = [f"--dependency=afterany:{after}"] if after else []
+        return self._sbatch(remote, [*after_array, MERGE_BATCH], MERGE_JOBS, "the merge job")
 
     def _submit_array(self, record: InvocationRecord, remote: str, todo: list[int]) -> str:
         array = ",".join(map(str, todo)) + f"%{self.config.max_parallel}"
@@ -215,17 +209,22 @@ class SlurmExecutor(ContainerExecutor):
         # which Slurm exports to the job: no value is in an argv or a file, here or on the cluster.
         names = record.host_env if self.shell.remote else ()
         secrets = "".join(f"{name}\0{os.environ.get(name, '')}\0" for name in names)
+        return self._sbatch(remote, [f"--array={array}", BATCH], JOBS, "the job", secrets)
+
+    def _sbatch(self, remote: str, args: list[str], ids: str, what: str, secrets: str = "") -> str:
+        """Submit in the invocation folder, note the Slurm job id in `ids` there, return it."""
         script = (
             'while IFS= read -r -d "" n && IFS= read -r -d "" v; do export "$n=$v"; done; '
             'cd "$1" && shift && exec "$@"'
         )
-        argv = ["bash", "-c", script, "_", remote, "sbatch", "--parsable", f"--array={array}", BATCH]
-        proc = self.shell.run(argv, input=secrets)
+        proc = self.shell.run(
+            ["bash", "-c", script, "_", remote, "sbatch", "--parsable", *args], input=secrets
+        )
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines() or ["no message"]
-            raise LauncherError(f"sbatch refused the job: {lines[-1].removeprefix('sbatch: error: ')}")
+            raise LauncherError(f"sbatch refused {what}: {lines[-1].removeprefix('sbatch: error: ')}")
         job_id = proc.stdout.strip().split(";")[0]
-        self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{JOBS}", job_id])
+        self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{ids}", job_id])
         return job_id
 
     def _submit_export(self, folder: Path, remote: str, array_job: str) -> str:
