@@ -17,6 +17,9 @@ RUN_CONFIG = "run_config.json"  # in the results folder (/results in the task co
 SAMPLES = "samples.jsonl"  # the checkpoint: one line per finished sample, written by the harness only
 VERDICTS = "verdicts.jsonl"  # the sandbox's verdicts, its stdout redirected there by run.sh
 SANDBOX_UID = 65534  # generated programs run as this uid (nobody) inside the sandbox container
+# A shard's exit code when some of its samples errored: it ended (the merge may run and judges
+# max_error_fraction on the whole task), but a resume runs it again to retry those samples.
+EXIT_SHARD_ERRORS = 3
 
 GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 RUNNER_DEFAULTS: Mapping[str, Any] = {

@@ -19,7 +19,7 @@ from typing import Any
 
 from launcher.harness import aggregate, checkpoint, shards, sigterm
 from launcher.harness.api import Context, Sample, Task, Unsupported
-from launcher.harness.contract import RUN_CONFIG, SANDBOX_UID, ConfigError, RunConfig
+from launcher.harness.contract import EXIT_SHARD_ERRORS, RUN_CONFIG, SANDBOX_UID, ConfigError, RunConfig
 from launcher.harness.redact import Redactor
 
 EXIT_FAILED = 1  # the task ran but too many samples errored, or it cannot run against this endpoint
@@ -417,7 +417,13 @@ def finish(run_: Run, records: Mapping[str, dict]) -> int:
         f"({tally.errors} of {tally.attempts} samples errored, {tally.error_fraction:.1%}){chance}"
     )
     if run_.shard is not None:  # a part: the task's error limit is judged on the merged whole
-        return 0
+        if not tally.errors:
+            return 0
+        say(
+            f"{tally.errors} samples of this shard errored: the merge counts them against the task's "
+            "max_error_fraction; a resume retries them"
+        )
+        return EXIT_SHARD_ERRORS
     if tally.attempts and tally.error_fraction > limit:
         errors = [r["error"] for r in records.values() if r.get("error") is not None]
         common, n = Counter(errors).most_common(1)[0] if errors else ("(no verdict)", tally.errors)

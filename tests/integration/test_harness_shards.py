@@ -115,3 +115,21 @@ def test_a_restart_with_every_sample_saved_brings_the_progress_file_up_to_date(e
     progress.write_text(json.dumps({"done": 1, "total": 3, "errors": 0}))  # killed before its last write
     assert runner.main(["run", "--config", str(config)]) == 0
     assert json.loads(progress.read_text())["done"] == 3
+
+
+def test_a_shard_with_errored_samples_ends_with_its_own_code_and_the_merge_judges_the_limit(tmp_path, capsys):
+    down = "http://127.0.0.1:9/v1/chat/completions"  # nothing listens: every request fails
+    task, params = "gsm8k_cot_zeroshot", {"limit_samples": 4, "max_retries": 0}
+    parts = [tmp_path / f"shard-{k}" for k in range(2)]
+    for k, part in enumerate(parts):
+        assert runner.main(["run", "--config", str(write(part, down, task, (k, 2), **params))]) == 3
+    assert "the merge counts them" in capsys.readouterr().out
+    config = write(tmp_path / "merged", down, task, **params)
+    assert runner.main(["merge", "--config", str(config), *map(str, parts)]) == runner.EXIT_FAILED
+    assert "task failed: 4 of 4 samples errored" in capsys.readouterr().out
+    assert (
+        json.loads((tmp_path / "merged/results.json").read_text())["results"]["tasks"][task]["errors"][
+            "count"
+        ]
+        == 4
+    )

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from launcher.errors import ConfigError
 from launcher.executors.container.render import ContainerSpec
-from launcher.harness.contract import RunConfig
+from launcher.harness.contract import EXIT_SHARD_ERRORS, RunConfig
 from launcher.model import PlannedJob
 from launcher.proxy.wiring import task_url
 from launcher.store import events
@@ -85,8 +85,9 @@ def merge_container(
 
 
 def merge_gate(job: PlannedJob) -> list[str]:
-    """run.sh lines before the merge: every shard's last attempt must have succeeded, else the task ends
-    FAILED naming the shards that did not (their logs: `launcher logs <job id>.<k>`)."""
+    """run.sh lines before the merge: every shard's last attempt must have ended with its samples recorded
+    (exit 0, or EXIT_SHARD_ERRORS: some errored, which the merge counts), else the task ends FAILED naming
+    the shards that did not (their logs: `launcher logs <job id>.<k>`)."""
     shards = " ".join(str(k) for k in range(job.shards))
     reason = (
         f"shard(s)$failed of {job.shards} did not succeed (launcher logs {job.job_id}.K shows shard K); "
@@ -97,7 +98,9 @@ def merge_gate(job: PlannedJob) -> list[str]:
         f"for k in {shards}; do",
         f"  last=$(grep -E '^({events.STARTED}|{events.EXITED}) ' shards/$k/{EVENTS} 2>/dev/null"
         " | tail -n 1 | cut -d' ' -f1,3)",
-        f'  [ "$last" = \'{events.EXITED} 0\' ] || failed="$failed $k"',
+        f'  case "$last" in "{events.EXITED} 0" | "{events.EXITED} {EXIT_SHARD_ERRORS}") ;;',
+        '    *) failed="$failed $k" ;;',
+        "  esac",
         "done",
         'if [ -n "$failed" ]; then',
         f'  echo "error: {reason}" >> {OUTPUT_LOG}',
