@@ -57,8 +57,11 @@ def run_sharded(work: Path, url: str, image: str, n: int, shards: int, paralleli
 
 
 def bench_shards(n: int = 10_000, latency: float = 0.2, parallelism: int = 32) -> str:
-    """BENCH_SHARDS (default "1,2,4"); the harness image from LAUNCHER_BENCH_HARNESS_IMAGE (a branch's own
-    build) or the default."""
+    """BENCH_SHARDS (default "1,2,4"); BENCH_SHARD_LOAD="samples,latency,parallelism" changes the load;
+    the harness image from LAUNCHER_BENCH_HARNESS_IMAGE (a branch's own build) or the default."""
+    if os.environ.get("BENCH_SHARD_LOAD"):
+        samples, delay, per_shard = os.environ["BENCH_SHARD_LOAD"].split(",")
+        n, latency, parallelism = int(samples), float(delay), int(per_shard)
     image = os.environ.get("LAUNCHER_BENCH_HARNESS_IMAGE", HARNESS_IMAGE)
     counts = [int(c) for c in os.environ.get("BENCH_SHARDS", "1,2,4").split(",")]
     endpoint = Endpoint("--mode", "echo", "--latency", str(latency))
