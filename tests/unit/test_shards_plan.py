@@ -177,3 +177,17 @@ def test_on_slurm_each_shard_is_an_array_element_with_its_own_proxy_port_and_a_m
         "9003",
     ]
     check_golden("merge.sbatch.sh", plan.files["merge.sbatch.sh"])
+
+
+def test_status_is_one_row_per_sharded_task_and_detail_adds_a_row_per_shard():
+    from launcher.api import InvocationStatus
+    from launcher.cli.render import render, render_json
+    from launcher.model import InvocationRecord, JobStatus
+
+    parts = tuple(JobStatus(f"inv.0.{k}", TASK, State.RUNNING, f"/f/shards/{k}", 3, 5) for k in range(2))
+    task = JobStatus("inv.0", TASK, State.RUNNING, "/f", 6, 10, reason="2 of 2 shards running", shards=parts)
+    collected = [InvocationStatus(InvocationRecord("inv", "/x", "local", {}, (), 0.0), [task])]
+    plain, detail = render(collected).splitlines(), render(collected, detail=True).splitlines()
+    assert len(plain) == 2 and "6/10" in plain[1] and "2 of 2 shards running" in plain[1]
+    assert [row.split()[0] for row in detail[1:]] == ["inv.0", "inv.0.0", "inv.0.1"]
+    assert json.loads(render_json(collected))[0]["jobs"][0]["shards"][1]["done"] == 3
