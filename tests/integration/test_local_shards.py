@@ -103,3 +103,30 @@ def test_kill_mid_run_then_resume_requests_only_unfinished_samples(
     assert all(requests[i] == 1 for i in finished)  # a finished sample is never requested again
     in_flight = {i for i in before if i not in finished}  # requested before the kill, not yet recorded
     assert sum(requests.values()) == 80 + len(in_flight) and len(in_flight) <= 4 * 2
+
+
+def test_a_sharded_code_task_judges_each_shards_programs_in_its_sandbox(cli, endpoint, image, tmp_path):
+    ep = endpoint("oracle")
+    sharded = [
+        f"{{name: {name}, shards: 2, container: '{image}'}}" for name in ("launcher.humaneval_chat", TASK)
+    ]
+    tasks = f"[{', '.join(sharded)}]"
+    proc = cli(
+        "execution=local",
+        "target=local",
+        f"target.api_endpoint.url={ep.url()}",
+        f"execution.output_dir={tmp_path}/out",
+        f"evaluation.tasks={tasks}",
+        "evaluation.params.limit_samples=6",
+        "--wait",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    state = jobs(cli, invocation_of(proc))
+    code = state["launcher.humaneval_chat"]
+    assert (code["state"], code["score"], code["done"]) == ("SUCCEEDED", "pass@1=1.0000", 6)
+    assert state[TASK]["score"] == GSM8K_PERFECT
+    for k in range(2):  # each shard's programs ran in its own sandbox container
+        verdicts = Path(code["folder"]) / "shards" / str(k) / "results/verdicts.jsonl"
+        assert len(verdicts.read_text().splitlines()) == 3
+    merged = (Path(code["folder"]) / "results/samples.jsonl").read_text().splitlines()
+    assert [json.loads(line)["scores"]["pass@1"] for line in merged] == [1.0] * 6
