@@ -71,6 +71,7 @@ def test_four_shards_run_at_once_request_each_sample_once_and_merge(cli, endpoin
     assert all(f"{state['job_id']}.{k} " in detail for k in range(4))
     assert f"{state['job_id']}.1 " not in cli("status", inv, check_rc=0).stdout
     assert "shard 3 of 4" in cli("logs", f"{state['job_id']}.2", check_rc=0).stdout
+    assert f"{state['job_id']} " in cli("status", f"{state['job_id']}.2", check_rc=0).stdout  # its task's row
 
 
 def test_kill_mid_run_then_resume_requests_only_unfinished_samples(
