@@ -7,13 +7,25 @@ queued_at=$(date +%s)
 for task in launcher.gsm8k_cot_zeroshot/shards/0 launcher.gsm8k_cot_zeroshot/shards/1 launcher.gsm8k_cot_zeroshot/shards/2 launcher.aime2025 launcher.gsm8k_cot_zeroshot; do echo "queued $queued_at" >> "$task/events.log"; done
 echo "started $(date +%s) $$ $(awk '{sub(/.*\) /, ""); print $20}' /proc/$$/stat 2>/dev/null)" >> events.log
 pids=()
+declare -A shards_left=([launcher.gsm8k_cot_zeroshot]=3) shard_of=()  # task -> shards not ended; shard pid -> task
+merge_ended() {  # running: this shell's job table, never a pid that may have been reused
+  local pid task left running=" $(jobs -rp | tr "\n" " ") "
+  for pid in "${!shard_of[@]}"; do
+    [[ $running == *" $pid "* ]] && continue
+    task=${shard_of[$pid]}
+    unset "shard_of[$pid]"
+    left=$(( ${shards_left[$task]} - 1 ))
+    shards_left[$task]=$left
+    if [ "$left" = 0 ]; then bash "$task/run.sh" & pids+=($!); fi
+  done
+}
 for task in launcher.gsm8k_cot_zeroshot/shards/0 launcher.gsm8k_cot_zeroshot/shards/1 launcher.gsm8k_cot_zeroshot/shards/2 launcher.aime2025; do
-  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; merge_ended; done
   bash "$task/run.sh" &
-  pids+=($!)
+  if [ "${task%/shards/*}" = "$task" ]; then pids+=($!); else shard_of[$!]=${task%/shards/*}; fi
 done
+while [ "${#shard_of[@]}" -gt 0 ]; do wait -n; merge_ended; done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-for task in launcher.gsm8k_cot_zeroshot; do bash "$task/run.sh" || status=1; done
 echo "exited $(date +%s) $status" >> events.log
 exit "$status"

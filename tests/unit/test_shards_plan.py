@@ -191,3 +191,24 @@ def test_status_is_one_row_per_sharded_task_and_detail_adds_a_row_per_shard():
     assert len(plain) == 2 and "6/10" in plain[1] and "2 of 2 shards running" in plain[1]
     assert [row.split()[0] for row in detail[1:]] == ["inv.0", "inv.0.0", "inv.0.1"]
     assert json.loads(render_json(collected))[0]["jobs"][0]["shards"][1]["done"] == 3
+
+
+def test_run_all_merges_a_task_once_its_last_shard_ended_while_other_tasks_still_run(tmp_path):
+    from launcher.executors.local.render import render_run_all_sh
+
+    script = render_run_all_sh("inv", ["t/shards/0", "t/shards/1", "other"], 3, merges=(("t", 2),))
+    scripts = {
+        "t/shards/0/run.sh": "sleep 0.2",
+        "t/shards/1/run.sh": "exit 3",
+        # the other task ends only once t has merged (or gives up after 60 s)
+        "other/run.sh": "for _ in $(seq 600); do [ -e ../t/merged ] && break; sleep 0.1; done\n"
+        "echo other >> ../log",
+        "t/run.sh": "touch merged; echo merge >> ../log",
+    }
+    for rel, body in scripts.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(f'cd "$(dirname "$0")"\n{body}\n')
+    (tmp_path / "run_all.sh").write_text(script)
+    proc = subprocess.run(["bash", str(tmp_path / "run_all.sh")], capture_output=True, text=True, timeout=120)
+    assert (tmp_path / "log").read_text().split() == ["merge", "other"], proc.stderr
+    assert proc.returncode == 0  # a shard's exit 3 (some samples errored) is for its merge to judge

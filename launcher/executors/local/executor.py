@@ -57,7 +57,7 @@ class LocalExecutor(ContainerExecutor):
             server,
             proxy_lines,
             sys.executable if auto else None,
-            tuple(j.folder for j in tasks.jobs if j.parts),
+            tuple((j.folder, j.shards) for j in tasks.jobs if j.parts),
         )
         host_env = set(tasks.host_env) | (set(server.container.env_from_host.values()) if server else set())
         if proxy and spec.target.api_endpoint.api_key:
