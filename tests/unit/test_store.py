@@ -197,5 +197,5 @@ def test_headline_names_errored_samples_and_the_score_over_answered_ones(tmp_pat
     stats = {"stderr": 0.1, "count": 10, "errors": 5, "answered": 0.8}
     metric = {"acc": {"scores": {"acc": {"value": 0.4, "stats": stats}}}}
     data = {"results": {"tasks": {"t": {"metrics": metric}}}}
-    (tmp_path / layout.RESULTS_JSON).write_text(json.dumps(data))
+    (tmp_path / layout.TASK_RESULTS_JSON).write_text(json.dumps(data))
     assert results.headline(tmp_path) == "acc=0.4000 (5 errored; answered acc=0.8000)"
