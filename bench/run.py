@@ -7,8 +7,9 @@ running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 wast
 resume time at 1,000-100,000 samples), scoring (off the loop vs inline), gate-nel (`launcher gate` and
 NeMo Evaluator 0.3.0's `nel gate` on the same records), gate-scale (compare + gate at 100,000 samples),
 capacity (the proxy's adaptive concurrency against capped, queueing and uncapped endpoints; BENCH_BEFORE=
-<checkout> side by side). Run one with `python bench/run.py cli`. Medians of several runs; ratios come
-from runs made side by side in the same invocation.
+<checkout> side by side), shards (one 10,000-sample task as 1, 2 and 4 shards). Run one with
+`python bench/run.py cli`. Medians of several runs; ratios come from runs made side by side in the same
+invocation.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ SECTIONS = {  # name -> (module, function)
     "gate-nel": ("gate", "bench_nel_gate"),
     "gate-scale": ("gate", "bench_compare_scale"),
     "capacity": ("capacity", "bench_capacity"),
+    "shards": ("shards", "bench_shards"),
 }
 
 

@@ -250,7 +250,8 @@ def status_of(
     except LauncherError as err:
         return InvocationStatus(record, [], str(err))
     if only_jobs:
-        jobs = [s for s in jobs if s.job_id in only_jobs]
+        # a shard's id (<job>.<k>) selects its task's row
+        jobs = [s for s in jobs if s.job_id in only_jobs or any(x.job_id in only_jobs for x in s.shards)]
     proxy = executor.proxy_stats(record)
     return InvocationStatus(
         record, jobs, proxy=proxy[0] if proxy else None, proxy_live=bool(proxy and proxy[1])

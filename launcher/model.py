@@ -32,6 +32,22 @@ class PlannedJob:
     image: str
     command: tuple[str, ...] = ()  # () in records written before 0.2: not needed after the plan
     benchmark: str = ""  # the qualified name it resolved to (launcher.<x>, <harness>.<x>); "" for custom
+    shards: int = 0  # >1: the task runs as this many shard jobs (`parts`), then merges in `folder`
+
+    @property
+    def parts(self) -> tuple[PlannedJob, ...]:
+        """The shard jobs of a sharded task: job `<job id>.<k>` in `<folder>/shards/<k>`."""
+        return tuple(
+            PlannedJob(
+                f"{self.job_id}.{k}",
+                self.task,
+                f"{self.folder}/shards/{k}",
+                self.image,
+                self.command,
+                self.benchmark,
+            )
+            for k in range(self.shards if self.shards > 1 else 0)
+        )
 
     def __getitem__(self, key: str):
         """`job["folder"]`: executor plugins written for launcher 0.1 read jobs as dicts."""
@@ -46,7 +62,14 @@ class PlannedJob:
             image=str(data.get("image", "")),
             command=tuple(data.get("command") or ()),
             benchmark=str(data.get("benchmark") or ""),
+            shards=int(data.get("shards") or 0),
         )
+
+
+def elements(jobs: tuple[PlannedJob, ...] | list[PlannedJob]) -> list[PlannedJob]:
+    """What a scheduler runs, in order: each task, or each shard of a sharded task (a Slurm array index
+    is a position here)."""
+    return [part for job in jobs for part in job.parts or (job,)]
 
 
 @dataclass(frozen=True)
@@ -76,6 +99,7 @@ class JobStatus:
     ended: float | None = None
     score: str = ""  # headline metric from the task's results, e.g. "exact_match=0.8125"
     benchmark: str = ""  # PlannedJob.benchmark
+    shards: tuple[JobStatus, ...] = ()  # a sharded task's shards (done/total above are their sums)
 
 
 @dataclass(frozen=True)
@@ -98,9 +122,13 @@ class InvocationRecord:
     extra: dict = field(default_factory=dict)  # informative only (`info` prints it); nothing reads it
 
     def job(self, job_id: str) -> PlannedJob:
+        """A job, or a shard of one (`<job id>.<k>`)."""
         for job in self.jobs:
             if job.job_id == job_id:
                 return job
+            for part in job.parts if job_id.startswith(f"{job.job_id}.") else ():
+                if part.job_id == job_id:
+                    return part
         raise KeyError(job_id)
 
     def to_dict(self) -> dict:

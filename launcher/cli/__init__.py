@@ -24,7 +24,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--detail",
         action="store_true",
-        help="also the endpoint proxy's counters: requests, errors, cache hits, tokens in/out, p50/p95",
+        help="also a row per shard of a sharded task, and the endpoint proxy's counters: requests, errors, "
+        "cache hits, tokens in/out, p50/p95",
     )
 
     s = sub.add_parser("logs", help="a job's container output")

@@ -41,8 +41,9 @@ STATUS_HEADERS = ["JOB", "TASK", "STATE", "PROGRESS", "SCORE", "EXIT", "ELAPSED"
 
 def render(collected, detail: bool = False) -> str:
     """The status table of api.status()'s InvocationStatus list (an invocation that could not be read is
-    one row with its error); `detail` adds each invocation's endpoint-proxy counters below it."""
-    text = table(STATUS_HEADERS, _rows(collected))
+    one row with its error); `detail` adds a row per shard of a sharded task and each invocation's
+    endpoint-proxy counters below it."""
+    text = table(STATUS_HEADERS, _rows(collected, detail))
     return "\n".join([text, *proxy_lines(collected)]) if detail else text
 
 
@@ -62,14 +63,14 @@ def proxy_lines(collected) -> list[str]:
     return lines
 
 
-def _rows(collected) -> list[list]:
+def _rows(collected, detail: bool = False) -> list[list]:
     rows = []
     for inv in collected:
         if inv.error:
             rows.append(
                 [inv.record.invocation_id, "", "UNKNOWN", "", "", "", "", inv.error, inv.record.folder]
             )
-        for s in inv.jobs:
+        for s in (x for job in inv.jobs for x in (job, *(job.shards if detail else ()))):
             code = "" if s.exit_code is None else s.exit_code
             rows.append(
                 [
@@ -223,8 +224,8 @@ def watch(
         statuses = [s for inv in collected for s in inv.jobs]
         big = len(statuses) > SUMMARY_ABOVE and not all_rows
         if tty:
-            text = summary(statuses) if big else render(collected)
-            text = "\n".join([text, *proxy_lines(collected)]) if detail else text
+            text = summary(statuses) if big else render(collected, detail)
+            text = "\n".join([text, *proxy_lines(collected)]) if detail and big else text
             if text != last_text:
                 print(f"\x1b[H\x1b[2J{text}", flush=True)
                 last_text = text

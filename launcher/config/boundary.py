@@ -38,6 +38,7 @@ from launcher.config.values import NOT_SHOWN, control_character, is_image_refere
 from launcher.errors import ConfigError
 
 MISSING = "???"
+MAX_SHARDS = 1000  # below Slurm's default MaxArraySize (1001), and folders per task stay listable
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP_LEVEL = ("execution", "target", "evaluation", "deployment")
 NEL_TOP_LEVEL = ("env_vars", "export", "auxiliary_deployments", "name")  # mapped or refused by legacy
@@ -346,12 +347,28 @@ def _check_semantics(spec: RunSpec) -> None:
         _check_literal_env(f"evaluation.tasks[{i}].env_vars", task.literal_env)
         _check_image(f"evaluation.tasks[{i}].container", task.container)
         p = spec.params(task)
-        for name, low in (("parallelism", 1), ("max_retries", 0), ("limit_samples", 1), ("repeats", 1)):
+        for name, low in (
+            ("parallelism", 1),
+            ("max_retries", 0),
+            ("limit_samples", 1),
+            ("repeats", 1),
+            ("shards", 1),
+        ):
             value = getattr(p, name)
             if value is not None and value < low:
                 raise ConfigError(
                     f"evaluation.tasks[{i}].params.{name}", f"must be at least {low}, got {value}"
                 )
+        if task.shards is not None and not 1 <= task.shards <= MAX_SHARDS:
+            raise ConfigError(
+                f"evaluation.tasks[{i}].shards",
+                f"must be from 1 to {MAX_SHARDS}, got {task.shards}",
+                "Give the number of containers to split the task's samples over",
+            )
+        if (p.shards or 1) > MAX_SHARDS:
+            raise ConfigError(
+                f"evaluation.tasks[{i}].params.shards", f"must be at most {MAX_SHARDS}, got {p.shards}"
+            )
         if p.request_timeout is not None and p.request_timeout <= 0:
             raise ConfigError(
                 f"evaluation.tasks[{i}].params.request_timeout",

@@ -112,6 +112,7 @@ class Params(Generation):
     max_retries: int | None = None  # retries per request on 429/5xx/timeouts (default 5)
     max_error_fraction: float | None = None  # task fails above this share of errored samples (0.05)
     repeats: int | None = None  # samples per item (built-ins: the reference's default); per-item mean first
+    shards: int | None = None  # split the task's samples over this many containers, merged after (1)
 
 
 PARAM_DEFAULTS = Params(parallelism=16, request_timeout=120.0, max_retries=5, max_error_fraction=0.05)
@@ -138,6 +139,9 @@ class TaskSpec:
     post_cmd: str = ""  # shell run in the task container after it, even on failure (NEL)
     dataset_dir: str | None = None  # host folder mounted read-only at dataset_mount_path (NEL)
     dataset_mount_path: str = "/datasets"
+    shards: int | None = (
+        None  # containers (Slurm array elements) sharing this task's samples; wins over params
+    )
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,10 @@ class RunSpec:
         for layer in (self.evaluation.params, task.params):
             out = replace(out, **_set_fields(layer))
         return out
+
+    def shards(self, task: TaskSpec) -> int:
+        """How many shards the task runs as: its `shards`, else params.shards (task > evaluation), else 1."""
+        return task.shards or self.params(task).shards or 1
 
     def params(self, task: TaskSpec) -> Params:
         """Effective parameters: task > evaluation > target.generation > defaults."""

@@ -125,3 +125,29 @@ def derive_status(
         f"run.sh (pid {start.pid}) ended without an exit record; `launcher resume` continues it",
         started=start.at,
     )
+
+
+def combine(job_id: str, merge: Verdict, parts: list[Verdict]) -> Verdict:
+    """A sharded task's one verdict from its merge step's and its shards' (`parts`, shard 0 first). Once
+    the merge started it speaks for the task (its gate names shards that did not succeed); before, the
+    shards do: running while any runs, pending while any waits, else the first failed (or killed, lost)
+    shard, named."""
+    if merge.started is not None:
+        return merge
+    started = min((p.started for p in parts if p.started is not None), default=None)
+    running = [k for k, p in enumerate(parts) if p.state == State.RUNNING]
+    pending = [k for k, p in enumerate(parts) if p.state == State.PENDING]
+    bad = [k for k, p in enumerate(parts) if p.state.terminal and p.state != State.SUCCEEDED]
+    bad.sort(key=lambda k: parts[k].state != State.FAILED)  # a failure first, then kills and losses
+    named = [f"shard {k} ({job_id}.{k}) {parts[k].state.value}: {parts[k].reason}".rstrip(": ") for k in bad]
+    if running:
+        reason = "; ".join([f"{len(running)} of {len(parts)} shards running", *named[:1]])
+        return Verdict(State.RUNNING, reason, started=started)
+    if pending:
+        return Verdict(State.PENDING, "; ".join([parts[pending[0]].reason, *named[:1]]), started=started)
+    if merge.state == State.PENDING:
+        return Verdict(State.PENDING, "every shard ended; the merge comes next", started=started)
+    if bad:
+        first = parts[bad[0]]
+        return Verdict(first.state, named[0], first.exit_code, started, first.ended)
+    return Verdict(merge.state, merge.reason, merge.exit_code, started, merge.ended)

@@ -17,6 +17,9 @@ RUN_CONFIG = "run_config.json"  # in the results folder (/results in the task co
 SAMPLES = "samples.jsonl"  # the checkpoint: one line per finished sample, written by the harness only
 VERDICTS = "verdicts.jsonl"  # the sandbox's verdicts, its stdout redirected there by run.sh
 SANDBOX_UID = 65534  # generated programs run as this uid (nobody) inside the sandbox container
+# A shard's exit code when some of its samples errored: it ended (the merge may run and judges
+# max_error_fraction on the whole task), but a resume runs it again to retry those samples.
+EXIT_SHARD_ERRORS = 3
 
 GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 RUNNER_DEFAULTS: Mapping[str, Any] = {
@@ -44,10 +47,16 @@ class RunConfig:
     target_params: Mapping[str, Any] = field(default_factory=dict)  # the target's generation defaults
     repeats: int | None = None  # samples per item; None = the task's default
     redact_env: tuple[str, ...] = ()  # variables whose values are never stored or printed
+    # (index, count): run only this shard's samples (launcher.harness.shards); None: the whole task
+    shard: tuple[int, int] | None = None
 
     def to_json(self) -> str:
         data = {f.name: getattr(self, f.name) for f in fields(self)}  # flat values: no asdict deep copies
         data["redact_env"] = list(self.redact_env)
+        if self.shard is None:  # absent, so a whole task's file (and its results' config) is as before
+            del data["shard"]
+        else:
+            data["shard"] = {"index": self.shard[0], "count": self.shard[1]}
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -75,6 +84,7 @@ class RunConfig:
         if not isinstance(redact, list) or not all(isinstance(x, str) for x in redact):
             raise ConfigError("run config key 'redact_env' must be a list of variable names")
         config = cls(
+            shard=_shard(data.get("shard")),
             task=data["task"],
             model_id=data["model_id"],
             url=data["url"],
@@ -100,6 +110,18 @@ class RunConfig:
 
     def secret_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys([*([self.api_key_env] if self.api_key_env else []), *self.redact_env]))
+
+
+def _shard(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    index, count = (value.get("index"), value.get("count")) if isinstance(value, dict) else (None, None)
+    if type(index) is not int or type(count) is not int or not 0 <= index < count:
+        raise ConfigError(
+            f"run config key 'shard' must be {{'index': k, 'count': N}} with 0 <= k < N, got {value!r}; "
+            "the launcher writes it, re-run it"
+        )
+    return index, count
 
 
 def _number(value: Any) -> bool:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.harness import aggregate, checkpoint, sigterm
+from launcher.harness import aggregate, checkpoint, shards, sigterm
 from launcher.harness.api import Context, Sample, Task, Unsupported, registry
-from launcher.harness.contract import RUN_CONFIG, SANDBOX_UID, ConfigError, RunConfig
+from launcher.harness.contract import EXIT_SHARD_ERRORS, RUN_CONFIG, SANDBOX_UID, ConfigError, RunConfig
 from launcher.harness.redact import Redactor
 
 EXIT_FAILED = 1  # the task ran but too many samples errored, or it cannot run against this endpoint
@@ -49,14 +49,24 @@ class Run:
     repeats: int
     results_dir: Path
     redact: Redactor
+    shard: shards.Shard | None = None  # run only this shard's samples
 
-    def jobs(self) -> Iterator[tuple[Sample, int, str]]:
-        """(sample, repeat, key) for every sample of the run, made as they are consumed."""
+    def all_jobs(self) -> Iterator[tuple[Sample, int, str]]:
+        """(sample, repeat, key) for every sample of the task, in canonical order, made as consumed."""
         return (
             (s, r, aggregate.sample_key(s.id, r, self.repeats))
             for s in self.items
             for r in range(self.repeats)
         )
+
+    def jobs(self) -> Iterator[tuple[Sample, int, str]]:
+        """The samples this run requests: the task's, or its shard's."""
+        return shards.select(self.all_jobs(), self.shard)
+
+    @property
+    def total(self) -> int:
+        whole = len(self.items) * self.repeats
+        return whole if self.shard is None else self.shard.size(whole)
 
     def keys(self) -> set[str]:
         return {k for _, _, k in self.jobs()}
@@ -104,6 +114,7 @@ def load_run(results_dir: Path, module: str, config_path: Path | None = None) ->
         repeats,
         results_dir,
         redactor,
+        shards.Shard(*config.shard) if config.shard else None,
     )
 
 
@@ -189,10 +200,8 @@ async def evaluate(
     scoring = task.program is None and task.score is not None
     pool = ScorePool(run.module, task.name, workers(), params["score_timeout"]) if scoring else None
     log = checkpoint.SampleLog(run.results_dir / checkpoint.SAMPLES, run.redact)
-    done_before = len(run.items) * run.repeats - count
-    progress = checkpoint.Progress(
-        run.results_dir / checkpoint.PROGRESS, len(run.items) * run.repeats, done_before, 0
-    )
+    done_before = run.total - count
+    progress = checkpoint.Progress(run.results_dir / checkpoint.PROGRESS, run.total, done_before, 0)
     progress.update(force=True)
 
     async def one(model: EndpointModel, job: tuple[Sample, int, str]) -> None:
@@ -282,15 +291,21 @@ def run(config_path: Path, module: str) -> int:
     run_ = load_run(config_path.parent, module, config_path)
     # Only each sample's outcome is held (not its record), and the checkpoint is read once, heads only.
     outcomes = checkpoint.load_outcomes(run_.results_dir / checkpoint.SAMPLES, run_.keys())
-    total = len(run_.items) * run_.repeats
+    total = run_.total
     finished = sum(1 for key in outcomes if outcomes.succeeded(key))
     todo = (job for job in run_.jobs() if not outcomes.succeeded(job[2]))
+    part = f", shard {run_.shard.index + 1} of {run_.shard.count}: {total} samples" if run_.shard else ""
     say(
-        f"task {run_.task.name} ({run_.task.protocol}): {len(run_.items)} items x {run_.repeats} repeats, "
+        f"task {run_.task.name} ({run_.task.protocol}): {len(run_.items)} items x {run_.repeats} repeats"
+        f"{part}, "
         f"{finished} samples already finished, {total - finished} to go; model {run_.config.model_id} "
         f"at {run_.config.url}"
     )
-    outcome = sigterm.run(evaluate(run_, todo, total - finished, outcomes)) if total > finished else "done"
+    if total > finished:
+        outcome = sigterm.run(evaluate(run_, todo, total - finished, outcomes))
+    else:  # killed after its last sample but before its last progress write: say it is all done
+        checkpoint.Progress(run_.results_dir / checkpoint.PROGRESS, total, finished, 0).update(force=True)
+        outcome = "done"
     if outcome == "sigterm":
         say(STOPPED)
         return EXIT_SIGTERM
@@ -382,6 +397,14 @@ def finish(run_: Run, records: Mapping[str, dict]) -> int:
         f"{task.name} {head} = {tally.values[head]:.4f} ± {tally.stderr[head]:.4f} over {tally.items} items "
         f"({tally.errors} of {tally.attempts} samples errored, {tally.error_fraction:.1%}{answered}){chance}"
     )
+    if run_.shard is not None:  # a part: the task's error limit is judged on the merged whole
+        if not tally.errors:
+            return 0
+        say(
+            f"{tally.errors} samples of this shard errored: the merge counts them against the task's "
+            "max_error_fraction; a resume retries them"
+        )
+        return EXIT_SHARD_ERRORS
     if tally.attempts and tally.error_fraction > limit:
         errors = [r["error"] for r in records.values() if r.get("error") is not None]
         common, n = Counter(errors).most_common(1)[0] if errors else ("(no verdict)", tally.errors)
@@ -391,6 +414,29 @@ def finish(run_: Run, records: Mapping[str, dict]) -> int:
         )
         return EXIT_FAILED
     return 0
+
+
+def merge(config_path: Path, parts: list[Path], module: str) -> int:
+    """The task's results from its shards' results folders (`parts`, shard 0 first): samples.jsonl in
+    canonical order and results.json/yml exactly as one unsharded run with the same responses writes
+    them (the same records, tallied in the same order). Refuses while a shard has samples unrecorded."""
+    run_ = load_run(config_path.parent, module, config_path)
+    if run_.shard is not None:
+        raise ConfigError(f"{config_path} is one shard's run config; merge needs the task's own")
+    keys = [key for _, _, key in run_.all_jobs()]
+    owned = [set(shards.select(keys, shards.Shard(k, len(parts)))) for k in range(len(parts))]
+    found = [
+        checkpoint.load_samples(part / checkpoint.SAMPLES, mine, repair=False)
+        for part, mine in zip(parts, owned, strict=True)
+    ]
+    records, missing = shards.merge(keys, found, len(parts))
+    if missing:
+        gaps = "; ".join(f"shard {k} ({parts[k]}) lacks {n} samples" for k, n in missing)
+        say(f"error: cannot merge: {gaps}; resume the task to finish them")
+        return EXIT_FAILED
+    checkpoint.rewrite_samples(run_.results_dir / checkpoint.SAMPLES, records, run_.redact)
+    say(f"merged {len(records)} samples of {len(parts)} shards")
+    return finish(run_, {r["key"]: r for r in records})
 
 
 def main(argv: list[str]) -> int:
@@ -413,7 +459,12 @@ def main(argv: list[str]) -> int:
     execute_.add_argument("results", type=Path)
     execute_.add_argument("--uid", type=int, default=SANDBOX_UID, help="uid the programs run as")
     execute_.add_argument("--python", default=sys.executable, help="interpreter the programs run with")
+    merge_ = sub.add_parser("merge", help="the task's results from its shards' results folders")
+    merge_.add_argument("--config", required=True, type=Path, help="the task's (unsharded) run config")
+    merge_.add_argument("parts", nargs="+", type=Path, help="the shards' results folders, shard 0 first")
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        return guarded(lambda: merge(args.config, args.parts, args.tasks))
     if args.command == "run":
         return guarded(lambda: run(args.config, args.tasks))
     if args.command == "execute":

@@ -168,12 +168,21 @@ def match(ident: str) -> list[tuple[Entry, str | None]]:
     return [(entry, f"{entry.id}.{job_part}" if job_part else None) for entry in matched]
 
 
+def _has_job(record: InvocationRecord, job_id: str) -> bool:
+    """A job `<inv>.<n>` or a sharded task's shard `<inv>.<n>.<k>`."""
+    try:
+        record.job(job_id)
+    except KeyError:
+        return False
+    return True
+
+
 def resolve(ident: str) -> list[tuple[InvocationRecord, str | None]]:
     """match(), with each invocation's run record read; a job id must name one of its jobs."""
     out = []
     for entry, job_id in match(ident):
         record = read_record(entry.folder)
-        if job_id and not any(j.job_id == job_id for j in record.jobs):
+        if job_id and not _has_job(record, job_id):
             known = ", ".join(j.job_id for j in record.jobs[:5])
             raise NotFound(f"invocation {entry.id} has no job {job_id} (its jobs: {known})")
         out.append((record, job_id))

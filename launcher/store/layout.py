@@ -149,7 +149,7 @@ def create_invocation(plan: Plan, record: InvocationRecord, extra_files: dict[st
         ) from None
     try:
         files = {**plan.files, **extra_files, RECORD: record_json(record)}
-        for job in plan.jobs:
+        for job in (x for j in plan.jobs for x in (j, *j.parts)):  # a sharded task's shards too
             for sub in (RESULTS, LOGS):
                 (tmp / job.folder / sub).mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
         (tmp / LOGS).mkdir(exist_ok=True, mode=PRIVATE_DIR)

@@ -5,7 +5,9 @@
         [--capacity 16 [--overflow 429|queue] [--retry-after 1]]
 
 Modes: `oracle` answers every known request so that the task scores 1.0, `wrong` so that it scores 0.0,
-`echo` answers "ok" fast without looking anything up (throughput benchmarks). Nothing is task-specific:
+`echo` answers "ok" fast without looking anything up (throughput benchmarks), `random` answers each
+request as `oracle` or as `wrong`, chosen by a hash of `--seed` and the request (the same request always
+gets the same answer, in any order and from any client). Nothing is task-specific:
 at start every task of `--tasks` (a module with TASKS, default the built-in benchmarks) is solved with a
 recording model to learn the requests it sends; then
 - a generation prompt gets the first candidate reply ("#### N", "The answer is N.", "Answer: N",
@@ -226,13 +228,23 @@ class Endpoint:
         self.known_logprobs: dict[str, tuple[int, bool]] = {}
         self.share = options.get("correct_share")
         self.wrong_replies: dict[str, str] = {}
-        if mode in ("oracle", "wrong"):
+        if mode in ("oracle", "wrong", "random"):
             from launcher.harness.api import registry
 
             tasks = list(registry(options.get("tasks") or "launcher.harness.benchmarks").values())
-            self.replies, self.known_logprobs = asyncio.run(learn(tasks, mode == "oracle"))
+            self.replies, self.known_logprobs = asyncio.run(learn(tasks, mode != "wrong"))
             if mode == "oracle" and self.share is not None:
                 self.wrong_replies, _ = asyncio.run(learn(tasks, False))
+            if mode == "random":
+                wrong_replies, wrong_logprobs = asyncio.run(learn(tasks, False))
+                right = lambda text: zlib.crc32(f"{seed}:{text}".encode()) % 2 == 0  # noqa: E731
+                self.replies = {
+                    k: v if right(k) else wrong_replies.get(k, v) for k, v in self.replies.items()
+                }
+                self.known_logprobs = {  # one choice per context: all of its continuations agree
+                    k: v if right(k[: v[0]]) else wrong_logprobs.get(k, v)
+                    for k, v in self.known_logprobs.items()
+                }
         self.requests: Counter[str] = Counter()  # per request (its key: endpoint type + prompt)
         self.samples: Counter[str] = Counter()  # per sample key of the task that sends it (oracle/wrong)
         self.faulted: Counter[str] = Counter()
@@ -381,7 +393,7 @@ async def serve(port: int, endpoint: Endpoint) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m launcher.testing.endpoint")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
-    parser.add_argument("--mode", choices=("oracle", "wrong", "echo"), default="oracle")
+    parser.add_argument("--mode", choices=("oracle", "wrong", "echo", "random"), default="oracle")
     parser.add_argument("--logprobs", choices=("aligned", "shifted", "none"), default="aligned")
     parser.add_argument(
         "--tasks", default=None, help="module whose TASKS the oracle learns (default: built-ins)"

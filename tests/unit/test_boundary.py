@@ -67,6 +67,21 @@ def test_valid_config_becomes_frozen_objects():
             "params.parallelism",
             "at least 1",
         ),
+        (
+            {"evaluation": {"tasks": ["launcher.gsm8k_cot_zeroshot"], "params": {"shards": 0}}},
+            "evaluation.tasks[0].params.shards",
+            "at least 1",
+        ),
+        (
+            {"evaluation": {"tasks": [{"name": "launcher.gsm8k_cot_zeroshot", "shards": 1001}]}},
+            "evaluation.tasks[0].shards",
+            "from 1 to 1000",
+        ),
+        (
+            {"evaluation": {"tasks": [{"name": "launcher.gsm8k_cot_zeroshot", "shards": "8"}]}},
+            "evaluation.tasks[0].shards",
+            "expected an integer",
+        ),
         ({"evaluation": None}, "evaluation", "is null"),
         ({"extra": 1}, "extra", "unknown top-level key"),
     ],
@@ -455,3 +470,14 @@ def test_unknown_execution_key_lists_only_the_chosen_executors_keys():
     message = one_line_error(data(execution={"hostname": "x"}))
     assert "Allowed keys under execution: output_dir" in message
     assert "partition" not in message and "hostname," not in message
+
+
+def test_shards_on_the_task_beat_the_task_params_and_the_evaluation_default():
+    tasks = [
+        {"name": "launcher.gsm8k_cot_zeroshot", "shards": 3, "params": {"shards": 5}},
+        {"name": "launcher.aime2025", "params": {"shards": 5}},
+        {"name": "launcher.gpqa_diamond"},
+    ]
+    s = spec(data(evaluation={"tasks": tasks, "params": {"shards": 2}}))
+    assert [s.shards(t) for t in s.evaluation.tasks] == [3, 5, 2]
+    assert spec(data()).shards(spec(data()).evaluation.tasks[0]) == 1

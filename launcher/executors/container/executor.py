@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from launcher.executors.base import Executor
-from launcher.executors.status import SchedulerView, Verdict, derive_status
+from launcher.executors.status import SchedulerView, Verdict, combine, derive_status
 from launcher.model import InvocationRecord, JobStatus, PlannedJob, State
 from launcher.store import events, results
 from launcher.store.layout import EVENTS, OUTPUT_LOG
@@ -27,23 +27,24 @@ class Look(ABC):
     """What the scheduler says in one status refresh: read once, then asked about each job."""
 
     @abstractmethod
-    def view(self, n: int, job: PlannedJob) -> SchedulerView:
+    def view(self, n: int | None, job: PlannedJob) -> SchedulerView:
         """What the scheduler says about one job.
 
         Args:
-            n: the job's index in the record (its array index on Slurm).
-            job: the job.
+            n: the job's position in model.elements (its array index on Slurm); None for a sharded
+                task's merge step, which runs after its shards.
+            job: the job (or one shard of a sharded task).
 
         Returns:
             The scheduler's view (launcher.executors.status.Scheduled is the plain one).
         """
 
     @abstractmethod
-    def running(self, n: int, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
+    def running(self, n: int | None, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
         """Whether a job whose stage records say it started (and not yet ended) still runs.
 
         Args:
-            n: the job's index in the record.
+            n: as for `view`.
             job: the job.
             start: its open `started` stage record (the pid of its run.sh, the host).
 
@@ -101,20 +102,39 @@ class ContainerExecutor(Executor):
     def status(self, record: InvocationRecord) -> list[JobStatus]:
         self.read_back(record)
         look = self.look(record)
-        seen = [self._verdict(record, n, job, look) for n, job in enumerate(record.jobs)]
-        if any(v.state == State.LOST for v, _ in seen):
+        firsts = element_indices(record.jobs)
+        seen = [self._judge(record, m, job, look) for m, job in zip(firsts, record.jobs, strict=True)]
+        if any(v.state == State.LOST for v, _, _ in seen):
             # A script may have written its exit record and ended between our reading the records and
             # checking its process: read once more, now that it is surely gone.
             self.read_back(record)
             look = self.look(record)
             seen = [
-                self._verdict(record, n, job, look) if v.state == State.LOST else (v, ran)
-                for n, (job, (v, ran)) in enumerate(zip(record.jobs, seen, strict=True))
+                self._judge(record, m, job, look) if judged[0].state == State.LOST else judged
+                for m, job, judged in zip(firsts, record.jobs, seen, strict=True)
             ]
-        return [self._status(record, job, v, ran) for job, (v, ran) in zip(record.jobs, seen, strict=True)]
+        return [
+            self._status(record, job, v, ran, parts)
+            for job, (v, ran, parts) in zip(record.jobs, seen, strict=True)
+        ]
+
+    def _judge(
+        self, record: InvocationRecord, m: int, job: PlannedJob, look: Look
+    ) -> tuple[Verdict, bool, tuple[JobStatus, ...]]:
+        """A job's verdict, whether it ever ran, and a sharded task's shards (its verdict combines them).
+        `m`: the element index of the job or of its first shard."""
+        verdict, ran = self._verdict(record, None if job.parts else m, job, look)
+        if not job.parts:
+            return verdict, ran, ()
+        judged = [self._verdict(record, m + k, part, look) for k, part in enumerate(job.parts)]
+        parts = tuple(self._status(record, p, v, r) for p, (v, r) in zip(job.parts, judged, strict=True))
+        combined = combine(job.job_id, verdict, [v for v, _ in judged])
+        return combined, ran or any(r for _, r in judged), parts
 
     @staticmethod
-    def _verdict(record: InvocationRecord, n: int, job: PlannedJob, look: Look) -> tuple[Verdict, bool]:
+    def _verdict(
+        record: InvocationRecord, n: int | None, job: PlannedJob, look: Look
+    ) -> tuple[Verdict, bool]:
         """The job's verdict, and whether it ever started (only then can it have results or progress)."""
         task_dir = os.path.join(record.folder, job.folder)  # strings: pathlib costs 0.1 s per 1,000 tasks
         found = events.read(os.path.join(task_dir, EVENTS))
@@ -127,10 +147,17 @@ class ContainerExecutor(Executor):
         return verdict, any(e.kind == events.STARTED for e in found)
 
     @staticmethod
-    def _status(record: InvocationRecord, job: PlannedJob, v: Verdict, ran: bool) -> JobStatus:
+    def _status(
+        record: InvocationRecord, job: PlannedJob, v: Verdict, ran: bool, parts: tuple[JobStatus, ...] = ()
+    ) -> JobStatus:
         task_dir = os.path.join(record.folder, job.folder)
         # Never started, not even before a resume: no result or progress file to read.
         done, total = results.progress(task_dir) if ran else (None, None)
+        if parts:  # a sharded task's progress is its shards' together
+            counted = [(p.done, p.total) for p in parts if p.total is not None]
+            done, total = (
+                (sum(d or 0 for d, _ in counted), sum(t for _, t in counted)) if counted else (None, None)
+            )
         return JobStatus(
             job_id=job.job_id,
             task=job.task,
@@ -144,6 +171,7 @@ class ContainerExecutor(Executor):
             ended=v.ended,
             score=results.headline(task_dir) if ran else "",
             benchmark=job.benchmark,
+            shards=parts,
         )
 
     # ---- proxy counters ----------------------------------------------------------------------------
@@ -167,8 +195,9 @@ class ContainerExecutor(Executor):
         statuses = self.status(record)
         self.mark(record, "", events.KILLED)
         for job, status in zip(record.jobs, statuses, strict=True):
-            if not status.state.terminal:
-                self.mark(record, job.folder, events.KILLED)
+            for part, part_status in zip((job, *job.parts), (status, *status.shards), strict=True):
+                if not part_status.state.terminal:
+                    self.mark(record, part.folder, events.KILLED)
         # The scheduler first so no further task starts, then the containers (SIGTERM reaches the
         # harness through --init; SIGKILL after the grace period).
         self.cancel(record, statuses)
@@ -193,7 +222,17 @@ class ContainerExecutor(Executor):
             time.sleep(self.poll_interval)
 
     def job_finished(self, record: InvocationRecord, job_id: str) -> bool:
-        return next(s for s in self.status(record) if s.job_id == job_id).state.terminal
+        statuses = [x for s in self.status(record) for x in (s, *s.shards)]
+        return next(s for s in statuses if s.job_id == job_id).state.terminal
+
+
+def element_indices(jobs: tuple[PlannedJob, ...]) -> list[int]:
+    """Each job's first position in model.elements."""
+    out, m = [], 0
+    for job in jobs:
+        out.append(m)
+        m += len(job.parts) or 1
+    return out
 
 
 def _read_at(path: Path, offset: int, size: int = 1 << 20) -> bytes:

@@ -82,15 +82,16 @@ def plan_invocation(
 def plan_proxy(
     spec: RunSpec, invocation_id: str, per_task: bool = False
 ) -> tuple[int, dict[str, str]] | None:
-    """(its port, {proxy/proxy.json: ...}) or None when the proxy is off. `per_task`: each task gets the
-    port + its index (fixed here because each task's run_config.json names it), so the last must exist."""
+    """(its port, {proxy/proxy.json: ...}) or None when the proxy is off. `per_task`: each task (each shard
+    of a sharded task: each Slurm array element) gets the port + its index in model.elements (fixed here
+    because each run_config.json names it), so the last must exist."""
     try:
         proxy = proxy_wiring.plan(spec.target.api_endpoint, invocation_id)
     except ProxyConfigError as err:
         raise ConfigError("target.api_endpoint", str(err)) from None
     if proxy is None or not per_task:
         return proxy
-    last = proxy[0] + len(spec.selected_tasks()) - 1
+    last = proxy[0] + sum(spec.shards(t) for t in spec.selected_tasks()) - 1  # a port per array element
     if last > 65535:
         raise ConfigError(
             "target.api_endpoint.proxy_port",

@@ -16,6 +16,7 @@ from launcher.catalog import RUN_CONFIG_IN_CONTAINER, Known, TaskInfo, resolve
 from launcher.config import legacy
 from launcher.config.schema import RunSpec, TaskSpec
 from launcher.errors import ConfigError
+from launcher.executors.container import shards
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.render import (
     DOCKER,
@@ -280,8 +281,8 @@ def plan_tasks(
     proxy_port: int | Callable[[int], int] | None = None,
 ) -> TaskPlan:
     """Every selected task's container and files; `folder` is where the scripts will run. `proxy_port`: one
-    port for all tasks (local: one proxy per invocation) or task index -> port (Slurm: one proxy per array
-    element, so each element's run_config.json names its own port)."""
+    port for all tasks (local: one proxy per invocation) or element index (model.elements) -> port (Slurm:
+    one proxy per array element, so each element's run_config.json names its own port)."""
     if cfg.max_parallel < 1:
         raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
     from launcher.catalog.nel import adapter_host
@@ -292,6 +293,8 @@ def plan_tasks(
     # The proxy's state folder sits next to the task folders (locally in the invocation) on every executor.
     folders = task_folder_names([i for i, _ in selected], reserved | {proxy_wiring.STATE_DIR})
     jobs, containers, files, host_env = [], [], {}, set()
+    element = 0  # the position in model.elements of this task (or of its first shard)
+    port_of = proxy_port if callable(proxy_port) else lambda _: proxy_port
     for n, ((task_id, task), task_folder) in enumerate(zip(selected, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
         c, task_files, kind = task_container(
@@ -301,22 +304,45 @@ def plan_tasks(
             task_folder,
             f"launcher-{invocation_id}-{n}",
             cfg,
-            proxy_port(n) if callable(proxy_port) else proxy_port,
+            port_of(element),
             adapter_host(invocation_id, n),
         )
         nel_task = kind == TaskKind.CATALOGUE  # a catalogue task runs its own pre/post (NEL's way)
+        count = spec.shards(task)
+        merge = shards.merge_argv(c.command) if count > 1 else None
+        if count > 1 and (nel_task or merge is None):
+            raise shards.refuse(task_key(spec, task), task.name, c.command, nel_task)
+        whole = replace(c, task=task_id)  # the merge step's: without the config's hooks and mounts
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
         launch.check(c, task_key(spec, task))
         c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         if not nel_task:
             files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
         host_env.update(c.env_from_host.values())
-        files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, launch, cfg.stop_grace)
-        files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
-        containers.append(c)
         known = resolve(task.name)  # table lookups: cheap even for 1,000 tasks
         benchmark = known.name if known else ""
-        jobs.append(PlannedJob(job_id, task_id, task_folder, c.image, c.command, benchmark))
+        job = PlannedJob(
+            job_id, task_id, task_folder, c.image, c.command, benchmark, count if count > 1 else 0
+        )
+        if merge is None:
+            files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, launch, cfg.stop_grace)
+            containers.append(c)
+        else:
+            for part in shards.shard_containers(job, c):
+                files[f"{part.folder}/{RUN}"] = render_run_sh(
+                    part, invocation_id, folder, launch, cfg.stop_grace
+                )
+                containers.append(part)
+            merger = shards.merge_container(job, whole, merge, folder)
+            gate = shards.merge_gate(job)
+            files[f"{task_folder}/{RUN}"] = render_run_sh(
+                merger, invocation_id, folder, launch, cfg.stop_grace, gate
+            )
+            ports = [port_of(element + k) for k in range(count)]
+            files.update(shards.shard_files(job, task_files[RUN_CONFIG_FILE], ports))
+        files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
+        jobs.append(job)
+        element += len(job.parts) or 1
     return TaskPlan(tuple(jobs), tuple(containers), files, frozenset(host_env))
 
 
@@ -340,7 +366,7 @@ def run_config(
         url=url,
         endpoint_type=endpoint_type,
         api_key_env="API_KEY" if "API_KEY" in env else None,
-        params={k: v for k, v in params.items() if k != "repeats"},
+        params={k: v for k, v in params.items() if k not in ("repeats", "shards")},
         target_params={k: v for k, v in plain(spec.target.generation).items() if v is not None},
         repeats=params["repeats"],
         redact_env=tuple(sorted(env)),

@@ -128,9 +128,15 @@ DOCKER = DockerLaunch()
 
 
 def render_run_sh(
-    c: ContainerSpec, invocation_id: str, invocation_folder: str, launch: TaskLaunch = DOCKER, grace: int = 5
+    c: ContainerSpec,
+    invocation_id: str,
+    invocation_folder: str,
+    launch: TaskLaunch = DOCKER,
+    grace: int = 5,
+    gate: list[str] | None = None,
 ) -> str:
-    """`grace`: seconds the container has to stop when run.sh is signalled (execution.stop_grace)."""
+    """`grace`: seconds the container has to stop when run.sh is signalled (execution.stop_grace).
+    `gate`: shell lines run after the start record, before the container (they may record an exit)."""
     results_dir = f"{invocation_folder}/{c.folder}/{RESULTS}"
     q = shlex.quote
     host_vars = sorted(set(c.env_from_host.values()))
@@ -166,6 +172,7 @@ def render_run_sh(
             *_client_lines(names, grace),
             f"docker rm -f {q(c.name)} >/dev/null 2>&1  # a leftover of a crashed attempt",
         ]
+    lines += gate or []
     lines += [
         f"echo \"=== $(date '+%Y-%m-%d %H:%M:%S') start\" >> {OUTPUT_LOG}",
         f"{run} >> {OUTPUT_LOG} 2>&1 < /dev/null",

@@ -21,7 +21,7 @@ from launcher.executors.container.process import is_running, running_pid, termin
 from launcher.executors.local.config import LocalConfig
 from launcher.executors.local.render import render_run_all_sh
 from launcher.executors.status import Scheduled
-from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
+from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State, elements
 from launcher.proxy import wiring as proxy_wiring
 from launcher.store import events
 from launcher.store.layout import EVENTS, LOGS, RUN, RUN_ALL
@@ -43,11 +43,12 @@ class LocalExecutor(ContainerExecutor):
         proxy_lines = proxy_wiring.render_start(sys.executable, inv.proxy[0]) if inv.proxy else None
         run_all = render_run_all_sh(
             invocation_id,
-            [j.folder for j in inv.tasks.jobs],
+            [e.folder for e in elements(inv.tasks.jobs)],
             cfg.max_parallel,
             inv.server,
             proxy_lines,
             sys.executable if inv.auto_export else None,
+            tuple((j.folder, j.shards) for j in inv.tasks.jobs if j.parts),
         )
         files = {RUN_ALL: run_all, **inv.server_files, **inv.tasks.files, **inv.proxy_files}
         files.update(inv.auto_export)
@@ -99,7 +100,9 @@ class LocalExecutor(ContainerExecutor):
         a margin at most); stop_containers then stops whatever is left."""
         folder = Path(record.folder)
         scripts = [(folder / EVENTS, RUN_ALL)]
-        scripts += [(Path(s.folder) / EVENTS, RUN) for s in statuses if not s.state.terminal]
+        scripts += [
+            (Path(x.folder) / EVENTS, RUN) for s in statuses for x in (s, *s.shards) if not x.state.terminal
+        ]
         for pid in filter(None, (running_pid(*script) for script in scripts)):
             terminate(pid)
         deadline = time.monotonic() + self.config.stop_grace + 10
@@ -132,7 +135,7 @@ class RunAllLook(Look):
     executor: ContainerExecutor  # its Docker client, made only when a job is asked about
     invocation_id: str
 
-    def view(self, n: int, job: PlannedJob) -> Scheduled:
+    def view(self, n: int | None, job: PlannedJob) -> Scheduled:
         return self.scheduled
 
     @functools.cached_property
@@ -142,7 +145,7 @@ class RunAllLook(Look):
         except LauncherError:
             return None  # engine down: judge by the scripts alone
 
-    def running(self, n: int, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
+    def running(self, n: int | None, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
         found = self.containers
         container = (found or {}).get(job.job_id, {}).get("status")
         if not (is_running(start, RUN) or container == "running"):

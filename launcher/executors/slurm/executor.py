@@ -27,11 +27,26 @@ from launcher.executors.slurm import tools
 from launcher.executors.slurm.config import SlurmConfig, submits_over_ssh
 from launcher.executors.slurm.deployments import auxiliary_block
 from launcher.executors.slurm.pyxis import PYXIS
-from launcher.executors.slurm.queue import EXPORT_JOBS, JOBS, SLURM_ENDED, SLURM_LIVE, array_states
-from launcher.executors.slurm.render import BATCH, EXPORT_BATCH, render_export_sbatch, render_sbatch
+from launcher.executors.slurm.queue import (
+    EXPORT_JOBS,
+    JOBS,
+    MERGE_JOBS,
+    SLURM_ENDED,
+    SLURM_LIVE,
+    array_states,
+    merge_state,
+)
+from launcher.executors.slurm.render import (
+    BATCH,
+    EXPORT_BATCH,
+    MERGE_BATCH,
+    render_export_sbatch,
+    render_merge_sbatch,
+    render_sbatch,
+)
 from launcher.executors.slurm.shell import SSH, Local
 from launcher.executors.status import Scheduled
-from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State
+from launcher.model import InvocationRecord, JobStatus, Plan, PlannedJob, State, elements
 from launcher.proxy import wiring as proxy_wiring
 from launcher.store import events
 from launcher.store.layout import EVENTS, LABEL_INVOCATION, RUN
@@ -44,7 +59,9 @@ class SlurmExecutor(ContainerExecutor):
     config_class = SlurmConfig
     startup_wait = 0.0  # submission is non-blocking: the jobs wait in Slurm's queue, not in our command
     # The invocation's own files: no task folder takes these names.
-    reserved = frozenset({BATCH, JOBS, EXPORT_BATCH, EXPORT_JOBS, AUTO_EXPORT, proxy_wiring.STATE_DIR})
+    reserved = frozenset(
+        {BATCH, JOBS, EXPORT_BATCH, EXPORT_JOBS, MERGE_BATCH, MERGE_JOBS, AUTO_EXPORT, proxy_wiring.STATE_DIR}
+    )
 
     @property
     def remote(self) -> bool:
@@ -89,7 +106,7 @@ class SlurmExecutor(ContainerExecutor):
             cfg,
             invocation_id,
             remote,
-            [j.folder for j in inv.tasks.jobs],
+            [e.folder for e in elements(inv.tasks.jobs)],  # one array element per task or shard
             inv.server,
             proxy_start(spec, invocation_id, remote, inv.proxy) if inv.proxy else None,
             inv.proxy[0] if inv.proxy else None,
@@ -98,6 +115,9 @@ class SlurmExecutor(ContainerExecutor):
         )
         host_env, images = set(inv.host_env), inv.images
         files = {**inv.tasks.files, **inv.server_files, BATCH: batch, **inv.proxy_files}
+        merges = [j.folder for j in inv.tasks.jobs if j.parts]
+        if merges:
+            files[MERGE_BATCH] = render_merge_sbatch(cfg, invocation_id, remote, merges)
         if inv.auto_export:
             files.update(inv.auto_export)
             writes = tools.export_mounts(inv.auto_export[AUTO_EXPORT], remote)
@@ -158,39 +178,61 @@ class SlurmExecutor(ContainerExecutor):
     def start(self, record: InvocationRecord) -> str | None:
         folder, remote = Path(record.folder), self.remote_folder(record.folder)
         self.shell.upload(folder, remote)
-        states = {s.job_id: s.state for s in self.status(record)} if (folder / JOBS).exists() else {}
-        live = [j for j, st in states.items() if not st.terminal]
+        submitted = (folder / JOBS).exists() or (folder / MERGE_JOBS).exists()
+        statuses = self.status(record) if submitted else []
+        states = {x.job_id: x.state for s in statuses for x in (s, *s.shards)}
+        live = [s.job_id for s in statuses if not s.state.terminal]
         if live:
             raise LauncherError(
                 f"invocation {record.invocation_id} still has {len(live)} job(s) queued or running; "
                 "wait for them or `launcher kill` it first"
             )
-        todo = [n for n, job in enumerate(record.jobs) if states.get(job.job_id) != State.SUCCEEDED]
-        if not todo:
+        units = elements(record.jobs)
+        todo = [m for m, unit in enumerate(units) if states.get(unit.job_id) != State.SUCCEEDED]
+        merges = [j for j in record.jobs if j.parts and states.get(j.job_id) != State.SUCCEEDED]
+        if not todo and not merges:
             return "every task already succeeded: nothing submitted"
-        for n in todo:
-            self._append(f"{remote}/{record.jobs[n].folder}/{EVENTS}", events.QUEUED)
+        for rel in [units[m].folder for m in todo] + [j.folder for j in merges]:
+            self._append(f"{remote}/{rel}/{EVENTS}", events.QUEUED)
+        job_id = self._submit_array(record, remote, todo) if todo else None
+        merge_id = self._submit_merge(remote, job_id) if merges else None
+        self._append(f"{remote}/{EVENTS}", events.SUBMITTED, job_id or merge_id)
+        export = self._submit_export(folder, remote, merge_id or job_id)
+        self.shell.download(remote, folder)
+        where = f" on {self.shell.target}" if self.shell.remote else ""
+        said = [f"slurm job {job_id}{where} (array {','.join(map(str, todo))}%{self.config.max_parallel})"]
+        said = said if job_id else [f"nothing left to run{where}"]
+        said += [f"merge job {merge_id} after it"] if merge_id else []
+        return ", ".join(said) + export
+
+    def _submit_merge(self, remote: str, after: str | None) -> str:
+        """The sharded tasks' merge job, after the array (afterany: it records a failed shard too)."""
+        after_array = [f"--dependency=afterany:{after}"] if after else []
+        return self._sbatch(remote, [*after_array, MERGE_BATCH], MERGE_JOBS, "the merge job")
+
+    def _submit_array(self, record: InvocationRecord, remote: str, todo: list[int]) -> str:
         array = ",".join(map(str, todo)) + f"%{self.config.max_parallel}"
         # Host variables travel as NUL-separated name/value pairs on stdin into sbatch's environment,
         # which Slurm exports to the job: no value is in an argv or a file, here or on the cluster.
         names = record.host_env if self.shell.remote else ()
         secrets = "".join(f"{name}\0{os.environ.get(name, '')}\0" for name in names)
+        return self._sbatch(remote, [f"--array={array}", BATCH], JOBS, "the job", secrets)
+
+    def _sbatch(self, remote: str, args: list[str], ids: str, what: str, secrets: str = "") -> str:
+        """Submit in the invocation folder, note the Slurm job id in `ids` there, return it."""
         script = (
             'while IFS= read -r -d "" n && IFS= read -r -d "" v; do export "$n=$v"; done; '
             'cd "$1" && shift && exec "$@"'
         )
-        argv = ["bash", "-c", script, "_", remote, "sbatch", "--parsable", f"--array={array}", BATCH]
-        proc = self.shell.run(argv, input=secrets)
+        proc = self.shell.run(
+            ["bash", "-c", script, "_", remote, "sbatch", "--parsable", *args], input=secrets
+        )
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines() or ["no message"]
-            raise LauncherError(f"sbatch refused the job: {lines[-1].removeprefix('sbatch: error: ')}")
+            raise LauncherError(f"sbatch refused {what}: {lines[-1].removeprefix('sbatch: error: ')}")
         job_id = proc.stdout.strip().split(";")[0]
-        self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{JOBS}", job_id])
-        self._append(f"{remote}/{EVENTS}", events.SUBMITTED, job_id)
-        export = self._submit_export(folder, remote, job_id)
-        self.shell.download(remote, folder)
-        where = f" on {self.shell.target}" if self.shell.remote else ""
-        return f"slurm job {job_id}{where} (array {array}){export}"
+        self.shell.run(["bash", "-c", 'echo "$2" >> "$1"', "_", f"{remote}/{ids}", job_id])
+        return job_id
 
     def _submit_export(self, folder: Path, remote: str, array_job: str) -> str:
         """Auto-export: one small job that Slurm starts once every element of this submission has ended,
@@ -216,7 +258,7 @@ class SlurmExecutor(ContainerExecutor):
         self._append(f"{remote}/{rel_folder}/{EVENTS}".replace("//", "/"), kind)
 
     def proxy_folders(self, record: InvocationRecord) -> list[Path]:
-        return [Path(record.folder) / job.folder for job in record.jobs]  # each element's own proxy
+        return [Path(record.folder) / e.folder for e in elements(record.jobs)]  # each element's own proxy
 
     def read_back(self, record: InvocationRecord) -> None:
         self.shell.download(self.remote_folder(record.folder), Path(record.folder))
@@ -226,14 +268,19 @@ class SlurmExecutor(ContainerExecutor):
         and is looked at again."""
         folder = Path(record.folder)
         queue = array_states(self.shell, folder)
+        merging = merge_state(self.shell, folder) if any(j.parts for j in record.jobs) else ("", "")
         records = events.read(folder / EVENTS)
         last_submit = max((i for i, e in enumerate(records) if e.kind == events.SUBMITTED), default=-1)
         killed = any(e.kind == events.KILLED for e in records[last_submit + 1 :])
-        return QueueLook(queue, killed, self.shell.remote)
+        return QueueLook(queue, killed, self.shell.remote, merging)
 
     def cancel(self, record: InvocationRecord, statuses: list[JobStatus]) -> None:
         job_ids = []
-        for name in (JOBS, EXPORT_JOBS):  # an export waiting for a killed array must not run
+        for name in (
+            JOBS,
+            MERGE_JOBS,
+            EXPORT_JOBS,
+        ):  # a merge or export waiting for a killed array must not run
             with contextlib.suppress(OSError):
                 job_ids += (Path(record.folder) / name).read_text().split()
         if job_ids:
@@ -260,15 +307,16 @@ class SlurmExecutor(ContainerExecutor):
 
 @dataclass(frozen=True)
 class QueueLook(Look):
-    """Each array element's Slurm state and reason; a started element runs while Slurm says so (or, on
-    this machine, while its run.sh lives)."""
+    """Each array element's Slurm state and reason (and the merge job's, for sharded tasks' merge steps);
+    a started element runs while Slurm says so (or, on this machine, while its run.sh lives)."""
 
     queue: dict[int, tuple[str, str]]  # array index -> (Slurm state, reason)
     killed: bool  # `launcher kill` came after the latest submission
     remote: bool
+    merging: tuple[str, str] = ("", "")  # the latest merge job's (Slurm state, reason); none: ("", "")
 
-    def view(self, n: int, job: PlannedJob) -> Scheduled:
-        state, reason = self.queue.get(n, ("", ""))
+    def view(self, n: int | None, job: PlannedJob) -> Scheduled:
+        state, reason = self.merging if n is None else self.queue.get(n, ("", ""))
         ended = SLURM_ENDED.get(state)
         waiting = f"queued in Slurm ({reason})" if reason and reason != "None" else "queued in Slurm"
         return Scheduled(
@@ -279,7 +327,7 @@ class QueueLook(Look):
             ended=ended,
         )
 
-    def running(self, n: int, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
+    def running(self, n: int | None, job: PlannedJob, start: events.Event) -> tuple[State, str] | None:
         if self.view(n, job).alive or (not self.remote and is_running(start, RUN)):
             return State.RUNNING, ""
         return None

@@ -12,6 +12,7 @@ from launcher.model import State
 
 JOBS = "slurm_jobs"  # one submitted Slurm job id per line (resume appends)
 EXPORT_JOBS = "slurm_export_jobs"  # its Slurm job ids, one per submission (kill cancels them too)
+MERGE_JOBS = "slurm_merge_jobs"  # the sharded tasks' merge job ids, one per submission
 
 # Slurm job states -> ours, for array elements that ended without our exit record.
 SLURM_ENDED = {
@@ -39,6 +40,20 @@ def array_states(shell: Local, folder: Path) -> dict[int, tuple[str, str]]:
         reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         raise LauncherError(f"squeue failed ({reason}); try again when Slurm answers")
     return parse_squeue(proc.stdout) or accounted_states(shell, job_id)
+
+
+def merge_state(shell: Local, folder: Path) -> tuple[str, str]:
+    """(Slurm state, reason) of the latest merge job, ("", "") when there is none or Slurm forgot it."""
+    try:
+        job_id = (folder / MERGE_JOBS).read_text().split()[-1]
+    except (OSError, IndexError):
+        return "", ""
+    proc = shell.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%r"])
+    state, _, reason = (proc.stdout.strip().splitlines() or [""])[0].partition("|")
+    if state:
+        return state.strip(), reason.strip()
+    proc = shell.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State"])
+    return (proc.stdout.split() or [""])[0], ""
 
 
 def accounted_states(shell: Local, job_id: str) -> dict[int, tuple[str, str]]:

@@ -13,6 +13,7 @@ from launcher.store.layout import RUN
 
 BATCH = "sbatch.sh"
 EXPORT_BATCH = "export.sbatch.sh"  # auto-export: one job after the array (--dependency=afterany)
+MERGE_BATCH = "merge.sbatch.sh"  # sharded tasks' merge: one job after the array (--dependency=afterany)
 
 
 def site_options(cfg: SlurmConfig) -> list[str]:
@@ -83,6 +84,37 @@ def render_sbatch(
             lines.append(f"unset {' '.join(proxy_only)}  # the proxy has it; run.sh and the task must not")
     lines += [f"bash {RUN}", 'exit "$?"']
     return "\n".join(lines) + "\n"
+
+
+def render_merge_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, merges: list[str]) -> str:
+    """The merge job (submitted with --dependency=afterany on the array): each sharded task's run.sh, which
+    merges its shards' results if every shard succeeded and records the task's outcome either way."""
+    options = [
+        f"--job-name=launcher-{invocation_id}-merge",
+        f"--output={folder}/logs/merge.log",
+        "--open-mode=append",
+        f"--time={cfg.time_limit}",
+        "--nodes=1",
+        "--ntasks=1",
+        *site_options(cfg),
+    ]
+    return (
+        "\n".join(
+            [
+                "#!/usr/bin/env bash",
+                *(f"#SBATCH {shlex.quote(o)}" for o in options),
+                f"# Invocation {invocation_id}: merges each sharded task once its shards (array elements)",
+                "# have ended.",
+                f"cd {shlex.quote(folder)} || exit 1",
+                "status=0",
+                f"for task in {' '.join(shlex.quote(m) for m in merges)}; do",
+                f'  bash "$task/{RUN}" < /dev/null || status=1',
+                "done",
+                'exit "$status"',
+            ]
+        )
+        + "\n"
+    )
 
 
 def render_export_sbatch(cfg: SlurmConfig, invocation_id: str, folder: str, python: str) -> str:
