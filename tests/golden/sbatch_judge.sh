@@ -27,7 +27,7 @@ http_ok() {  # GET with bash alone: the host needs no curl
 docker rm -f "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" >/dev/null 2>&1
 echo "server-starting $(date +%s)" >> events.log
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/server.log
-HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host -e HF_TOKEN --gpus all -i --entrypoint '' vllm/vllm-openai:v0.8.5 bash -s >> logs/server.log 2>&1 < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh &
+HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host -e HF_TOKEN -i --entrypoint '' vllm/vllm-openai:v0.8.5 bash -s >> logs/server.log 2>&1 < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh &
 server_pid=$!
 deadline=$(( $(date +%s) + 600 ))
 until http_ok 8000 /health; do
@@ -72,7 +72,7 @@ trap 'exit 143' TERM INT
 # judge: vllm/vllm-openai:v0.8.5
 export JUDGE_PRIMARY_NODE="${launcher_nodes[1]}"
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/judge.log
-srun --overlap --nodes=1 --ntasks=1 --nodelist="$JUDGE_PRIMARY_NODE" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.judge --label '"'"'launcher.task=auxiliary deployment judge'"'"' --network host -e HF_TOKEN --gpus all -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd-judge.sh & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-judge-${SLURM_ARRAY_TASK_ID}" >> logs/judge.log 2>&1 &
+srun --overlap --nodes=1 --ntasks=1 --nodelist="$JUDGE_PRIMARY_NODE" bash -c 'name="$1"; docker rm -f "$name" >/dev/null 2>&1; HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "$name" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.judge --label '"'"'launcher.task=auxiliary deployment judge'"'"' --network host -e HF_TOKEN -i --entrypoint '"'"''"'"' vllm/vllm-openai:v0.8.5 bash -s < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd-judge.sh & pid=$!; trap '"'"'docker stop -t 5 "$name" >/dev/null 2>&1'"'"' EXIT; trap '"'"'exit 143'"'"' TERM INT; wait "$pid"' _ "launcher-0000abcd-judge-${SLURM_ARRAY_TASK_ID}" >> logs/judge.log 2>&1 &
 aux_pids+=($!)
 aux_names+=("launcher-0000abcd-judge-${SLURM_ARRAY_TASK_ID}"); aux_nodes+=("$JUDGE_PRIMARY_NODE"); aux_ranks+=(1)
 deadline=$(( $(date +%s) + 600 ))

@@ -28,7 +28,7 @@ http_ok() {  # GET with bash alone: the host needs no curl
 docker rm -f "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" >/dev/null 2>&1
 echo "server-starting $(date +%s)" >> events.log
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/server.log
-HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host -v /ckpt/m:/checkpoint:ro -e HF_HUB_OFFLINE=1 -e HF_TOKEN --gpus all -i --entrypoint '' vllm/vllm-openai:v0.8.5 bash -s >> logs/server.log 2>&1 < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh &
+HF_TOKEN="${HOST_HF_TOKEN}" docker run --rm --init --pull never --name "launcher-0000abcd-server-${SLURM_ARRAY_TASK_ID}" --label launcher.invocation=0000abcd --label launcher.job=0000abcd.server --label launcher.task=deployment --network host -v /ckpt/m:/checkpoint:ro -e HF_HUB_OFFLINE=1 -e HF_TOKEN -i --entrypoint '' vllm/vllm-openai:v0.8.5 bash -s >> logs/server.log 2>&1 < /data/evals/2026-01-01-00-00-00-0000abcd/server_cmd.sh &
 server_pid=$!
 deadline=$(( $(date +%s) + 600 ))
 until http_ok 8123 /health; do

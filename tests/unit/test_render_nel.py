@@ -233,6 +233,14 @@ def slurm_plan(deployment, **execution):
     return plan_of(spec)
 
 
+@pytest.mark.parametrize(("gpus_per_node", "gpus"), [(0, False), (8, True)])
+def test_on_slurm_a_gpu_server_gets_the_gpus_only_when_the_job_reserved_some(gpus_per_node, gpus):
+    """A job that reserved no GPUs must not take the node's (docker refuses `--gpus` on a node without)."""
+    batch = slurm_plan(VLLM, gpus_per_node=gpus_per_node).files["sbatch.sh"]
+    assert ("--gpus all" in batch) is gpus
+    assert (f"#SBATCH --gpus-per-node={gpus_per_node}" in batch) is gpus
+
+
 def test_slurm_server_and_task_share_each_array_element():
     plan = slurm_plan(VLLM, partition="batch")
     batch = plan.files["sbatch.sh"]

@@ -133,6 +133,13 @@ def ray_command(serve: str) -> str:
     )
 
 
+def gives_gpus(spec: RunSpec) -> bool:
+    """Whether a GPU server gets the node's GPUs (`--gpus all`). On Slurm only when the job reserved GPUs
+    (gpus_per_node, NEL's `gres`): a job that reserved none must not take the node's, and on a node
+    without GPUs docker refuses the flag. Elsewhere always, as NEL 0.2.6's local executor."""
+    return getattr(spec.execution, "gpus_per_node", None) != 0
+
+
 def server_plan(
     spec: RunSpec,
     invocation_id: str,
@@ -167,7 +174,7 @@ def server_plan(
         files[cmd_file] = f"{d.shell_command or default_command(d)}\n"
         command, stdin = ("bash", "-s"), cmd_file
         flags = ["-i", "--entrypoint", ""]
-        if d.type in GPU_TYPES:
+        if d.type in GPU_TYPES and gives_gpus(spec):
             flags = ["--gpus", "all", *flags]
     env = {k: v for k, v in d.literal_env.items() if k not in d.env_vars}
     container = ContainerSpec(
