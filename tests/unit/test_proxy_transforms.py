@@ -28,8 +28,37 @@ def test_upstream_url(upstream, path, expected):
     assert tx.upstream_url(upstream, path) == expected
 
 
-def test_upstream_url_keeps_query():
-    assert tx.upstream_url("http://h", "/v1/models", "a=1") == "http://h/v1/models?a=1"
+def test_upstream_url_keeps_the_upstreams_query_and_takes_only_routes():
+    assert tx.upstream_url("http://h/v1?api-version=2", "/v1/models") == "http://h/v1/models?api-version=2"
+    for path in ("/v1/../admin/keys", "/admin", "/v1/files", "/v1/models/../../x"):
+        with pytest.raises(ValueError, match="not a proxied route"):
+            tx.upstream_url("http://h/gateway/v1", path)
+
+
+@pytest.mark.parametrize(
+    "method, raw_path, expected",
+    [
+        ("POST", "/v1/chat/completions", None),
+        ("POST", "/v1/completions", None),
+        ("GET", "/v1/models", None),
+        ("GET", "/v1/models?limit=1", None),
+        ("GET", "/v1/chat/completions", 405),
+        ("DELETE", "/v1/models", 405),
+        ("DELETE", "/v1/files/file-abc", 404),
+        ("POST", "/v1/embeddings", 404),
+        ("POST", "/v1/../admin/keys", 400),
+        ("POST", "/v1/%2e%2e/admin/keys", 400),
+        ("POST", "/v1/chat%2Fcompletions", 400),
+        ("POST", "//v1/chat/completions", 400),
+        ("POST", "/v1/./completions", 400),
+        ("POST", "/v1\\completions", 400),
+        ("POST", "v1/completions", 400),
+        ("POST", "/v1/completions/", 400),
+    ],
+)
+def test_refusal(method, raw_path, expected):
+    got = tx.refusal(method, raw_path)
+    assert (got and got[0]) == expected
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,8 @@ def test_hostile_task_names_stay_data(tmp_path, name):
 
 
 def test_golden_proxy_in_front_of_a_model_server():
-    """The default: run_all.sh starts launcher.proxy after the server; tasks get its URL and no key."""
+    """The default: run_all.sh starts launcher.proxy after the server; tasks get its URL and, as API_KEY,
+    the credential run_all.sh draws for the proxy (by environment: its value is in no file)."""
     deployment = {"type": "server", "name": "llama_cpp", "image": "srv:1", "port": 8011,
                   "command": ["serve", "--port", "8011"]}  # fmt: skip
     plan = plan_for(["launcher.gsm8k_cot_zeroshot"], deployment=deployment, proxy=True, max_parallel=2)
@@ -115,15 +116,17 @@ def test_golden_proxy_in_front_of_a_model_server():
     run_config = json.loads(plan.files["launcher.gsm8k_cot_zeroshot/results/run_config.json"])
     assert (run_config["url"], run_config["api_key_env"]) == (
         "http://127.0.0.1:8100/v1/chat/completions",
-        None,
+        "API_KEY",
     )
-    assert "API_KEY" not in plan.files["launcher.gsm8k_cot_zeroshot/run.sh"]
+    run_sh = plan.files["launcher.gsm8k_cot_zeroshot/run.sh"]
+    assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in run_sh and "MY_API_KEY" not in run_sh
     assert json.loads(plan.files["proxy/proxy.json"]) == {
         "adapter_config": {},
         "api_key_env": "MY_API_KEY",
         "upstream": "http://127.0.0.1:8000/v1/chat/completions",
     }
     assert "MY_API_KEY" in plan.host_env  # checked before launch: the proxy reads it
+    assert "LAUNCHER_PROXY_TOKEN" not in plan.host_env  # run_all.sh draws it
     subprocess.run(["bash", "-n"], input=plan.files["run_all.sh"], text=True, check=True)
 
 

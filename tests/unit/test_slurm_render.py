@@ -46,9 +46,11 @@ def test_each_element_gets_its_own_proxy_port_and_no_key():
     p = plan(endpoint={"proxy_port": 21000})
     urls = [run_config(p, n)["url"] for n in range(3)]
     assert urls == [f"http://127.0.0.1:{21000 + n}/v1/chat/completions" for n in range(3)]
-    assert {run_config(p, n)["api_key_env"] for n in range(3)} == {None}
+    assert {run_config(p, n)["api_key_env"] for n in range(3)} == {"API_KEY"}  # the proxy's credential
     for job in p.jobs:
-        assert "API_KEY" not in p.files[f"{job.folder}/run.sh"]
+        run_sh = p.files[f"{job.folder}/run.sh"]
+        assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in run_sh and "MY_API_KEY" not in run_sh
+    assert "LAUNCHER_PROXY_TOKEN" not in p.host_env  # drawn by each element's script, not the host's
     assert "MY_API_KEY" in p.host_env  # checked before launch and sent to sbatch: the proxies read it
     assert json.loads(p.files[wiring.CONFIG_FILE])["upstream"] == "http://10.0.0.5:8000/v1/chat/completions"
     batch = p.files["sbatch.sh"]
@@ -134,7 +136,10 @@ def test_a_pyxis_step_exports_only_the_tasks_variables_and_what_enroot_needs(pro
     srun = next(ln for ln in files["mine/run.sh"].splitlines() if " srun " in ln)
     option = dict(a.split("=", 1) for a in srun.split() if a.startswith("--") and "=" in a)
     container = set(option["--container-env"].split(","))  # the task's variables
-    assert {"TOKEN", "LAUNCHER_CONFIG"} <= container and ("API_KEY" in container) is not proxy
+    assert {"TOKEN", "LAUNCHER_CONFIG", "API_KEY"} <= container  # behind the proxy API_KEY is its credential
+    assert ('API_KEY="${LAUNCHER_PROXY_TOKEN}"' in srun) is proxy and (
+        'API_KEY="${MY_API_KEY}"' in srun
+    ) is not proxy
     assert set(option["--export"].split(",")) == container | set(PYXIS_STEP_NAMES)
     assert "MY_API_KEY" not in srun.split("srun", 1)[1]  # the key's host name only as a value source
 

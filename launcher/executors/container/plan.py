@@ -6,6 +6,7 @@ the config gives a custom task's; `task_container` builds the ContainerSpec and 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -96,16 +97,18 @@ def task_container(
     proxy_port: int | None = None,
     adapter_host: str | None = None,
 ) -> tuple[ContainerSpec, dict[str, str]]:
-    """The container of one task and the files it reads from its results folder (relative to the task
-    folder): a built-in runs our harness, a NEL catalogue task its harness image with NEL's config_ef.yaml,
-    a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`) the task gets
-    the proxy's URL and no key variable: only the proxy holds the key. `adapter_host`: the loopback
-    address of a catalogue task's own nemo-evaluator adapter server (launcher.catalog.nel.adapter_host)."""
+    """The container of one task and the files it reads from its results folder (relative to the task folder):
+    a built-in runs our harness, a NEL catalogue task its harness image with NEL's config_ef.yaml, a custom
+    task the config's own image and argv. Behind the endpoint proxy (`proxy_port`) the task gets the proxy's
+    URL and, as API_KEY, the proxy's credential instead of the key: only the proxy holds the key.
+    `adapter_host`: the loopback address of a catalogue task's own nemo-evaluator adapter server
+    (launcher.catalog.nel.adapter_host)."""
     key = task_key(spec, task)
     known = resolve(task.name, f"{key}.name")
     env_from_host = spec.env_vars(task)
     if proxy_port is not None:
         env_from_host = without_proxied_key(spec, env_from_host)
+        env_from_host[proxy_wiring.TOKEN_CARRIER] = proxy_wiring.TOKEN_ENV  # the proxy's credential
     env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG, "HOME": "/tmp"}
     code = False
     if task.command:  # the config's own argv wins over any catalogue entry
@@ -134,6 +137,14 @@ def task_container(
     else:
         rendered = render_nel(spec, task, known, env_from_host, proxy_port, adapter_host)
         literal = spec.literal_env(task)  # passed as values by with_config_extras, not from the host
+        from launcher.catalog.nel import ADAPTER_HOST_VAR
+
+        if not loopback(literal.get(ADAPTER_HOST_VAR, "127.0.0.1")):
+            raise ConfigError(
+                f"{key}.env_vars.{ADAPTER_HOST_VAR}",
+                f"{literal[ADAPTER_HOST_VAR]!r} would open nemo-evaluator's adapter server beyond this host",
+                "Use a loopback address (127.x.y.z, ::1 or localhost), or leave it to the launcher",
+            )
         env_from_host = {n: env_from_host.get(n, n) for n in rendered.env_names if n not in literal}
         env.update(rendered.env)
         image, command = rendered.image, rendered.argv
@@ -159,6 +170,13 @@ def task_container(
     return container, files
 
 
+def loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def without_proxied_key(spec: RunSpec, env: dict[str, str]) -> dict[str, str]:
     """The task's variables without the endpoint key: behind the proxy only the proxy holds it."""
     key = spec.target.api_endpoint.api_key
@@ -180,9 +198,10 @@ def render_nel(
     adapter_host: str | None = None,
 ):
     """A NEL catalogue task as NEL 0.2.6 renders it: only what the user set explicitly is passed (the
-    harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it, or,
-    behind the endpoint proxy, the proxy's URL and no key at all. Ours besides (launcher.catalog.nel):
-    the adapter server's own loopback address, and behind the proxy, progress tracking."""
+    harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it, or, behind
+    the endpoint proxy, the proxy's URL and its credential (API_KEY) instead of the key. Ours besides
+    (launcher.catalog.nel): the adapter server's own loopback address, and behind the proxy, progress
+    tracking."""
     from dataclasses import asdict
 
     from launcher.catalog import nel
@@ -199,7 +218,7 @@ def render_nel(
         config,
         url=endpoint.url if proxy_port is None else proxy_wiring.task_url(endpoint.url, proxy_port),
         model_id=endpoint.model_id,
-        api_key_name=endpoint.api_key if proxy_port is None else None,
+        api_key_name=endpoint.api_key if proxy_port is None else proxy_wiring.TOKEN_CARRIER,
         endpoint_type=task.endpoint_type,
         env_names=tuple([*names, *spec.literal_env(task)]),
         container=task.container,
@@ -293,7 +312,7 @@ def plan_tasks(
             )
         if not nel_task:
             files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
-        host_env.update(c.env_from_host.values())
+        host_env.update(v for v in c.env_from_host.values() if v != proxy_wiring.TOKEN_ENV)  # run_all.sh's
         files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, runtime, cfg.stop_grace)
         files.update({f"{task_folder}/{rel}": text for rel, text in task_files.items()})
         containers.append(c)
