@@ -8,7 +8,9 @@ A task's results are read by their one reader, launcher.store.results; this modu
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,11 +24,16 @@ from launcher.store.layout import (
     HYDRA_OVERRIDES,
     RECORD,
     RESULTS,
+    open_regular,
     read_record,
     read_regular,
 )
 from launcher.store.layout import RESULTS_JSON as RESULTS_JSON  # exporters upload them: source.RESULTS_*
 from launcher.store.layout import RESULTS_YML as RESULTS_YML
+
+SAMPLES_LIMIT = 1 << 30  # samples.jsonl read by the report and exports: at most this much
+SAMPLE_LINE_LIMIT = 16 << 20  # one sample record
+ARTIFACT_LIMIT = 256 << 20  # a results file uploaded by an exporter
 
 # Names the store, the harness and the proxy own; composed here for reading.
 SAMPLES = f"{RESULTS}/{SAMPLES_FILE}"
@@ -162,17 +169,42 @@ def read_samples(run: TaskRun) -> list[dict]:
     """The latest record per sample key (`<id>#<repeat>` with repeats), in the report's view; a torn or
     corrupt line is skipped (the file is never modified)."""
     records: dict[str, dict] = {}
-    try:
-        with open(run.path(SAMPLES), encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                    records[str(rec.get("key") or rec["id"])] = normalize_sample(rec, run.headline)
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue
-    except FileNotFoundError:
+    fh = open_regular(run.path(SAMPLES))  # the task wrote it: no link, FIFO or device is read
+    if fh is None:
         return []
+    with fh:
+        read = 0
+        # a line longer than the cap comes in pieces that are not JSON (skipped): memory stays bounded
+        for line in iter(lambda: fh.readline(SAMPLE_LINE_LIMIT), b""):
+            read += len(line)
+            if read > SAMPLES_LIMIT:
+                break
+            try:
+                rec = json.loads(line.decode("utf-8", errors="replace"))
+                records[str(rec.get("key") or rec["id"])] = normalize_sample(rec, run.headline)
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                continue
     return list(records.values())
+
+
+def artifacts(run: TaskRun, rels: tuple[str, ...], limit: int = ARTIFACT_LIMIT) -> list[tuple[str, str]]:
+    """(file name, text) of the results files an exporter uploads: each a regular file opened without
+    following a link, whole and at most `limit` bytes. Anything else present is skipped with a warning
+    (the task wrote the folder: a link to /proc/self/environ must not be uploaded)."""
+    out = []
+    for rel in rels:
+        path = run.path(rel)
+        if not os.path.lexists(path):
+            continue
+        text = read_regular(path, limit, whole=True)
+        if text is None:
+            print(
+                f"warning: {run.job_id}: not uploading {rel}: not a regular file or over {limit} bytes",
+                file=sys.stderr,
+            )
+            continue
+        out.append((path.name, text))
+    return out
 
 
 def normalize_sample(rec: dict, headline: str | None = None) -> dict:

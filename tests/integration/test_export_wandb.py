@@ -54,3 +54,27 @@ def test_wandb_offline_run_read_back_and_same_id_on_reexport(tmp_path):
         timeout=120,
     )
     assert dry.returncode == 0 and "Would sync 1 run" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+
+
+def test_wandb_uploads_no_planted_link(tmp_path):
+    """N2: results.yml -> /proc/self/environ in a task's results: not added to the artifact."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        unavailable("wandb is not installed", "pip install 'launcher[wandb]' (the test extra has it)")
+    rec = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True, False]})
+    results = Path(rec.folder, "gsm8k/results")
+    (results / "results.yml").unlink()
+    (results / "results.yml").symlink_to("/proc/self/environ")
+    secret = "sk-planted-link-0123456789"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path),
+           "WANDB_SILENT": "true", "WANDB_API_KEY": "", "MY_ENDPOINT_KEY": secret}  # fmt: skip
+    argv = [sys.executable, "-m", "launcher.export", "export", rec.invocation_id, "--dest", "wandb"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not uploading results/results.yml" in proc.stderr
+    (path,) = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    files = summary_config_files(path)[2]
+    assert "results.json" in files and "results.yml" not in files
+    for f in (tmp_path / "wandb").rglob("*"):
+        assert f.is_symlink() or not f.is_file() or secret.encode() not in f.read_bytes(), f

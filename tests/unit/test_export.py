@@ -116,6 +116,31 @@ def test_source_reads_folder_path_skips_torn_sample_line_and_unfinished_jobs(tmp
     assert samples.read_bytes() == before  # read-only: never repaired
 
 
+@pytest.mark.parametrize("planted", ["link", "fifo", "dev_zero"])
+def test_report_reads_no_planted_samples_file(tmp_path, planted):
+    """N5: samples.jsonl is task-written: a link (to another run's samples, /dev/zero) or a FIFO is not
+    read (no hang, no unbounded read); the report just has no samples for that task. Read in a child
+    process so that a hang is a failure, not a stuck suite."""
+    a = invocation(tmp_path / "runs", "m", {"t": [True, False]}, index=False)
+    samples = Path(a.folder, "t/results/samples.jsonl")
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_bytes(samples.read_bytes())
+    samples.unlink()
+    if planted == "fifo":
+        os.mkfifo(samples)
+    else:
+        samples.symlink_to(elsewhere if planted == "link" else "/dev/zero")
+    code = (
+        "import sys; from launcher.export import source\n"
+        "(r,) = source.load([sys.argv[1]]); print(len(source.read_samples(r)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, a.folder], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout == "0\n", proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
