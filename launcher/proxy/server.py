@@ -164,7 +164,7 @@ class Proxy:
         key = mine = None
         cacheable = self.settings.cache.cache_sampled or tx.deterministic(new)
         if self.cache is not None and not stream and cacheable:
-            key = tx.cache_key(request.path, new)
+            key = tx.cache_key(self.settings.upstream, request.path, new)
             hit = self.cache.get(key)
             if hit is None and key in self.pending:  # the same request is on its way: share its answer
                 hit = await asyncio.shield(self.pending[key])

@@ -154,10 +154,12 @@ def deterministic(body: dict) -> bool:
     return (temperature == 0 and not isinstance(temperature, bool)) or body.get("seed") is not None
 
 
-def cache_key(path: str, body: dict) -> str:
-    """sha256 of the canonical request: path + every body field that can change the answer, sorted JSON."""
+def cache_key(upstream: str, path: str, body: dict) -> str:
+    """sha256 of the canonical request: the upstream URL (two endpoints behind one caching_dir never answer
+    for each other) + path + every body field that can change the answer (the model among them), sorted
+    JSON."""
     canonical = {k: v for k, v in body.items() if k not in NOT_IN_KEY}
-    text = json.dumps([path, canonical], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps([upstream, path, canonical], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

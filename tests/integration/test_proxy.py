@@ -323,6 +323,22 @@ def test_cache_shared_across_proxies(tmp_path, started):
     assert (stats["cache_hits"], stats["upstream_requests"], stats["requests"]) == (20, 0, 20)
 
 
+def test_two_endpoints_behind_one_cache_never_answer_for_each_other(tmp_path, started):
+    """N3: a comparison sweep with one model_id and a shared caching_dir: each endpoint is asked."""
+    a, b = Recorder(reply="from a"), Recorder(reply="from b")
+    started += [a, b]
+    adapter = {"use_caching": True, "caching_dir": str(tmp_path / "shared-cache")}
+    texts = []
+    for rec in (a, b, a):
+        proxy = ProxyProcess(tmp_path, rec.url, adapter)
+        started.append(proxy)
+        [(status, text)] = asyncio.run(post_all(proxy.base, [chat("same question")]))
+        assert status == 200 and proxy.stop() == 0
+        texts.append(json.loads(text)["choices"][0]["message"]["content"])
+    assert texts == ["from a", "from b", "from a"]
+    assert (len(a.bodies), len(b.bodies)) == (1, 1)  # the third was a's cached answer
+
+
 def test_sampled_requests_are_not_cached_unless_asked(tmp_path, started):
     rec = Recorder()
     started.append(rec)

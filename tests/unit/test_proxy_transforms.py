@@ -35,6 +35,17 @@ def test_upstream_url_keeps_the_upstreams_query_and_takes_only_routes():
             tx.upstream_url("http://h/gateway/v1", path)
 
 
+def test_cache_key_names_the_upstream_and_the_model():
+    """N3: two endpoints (or models) behind one caching_dir never answer for each other."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0}
+    path = "/v1/chat/completions"
+    key = tx.cache_key("http://a:8000/v1", path, body)
+    assert key == tx.cache_key("http://a:8000/v1", path, {**body, "stream": False, "user": "u"})
+    assert key != tx.cache_key("http://b:8000/v1", path, body)
+    assert key != tx.cache_key("http://a:8000/v1", path, {**body, "model": "other"})
+    assert key != tx.cache_key("http://a:8000/v1", "/v1/completions", body)
+
+
 @pytest.mark.parametrize(
     "method, raw_path, expected",
     [
@@ -145,16 +156,21 @@ def test_strip_reasoning_odd_shapes(response):
     assert tx.strip_reasoning(response, R) == (response, [])
 
 
+UP = "http://h:8000/v1"
+
+
 def test_cache_key_canonical():
-    a = tx.cache_key("/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0})
+    a = tx.cache_key(UP, "/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0})
     b = tx.cache_key(
-        "/v1/chat/completions", {"temperature": 0, "messages": [USER], "model": "m", "stream": False}
+        UP, "/v1/chat/completions", {"temperature": 0, "messages": [USER], "model": "m", "stream": False}
     )
     assert a == b
-    assert a != tx.cache_key("/v1/completions", {"model": "m", "messages": [USER], "temperature": 0})
-    assert a != tx.cache_key("/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0.5})
+    assert a != tx.cache_key(UP, "/v1/completions", {"model": "m", "messages": [USER], "temperature": 0})
     assert a != tx.cache_key(
-        "/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0, "seed": 1}
+        UP, "/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0.5}
+    )
+    assert a != tx.cache_key(
+        UP, "/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0, "seed": 1}
     )
 
 
