@@ -74,6 +74,16 @@ def control_character(text: str, allow_newlines: bool = False) -> str | None:
     return None
 
 
+def terminal_safe(text: str, keep: str = "") -> str:
+    """Text from a task or an endpoint (a log line, a reason, a metric name) made safe to print: every
+    character a terminal could act on (C0/C1 controls such as ESC, DEL, bidi and other invisible format
+    characters: anything not printable) becomes a visible escape (`\\x1b`, `\\u202e`). `keep`: controls
+    let through as they are ("\\n\\t" for log output)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
+
+
 # The image reference grammar of the Docker distribution project (reference/regexp.go, as documented in
 # github.com/distribution/reference): [domain[:port]/]path[:tag][@digest], path components lowercase.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
