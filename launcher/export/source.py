@@ -151,10 +151,12 @@ def read_results(run: TaskRun) -> TaskRun:
     if entry is None:
         return run
     scores = tuple(Score(s.metric, s.name, s.value, s.stderr, s.count, s.errors) for s in entry.scores)
+    # Who was evaluated, and on what protocol, is the run record's and our catalogue's word: the results
+    # file is written by the task container, which must not relabel its run.
     return replace(
         run,
-        model=found.model_id or run.model,
-        protocol=entry.protocol or None,
+        model=run.model or found.model_id,
+        protocol=builtin_protocol(run.task) or entry.protocol or None,
         samples=entry.items if entry.items is not None else scores[0].count if scores else None,
         headline=entry.headline,
         subsample=entry.subsample,
@@ -163,6 +165,18 @@ def read_results(run: TaskRun) -> TaskRun:
         scores=scores,
         run_config=found.config,
     )
+
+
+def builtin_protocol(task: str) -> str | None:
+    """The reference protocol our catalogue gives a built-in task, else None."""
+    from launcher.catalog import resolve
+    from launcher.errors import ConfigError
+
+    try:
+        known = resolve(task)
+    except ConfigError:
+        return None
+    return known.builtin.protocol or None if known and known.builtin else None
 
 
 def read_samples(run: TaskRun) -> list[dict]:

@@ -98,6 +98,41 @@ def test_local_table_appends_across_invocations_and_is_idempotent(tmp_path, fmt)
     assert {str(r["samples"]) for r in rows} == {"2", "1"}
 
 
+def test_local_csv_is_formula_free_and_identity_comes_from_the_run_record(tmp_path):
+    """N7: a task's results.json cannot relabel its run (model_id, protocol) nor put a formula into
+    the CSV a spreadsheet opens; numbers, negative ones included, stay numbers."""
+    a = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True, False]})
+    results = Path(a.folder, "gsm8k/results/results.json")
+    doc = json.loads(results.read_text().replace('"accuracy"', '"=HYPERLINK(\\"http://x\\")"'))
+    doc["model_id"], doc["config"]["model_id"] = "@relabelled", "@relabelled"
+    for entry in doc["results"]["tasks"].values():
+        entry["protocol"] = "-forged protocol"
+    results.write_text(json.dumps(doc))
+    (run_,) = source.load([a.invocation_id])
+    assert run_.model == "model-a"  # the record's, not the container's
+    # a built-in's protocol is our catalogue's; only a custom task's comes from its results (neutralised)
+    assert source.builtin_protocol("launcher.gsm8k_cot_zeroshot").startswith("lm-eval 0.4")
+    assert source.builtin_protocol("gsm8k") is None
+    out = tmp_path / "t.csv"
+    local.export([run_], out, "csv")
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    cells = [v for r in rows for v in r.values()]
+    assert not [c for c in cells if c.startswith(("=", "+", "@")) or (c.startswith("-") and not is_number(c))]
+    assert {r["metric"] for r in rows} == {'\'=HYPERLINK("http://x")'}
+    assert {r["protocol"] for r in rows} == {"'-forged protocol"} and {r["model"] for r in rows} == {
+        "model-a"
+    }
+    assert local.neutral("-0.25") == "-0.25" and local.neutral(-1) == -1 and local.neutral("+cmd") == "'+cmd"
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def test_local_refuses_a_file_that_is_not_a_table(tmp_path):
     a = invocation(tmp_path / "runs", "m", {"t": [True]})
     (tmp_path / "x.json").write_text('{"not": "a list"}')
