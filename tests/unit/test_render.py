@@ -207,6 +207,27 @@ def test_a_container_variable_never_changes_the_hosts_docker(name):
         )
 
 
+@pytest.mark.parametrize("name", ["stopping", "rc", "last", "UID", "EUID", "PPID", "RANDOM", "BASHPID"])
+@pytest.mark.parametrize("value", ["HOST_X", "lit:1"])
+def test_a_container_variable_never_takes_a_scripts_own_name(name, value):
+    """N9: `stopping="$X" container docker run` made run.sh exit 143 without running docker; UID, EUID
+    and PPID are readonly in bash ("readonly variable", not passed). One line, exit 2, instead."""
+    from launcher.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=rf"evaluation.tasks\[0\].env_vars.{name}: is a variable of the launcher's"
+    ):
+        plan_for([{"name": "t", "container": "img:1", "command": ["x"], "env_vars": {name: value}}])
+    with pytest.raises(ConfigError, match=rf"deployment.env_vars.{name}: is a variable"):
+        plan_for(
+            ["launcher.gsm8k_cot_zeroshot"],
+            deployment={"type": "server", "image": "srv:1", "env_vars": {name: "HOST_X"}},
+        )
+    assert plan_for(
+        [{"name": "t", "container": "img:1", "command": ["x"], "env_vars": {"STOPPING": "HOST_X"}}]
+    )
+
+
 def test_only_the_launchers_own_placeholder_expands(tmp_path):
     """L6: a literal `$(id -u):$(id -g)` in an argument is data; the default container user expands."""
     plan = plan_for(

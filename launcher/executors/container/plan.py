@@ -22,6 +22,7 @@ from launcher.executors.container.render import (
     ContainerSpec,
     changes_the_host_client,
     render_run_sh,
+    script_variable,
 )
 from launcher.harness.contract import RunConfig
 from launcher.model import PlannedJob
@@ -149,10 +150,13 @@ def task_container(
         env.update(rendered.env)
         image, command = rendered.image, rendered.argv
         files = {f"{RESULTS}/{rel}": text for rel, text in rendered.files.items()}
-    for var in sorted(env_from_host):
-        if changes_the_host_client(var):
-            where = f"{key}.env_vars" if var in task.env_vars else "evaluation.env_vars"
+    for var in sorted({*env_from_host, *spec.literal_env(task)}):  # pyxis sets literals as `K=V srun`
+        mine = var in task.env_vars or var in task.literal_env
+        where = f"{key}.env_vars" if mine else "evaluation.env_vars"
+        if changes_the_host_client(var) and var in env_from_host:
             raise host_client_error(f"{where}.{var}")
+        if script_variable(var):
+            raise script_variable_error(f"{where}.{var}")
     container = ContainerSpec(
         job_id=job_id,
         task=task.name,
@@ -228,6 +232,15 @@ def render_nel(
         post_cmd=post_cmd,
         adapter_host=adapter_host,
         progress_url=None if proxy_port is None else proxy_wiring.progress_url(proxy_port),
+    )
+
+
+def script_variable_error(key: str) -> ConfigError:
+    return ConfigError(
+        key,
+        "is a variable of the launcher's scripts or of bash itself (UID, RANDOM, stopping, rc, ...): "
+        "passing it would change the script, not just the container",
+        "Pass the value under another name and set it inside the container's command",
     )
 
 
