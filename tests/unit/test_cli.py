@@ -1,6 +1,7 @@
 """The CLI as a user types it (subprocesses): composition forms, dry runs, Hydra flags, one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -273,3 +274,29 @@ def test_unknown_execution_key_lists_only_the_chosen_executors_keys(cli):
     proc = cli("execution=local", "target=local", "execution.typo=1")
     assert proc.returncode == 2 and "max_parallel" in proc.stderr
     assert "partition" not in proc.stderr and "hostname" not in proc.stderr
+
+
+def test_env_file_is_parsed_as_dotenv_and_refuses_loader_and_connection_names(cli, tmp_path):
+    """N10: `A=abc # note` is `abc` (python-dotenv); BASH_ENV, LD_PRELOAD, PYTHONPATH, DOCKER_HOST,
+    https_proxy, PATH... would reach run_all.sh, the proxy and the exports: one line, exit 2, nothing run."""
+    code = (
+        "import os, sys; from launcher.__main__ import load_env_file; load_env_file(sys.argv[1]);"
+        " print(repr(os.environ['A']), repr(os.environ['B']), repr(os.environ['C']))"
+    )
+    (tmp_path / "ok.env").write_text('A=abc # note\nexport B=\'x # not a comment\'\nC="q\\"uoted"\n')
+    env = {**{k: v for k, v in os.environ.items() if k not in "ABC"}, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code, "ok.env"], capture_output=True, text=True, env=env)
+    assert proc.stdout == "'abc' 'x # not a comment' 'q\"uoted'\n", proc.stderr
+    for name in ("BASH_ENV", "LD_PRELOAD", "PYTHONPATH", "DOCKER_HOST", "https_proxy", "PATH", "HOME"):
+        (tmp_path / "bad.env").write_text(f"HF_TOKEN=x\n{name}=/tmp/evil\n")
+        proc = cli("--env-file", "bad.env", "execution=local", "-n")
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"--env-file bad.env: {name}: changes how programs load" in proc.stderr
+
+
+@pytest.mark.parametrize("host", ["PATH", "LD_PRELOAD", "BASH_ENV", "PYTHONPATH", "http_proxy"])
+def test_a_host_variable_name_that_changes_how_programs_run_is_refused(cli, host):
+    """N10: over SSH the host variables are exported in the login shell before `exec sbatch`."""
+    proc = cli("execution=local", "-n", f"+evaluation.env_vars.MINE={host}")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"evaluation.env_vars.MINE: reads the host variable {host}" in proc.stderr

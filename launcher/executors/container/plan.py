@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from launcher import __version__
 from launcher.catalog import RUN_CONFIG, Known, TaskInfo, resolve
 from launcher.config.schema import RunSpec, TaskSpec
+from launcher.config.values import changes_how_programs_run
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.render import (
@@ -107,6 +108,14 @@ def task_container(
     key = task_key(spec, task)
     known = resolve(task.name, f"{key}.name")
     env_from_host = spec.env_vars(task)
+    for var, host in sorted(env_from_host.items()):  # over SSH these are exported before `exec sbatch`
+        if changes_how_programs_run(host):
+            where = f"{key}.env_vars" if var in task.env_vars else "evaluation.env_vars"
+            raise ConfigError(
+                f"{where}.{var}",
+                f"reads the host variable {host}, which changes how programs load or where they connect",
+                "Copy the value into a variable of another name and pass that one",
+            )
     if proxy_port is not None:
         env_from_host = without_proxied_key(spec, env_from_host)
         env_from_host[proxy_wiring.TOKEN_CARRIER] = proxy_wiring.TOKEN_ENV  # the proxy's credential
