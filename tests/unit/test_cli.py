@@ -300,3 +300,42 @@ def test_a_host_variable_name_that_changes_how_programs_run_is_refused(cli, host
     proc = cli("execution=local", "-n", f"+evaluation.env_vars.MINE={host}")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"evaluation.env_vars.MINE: reads the host variable {host}" in proc.stderr
+
+
+def test_oc_env_built_by_the_grammar_is_refused_when_resolved(cli, tmp_path):
+    """N11: `${oc.decode:'${x}{oc.env:VAR}'}` (x holds `$`) passes a scan of the text for `${oc.env:` and
+    rendered the host value into run.sh; the oc.env resolver itself refuses (USER/LOGNAME/HOME pass)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "mine.yaml").write_text(
+        "defaults:\n  - _self_\ntarget:\n  api_endpoint: {url: 'http://127.0.0.1:1/v1', model_id: '$'}\n"
+        "evaluation:\n  tasks: [launcher.gsm8k_cot_zeroshot]\n  env_vars:\n"
+        "    EXTRA: \"lit:${oc.decode:'${target.api_endpoint.model_id}{oc.env:MYTOKEN}'}\"\n"
+    )
+    proc = cli("--config", "conf/mine.yaml", "execution=local", "-n", env={"MYTOKEN": "s3cret-value-1"})
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "evaluation.env_vars.EXTRA:" in proc.stderr and "would write the value of MYTOKEN" in proc.stderr
+    assert "s3cret-value-1" not in proc.stdout + proc.stderr
+    (tmp_path / "conf" / "mine.yaml").write_text(
+        (tmp_path / "conf" / "mine.yaml").read_text().replace("oc.env:MYTOKEN", "oc.env:USER")
+    )
+    proc = cli("--config", "conf/mine.yaml", "execution=local", "-n", env={"USER": "someone"})
+    assert proc.returncode == 0 and "EXTRA=someone" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        (
+            "execution.extra_docker_args=[-e,'HF_TOKEN=hf_abcdefghijklmnopq']",
+            "execution.extra_docker_args[1]",
+        ),
+        ("+evaluation.pre_cmd='export HF_TOKEN=abc123'", "evaluation.pre_cmd"),
+        ("target.api_endpoint.url=https://me:p4ssw0rd@127.0.0.1:1/v1", "target.api_endpoint.url"),
+    ],
+)
+def test_a_literal_secret_in_command_text_or_a_url_is_refused(cli, override, key):
+    """N11: it would be written into run.sh, the docker command line and .hydra/; the value is not shown."""
+    proc = cli("execution=local", "-n", override)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {key}: holds ") and "(value not shown)" in proc.stderr
+    assert not any(s in proc.stdout + proc.stderr for s in ("hf_abcdefghijklmnopq", "abc123", "p4ssw0rd"))
