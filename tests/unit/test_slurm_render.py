@@ -160,3 +160,41 @@ def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
     mine = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"K": "MY_API_KEY"}}
     assert "unset" not in plan(tasks=[mine]).files["sbatch.sh"]
     assert "unset" not in plan(endpoint={"api_key": None}).files["sbatch.sh"]
+
+
+def test_pyxis_never_hands_the_tasks_home_to_enroot(tmp_path):
+    """N4: run.sh used to set HOME=/tmp in srun's own environment, which pyxis hands to enroot (its
+    config, hooks and cache then came from /tmp/.config/enroot, which another user can create). The
+    rendered run.sh runs here with a stub `srun` (no pyxis on this machine) that records the environment
+    it got and its command: srun keeps the job's HOME; the container's HOME=/tmp is set inside it."""
+    task = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"EXTRA": "lit:1"}}
+    script = plan(tasks=[task], endpoint={"proxy": False}, container_runtime="pyxis").files["mine/run.sh"]
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/srun").write_text(
+        '#!/bin/sh\necho "HOME=$HOME EXTRA=$EXTRA" > "$SEEN"\necho "$@" >> "$SEEN"\n'
+    )
+    (tmp_path / "bin/srun").chmod(0o755)
+    (tmp_path / "run.sh").write_text(script)
+    home = tmp_path / "me"
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": str(home), "SEEN": str(tmp_path / "seen"),
+           "MY_API_KEY": "k"}  # fmt: skip
+    (tmp_path / "logs").mkdir()
+    proc = subprocess.run(["bash", str(tmp_path / "run.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    seen_env, argv = (tmp_path / "seen").read_text().splitlines()
+    assert seen_env == f"HOME={home} EXTRA=1"
+    assert argv.endswith("--container-env=API_KEY,EXTRA,LAUNCHER_CONFIG,LAUNCHER_TASK env HOME=/tmp x")
+
+
+def test_a_pyxis_task_variable_from_the_host_under_an_enroot_name_is_one_line():
+    task = {
+        "name": "mine",
+        "container": "i:1",
+        "command": ["x"],
+        "env_vars": {"NVIDIA_VISIBLE_DEVICES": "GPUS"},
+    }
+    with pytest.raises(
+        ConfigError, match=r"env_vars.NVIDIA_VISIBLE_DEVICES: is a name pyxis also hands to enroot"
+    ):
+        plan(tasks=[task], container_runtime="pyxis")
+    assert plan(tasks=[task])  # docker: passed with -e as any other

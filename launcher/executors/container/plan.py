@@ -18,6 +18,7 @@ from launcher.config.values import changes_how_programs_run
 from launcher.errors import ConfigError
 from launcher.executors.container.config import ContainerConfig
 from launcher.executors.container.render import (
+    PYXIS_STEP_NAMES,
     RUNTIME_USER,
     SRUN_EXPORT_WORDS,
     ContainerSpec,
@@ -325,6 +326,13 @@ def plan_tasks(
         c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
+        enroot = sorted(PYXIS_STEP_NAMES & c.env_from_host.keys()) if runtime == "pyxis" else []
+        if enroot:  # a host value under a name pyxis also hands to enroot (HOME, PATH refused before)
+            raise ConfigError(
+                f"{task_key(spec, task)}.env_vars.{enroot[0]}",
+                "is a name pyxis also hands to enroot from srun's environment (enroot's paths and devices)",
+                "Give the variable another name, or set it with lit: (then it is set inside the container)",
+            )
         words = sorted(SRUN_EXPORT_WORDS & {*c.env, *c.env_from_host}) if runtime == "pyxis" else []
         if words:  # `--export=ALL,...` would hand the whole job environment to the container again
             raise ConfigError(

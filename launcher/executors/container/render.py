@@ -117,18 +117,33 @@ def docker_run_argv(c: ContainerSpec, invocation_id: str, results_dir: str | Non
 # 22.05); the rest pyxis hands on to enroot from the job's environment (HOME: enroot's data and config
 # paths; NVIDIA/pyxis pyxis_slurmstepd.c `enroot_want_env`, commit a35027c). srun --export always adds
 # SLURM_* (srun(1) --export); Slurm adds TMPDIR and SLURMD_NODENAME itself. Never a secret.
-PYXIS_STEP_NAMES = (
-    "PATH",
-    "HOME",
-    "TERM",
-    "ENROOT_CONFIG_PATH",
-    "NVIDIA_VISIBLE_DEVICES",
-    "NVIDIA_DRIVER_CAPABILITIES",
-    "MELLANOX_VISIBLE_DEVICES",
-    "MELLANOX_MOUNT_DRIVER",
+PYXIS_STEP_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "TERM",
+        "ENROOT_CONFIG_PATH",
+        "NVIDIA_VISIBLE_DEVICES",
+        "NVIDIA_DRIVER_CAPABILITIES",
+        "MELLANOX_VISIBLE_DEVICES",
+        "MELLANOX_MOUNT_DRIVER",
+    }
 )
 
 SRUN_EXPORT_WORDS = frozenset({"ALL", "NONE"})  # srun --export's own words: never a variable's name there
+
+
+def for_pyxis(c: ContainerSpec) -> ContainerSpec:
+    """The container with its literal variables that pyxis would also hand to enroot (PYXIS_STEP_NAMES:
+    the task's HOME=/tmp made enroot read its config and hooks from /tmp/.config/enroot, which another
+    user can create) set inside the container instead: `env NAME=value command`, so srun's own
+    environment keeps the job's (the user's) values. Host-passed ones are refused in plan_tasks."""
+    inside = {k: v for k, v in c.env.items() if k in PYXIS_STEP_NAMES}
+    if not inside:
+        return c
+    command = ("env", *(f"{k}={v}" for k, v in sorted(inside.items())), *c.command)
+    env = {k: v for k, v in c.env.items() if k not in inside}
+    return ContainerSpec(**{**c.__dict__, "env": env, "command": command})
 
 
 def pyxis_srun_argv(c: ContainerSpec, results_dir: str) -> list[str]:
@@ -138,7 +153,8 @@ def pyxis_srun_argv(c: ContainerSpec, results_dir: str) -> list[str]:
     a step gets the whole job environment by default (srun --export=ALL; sbatch exported the submitting
     shell's): so `--export` names exactly the task's variables and what the step needs (PYXIS_STEP_NAMES).
     A name that is not set is left out by Slurm. The values come from srun's own environment (run.sh sets
-    them on this one command), so none is in the argv."""
+    them on this one command), so none is in the argv. `c` is for_pyxis's: no task variable takes a name
+    of PYXIS_STEP_NAMES there."""
     names = sorted({*c.env, *c.env_from_host})
     argv = [
         "srun",
@@ -161,6 +177,7 @@ def render_run_sh(
     q = shlex.quote
     host_vars = sorted(set(c.env_from_host.values()))
     if runtime == "pyxis":
+        c = for_pyxis(c)
         literals = " ".join(f"{k}={q(v)}" for k, v in sorted(c.env.items()))
         run = f"{literals} {with_host_env(c, pyxis_srun_argv(c, results_dir))}".strip()
     else:
