@@ -339,3 +339,13 @@ def test_a_literal_secret_in_command_text_or_a_url_is_refused(cli, override, key
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"error: {key}: holds ") and "(value not shown)" in proc.stderr
     assert not any(s in proc.stdout + proc.stderr for s in ("hf_abcdefghijklmnopq", "abc123", "p4ssw0rd"))
+
+
+@pytest.mark.parametrize("group", ["target", "execution", "evaluation", "deployment"])
+def test_a_config_group_set_to_null_is_one_line_exit_2(cli, group):
+    """L1: Hydra's bare ValueError was `internal error`, exit 1."""
+    proc = cli("execution=local", "-n", f"{group}=null")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(
+        f"error: {group}: null is not an option of the {group} group. Choose one of: "
+    )
