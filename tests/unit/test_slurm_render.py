@@ -198,3 +198,26 @@ def test_a_pyxis_task_variable_from_the_host_under_an_enroot_name_is_one_line():
     ):
         plan(tasks=[task], container_runtime="pyxis")
     assert plan(tasks=[task])  # docker: passed with -e as any other
+
+
+@pytest.mark.parametrize("output_dir", ["/data/a,b", "/data/a:b"])
+def test_a_pyxis_output_dir_that_container_mounts_cannot_express_is_one_line(output_dir):
+    """L2: `--container-mounts=/data/a,b/...:/results` would be two mounts (or a bad one) on the node."""
+    from launcher.executors.container.plan import pyxis_mounts
+
+    with pytest.raises(ConfigError, match=r"^execution.output_dir: .* pyxis's --container-mounts cannot"):
+        pyxis_mounts(f"{output_dir}/inv/t/results", ())
+    with pytest.raises(ConfigError, match=r"^execution.mounts: .*,"):
+        pyxis_mounts("/data/inv/t/results", ("/a,b:/x:ro",))
+    assert pyxis_mounts("/data/inv/t/results", ("/a:/x:ro",)) is None
+
+
+def test_a_pyxis_plan_under_an_output_dir_with_a_comma_is_refused():
+    data = {
+        "execution": {"output_dir": "/data/a,b", "user": "1000:1000", "container_runtime": "pyxis"},
+        "target": {"api_endpoint": {"url": "http://10.0.0.5:8000/v1", "model_id": "m"}},
+        "evaluation": {"tasks": TASKS},
+    }
+    spec = to_run_spec(data, "slurm", SlurmConfig)
+    with pytest.raises(ConfigError, match=r"^execution.output_dir: "):
+        SlurmExecutor(spec.execution).plan(spec, "0000abcd", "/data/a,b/2026-0000abcd", 1767225600.0)

@@ -184,6 +184,24 @@ def task_container(
     return container, files
 
 
+def pyxis_mounts(results_dir: str, mounts: tuple[str, ...]) -> None:
+    """pyxis's --container-mounts is `src:dst[:flags]` joined by `,`, with no escape for either: a path
+    holding one would mount something else (or fail on the node), so it is refused here."""
+    if any(c in results_dir for c in ",:"):
+        raise ConfigError(
+            "execution.output_dir",
+            f"{results_dir!r} holds ',' or ':', which pyxis's --container-mounts cannot express",
+            "Choose an output_dir without ',' and ':' for container_runtime=pyxis",
+        )
+    for mount in mounts:
+        if "," in mount:
+            raise ConfigError(
+                "execution.mounts",
+                f"{mount!r} holds ',', which pyxis's --container-mounts cannot express",
+                "Mount a path without ','",
+            )
+
+
 def loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -326,6 +344,8 @@ def plan_tasks(
         c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         nel_task = task_files.keys() - {RUN_CONFIG_FILE}  # a catalogue task runs its own pre/post (NEL's way)
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
+        if runtime == "pyxis":
+            pyxis_mounts(f"{folder}/{task_folder}/{RESULTS}", c.mounts)
         enroot = sorted(PYXIS_STEP_NAMES & c.env_from_host.keys()) if runtime == "pyxis" else []
         if enroot:  # a host value under a name pyxis also hands to enroot (HOME, PATH refused before)
             raise ConfigError(
