@@ -323,6 +323,10 @@ def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:
     ):
         print(f"note: {line}", file=sys.stderr)  # accepted but not acted on yet: said, never dropped
     if dry_run:
+        from launcher.config.boundary import check_machine
+
+        for one in prepared:  # what launch would refuse for who you are (L3) is refused here too
+            check_machine(one.spec)
         for one in prepared:
             print(render_dry_run(one.spec, one.plan))
         return 0

@@ -349,3 +349,10 @@ def test_a_config_group_set_to_null_is_one_line_exit_2(cli, group):
     assert proc.stderr.startswith(
         f"error: {group}: null is not an option of the {group} group. Choose one of: "
     )
+
+
+def test_the_dry_run_refuses_a_container_user_that_cannot_write_the_results(cli):
+    """L3: refused at launch, and now by --dry-run too (one line, exit 2)."""
+    proc = cli("execution=local", "-n", "execution.user=65534:65534")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: execution.user: '65534:65534' is not you") and proc.stdout == ""
