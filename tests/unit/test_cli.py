@@ -356,3 +356,9 @@ def test_the_dry_run_refuses_a_container_user_that_cannot_write_the_results(cli)
     proc = cli("execution=local", "-n", "execution.user=65534:65534")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("error: execution.user: '65534:65534' is not you") and proc.stdout == ""
+
+
+def test_an_override_that_does_not_parse_never_echoes_a_secret_looking_value(cli):
+    proc = cli("execution=local", "-n", "execution.extra_docker_args=[-e,HF_TOKEN=hf_abcdefghijklmnopq]")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "hf_abcdefghijklmnopq" not in proc.stderr and "(value not shown)" in proc.stderr
