@@ -73,8 +73,12 @@ def cmd_logs(args) -> int:
     from launcher import api
 
     wrote = False
+    from launcher.config.values import terminal_safe
+
     for chunk in api.logs(args.id, follow=args.follow):
-        sys.stdout.write(chunk)
+        sys.stdout.write(
+            terminal_safe(chunk, keep="\n\t")
+        )  # the task's output: no escape reaches the terminal
         sys.stdout.flush()
         wrote = True
     if not wrote:

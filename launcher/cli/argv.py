@@ -94,28 +94,36 @@ def config_file_args(path: str, raw: bool = False) -> list[str]:
 
 
 def load_env_file(path: str) -> None:
-    """`KEY=VALUE` lines (optional `export`, quotes, # comments) into this process's environment, so the
-    config can name them as host variables. Variables already set win. Nothing is written anywhere."""
+    """A dotenv file into this process's environment, so the config can name its values as host
+    variables; parsed by python-dotenv (quotes, `export`, `# comments`, as NEL users write them), values
+    taken literally (no ${VAR} expansion). Variables already set win. Names that change how programs
+    load or where they connect (config.values.changes_how_programs_run) are refused, before any is set:
+    the launcher, run_all.sh, the proxy and the exporters all inherit this environment."""
+    import io
     import os
     import re
 
-    from launcher.errors import LauncherError
+    from dotenv import dotenv_values
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
-    except OSError as err:
-        raise LauncherError(f"--env-file: cannot read {path}: {err.strerror}") from None
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        match = re.match(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", text)
-        if not match:
-            raise LauncherError(f"--env-file: {path} line {number} is not NAME=VALUE")
-        name, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+    from launcher.config.values import changes_how_programs_run
+    from launcher.errors import ConfigError, LauncherError
+    from launcher.store.layout import read_regular
+
+    text = read_regular(path, whole=True)  # a FIFO or device would block or never end
+    if text is None:
+        raise LauncherError(f"--env-file: cannot read {path}: not a regular file of at most 16 MiB")
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    for name, value in values.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or value is None:
+            raise LauncherError(f"--env-file: {path}: {name!r} is not a NAME=VALUE line")
+        if changes_how_programs_run(name):
+            raise ConfigError(
+                f"--env-file {path}: {name}",
+                "changes how programs load or where they connect (PATH, LD_*, PYTHON*, BASH_ENV, "
+                "DOCKER_*, *_proxy, ...): the launcher and every script it starts would inherit it",
+                "Remove it from the file; set it in your shell if you really mean it",
+            )
+    for name, value in values.items():
         os.environ.setdefault(name, value)
 
 

@@ -86,7 +86,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     rows, cols = compare.axis("--rows", args.rows, runs), compare.axis("--cols", args.cols, runs)
     if rows == cols:
         raise LauncherError(f"--rows and --cols both name {rows}; give two different axes")
-    print(compare.render(compare.grid(runs, rows, cols), fmt))
+    from launcher.config.values import terminal_safe
+
+    # names and labels come from the runs' results files: nothing in them may drive the terminal
+    print(terminal_safe(compare.render(compare.grid(runs, rows, cols), fmt), keep="\n"))
     missing = [r.job_id for r in runs if not r.has_results]
     if missing:
         print(f"no results yet: {', '.join(missing)}", file=sys.stderr)

@@ -6,6 +6,7 @@ import re
 
 from omegaconf.errors import OmegaConfBaseException
 
+from launcher.config.values import NOT_SHOWN, looks_secret
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors import registry
 
@@ -48,8 +49,11 @@ def translate(err: Exception, executor: str | None = None) -> LauncherError:
         )
     if isinstance(err, OverrideParseException):
         override = err.override.lstrip("+")
+        key, _, value = override.partition("=")
+        if any(looks_secret(w) for w in re.split(r"[\s,=\[\]'\"]+", value)):  # echoed nowhere
+            return ConfigError(key, f"cannot parse the override {NOT_SHOWN}", "Check brackets and quotes")
         return ConfigError(
-            override.split("=", 1)[0],
+            key,
             f"cannot parse the override {override!r} ({first_line(err)})",
             "Check brackets and quotes, e.g. 'evaluation.tasks=[gsm8k,humaneval]'",
         )

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
@@ -209,6 +210,7 @@ def compose(hydra_argv: list[str]) -> RunContext:
     parser = get_args_parser()
     parser.error = _parse_error  # type: ignore[method-assign]  # one line, exit 2, not argparse's usage
     args = parser.parse_intermixed_args(hydra_argv)
+    _refuse_null_groups(args.overrides)
     # Hydra's multirun saves multirun.yaml in its sweep dir: give it a scratch folder we delete.
     scratch = tempfile.mkdtemp(prefix="launcher-hydra-")
     first = [*HYDRA_WRITES_NOTHING, f"hydra.sweep.dir={scratch}"]
@@ -242,6 +244,28 @@ def compose(hydra_argv: list[str]) -> RunContext:
             raise translate(ctx.error, _chosen_executor(args.overrides)) from None
         raise ctx.error
     return ctx
+
+
+CONFIG_GROUPS = ("target", "execution", "evaluation", "deployment")
+
+
+def _refuse_null_groups(overrides: list[str]) -> None:
+    """`target=null` chooses no option of a config group: Hydra raises a bare ValueError ("Config group
+    override must be a string or a list") that names no key; said here in one line (L1)."""
+    for override in overrides:
+        key, eq, value = override.lstrip("+~").partition("=")
+        if eq and key in CONFIG_GROUPS and value.strip().lower() in ("null", "~", ""):
+            if key == "execution":
+                options = list(registry.executors())
+            else:
+                options = sorted(
+                    p.stem for p in Path(__file__).parents[1].joinpath("conf", key).glob("*.yaml")
+                )
+            raise ConfigError(
+                key,
+                f"{value.strip() or 'an empty value'} is not an option of the {key} group",
+                f"Choose one of: {', '.join(options)}",
+            )
 
 
 def _run(args, parser, collect) -> None:
@@ -305,6 +329,10 @@ def launch_all(ctx: RunContext, dry_run: bool, wait: bool) -> int:
     ):
         print(f"note: {line}", file=sys.stderr)  # accepted but not acted on yet: said, never dropped
     if dry_run:
+        from launcher.config.boundary import check_machine
+
+        for one in prepared:  # what launch would refuse for who you are (L3) is refused here too
+            check_machine(one.spec)
         for one in prepared:
             print(render_dry_run(one.spec, one.plan))
         return 0

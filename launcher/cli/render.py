@@ -7,11 +7,13 @@ import sys
 import time
 from dataclasses import asdict
 
+from launcher.config.values import terminal_safe
 from launcher.model import InvocationRecord, JobStatus, Plan, State
 
 
 def table(headers: list[str], rows: list[list]) -> str:
-    cells = [headers] + [["" if v is None else str(v) for v in row] for row in rows]
+    """Aligned columns; every cell terminal-safe (reasons, task and metric names come from tasks)."""
+    cells = [headers] + [["" if v is None else terminal_safe(str(v)) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
@@ -59,7 +61,7 @@ def proxy_lines(collected) -> list[str]:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(errors.items()) if n)
         when = "live" if inv.proxy_live else "last written"
         line = f"proxy of {inv.record.invocation_id} ({when}): {proxy_summary(inv.proxy)}"
-        lines.append(f"{line}; errors: {kinds}" if kinds else line)
+        lines.append(terminal_safe(f"{line}; errors: {kinds}" if kinds else line))
     return lines
 
 
@@ -147,7 +149,9 @@ def start_report(record: InvocationRecord, statuses: list[JobStatus], note: str 
         lines.append(f"  {note}")
     for s in statuses:
         if s.state in (State.FAILED, State.LOST):
-            lines.append(f"  {s.job_id} {s.task}: {s.state.value} (exit {s.exit_code}): {s.reason}")
+            lines.append(
+                terminal_safe(f"  {s.job_id} {s.task}: {s.state.value} (exit {s.exit_code}): {s.reason}")
+            )
     lines += [
         f"  folder:  {record.folder}",
         f"  status:  launcher status {record.invocation_id}",
@@ -236,7 +240,7 @@ def watch(
                     line = summary(statuses)
                 else:
                     line = "  ".join(f"{s.task} {s.state.value} {_progress(s)}".rstrip() for s in statuses)
-                print(f"{time.strftime('%H:%M:%S')}  {line}", flush=True)
+                print(f"{time.strftime('%H:%M:%S')}  {terminal_safe(line)}", flush=True)
                 for extra in proxy_lines(collected) if detail else ():
                     print(f"{time.strftime('%H:%M:%S')}  {extra}", flush=True)
                 last_states, last_line_at = states, time.monotonic()

@@ -159,8 +159,40 @@ def _check_text(node: Any, key: str) -> None:
                 f"contains {bad}, which would end a line of the run scripts early",
                 "Write the value on one line without control characters",
             )
+        secret = embedded_secret(node, key)
+        if secret:
+            raise ConfigError(
+                key,
+                f"holds {secret}, which would be written into the run files {NOT_SHOWN}",
+                "Export it on the host and pass it by name (env_vars NAME: host:VAR, api_key: VAR)",
+            )
     elif isinstance(node, float) and not math.isfinite(node):
         raise ConfigError(key, f"{node} is not a finite number", "Give a finite number")
+
+
+# Where a literal token lands in a script or a command line as it is: docker's extra arguments, the
+# pre/post commands and a server's command, extra arguments and flags.
+COMMAND_TEXT = re.compile(
+    r"(^|\.)(extra_docker_args|pre_cmd|post_cmd|command|shell_command|extra_args|sbatch_extra_flags)(\[|\.|$)"
+)
+URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@:]*:[^/\s@]+@")
+ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=['\"]?([^\s'\"]+)")
+
+
+def embedded_secret(text: str, key: str) -> str | None:
+    """What in a config string looks like a literal credential, or None: a password in a URL (anywhere),
+    and in command text (COMMAND_TEXT) a token that looks like one or a value assigned to a secret-named
+    variable (`-e HF_TOKEN=...`, `export OPENAI_API_KEY=...`; a `$VAR` reference is fine)."""
+    if URL_PASSWORD.search(text):
+        return "a password in a URL (user:password@)"
+    if not COMMAND_TEXT.search(key):
+        return None
+    for name, value in ASSIGNMENT.findall(text):
+        if legacy.SECRET_WORDS & set(name.upper().split("_")) and not value.startswith("$"):
+            return f"a literal value for {name}"
+    if any(looks_secret(word) for word in re.split(r"[\s='\"]+", text)):
+        return "a token that looks like a secret"
+    return None
 
 
 def build(cls: Any, value: Any, key: str) -> Any:

@@ -87,7 +87,8 @@ def store_nel_groups(store: Any) -> None:
 
 def register_resolvers() -> None:
     """NEL's interpolation `${select_not_null:key,default}` (its deployment commands use it): the value at
-    `key`, or `default` when that is null or absent. Call once before composing."""
+    `key`, or `default` when that is null or absent; and `oc.env`/`env` replaced by resolvers that refuse
+    (identity variables excepted). Call once before composing."""
     from omegaconf import OmegaConf
 
     def select_not_null(key: str, default: Any, *, _root_: Any) -> Any:
@@ -96,6 +97,24 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("select_not_null"):
         OmegaConf.register_new_resolver("select_not_null", select_not_null, use_cache=False)
+    # The scan of the unresolved text (env_interpolations) gives the clear early message; this is the
+    # guarantee: whatever spelling reaches OmegaConf's grammar (oc.decode, nested or built interpolations),
+    # resolving a host variable into the config raises.
+    for name in ("oc.env", "env"):
+        OmegaConf.register_new_resolver(name, refuse_env, use_cache=False, replace=True)
+
+
+def refuse_env(key: str, default: Any = None) -> Any:
+    """The `oc.env` resolver: USER/LOGNAME/HOME as OmegaConf's own, any other variable refused (its value
+    would be written into run.sh, the docker command line and .hydra/)."""
+    from omegaconf.resolvers import oc
+
+    if key in ENV_IDENTITY:
+        return oc.env(key) if default is None else oc.env(key, default)
+    raise ValueError(
+        f"${{oc.env:{key}}} would write the value of {key} into the run files; pass it by name: in env_vars "
+        f"write NAME: host:{key} (api_key: {key} for the endpoint key)"
+    )
 
 
 def executor_name(choice: str | None) -> str | None:

@@ -74,6 +74,37 @@ def control_character(text: str, allow_newlines: bool = False) -> str | None:
     return None
 
 
+# Variables that change how programs load (the shell's startup file, the dynamic loader, Python's path and
+# startup, other interpreters' option variables) or where they connect or whom they trust (the docker
+# engine, HTTP proxies, CA bundles, ssh/git transports): an env file or a host-variable name must not set
+# or export them into the launcher, run_all.sh, sbatch, the proxy or the exporters.
+PROGRAM_NAMES = frozenset(
+    {
+        "PATH", "HOME", "IFS", "ENV", "SHELL", "SHELLOPTS", "BASHOPTS", "CDPATH", "GLOBIGNORE", "PS4",
+        "PROMPT_COMMAND", "TMPDIR", "NODE_OPTIONS", "NODE_PATH", "PERL5LIB", "PERL5OPT", "PERLLIB",
+        "RUBYOPT", "RUBYLIB", "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "LAUNCHER_PROXY_TOKEN",
+        "http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy", "SSH_AUTH_SOCK", "SSH_ASKPASS",
+        "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_EXEC_PATH", "GIT_CONFIG_GLOBAL",
+    }
+)  # fmt: skip
+PROGRAM_PREFIXES = ("LD_", "DYLD_", "BASH_", "PYTHON", "DOCKER_", "MALLOC_", "GLIBC_")
+
+
+def changes_how_programs_run(name: str) -> bool:
+    return name in PROGRAM_NAMES or name.lower() in PROGRAM_NAMES or name.startswith(PROGRAM_PREFIXES)
+
+
+def terminal_safe(text: str, keep: str = "") -> str:
+    """Text from a task or an endpoint (a log line, a reason, a metric name) made safe to print: every
+    character a terminal could act on (C0/C1 controls such as ESC, DEL, bidi and other invisible format
+    characters: anything not printable) becomes a visible escape (`\\x1b`, `\\u202e`). `keep`: controls
+    let through as they are ("\\n\\t" for log output)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
+
+
 # The image reference grammar of the Docker distribution project (reference/regexp.go, as documented in
 # github.com/distribution/reference): [domain[:port]/]path[:tag][@digest], path components lowercase.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

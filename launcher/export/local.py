@@ -34,15 +34,31 @@ def read_existing(path: Path, fmt: str) -> list[dict]:
         ) from None
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(value):
+    """A CSV cell no spreadsheet runs: text starting like a formula gets a leading `'`; numbers (and text
+    that is one, like -0.5) stay as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return f"'{value}"
+
+
 def dumps(rows: list[dict], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     buf = io.StringIO()
     columns = list(table.COLUMNS) + sorted({k for r in rows for k in r} - set(table.COLUMNS))
-    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer = csv.DictWriter(buf, [neutral(c) for c in columns], lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+        writer.writerow({neutral(k): "" if row.get(k) is None else neutral(row.get(k)) for k in columns})
     return buf.getvalue()
 
 

@@ -8,7 +8,9 @@ A task's results are read by their one reader, launcher.store.results; this modu
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,11 +24,16 @@ from launcher.store.layout import (
     HYDRA_OVERRIDES,
     RECORD,
     RESULTS,
+    open_regular,
     read_record,
     read_regular,
 )
 from launcher.store.layout import TASK_RESULTS_JSON as TASK_RESULTS_JSON  # exporters upload them
 from launcher.store.layout import TASK_RESULTS_YML as TASK_RESULTS_YML
+
+SAMPLES_LIMIT = 1 << 30  # samples.jsonl read by the report and exports: at most this much
+SAMPLE_LINE_LIMIT = 16 << 20  # one sample record
+ARTIFACT_LIMIT = 256 << 20  # a results file uploaded by an exporter
 
 # Names the store, the harness and the proxy own; composed here for reading.
 TASK_SAMPLES = f"{RESULTS}/{SAMPLES_FILE}"
@@ -149,10 +156,12 @@ def read_results(run: TaskRun) -> TaskRun:
     if entry is None:
         return run
     scores = tuple(RunScore(s.metric, s.name, s.value, s.stderr, s.count, s.errors) for s in entry.scores)
+    # Who was evaluated, and on what protocol, is the run record's and our catalogue's word: the results
+    # file is written by the task container, which must not relabel its run.
     return replace(
         run,
-        model=found.model_id or run.model,
-        protocol=entry.protocol or None,
+        model=run.model or found.model_id,
+        protocol=builtin_protocol(run.task) or entry.protocol or None,
         samples=entry.items if entry.items is not None else scores[0].count if scores else None,
         headline=entry.headline,
         subsample=entry.subsample,
@@ -164,21 +173,58 @@ def read_results(run: TaskRun) -> TaskRun:
     )
 
 
+def builtin_protocol(task: str) -> str | None:
+    """The reference protocol our catalogue gives a built-in task, else None."""
+    from launcher.catalog import resolve
+    from launcher.errors import ConfigError
+
+    try:
+        known = resolve(task)
+    except ConfigError:
+        return None
+    return known.builtin.protocol or None if known and known.builtin else None
+
+
 def read_samples(run: TaskRun) -> list[dict]:
     """The latest record per sample key (`<id>#<repeat>` with repeats), in the report's view; a torn or
     corrupt line is skipped (the file is never modified)."""
     records: dict[str, dict] = {}
-    try:
-        with open(run.path(TASK_SAMPLES), encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                    records[str(rec.get("key") or rec["id"])] = normalize_sample(rec, run.headline)
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue
-    except FileNotFoundError:
+    fh = open_regular(run.path(TASK_SAMPLES))  # the task wrote it: no link, FIFO or device is read
+    if fh is None:
         return []
+    with fh:
+        read = 0
+        # a line longer than the cap comes in pieces that are not JSON (skipped): memory stays bounded
+        for line in iter(lambda: fh.readline(SAMPLE_LINE_LIMIT), b""):
+            read += len(line)
+            if read > SAMPLES_LIMIT:
+                break
+            try:
+                rec = json.loads(line.decode("utf-8", errors="replace"))
+                records[str(rec.get("key") or rec["id"])] = normalize_sample(rec, run.headline)
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                continue
     return list(records.values())
+
+
+def artifacts(run: TaskRun, rels: tuple[str, ...], limit: int = ARTIFACT_LIMIT) -> list[tuple[str, str]]:
+    """(file name, text) of the results files an exporter uploads: each a regular file opened without
+    following a link, whole and at most `limit` bytes. Anything else present is skipped with a warning
+    (the task wrote the folder: a link to /proc/self/environ must not be uploaded)."""
+    out = []
+    for rel in rels:
+        path = run.path(rel)
+        if not os.path.lexists(path):
+            continue
+        text = read_regular(path, limit, whole=True)
+        if text is None:
+            print(
+                f"warning: {run.job_id}: not uploading {rel}: not a regular file or over {limit} bytes",
+                file=sys.stderr,
+            )
+            continue
+        out.append((path.name, text))
+    return out
 
 
 def normalize_sample(rec: dict, headline: str | None = None) -> dict:

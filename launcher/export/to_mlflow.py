@@ -119,13 +119,13 @@ def export_run(c, experiment_id: str, run: TaskRun, with_samples: bool) -> str:
             metrics=[Metric(k, v, now, 0) for k, v in metrics(run).items()],
             params=[Param(k, v) for k, v in params(run).items()],
         )
-        for rel in (
+        rels = (
             source.TASK_RESULTS_JSON,
             source.TASK_RESULTS_YML,
             *((source.TASK_SAMPLES,) if with_samples else ()),
-        ):
-            if run.path(rel).is_file():
-                c.log_artifact(run_id, str(run.path(rel)))
+        )
+        for name, text in source.artifacts(run, rels):
+            c.log_text(run_id, text, name)
         config = source.resolved_config_text(run)
         if config:
             c.log_text(run_id, config, "config.yaml")

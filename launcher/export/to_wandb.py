@@ -42,11 +42,14 @@ def exporter(settings: dict):
         try:
             wb.summary.update(metrics(run))  # summary, not history: re-exporting overwrites, never appends
             art = wandb.Artifact(name=f"results-{run_id(run.job_id)}", type="evaluation-results")
-            for rel in (source.TASK_RESULTS_JSON, source.TASK_RESULTS_YML):
-                if run.path(rel).is_file():
-                    art.add_file(str(run.path(rel)))
-            if settings.get("log_samples") and run.path(source.TASK_SAMPLES).is_file():
-                art.add_file(str(run.path(source.TASK_SAMPLES)))
+            rels = (
+                source.TASK_RESULTS_JSON,
+                source.TASK_RESULTS_YML,
+                *((source.TASK_SAMPLES,) if settings.get("log_samples") else ()),
+            )
+            for name, text in source.artifacts(run, rels):
+                with art.new_file(name) as fh:
+                    fh.write(text)
             config = source.resolved_config_text(run)
             if config:
                 with art.new_file("config.yaml") as fh:

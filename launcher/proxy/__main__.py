@@ -2,7 +2,8 @@
 
 Binds the port first, then prints `listening on <port>` on stdout and writes <state-dir>/proxy.port
 (connections queue in the kernel until the server, importing aiohttp meanwhile, accepts them); logs go
-to stderr. SIGTERM/SIGINT: in-flight requests get a few seconds, the counters are written to
+to stderr. Clients present $LAUNCHER_PROXY_TOKEN (wiring.TOKEN_ENV; required) as a Bearer credential.
+SIGTERM/SIGINT: in-flight requests get a few seconds, the counters are written to
 <state-dir>/proxy_stats.json, exit 0. Bad configuration: one line on stderr, exit 2.
 """
 
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 from launcher.proxy.settings import ProxyConfigError, load
-from launcher.proxy.wiring import PORT_FILE
+from launcher.proxy.wiring import PORT_FILE, TOKEN_ENV
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    token = os.environ.get(TOKEN_ENV, "")
+    if len(token) < 32:  # without it the proxy would spend the key for anyone who reaches the port
+        print(
+            f"error: {TOKEN_ENV} (the credential tasks present, at least 32 characters) is not set in the"
+            " proxy's environment; the scripts that start the proxy draw it (launcher.proxy.wiring)",
+            file=sys.stderr,
+        )
+        return 2
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     stopping: list = []  # (loop, stop event) while the server runs
@@ -91,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         stopping.append((asyncio.get_running_loop(), stop))
         if stop_asked:
             stop.set()
-        await serve(Proxy(settings, state_dir, key, files), sock, stop, args.grace)
+        await serve(Proxy(settings, state_dir, key, files), sock, stop, token, args.grace)
         stopping.clear()
 
     try:  # uvloop (optional extra `proxy`) when installed: less CPU per request

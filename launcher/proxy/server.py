@@ -1,11 +1,13 @@
 """The endpoint proxy: an aiohttp server on 127.0.0.1 that forwards OpenAI-compatible requests to one
-upstream, adding the key (read here, from the host environment, by name) and applying the interceptors
-of `settings.py` in this order: payload modifier, system prompt, cache lookup, budget + retries,
+upstream, for clients that present the invocation's credential (wiring.TOKEN_ENV) on the routes an evaluation
+uses (transforms.ROUTES), adding the key (read here, from the host environment, by name) and applying the
+interceptors of `settings.py` in this order: payload modifier, system prompt, cache lookup, budget + retries,
 reasoning stripping, cache store, request log, counters."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -132,15 +134,10 @@ class Proxy:
     async def handle_progress(self, _request: web.Request) -> web.Response:
         return web.Response(status=204)  # a sink: the count is read from the task's own file (wiring)
 
-    async def handle_other(self, request: web.Request) -> web.StreamResponse:
-        if not request.path.startswith("/v1/"):
-            return error_response(
-                404, "not_found", f"no route {request.path}; use /v1/... (OpenAI API) or /proxy/stats"
-            )
+    async def handle_models(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         self.stats.requests += 1
-        raw = await request.read()
-        return await self.forward(request, raw, started, transform=False)
+        return await self.forward(request, b"", started, transform=False)
 
     async def handle_completions(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -150,6 +147,9 @@ class Proxy:
             body = json.loads(raw)
             if not isinstance(body, dict):
                 raise ValueError("not a JSON object")
+        except RecursionError:
+            self.stats.errors["bad_request"] += 1
+            return error_response(400, "invalid_request_error", "the request body is nested too deeply")
         except ValueError as err:
             self.stats.errors["bad_request"] += 1
             return error_response(
@@ -165,7 +165,7 @@ class Proxy:
         key = mine = None
         cacheable = self.settings.cache.cache_sampled or tx.deterministic(new)
         if self.cache is not None and not stream and cacheable:
-            key = tx.cache_key(request.path, new)
+            key = tx.cache_key(self.settings.upstream, request.path, new)
             hit = self.cache.get(key)
             if hit is None and key in self.pending:  # the same request is on its way: share its answer
                 hit = await asyncio.shield(self.pending[key])
@@ -202,7 +202,7 @@ class Proxy:
         key: str | None = None,
         stream: bool = False,
     ) -> web.StreamResponse:
-        url = tx.upstream_url(self.settings.upstream, request.path, request.query_string)
+        url = tx.upstream_url(self.settings.upstream, request.path)  # a route admit() let through
         headers = self.upstream_headers(request)
         retry = self.settings.retry
         task = request.headers.get(TASK_HEADER, "")
@@ -375,21 +375,55 @@ class Proxy:
         return response
 
 
-def build_app(proxy: Proxy) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+# Open without the credential: the progress sink (nemo-evaluator's interceptor posts there without our
+# header; nothing is read or forwarded) and the counters `launcher status` asks for.
+OPEN = frozenset({("POST", PROGRESS_PATH), ("GET", "/proxy/stats")})
+
+
+def admit(token: str):
+    """The middleware every request passes first: the credential, then the route exactly as sent
+    (transforms.refusal); a handler's unexpected error is one log line and a 500, never a traceback."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+        if (request.method, request.raw_path) not in OPEN:
+            given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if not hmac.compare_digest(given, expected):
+                return error_response(
+                    401, "authentication_error", "present the task's API_KEY as `Authorization: Bearer`"
+                )
+            refused = tx.refusal(request.method, request.raw_path)
+            if refused is not None:
+                return error_response(refused[0], "invalid_request_error", refused[1])
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as err:  # noqa: BLE001  # one line for the log, the client gets a 500
+            log.error("%s %s: %s: %s", request.method, request.path, type(err).__name__, err)
+            return error_response(500, "proxy_error", f"internal error ({type(err).__name__})")
+
+    return middleware
+
+
+def build_app(proxy: Proxy, token: str) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[admit(token)])
     app.router.add_get("/proxy/stats", proxy.handle_stats)
     app.router.add_post(PROGRESS_PATH, proxy.handle_progress)
     app.router.add_post("/v1/chat/completions", proxy.handle_completions)
     app.router.add_post("/v1/completions", proxy.handle_completions)
-    app.router.add_route("*", "/{tail:.*}", proxy.handle_other)
+    app.router.add_get("/v1/models", proxy.handle_models, allow_head=False)
     return app
 
 
-async def serve(proxy: Proxy, sock: socket.socket, stop: asyncio.Event, grace: float = 5.0) -> None:
-    """Serve on the listening `sock` until `stop` is set; then let in-flight requests finish for up to
-    `grace` seconds."""
+async def serve(
+    proxy: Proxy, sock: socket.socket, stop: asyncio.Event, token: str, grace: float = 5.0
+) -> None:
+    """Serve on the listening `sock` until `stop` is set, to clients that present `token`; then let
+    in-flight requests finish for up to `grace` seconds."""
     await proxy.start()
-    runner = web.AppRunner(build_app(proxy), access_log=None, shutdown_timeout=grace)
+    runner = web.AppRunner(build_app(proxy, token), access_log=None, shutdown_timeout=grace)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     (proxy.state_dir / PID_FILE).write_text(f"{os.getpid()}\n")  # serving: status may ask it live

@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from launcher.proxy.settings import PayloadSettings, ReasoningSettings, RetrySettings, SystemPromptSettings
 
@@ -15,17 +16,52 @@ NOT_IN_KEY = frozenset({"stream", "stream_options", "user"})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def upstream_url(upstream: str, path: str, query: str = "") -> str:
-    """The upstream URL for a client path: `upstream` may be a base (`http://h:8000`, `.../v1`) or the
-    target's full completions URL, as the launcher's `target.api_endpoint.url` is."""
-    base = upstream.rstrip("/")
+# What an evaluation asks an OpenAI-compatible endpoint, and nothing else: generating (POST chat/completions
+# and completions) and listing the served models (GET models: harnesses and nemo-evaluator check the model
+# id with it). Files, fine-tunes, keys, deletes and whatever else a gateway serves under the base path stay
+# out of a task's reach, whatever it sends.
+ROUTES = {
+    "/v1/chat/completions": ("POST",),
+    "/v1/completions": ("POST",),
+    "/v1/models": ("GET",),
+}
+
+
+def refusal(method: str, raw_path: str) -> tuple[int, str] | None:
+    """(status, reason) when a client's request line is not one of ROUTES exactly as sent, else None. The
+    path is judged as received (before any decoding): one that a server would read differently once
+    normalised (dot segments, `//`, percent-escapes, backslashes) is refused, never cleaned up and sent."""
+    path = raw_path.split("?", 1)[0]
+    segments = path.split("/")[1:]
+    if (
+        not path.startswith("/")
+        or any(c in path for c in "%\\")
+        or any(s in ("", ".", "..") for s in segments)
+    ):
+        return 400, f"the path {path!r} is not in canonical form (no dot segments, //, %-escapes or \\)"
+    methods = ROUTES.get(path)
+    if methods is None:
+        return 404, f"no route {path}; the proxy serves {', '.join(sorted(ROUTES))}"
+    if method not in methods:
+        return 405, f"{method} {path} is not served; only {'/'.join(methods)}"
+    return None
+
+
+def upstream_url(upstream: str, path: str) -> str:
+    """The upstream URL for a client path, which must be one of ROUTES (a constant, never the client's
+    text): `upstream` may be a base (`http://h:8000`, `.../v1`) or the target's full completions URL, as
+    the launcher's `target.api_endpoint.url` is; its own query (e.g. an api-version) is kept."""
+    if path not in ROUTES:
+        raise ValueError(f"{path!r} is not a proxied route")
+    parts = urlsplit(upstream)
+    base = parts.path.rstrip("/")
     for suffix in COMPLETION_PATHS:
         if base.endswith(suffix):
             base = base[: -len(suffix)]
             break
-    if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
+    if base.endswith("/v1"):
         base = base[: -len("/v1")]
-    return base + path + (f"?{query}" if query else "")
+    return urlunsplit((parts.scheme, parts.netloc, base + path, parts.query, ""))
 
 
 def modify_payload(body: dict, settings: PayloadSettings) -> dict:
@@ -118,10 +154,12 @@ def deterministic(body: dict) -> bool:
     return (temperature == 0 and not isinstance(temperature, bool)) or body.get("seed") is not None
 
 
-def cache_key(path: str, body: dict) -> str:
-    """sha256 of the canonical request: path + every body field that can change the answer, sorted JSON."""
+def cache_key(upstream: str, path: str, body: dict) -> str:
+    """sha256 of the canonical request: the upstream URL (two endpoints behind one caching_dir never answer
+    for each other) + path + every body field that can change the answer (the model among them), sorted
+    JSON."""
     canonical = {k: v for k, v in body.items() if k not in NOT_IN_KEY}
-    text = json.dumps([path, canonical], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps([upstream, path, canonical], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -30,6 +30,11 @@ LOG_FILE = "logs/proxy.log"
 PORT_FILE = "proxy.port"  # in STATE_DIR, once the port is bound: its presence means ready (connections queue)
 PID_FILE = "proxy.pid"  # in STATE_DIR, once the proxy serves: status asks that process for live counters
 PORT_RANGE = (20000, 32768)
+# The credential tasks present to the proxy (`Authorization: Bearer ...`): drawn at random by the script that
+# starts the proxy, each time it starts, and passed by environment only (the proxy reads it, run.sh hands it
+# to the containers as API_KEY); never in a file, an argv or a log.
+TOKEN_ENV = "LAUNCHER_PROXY_TOKEN"
+TOKEN_CARRIER = "API_KEY"  # the task's variable that carries it (the harnesses' and NEL's api_key_name)
 
 
 def enabled(api_endpoint: Mapping) -> bool:
@@ -76,7 +81,14 @@ def render_start(
     port = str(int(port)) if isinstance(port, int) else port
     fail = 'echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1'
     return f"""\
-# The endpoint proxy (launcher.proxy): the only process holding the key; the tasks talk to it.
+# The endpoint proxy (launcher.proxy): the only process holding the key; the tasks talk to it, presenting
+# {TOKEN_ENV}, a random credential drawn here (passed by environment only).
+{TOKEN_ENV}=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \\n')
+if [ "${{#{TOKEN_ENV}}}" -ne 64 ]; then
+  reason="cannot draw the endpoint proxy's credential from /dev/urandom"
+  {fail}
+fi
+export {TOKEN_ENV}
 stop_proxy() {{  # SIGTERM: in-flight requests finish briefly, counters go to {STATE_DIR}/{STATS_FILE}
   if [ -n "${{proxy_pid:-}}" ] && kill -0 "$proxy_pid" 2>/dev/null; then
     kill -TERM "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null

@@ -105,21 +105,37 @@ def write_atomic(path: Path, text: str, mode: int = PRIVATE_FILE) -> None:
         raise
 
 
-def read_regular(path: str | Path, limit: int = 16 << 20) -> str | None:
-    """A file's text if it is a regular file (never a FIFO or device, which could block), else None."""
+def open_regular(path: str | Path):
+    """A binary file object if `path` is a regular file, opened without following a link in its last
+    component (a task could plant `results.yml -> /proc/self/environ`), never a FIFO or device (which
+    could block or never end); else None. Task-written files are read only through this."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(limit).decode("utf-8", errors="replace")
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return os.fdopen(fd, "rb")
     except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def read_regular(path: str | Path, limit: int = 16 << 20, whole: bool = False) -> str | None:
+    """A regular file's text (open_regular), its first `limit` bytes; with `whole`, None for a larger file
+    (an upload must not be cut short)."""
+    fh = open_regular(path)
+    if fh is None:
         return None
-    finally:
-        os.close(fd)
+    with fh:
+        try:
+            data = fh.read(limit + 1)
+        except OSError:
+            return None
+    if len(data) > limit and whole:
+        return None
+    return data[:limit].decode("utf-8", errors="replace")
 
 
 def to_yaml(data) -> str:

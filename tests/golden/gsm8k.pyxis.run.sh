@@ -10,8 +10,15 @@ if [ "$last" = 'exited 0' ]; then
   exit 0
 fi
 echo "started $(date +%s) $$ $(awk '{sub(/.*\) /, ""); print $20}' /proc/$$/stat 2>/dev/null)" >> events.log
+for var in LAUNCHER_PROXY_TOKEN; do
+  if [ -z "${!var+set}" ]; then
+    echo "exited $(date +%s) 78 host variable $var is not set" >> events.log
+    echo "error: host variable $var is not set; export it and run again" >&2
+    exit 78
+  fi
+done
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
-HOME=/tmp LAUNCHER_CONFIG=/results/run_config.json LAUNCHER_TASK=launcher.gsm8k_cot_zeroshot srun --ntasks=1 --export=ENROOT_CONFIG_PATH,HOME,LAUNCHER_CONFIG,LAUNCHER_TASK,MELLANOX_MOUNT_DRIVER,MELLANOX_VISIBLE_DEVICES,NVIDIA_DRIVER_CAPABILITIES,NVIDIA_VISIBLE_DEVICES,PATH,TERM --container-image=launcher-harness:0.1.0 --container-mounts=/data/evals/2026-01-01-00-00-00-0000abcd/launcher.gsm8k_cot_zeroshot/results:/results --no-container-mount-home --container-env=HOME,LAUNCHER_CONFIG,LAUNCHER_TASK python3 -m launcher.harness run --config /results/run_config.json >> logs/output.log 2>&1 < /dev/null
+LAUNCHER_CONFIG=/results/run_config.json LAUNCHER_TASK=launcher.gsm8k_cot_zeroshot API_KEY="${LAUNCHER_PROXY_TOKEN}" srun --ntasks=1 --export=API_KEY,ENROOT_CONFIG_PATH,HOME,LAUNCHER_CONFIG,LAUNCHER_TASK,MELLANOX_MOUNT_DRIVER,MELLANOX_VISIBLE_DEVICES,NVIDIA_DRIVER_CAPABILITIES,NVIDIA_VISIBLE_DEVICES,PATH,TERM --container-image=launcher-harness:0.1.0 --container-mounts=/data/evals/2026-01-01-00-00-00-0000abcd/launcher.gsm8k_cot_zeroshot/results:/results --no-container-mount-home --container-env=API_KEY,LAUNCHER_CONFIG,LAUNCHER_TASK env HOME=/tmp python3 -m launcher.harness run --config /results/run_config.json >> logs/output.log 2>&1 < /dev/null
 rc=$?
 echo "exited $(date +%s) $rc" >> events.log
 exit "$rc"

@@ -10,7 +10,7 @@ if [ "$last" = 'exited 0' ]; then
   exit 0
 fi
 echo "started $(date +%s) $$ $(awk '{sub(/.*\) /, ""); print $20}' /proc/$$/stat 2>/dev/null)" >> events.log
-for var in HOST_HF_TOKEN; do
+for var in HOST_HF_TOKEN LAUNCHER_PROXY_TOKEN; do
   if [ -z "${!var+set}" ]; then
     echo "exited $(date +%s) 78 host variable $var is not set" >> events.log
     echo "error: host variable $var is not set; export it and run again" >&2
@@ -29,7 +29,7 @@ container() {  # a docker client in its own session, waited for until it has end
 }
 docker rm -f launcher-0000abcd-1 >/dev/null 2>&1  # a leftover of a crashed attempt
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/output.log
-HF_TOKEN="${HOST_HF_TOKEN}" container docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=custom --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/custom/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/results:/results -v /host/eval:/eval:ro -v /host/scratch:/scratch -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/pre_cmd.sh:/launcher/pre_cmd.sh:ro -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/post_cmd.sh:/launcher/post_cmd.sh:ro -e HF_DATASETS_OFFLINE=1 -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=custom -e TINI_KILL_PROCESS_GROUP=1 -e HF_TOKEN img:1 bash -c 'trap : TERM INT; source /launcher/pre_cmd.sh && (trap : TERM INT; trap "code=\$?; source /launcher/post_cmd.sh; exit \$code" EXIT; "$@")' launcher-task run --x >> logs/output.log 2>&1 < /dev/null
+API_KEY="${LAUNCHER_PROXY_TOKEN}" HF_TOKEN="${HOST_HF_TOKEN}" container docker run --rm --init --pull never --name launcher-0000abcd-1 --label launcher.invocation=0000abcd --label launcher.job=0000abcd.1 --label launcher.task=custom --label launcher.folder=/data/evals/2026-01-01-00-00-00-0000abcd/custom/results --network host --user 1000:1000 -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/results:/results -v /host/eval:/eval:ro -v /host/scratch:/scratch -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/pre_cmd.sh:/launcher/pre_cmd.sh:ro -v /data/evals/2026-01-01-00-00-00-0000abcd/custom/post_cmd.sh:/launcher/post_cmd.sh:ro -e HF_DATASETS_OFFLINE=1 -e HOME=/tmp -e LAUNCHER_CONFIG=/results/run_config.json -e LAUNCHER_TASK=custom -e TINI_KILL_PROCESS_GROUP=1 -e API_KEY -e HF_TOKEN img:1 bash -c 'trap : TERM INT; source /launcher/pre_cmd.sh && (trap : TERM INT; trap "code=\$?; source /launcher/post_cmd.sh; exit \$code" EXIT; "$@")' launcher-task run --x >> logs/output.log 2>&1 < /dev/null
 rc=$?
 echo "exited $(date +%s) $rc" >> events.log
 exit "$rc"

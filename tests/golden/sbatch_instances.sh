@@ -97,7 +97,14 @@ echo "server-ready $(date +%s)" >> events.log
 proxy_port=$(( 20522 + SLURM_ARRAY_TASK_ID ))  # the port run_config.json names
 trap 'stop_proxy; stop_aux' EXIT
 trap 'exit 143' TERM INT
-# The endpoint proxy (launcher.proxy): the only process holding the key; the tasks talk to it.
+# The endpoint proxy (launcher.proxy): the only process holding the key; the tasks talk to it, presenting
+# LAUNCHER_PROXY_TOKEN, a random credential drawn here (passed by environment only).
+LAUNCHER_PROXY_TOKEN=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+if [ "${#LAUNCHER_PROXY_TOKEN}" -ne 64 ]; then
+  reason="cannot draw the endpoint proxy's credential from /dev/urandom"
+  echo "exited $(date +%s) 1 $reason" >> events.log; echo "error: $reason" >&2; exit 1
+fi
+export LAUNCHER_PROXY_TOKEN
 stop_proxy() {  # SIGTERM: in-flight requests finish briefly, counters go to proxy/proxy_stats.json
   if [ -n "${proxy_pid:-}" ] && kill -0 "$proxy_pid" 2>/dev/null; then
     kill -TERM "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null

@@ -141,6 +141,31 @@ def test_every_builtin_metric_exports_under_a_name_mlflow_accepts(tmp_path, mlfl
                 assert data.tags[TAG_METRIC + exported_name(metric)] == metric
 
 
+def test_mlflow_uploads_no_planted_link_or_fifo(tmp_path, mlflow_server):
+    """N2: a task plants results.yml -> /proc/self/environ (the exporter's environment holds the key) and
+    a FIFO as samples.jsonl: neither is read or uploaded, the export does not hang, a warning says so."""
+    from mlflow.tracking import MlflowClient
+
+    rec = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True, False]})
+    results = Path(rec.folder, "gsm8k/results")
+    (results / "results.yml").unlink()
+    (results / "results.yml").symlink_to("/proc/self/environ")
+    (results / "samples.jsonl").unlink()
+    os.mkfifo(results / "samples.jsonl")
+    secret = "sk-planted-link-0123456789"
+    env = {"MLFLOW_TRACKING_URI": mlflow_server, "MY_ENDPOINT_KEY": secret}
+    proc = export(env, rec.invocation_id, "--dest", "mlflow", "--experiment", "links", "--samples")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not uploading results/results.yml" in proc.stderr
+    assert "not uploading results/samples.jsonl" in proc.stderr
+    client = MlflowClient(tracking_uri=mlflow_server)
+    (run,) = client.search_runs([client.get_experiment_by_name("links").experiment_id])
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert names == {"results.json", "config.yaml"}
+    for name in names:
+        assert secret not in Path(client.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
+
+
 def test_mlflow_unreachable_says_what_failed_and_changes_nothing(tmp_path):
     rec = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True, False]})
     results = Path(rec.folder, "gsm8k/results/results.json")

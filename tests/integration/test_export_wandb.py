@@ -89,3 +89,27 @@ def test_wandb_builtin_metric_names_as_mlflow_gets_them(tmp_path):
     for metric in TASKS["gsm8k_cot_zeroshot"].metrics:
         assert gsm[exported_name(metric)] == pytest.approx(0.5) and "," not in exported_name(metric)
     assert humaneval["pass_at_1"] == pytest.approx(1.0)
+
+
+def test_wandb_uploads_no_planted_link(tmp_path):
+    """N2: results.yml -> /proc/self/environ in a task's results: not added to the artifact."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        unavailable("wandb is not installed", "pip install 'launcher[wandb]' (the test extra has it)")
+    rec = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True, False]})
+    results = Path(rec.folder, "gsm8k/results")
+    (results / "results.yml").unlink()
+    (results / "results.yml").symlink_to("/proc/self/environ")
+    secret = "sk-planted-link-0123456789"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path),
+           "WANDB_SILENT": "true", "WANDB_API_KEY": "", "MY_ENDPOINT_KEY": secret}  # fmt: skip
+    argv = [sys.executable, "-m", "launcher", "export", rec.invocation_id, "--dest", "wandb"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not uploading results/results.yml" in proc.stderr
+    (path,) = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    files = summary_config_files(path)[2]
+    assert "results.json" in files and "results.yml" not in files
+    for f in (tmp_path / "wandb").rglob("*"):
+        assert f.is_symlink() or not f.is_file() or secret.encode() not in f.read_bytes(), f

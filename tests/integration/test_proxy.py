@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -23,6 +24,9 @@ import pytest
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "t0ken-" + "a" * 58  # what run_all.sh would draw at random: the credential tasks present
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WITH_TOKEN = {"LAUNCHER_PROXY_TOKEN": TOKEN}
 
 
 class Recorder:
@@ -35,6 +39,7 @@ class Recorder:
         self.auth: list[str | None] = []
         self.in_flight = self.max_in_flight = 0
         self.stolen: list[bytes] = []
+        self.other: list[tuple[str, str, str | None]] = []  # (method, raw path, Authorization) of the rest
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
@@ -48,6 +53,7 @@ class Recorder:
         app.router.add_post("/v1/chat/completions", self.handle)
         app.router.add_post("/v1/completions", self.handle)
         app.router.add_post("/steal", self.steal)
+        app.router.add_route("*", "/{tail:.*}", self.anything)
         self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -55,6 +61,10 @@ class Recorder:
         self.port = site._server.sockets[0].getsockname()[1]
         ready.set()
         self.loop.run_forever()
+
+    async def anything(self, request: web.Request) -> web.Response:
+        self.other.append((request.method, request.raw_path, request.headers.get("Authorization")))
+        return web.json_response({"object": "list", "data": []})
 
     async def steal(self, request: web.Request) -> web.Response:
         self.stolen.append(await request.read())
@@ -117,7 +127,7 @@ class ProxyProcess:
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            env={**os.environ, "PYTHONPATH": str(ROOT), **WITH_TOKEN, **(env or {})},
         )
         line = self.proc.stdout.readline()
         assert line.startswith("listening on "), (line, (self.state / "stderr.log").read_text())
@@ -150,8 +160,8 @@ def chat(content: str, **extra) -> dict:
     return {"model": "m", "messages": [{"role": "user", "content": content}], "temperature": 0, **extra}
 
 
-async def post_all(base: str, bodies: list[dict], headers: dict | None = None, parallel: int = 64):
-    """(status, text) for every body, at most `parallel` at a time."""
+async def post_all(base: str, bodies: list[dict], headers: dict | None = AUTH, parallel: int = 64):
+    """(status, text) for every body, at most `parallel` at a time, with the proxy's credential."""
     gate = asyncio.Semaphore(parallel)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
 
@@ -174,13 +184,9 @@ def test_key_added_upstream_and_never_written(tmp_path, started):
         env={"PROXY_TEST_KEY": secret},
     )
     started.append(proxy)
-    results = asyncio.run(
-        post_all(
-            proxy.base, [chat(f"q{i}") for i in range(5)], headers={"Authorization": "Bearer client-made-up"}
-        )
-    )
+    results = asyncio.run(post_all(proxy.base, [chat(f"q{i}") for i in range(5)]))
     assert all(status == 200 for status, _ in results)
-    assert rec.auth == [f"Bearer {secret}"] * 5  # the proxy's key, never the client's
+    assert rec.auth == [f"Bearer {secret}"] * 5  # the proxy's key, never the client's credential
     assert all(secret not in text for _, text in results)  # an upstream echoing the key: redacted
     assert proxy.stop() == 0
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -189,6 +195,112 @@ def test_key_added_upstream_and_never_written(tmp_path, started):
     )
     for path in files:
         assert secret not in path.read_text(errors="replace"), path
+
+
+def raw_request(port: int, method: str, path: str, headers: dict, body: bytes | None = None):
+    """(status, body) for a request line sent exactly as given (aiohttp's client would normalise it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0}).encode()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"}],
+)
+def test_without_the_credential_nothing_reaches_the_upstream(tmp_path, started, headers):
+    """N1: another user on the host (or a container on the host network) who finds the port gets 401 on
+    every route; the key is never spent for it."""
+    rec = Recorder()
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {}, key_env="PROXY_TEST_KEY", env={"PROXY_TEST_KEY": "sk-x"})
+    started.append(proxy)
+    for method, path, body in (
+        ("POST", "/v1/chat/completions", CHAT),
+        ("POST", "/v1/completions", CHAT),
+        ("GET", "/v1/models", None),
+        ("DELETE", "/v1/files/file-abc", None),
+        ("POST", "/v1/../admin/keys", b"{}"),
+    ):
+        status, text = raw_request(proxy.port, method, path, headers, body)
+        assert status == 401 and json.loads(text)["error"]["type"] == "authentication_error", (path, text)
+    assert rec.bodies == [] and rec.other == []
+
+
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("DELETE", "/v1/files/file-abc", 404),
+        ("GET", "/v1/files", 404),
+        ("POST", "/admin/keys", 404),
+        ("POST", "/v1/models", 405),
+        ("GET", "/v1/chat/completions", 405),
+        ("PUT", "/v1/completions", 405),
+        ("HEAD", "/v1/models", 405),
+        ("POST", "/v1/../admin/keys", 400),
+        ("POST", "/v1/%2e%2e/admin/keys", 400),
+        ("POST", "/v1/%2E%2E/admin/keys", 400),
+        ("POST", "/v1/chat/../../admin/keys", 400),
+        ("POST", "//v1/chat/completions", 400),
+        ("POST", "/v1//chat/completions", 400),
+        ("POST", "/v1/chat%2fcompletions", 400),
+        ("POST", "/v1/./chat/completions", 400),
+        ("POST", "/v1/chat/completions/", 400),
+        ("POST", "/v1\\chat/completions", 400),
+        ("GET", "/v1/models/..%2f..%2fadmin", 400),
+    ],
+)
+def test_only_the_evaluation_routes_exactly_as_sent(tmp_path, started, method, path, status):
+    """N1: with the credential, only POST chat/completions, POST completions and GET models are served;
+    a path that would change under normalisation is refused, never cleaned up and forwarded."""
+    rec = Recorder()
+    started.append(rec)
+    upstream = f"http://127.0.0.1:{rec.port}/gateway/v1/chat/completions"
+    proxy = ProxyProcess(tmp_path, upstream, {}, key_env="PROXY_TEST_KEY", env={"PROXY_TEST_KEY": "sk-x"})
+    started.append(proxy)
+    got, text = raw_request(proxy.port, method, path, AUTH, CHAT if method in ("POST", "PUT") else None)
+    assert got == status, (path, text)
+    assert rec.bodies == [] and rec.other == []
+    # the one GET route goes to the gateway's base path, with the key and without the client's query
+    got, text = raw_request(proxy.port, "GET", "/v1/models?x=/../admin", AUTH)
+    assert got == 200, text
+    assert rec.other == [("GET", "/gateway/v1/models", "Bearer sk-x")]
+
+
+def test_a_deeply_nested_body_is_a_400_in_one_line(tmp_path, started):
+    """N12: json.loads' RecursionError is the client's error, not a 500 with a traceback in proxy.log."""
+    rec = Recorder()
+    started.append(rec)
+    proxy = ProxyProcess(tmp_path, rec.url, {})
+    started.append(proxy)
+    deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    status, text = raw_request(proxy.port, "POST", "/v1/chat/completions", AUTH, deep)
+    assert status == 400 and "nested too deeply" in json.loads(text)["error"]["message"]
+    assert raw_request(proxy.port, "POST", "/v1/chat/completions", AUTH, CHAT)[0] == 200
+    assert proxy.stop() == 0
+    log = (proxy.state / "stderr.log").read_text()
+    assert "Traceback" not in log and "RecursionError" not in log, log
+
+
+def test_no_credential_in_the_environment_is_one_line_exit_2(tmp_path):
+    config = tmp_path / "proxy.json"
+    config.write_text(json.dumps({"upstream": "http://127.0.0.1:9/v1", "api_key_env": None}))
+    env = {k: v for k, v in os.environ.items() if k != "LAUNCHER_PROXY_TOKEN"}
+    for token in (None, "short"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "launcher.proxy", "--config", str(config), "--state-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=60,
+            env={**env, "PYTHONPATH": str(ROOT), **({"LAUNCHER_PROXY_TOKEN": token} if token else {})},
+        )  # fmt: skip
+        assert proc.returncode == 2 and proc.stdout == "" and not (tmp_path / "proxy.port").exists()
+        assert proc.stderr.startswith("error: LAUNCHER_PROXY_TOKEN") and proc.stderr.count("\n") == 1
 
 
 def test_cache_shared_across_proxies(tmp_path, started):
@@ -209,6 +321,22 @@ def test_cache_shared_across_proxies(tmp_path, started):
     assert two == one
     stats = second.stats()
     assert (stats["cache_hits"], stats["upstream_requests"], stats["requests"]) == (20, 0, 20)
+
+
+def test_two_endpoints_behind_one_cache_never_answer_for_each_other(tmp_path, started):
+    """N3: a comparison sweep with one model_id and a shared caching_dir: each endpoint is asked."""
+    a, b = Recorder(reply="from a"), Recorder(reply="from b")
+    started += [a, b]
+    adapter = {"use_caching": True, "caching_dir": str(tmp_path / "shared-cache")}
+    texts = []
+    for rec in (a, b, a):
+        proxy = ProxyProcess(tmp_path, rec.url, adapter)
+        started.append(proxy)
+        [(status, text)] = asyncio.run(post_all(proxy.base, [chat("same question")]))
+        assert status == 200 and proxy.stop() == 0
+        texts.append(json.loads(text)["choices"][0]["message"]["content"])
+    assert texts == ["from a", "from b", "from a"]
+    assert (len(a.bodies), len(b.bodies)) == (1, 1)  # the third was a's cached answer
 
 
 def test_sampled_requests_are_not_cached_unless_asked(tmp_path, started):
@@ -293,7 +421,10 @@ def test_streaming_passed_through(tmp_path, started):
 
     async def stream():
         url = f"{proxy.base}/v1/chat/completions"
-        async with aiohttp.ClientSession() as session, session.post(url, json=chat("s", stream=True)) as r:
+        async with (
+            aiohttp.ClientSession(headers=AUTH) as session,
+            session.post(url, json=chat("s", stream=True)) as r,
+        ):
             assert r.headers["Content-Type"].startswith("text/event-stream")
             return [line async for line in r.content]
 
@@ -314,7 +445,10 @@ def test_broken_stream_ends_early_and_the_proxy_goes_on(tmp_path, started):
 
     async def stream():
         url = f"{proxy.base}/v1/chat/completions"
-        async with aiohttp.ClientSession() as session, session.post(url, json=chat("s", stream=True)) as r:
+        async with (
+            aiohttp.ClientSession(headers=AUTH) as session,
+            session.post(url, json=chat("s", stream=True)) as r,
+        ):
             try:
                 return [line async for line in r.content]
             except aiohttp.ClientPayloadError:
@@ -371,7 +505,7 @@ def test_other_paths_and_bad_bodies(tmp_path, started):
     started.append(proxy)
 
     async def go():
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=AUTH) as session:
             async with session.get(f"{proxy.base}/nothing") as r:
                 nothing = r.status, await r.json()
             async with session.post(f"{proxy.base}/v1/chat/completions", data=b"[1,") as r:
@@ -432,7 +566,8 @@ def test_a_port_in_use_is_one_line_and_no_port_file(tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "launcher.proxy", "--config", str(config), "--state-dir", str(tmp_path),
              "--port", str(port)],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **WITH_TOKEN},
         )  # fmt: skip
     finally:
         taken.close()
@@ -453,7 +588,7 @@ def test_a_cache_folder_it_cannot_create_is_one_line_before_ready(tmp_path):
     )
     proc = subprocess.run(
         [sys.executable, "-m", "launcher.proxy", "--config", str(config), "--state-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT), **WITH_TOKEN},
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stdout == "", proc.stderr
     assert proc.stderr == f"error: the proxy cannot open {blocker / 'cache'}: Not a directory\n"
@@ -528,7 +663,9 @@ def test_bad_config_is_one_line_exit_2(tmp_path, config, env, expected):
         capture_output=True,
         text=True,
         env={
-            k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT), **env}.items() if k != "PROXY_TEST_UNSET"
+            k: v
+            for k, v in {**os.environ, "PYTHONPATH": str(ROOT), **WITH_TOKEN, **env}.items()
+            if k != "PROXY_TEST_UNSET"
         },
         timeout=30,
     )
@@ -537,12 +674,13 @@ def test_bad_config_is_one_line_exit_2(tmp_path, config, env, expected):
 
 
 def harness_config(results: Path, url: str, task: str, limit: int) -> Path:
-    """A harness run_config.json (the keys launcher.harness reads) with no key variable: the proxy has it."""
+    """A harness run_config.json (the keys launcher.harness reads) whose API_KEY is the proxy's credential
+    (HARNESS_ENV), as the launcher wires it: the proxy alone has the key."""
     results.mkdir(parents=True, exist_ok=True)
     params = {"parallelism": 8, "request_timeout": 10.0, "max_retries": 2, "max_error_fraction": 0.05,
               "limit_samples": limit, "temperature": 0.0, "top_p": None, "max_tokens": 64, "seed": None,
               "stop": None}  # fmt: skip
-    config = {"task": task, "model_id": "fake", "url": url, "endpoint_type": "chat", "api_key_env": None,
+    config = {"task": task, "model_id": "fake", "url": url, "endpoint_type": "chat", "api_key_env": "API_KEY",
               "params": params}  # fmt: skip
     (results / "run_config.json").write_text(json.dumps(config))
     return results / "run_config.json"
@@ -568,7 +706,7 @@ def test_harness_through_the_proxy_then_cached_rerun(tmp_path, started, endpoint
         proc = subprocess.run(
             [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
             capture_output=True, text=True, timeout=120,
-            env={k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items() if k != "API_KEY"},
+            env={**os.environ, "PYTHONPATH": str(ROOT), "API_KEY": TOKEN},
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
         scores.append(harness_score(tmp_path / run, "gsm8k_cot_zeroshot", "exact_match,strict-match"))
@@ -610,7 +748,7 @@ def test_task_container_has_no_key_to_steal(tmp_path, started, harness_image, do
     name = f"launcher-proxy-test-{uuid.uuid4().hex[:8]}"
     run = subprocess.run(
         ["docker", "run", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
-         "-v", f"{results}:/results", "-e", "HOME=/tmp", harness_image,
+         "-v", f"{results}:/results", "-e", "HOME=/tmp", "-e", f"API_KEY={TOKEN}", harness_image,
          "python3", "-m", "launcher.harness", "run", "--config", "/results/run_config.json"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -660,8 +798,9 @@ def test_launcher_run_goes_through_the_proxy_then_kill_and_resume(cli, endpoint,
     wait_for(lambda: pid_gone(pid), 30, "the proxy to stop with the invocation")
     assert json.loads((folder / "proxy/proxy_stats.json").read_text())["upstream_requests"] > 0
     run_config = json.loads((folder / "launcher.gsm8k_cot_zeroshot/results/run_config.json").read_text())
-    assert run_config["url"].startswith("http://127.0.0.1:") and run_config["api_key_env"] is None
-    assert "API_KEY" not in (folder / "launcher.gsm8k_cot_zeroshot/run.sh").read_text()
+    assert run_config["url"].startswith("http://127.0.0.1:") and run_config["api_key_env"] == "API_KEY"
+    run_sh = (folder / "launcher.gsm8k_cot_zeroshot/run.sh").read_text()
+    assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in run_sh and "E2E_PROXY_KEY" not in run_sh
 
     proc = cli("resume", inv, "--wait", env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
@@ -682,7 +821,7 @@ def test_proxy_dying_mid_run_fails_the_task_clearly(tmp_path, started, endpoint)
     harness = subprocess.Popen(
         [sys.executable, "-m", "launcher.harness", "run", "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "API_KEY": TOKEN},
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while ep.stats()["total"] < 5 and time.monotonic() < deadline:

@@ -64,8 +64,8 @@ def test_two_tasks_succeed_and_no_secret_is_written(cli, tmp_path, slurm_cluster
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
     digests = json.loads((Path(state["a"]["folder"]) / "results/env.json").read_text())
-    assert "API_KEY" not in digests  # the element's endpoint proxy holds the key, not the task
-    assert hashlib.sha256(secret.encode()).hexdigest() not in digests.values()
+    # the element's endpoint proxy holds the key; the task's API_KEY is the proxy's credential
+    assert "API_KEY" in digests and hashlib.sha256(secret.encode()).hexdigest() not in digests.values()
 
 
 def test_kill_then_resume_requests_no_finished_sample(cli, endpoint, harness_image, tmp_path, slurm_cluster):
@@ -153,9 +153,9 @@ def test_tasks_go_through_their_elements_proxy_and_auto_export_runs_after_the_ar
     ports = [
         urlsplit(json.loads((f / "results/run_config.json").read_text())["url"]).port for f in (gsm8k, env)
     ]
-    assert run_config["api_key_env"] is None and ports[1] == ports[0] + 1  # one port per array element
-    digests = json.loads((env / "results/env.json").read_text())
-    assert "API_KEY" not in digests and hashlib.sha256(secret.encode()).hexdigest() not in digests.values()
+    assert run_config["api_key_env"] == "API_KEY" and ports[1] == ports[0] + 1  # one port per array element
+    digests = json.loads((env / "results/env.json").read_text())  # API_KEY: the credential, not the key
+    assert "API_KEY" in digests and hashlib.sha256(secret.encode()).hexdigest() not in digests.values()
     wait_for(lambda: table.is_file(), timeout=60, what="the auto-exported table")
     rows = table.read_text().splitlines()
     assert len(rows) == 3 and all(invocation_of(proc) in row for row in rows[1:])  # header + 2 gsm8k metrics
@@ -271,7 +271,7 @@ def test_over_ssh_two_tasks_run_kill_and_resume(cli, endpoint, harness_image, tm
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
     run_config = json.loads((remote_gsm8k / "results/run_config.json").read_text())
-    assert run_config["api_key_env"] is None  # the element's proxy on the node holds the key
+    assert run_config["api_key_env"] == "API_KEY"  # the proxy's credential; its proxy on the node has the key
     counters = json.loads((remote_gsm8k / "proxy/proxy_stats.json").read_text())
     assert counters["requests"] > 0  # the tasks went through it; its stats are read back too:
     assert (Path(state["launcher.gsm8k_cot_zeroshot"]["folder"]) / "proxy/proxy_stats.json").is_file()

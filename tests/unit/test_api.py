@@ -63,6 +63,21 @@ def test_an_unreachable_cluster_is_that_invocations_row_only(tmp_path):
     assert broken.jobs == [] and "cannot" in broken.error
 
 
+def test_no_squeue_here_is_that_invocations_row_only(tmp_path, cli, monkeypatch):
+    """M8: a local Slurm record and no squeue on PATH: `status` and `ls runs` list the others, that row
+    says why, exit 0 (was `internal error: FileNotFoundError: 'squeue'`, exit 1)."""
+    make(tmp_path, "0000aaaa")
+    make(tmp_path, "0000bbbb", executor="slurm", execution={"output_dir": str(tmp_path)})
+    (tmp_path / "runs" / "0000bbbb" / "slurm_jobs").write_text("12345\n")
+    (tmp_path / "bin").mkdir()
+    env = {"PATH": str(tmp_path / "bin")}  # python is run by its full path; no squeue anywhere
+    status = cli("status", env=env, check_rc=0).stdout
+    assert "0000aaaa.0" in status and "SUCCEEDED" in status
+    assert "squeue failed (squeue: No such file or directory" in status
+    runs = cli("ls", "runs", env=env, check_rc=0).stdout
+    assert "0000aaaa" in runs and "UNKNOWN (squeue failed" in runs
+
+
 def test_a_bad_run_record_is_skipped_with_a_warning(tmp_path, capsys):
     """M5: a record that is `42` hides neither the others nor itself silently."""
     make(tmp_path, "0000aaaa")

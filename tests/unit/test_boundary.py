@@ -481,3 +481,31 @@ def test_shards_on_the_task_beat_the_task_params_and_the_evaluation_default():
     s = spec(data(evaluation={"tasks": tasks, "params": {"shards": 2}}))
     assert [s.shards(t) for t in s.evaluation.tasks] == [3, 5, 2]
     assert spec(data()).shards(spec(data()).evaluation.tasks[0]) == 1
+
+
+@pytest.mark.parametrize(
+    "key, value, found",
+    [
+        ("execution.extra_docker_args[1]", "HF_TOKEN=hf_abcdefghijklmnop", "a literal value for HF_TOKEN"),
+        ("execution.extra_docker_args[1]", "MY_API_KEY=short", "a literal value for MY_API_KEY"),
+        ("evaluation.pre_cmd", "export OPENAI_API_KEY='sk-x'\nrun", "a literal value for OPENAI_API_KEY"),
+        (
+            "evaluation.tasks[0].post_cmd",
+            "curl -H 'x: Zx9fQ2mLr8TpVw3KsY7d'",
+            "a token that looks like a secret",
+        ),
+        ("target.api_endpoint.url", "https://me:p4ss@api.example/v1", "a password in a URL (user:password@)"),
+        ("deployment.command", "serve --url http://u:pw@h/x", "a password in a URL (user:password@)"),
+        ("evaluation.pre_cmd", "export HF_TOKEN=$MY_HF_TOKEN; export HF_HOME=/cache", None),
+        ("execution.extra_docker_args[0]", "--shm-size=16g", None),
+        ("target.api_endpoint.model_id", "meta/llama-3.1-8b-instruct", None),
+        ("target.api_endpoint.url", "https://user@api.example/v1", None),
+        ("evaluation.tasks[0].name", "TOKEN=abc", None),  # not command text
+    ],
+)
+def test_embedded_secret(key, value, found):
+    """N11: literal credentials in docker's extra args, pre/post commands, server commands or URL
+    userinfo would be written into run.sh, the dry run and .hydra/."""
+    from launcher.config.boundary import embedded_secret
+
+    assert embedded_secret(value, key) == found

@@ -11,6 +11,7 @@ tests/integration/test_catalogue_run.py.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 
@@ -22,6 +23,7 @@ from launcher.catalog import nel
 from launcher.catalog.nel import adapter_host, render_task, resolve_nel, with_progress
 from launcher.cli.render import _progress, summary
 from launcher.config.boundary import to_run_spec
+from launcher.errors import ConfigError
 from launcher.executors.local import LocalConfig
 from launcher.executors.slurm import SlurmConfig
 from launcher.model import JobStatus, State
@@ -109,8 +111,9 @@ def test_render_task_differs_from_nel_s_only_by_what_we_ask_for():
 # ---- through the local executor's plan -------------------------------------------------------------------
 
 
-def plan(proxy: bool = True, env_vars: dict | None = None, slurm: bool = False):
+def plan(proxy: bool = True, env_vars: dict | None = None, slurm: bool = False, **endpoint_extra):
     endpoint = {"url": URL, "model_id": "m", "proxy": proxy, **({"proxy_port": 21000} if slurm else {})}
+    endpoint.update(endpoint_extra)
     tasks = [
         {"name": "simple_evals.gpqa_diamond"},
         {"name": "simple_evals.mmlu_pro"},
@@ -170,6 +173,32 @@ def test_plan_without_the_proxy_has_no_progress_sink_so_no_progress_tracking():
 def test_a_users_adapter_host_wins():
     p = plan(env_vars={"ADAPTER_HOST": "lit:127.9.9.9"})
     assert docker_env(p, p.jobs[0].folder)["ADAPTER_HOST"] == "127.9.9.9"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.5", "::", "node1"])
+def test_a_users_adapter_host_beyond_loopback_is_one_line(host):
+    """N1: nemo-evaluator's adapter server forwards whatever reaches it to the endpoint (or the proxy):
+    its address stays on the host's loopback, proxy on or off."""
+    for proxy in (True, False):
+        with pytest.raises(ConfigError, match=r"env_vars.ADAPTER_HOST: .* beyond this host"):
+            plan(proxy=proxy, env_vars={"ADAPTER_HOST": f"lit:{host}"})
+
+
+@pytest.mark.parametrize("proxy", [True, False])
+def test_behind_the_proxy_the_adapter_presents_its_credential_and_never_holds_the_key(proxy):
+    """N1: behind the proxy nemo-evaluator reads API_KEY (api_key_name), which run.sh fills from the
+    credential run_all.sh drew; the endpoint's key stays with the proxy. nemo-evaluator's adapter forwards
+    the harness's own headers (adapters/interceptors/endpoint_interceptor.py, NVIDIA-NeMo/Evaluator at
+    25805c4), so the credential reaches the proxy through it. Without the proxy the key goes by its name,
+    as in NEL, and ADAPTER_HOST is a loopback address either way."""
+    p = plan(proxy=proxy, env_vars={"API_KEY": "MY_KEY"}, api_key="MY_KEY")
+    for job in p.jobs[:2]:
+        cfg = yaml.safe_load(p.files[f"{job.folder}/results/config_ef.yaml"])
+        assert cfg["target"]["api_endpoint"]["api_key_name"] == ("API_KEY" if proxy else "MY_KEY")
+        run_sh = p.files[f"{job.folder}/run.sh"]
+        assert ('API_KEY="${LAUNCHER_PROXY_TOKEN}"' in run_sh) is proxy
+        assert ("MY_KEY" in run_sh) is not proxy
+        assert ipaddress.ip_address(docker_env(p, job.folder)["ADAPTER_HOST"]).is_loopback
 
 
 # ---- reading progress back -------------------------------------------------------------------------------

@@ -299,3 +299,91 @@ def test_oc_env_user_unset_is_one_line_naming_the_key_and_the_fix(tmp_path):
         "error: execution.username: ${oc.env:USER} reads the environment variable USER, which is not set. "
         "Set USER (e.g. export USER=$(id -un)) or write the value: -o execution.username=<value>\n"
     )
+
+
+def test_env_file_is_parsed_as_dotenv_and_refuses_loader_and_connection_names(cli, tmp_path):
+    """N10: `A=abc # note` is `abc` (python-dotenv); BASH_ENV, LD_PRELOAD, PYTHONPATH, DOCKER_HOST,
+    https_proxy, PATH... would reach run_all.sh, the proxy and the exports: one line, exit 2, nothing run."""
+    code = (
+        "import os, sys; from launcher.cli.argv import load_env_file; load_env_file(sys.argv[1]);"
+        " print(repr(os.environ['A']), repr(os.environ['B']), repr(os.environ['C']))"
+    )
+    (tmp_path / "ok.env").write_text('A=abc # note\nexport B=\'x # not a comment\'\nC="q\\"uoted"\n')
+    env = {**{k: v for k, v in os.environ.items() if k not in "ABC"}, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code, "ok.env"], capture_output=True, text=True, env=env)
+    assert proc.stdout == "'abc' 'x # not a comment' 'q\"uoted'\n", proc.stderr
+    for name in ("BASH_ENV", "LD_PRELOAD", "PYTHONPATH", "DOCKER_HOST", "https_proxy", "PATH", "HOME"):
+        (tmp_path / "bad.env").write_text(f"HF_TOKEN=x\n{name}=/tmp/evil\n")
+        proc = cli("--env-file", "bad.env", "execution=local", "-n")
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"--env-file bad.env: {name}: changes how programs load" in proc.stderr
+
+
+@pytest.mark.parametrize("host", ["PATH", "LD_PRELOAD", "BASH_ENV", "PYTHONPATH", "http_proxy"])
+def test_a_host_variable_name_that_changes_how_programs_run_is_refused(cli, host):
+    """N10: over SSH the host variables are exported in the login shell before `exec sbatch`."""
+    proc = cli("execution=local", "-n", f"+evaluation.env_vars.MINE={host}")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"evaluation.env_vars.MINE: reads the host variable {host}" in proc.stderr
+
+
+def test_oc_env_built_by_the_grammar_is_refused_when_resolved(cli, tmp_path):
+    """N11: `${oc.decode:'${x}{oc.env:VAR}'}` (x holds `$`) passes a scan of the text for `${oc.env:` and
+    rendered the host value into run.sh; the oc.env resolver itself refuses (USER/LOGNAME/HOME pass)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "mine.yaml").write_text(
+        "defaults:\n  - _self_\ntarget:\n  api_endpoint: {url: 'http://127.0.0.1:1/v1', model_id: '$'}\n"
+        "evaluation:\n  tasks: [launcher.gsm8k_cot_zeroshot]\n  env_vars:\n"
+        "    EXTRA: \"lit:${oc.decode:'${target.api_endpoint.model_id}{oc.env:MYTOKEN}'}\"\n"
+    )
+    proc = cli("--config", "conf/mine.yaml", "execution=local", "-n", env={"MYTOKEN": "s3cret-value-1"})
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "evaluation.env_vars.EXTRA:" in proc.stderr and "would write the value of MYTOKEN" in proc.stderr
+    assert "s3cret-value-1" not in proc.stdout + proc.stderr
+    (tmp_path / "conf" / "mine.yaml").write_text(
+        (tmp_path / "conf" / "mine.yaml").read_text().replace("oc.env:MYTOKEN", "oc.env:USER")
+    )
+    proc = cli("--config", "conf/mine.yaml", "execution=local", "-n", env={"USER": "someone"})
+    assert proc.returncode == 0 and "EXTRA=someone" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        (
+            "execution.extra_docker_args=[-e,'HF_TOKEN=hf_abcdefghijklmnopq']",
+            "execution.extra_docker_args[1]",
+        ),
+        ("+evaluation.pre_cmd='export HF_TOKEN=abc123'", "evaluation.pre_cmd"),
+        ("target.api_endpoint.url=https://me:p4ssw0rd@127.0.0.1:1/v1", "target.api_endpoint.url"),
+    ],
+)
+def test_a_literal_secret_in_command_text_or_a_url_is_refused(cli, override, key):
+    """N11: it would be written into run.sh, the docker command line and .hydra/; the value is not shown."""
+    proc = cli("execution=local", "-n", override)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {key}: holds ") and "(value not shown)" in proc.stderr
+    assert not any(s in proc.stdout + proc.stderr for s in ("hf_abcdefghijklmnopq", "abc123", "p4ssw0rd"))
+
+
+@pytest.mark.parametrize("group", ["target", "execution", "evaluation", "deployment"])
+def test_a_config_group_set_to_null_is_one_line_exit_2(cli, group):
+    """L1: Hydra's bare ValueError was `internal error`, exit 1."""
+    proc = cli("execution=local", "-n", f"{group}=null")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(
+        f"error: {group}: null is not an option of the {group} group. Choose one of: "
+    )
+
+
+def test_the_dry_run_refuses_a_container_user_that_cannot_write_the_results(cli):
+    """L3: refused at launch, and now by --dry-run too (one line, exit 2)."""
+    proc = cli("execution=local", "-n", "execution.user=65534:65534")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: execution.user: '65534:65534' is not you") and proc.stdout == ""
+
+
+def test_an_override_that_does_not_parse_never_echoes_a_secret_looking_value(cli):
+    proc = cli("execution=local", "-n", "execution.extra_docker_args=[-e,HF_TOKEN=hf_abcdefghijklmnopq]")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "hf_abcdefghijklmnopq" not in proc.stderr and "(value not shown)" in proc.stderr

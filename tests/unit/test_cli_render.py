@@ -1,6 +1,7 @@
 """What the CLI prints for big invocations and odd results: pure rendering, no subprocess."""
 
 import json
+from pathlib import Path
 
 from launcher.api import InvocationStatus
 from launcher.cli.render import render_results, summary
@@ -65,3 +66,43 @@ def test_results_table_shows_errors_and_the_score_over_answered_samples(tmp_path
     header, row = [line.split() for line in text.splitlines()[2:4]]
     assert header[-3:] == ["ERRORS", "ANSWERED", "STATE"]
     assert row[2] == "0.4000" and row[-3:] == ["5", "0.8000", "SUCCEEDED"]
+
+
+OSC52 = "\x1b]52;c;aGFja2Vk\x07"  # a clipboard write: what a task's output could send to the terminal
+
+
+def test_text_from_a_task_reaches_the_terminal_escaped(tmp_path, cli):
+    """N6: status's REASON (the task's last log line), `logs`, and the results table (metric names from
+    a results file) print no control character: ESC and BEL come out as visible \\x1b, \\x07."""
+    from export_fixtures import invocation
+
+    from launcher.store import events, layout
+
+    rec = invocation(tmp_path / "runs", "m", {"t": [True, False]}, finished=False)
+    task = Path(rec.folder, "t")
+    (task / layout.OUTPUT_LOG).write_text(f"working\n{OSC52}boom \u202eevil\n")
+    events.append(task / layout.EVENTS, "exited", "1")
+    (tmp_path / "results").mkdir()
+    metric = {"scores": {"acc\x1b[2Juracy": {"value": 0.5}}}
+    (tmp_path / "results/results.json").write_text(
+        json.dumps({"results": {"tasks": {"t0": {"metrics": {"m": metric}}}}})
+    )
+    record = InvocationRecord("inv", str(tmp_path), "local", {}, (), 0.0)
+    outputs = {
+        "status": cli("status", rec.invocation_id, check_rc=0).stdout,
+        "logs": cli("logs", rec.jobs[0].job_id, check_rc=0).stdout,
+        "results": render_results(
+            [InvocationStatus(record, [job(0, State.SUCCEEDED, folder=str(tmp_path))])]
+        ),
+    }
+    for verb, out in outputs.items():
+        assert not any(ch in out for ch in "\x1b\x07\u202e"), (verb, out)
+    assert "\\x1b]52;c;aGFja2Vk\\x07boom \\u202eevil" in outputs["status"]
+    assert outputs["logs"] == "working\n\\x1b]52;c;aGFja2Vk\\x07boom \\u202eevil\n"
+    assert "acc\\x1b[2Juracy" in outputs["results"]
+
+
+def test_table_cells_are_terminal_safe():
+    from launcher.cli.render import table
+
+    assert table(["A"], [[f"x{OSC52}\ty"]]).splitlines()[1] == "x\\x1b]52;c;aGFja2Vk\\x07\\ty"

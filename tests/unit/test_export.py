@@ -98,6 +98,41 @@ def test_local_table_appends_across_invocations_and_is_idempotent(tmp_path, fmt)
     assert {str(r["samples"]) for r in rows} == {"2", "1"}
 
 
+def test_local_csv_is_formula_free_and_identity_comes_from_the_run_record(tmp_path):
+    """N7: a task's results.json cannot relabel its run (model_id, protocol) nor put a formula into
+    the CSV a spreadsheet opens; numbers, negative ones included, stay numbers."""
+    a = invocation(tmp_path / "runs", "model-a", {"gsm8k": [True, False]})
+    results = Path(a.folder, "gsm8k/results/results.json")
+    doc = json.loads(results.read_text().replace('"accuracy"', '"=HYPERLINK(\\"http://x\\")"'))
+    doc["model_id"], doc["config"]["model_id"] = "@relabelled", "@relabelled"
+    for entry in doc["results"]["tasks"].values():
+        entry["protocol"] = "-forged protocol"
+    results.write_text(json.dumps(doc))
+    (run_,) = source.load([a.invocation_id])
+    assert run_.model == "model-a"  # the record's, not the container's
+    # a built-in's protocol is our catalogue's; only a custom task's comes from its results (neutralised)
+    assert source.builtin_protocol("launcher.gsm8k_cot_zeroshot").startswith("lm-eval 0.4")
+    assert source.builtin_protocol("gsm8k") is None
+    out = tmp_path / "t.csv"
+    local.export([run_], out, "csv")
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    cells = [v for r in rows for v in r.values()]
+    assert not [c for c in cells if c.startswith(("=", "+", "@")) or (c.startswith("-") and not is_number(c))]
+    assert {r["metric"] for r in rows} == {'\'=HYPERLINK("http://x")'}
+    assert {r["protocol"] for r in rows} == {"'-forged protocol"} and {r["model"] for r in rows} == {
+        "model-a"
+    }
+    assert local.neutral("-0.25") == "-0.25" and local.neutral(-1) == -1 and local.neutral("+cmd") == "'+cmd"
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def test_local_refuses_a_file_that_is_not_a_table(tmp_path):
     a = invocation(tmp_path / "runs", "m", {"t": [True]})
     (tmp_path / "x.json").write_text('{"not": "a list"}')
@@ -126,6 +161,31 @@ def test_a_folder_given_by_path_is_read_where_it_is(tmp_path):
     shutil.rmtree(a.folder)
     (r,) = source.load([str(copy)])
     assert r.has_results and r.folder == copy / "t"
+
+
+@pytest.mark.parametrize("planted", ["link", "fifo", "dev_zero"])
+def test_report_reads_no_planted_samples_file(tmp_path, planted):
+    """N5: samples.jsonl is task-written: a link (to another run's samples, /dev/zero) or a FIFO is not
+    read (no hang, no unbounded read); the report just has no samples for that task. Read in a child
+    process so that a hang is a failure, not a stuck suite."""
+    a = invocation(tmp_path / "runs", "m", {"t": [True, False]}, index=False)
+    samples = Path(a.folder, "t/results/samples.jsonl")
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_bytes(samples.read_bytes())
+    samples.unlink()
+    if planted == "fifo":
+        os.mkfifo(samples)
+    else:
+        samples.symlink_to(elsewhere if planted == "link" else "/dev/zero")
+    code = (
+        "import sys; from launcher.export import source\n"
+        "(r,) = source.load([sys.argv[1]]); print(len(source.read_samples(r)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, a.folder], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout == "0\n", proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,10 @@
 """The proxy's on-disk pieces: cache files, the request log's caps and redaction."""
 
 import json
+import os
+import stat
+
+from helpers import unavailable
 
 from launcher.proxy.cache import ResponseCache
 from launcher.proxy.reqlog import RequestLog
@@ -30,6 +34,39 @@ def test_cache_torn_tail_keeps_earlier_entries(tmp_path):
     segment.write_bytes(segment.read_bytes()[:-4])  # a crash in the middle of the second write
     again = ResponseCache(tmp_path / "c")
     assert again.get("ab" * 32) == b"whole" and again.get("cd" * 32) is None
+
+
+def test_cache_folder_is_private_and_foreign_segments_are_skipped(tmp_path, capsys):
+    """N3: the folder is 0700 (made so if it was wider); a segment that is a link, a FIFO or not the
+    user's own is never indexed: a planted answer would be served as the model's."""
+    shared = tmp_path / "c"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    planted = tmp_path / "planted.seg"
+    planted.write_bytes(b"ab" * 32 + b" 6\nforged\n")
+    (shared / "link.seg").symlink_to(planted)
+    os.mkfifo(shared / "fifo.seg")
+    cache = ResponseCache(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o700
+    assert cache.get("ab" * 32) is None and len(cache) == 0  # and no hang on the FIFO
+    err = capsys.readouterr().err
+    assert "link.seg skipped" in err and "fifo.seg skipped" in err
+    cache.put("cd" * 32, b"mine")
+    cache.close()
+    (seg,) = shared.glob(f"{os.getpid()}-*.seg")
+    assert stat.S_IMODE(seg.stat().st_mode) == 0o600
+    assert ResponseCache(shared).get("cd" * 32) == b"mine"
+
+
+def test_cache_skips_a_segment_of_another_user(tmp_path, capsys):
+    if os.getuid() != 0:
+        unavailable("making a file another user's needs root", "run the suite as root (the CI image does)")
+    (tmp_path / "c").mkdir(mode=0o700)
+    seg = tmp_path / "c" / "other.seg"
+    seg.write_bytes(b"ab" * 32 + b" 6\nforged\n")
+    os.chown(seg, 65534, 65534)
+    assert ResponseCache(tmp_path / "c").get("ab" * 32) is None
+    assert "other.seg skipped" in capsys.readouterr().err
 
 
 def test_request_log_redacts_and_caps(tmp_path):

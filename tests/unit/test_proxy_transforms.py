@@ -28,8 +28,48 @@ def test_upstream_url(upstream, path, expected):
     assert tx.upstream_url(upstream, path) == expected
 
 
-def test_upstream_url_keeps_query():
-    assert tx.upstream_url("http://h", "/v1/models", "a=1") == "http://h/v1/models?a=1"
+def test_upstream_url_keeps_the_upstreams_query_and_takes_only_routes():
+    assert tx.upstream_url("http://h/v1?api-version=2", "/v1/models") == "http://h/v1/models?api-version=2"
+    for path in ("/v1/../admin/keys", "/admin", "/v1/files", "/v1/models/../../x"):
+        with pytest.raises(ValueError, match="not a proxied route"):
+            tx.upstream_url("http://h/gateway/v1", path)
+
+
+def test_cache_key_names_the_upstream_and_the_model():
+    """N3: two endpoints (or models) behind one caching_dir never answer for each other."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0}
+    path = "/v1/chat/completions"
+    key = tx.cache_key("http://a:8000/v1", path, body)
+    assert key == tx.cache_key("http://a:8000/v1", path, {**body, "stream": False, "user": "u"})
+    assert key != tx.cache_key("http://b:8000/v1", path, body)
+    assert key != tx.cache_key("http://a:8000/v1", path, {**body, "model": "other"})
+    assert key != tx.cache_key("http://a:8000/v1", "/v1/completions", body)
+
+
+@pytest.mark.parametrize(
+    "method, raw_path, expected",
+    [
+        ("POST", "/v1/chat/completions", None),
+        ("POST", "/v1/completions", None),
+        ("GET", "/v1/models", None),
+        ("GET", "/v1/models?limit=1", None),
+        ("GET", "/v1/chat/completions", 405),
+        ("DELETE", "/v1/models", 405),
+        ("DELETE", "/v1/files/file-abc", 404),
+        ("POST", "/v1/embeddings", 404),
+        ("POST", "/v1/../admin/keys", 400),
+        ("POST", "/v1/%2e%2e/admin/keys", 400),
+        ("POST", "/v1/chat%2Fcompletions", 400),
+        ("POST", "//v1/chat/completions", 400),
+        ("POST", "/v1/./completions", 400),
+        ("POST", "/v1\\completions", 400),
+        ("POST", "v1/completions", 400),
+        ("POST", "/v1/completions/", 400),
+    ],
+)
+def test_refusal(method, raw_path, expected):
+    got = tx.refusal(method, raw_path)
+    assert (got and got[0]) == expected
 
 
 @pytest.mark.parametrize(
@@ -116,16 +156,21 @@ def test_strip_reasoning_odd_shapes(response):
     assert tx.strip_reasoning(response, R) == (response, [])
 
 
+UP = "http://h:8000/v1"
+
+
 def test_cache_key_canonical():
-    a = tx.cache_key("/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0})
+    a = tx.cache_key(UP, "/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0})
     b = tx.cache_key(
-        "/v1/chat/completions", {"temperature": 0, "messages": [USER], "model": "m", "stream": False}
+        UP, "/v1/chat/completions", {"temperature": 0, "messages": [USER], "model": "m", "stream": False}
     )
     assert a == b
-    assert a != tx.cache_key("/v1/completions", {"model": "m", "messages": [USER], "temperature": 0})
-    assert a != tx.cache_key("/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0.5})
+    assert a != tx.cache_key(UP, "/v1/completions", {"model": "m", "messages": [USER], "temperature": 0})
     assert a != tx.cache_key(
-        "/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0, "seed": 1}
+        UP, "/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0.5}
+    )
+    assert a != tx.cache_key(
+        UP, "/v1/chat/completions", {"model": "m", "messages": [USER], "temperature": 0, "seed": 1}
     )
 
 

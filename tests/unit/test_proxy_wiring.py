@@ -161,6 +161,36 @@ def test_rendered_start_serves_then_stops_with_the_script(tmp_path):
     assert "listening on" in (tmp_path / "logs/proxy.log").read_text()
 
 
+def test_the_script_draws_a_credential_its_tasks_present_and_writes_it_nowhere(tmp_path):
+    """N1: the proxy run_all.sh starts answers only the credential the script drew (exported to its
+    tasks, i.e. the containers' API_KEY); another client without it gets 401; no file holds it."""
+    ask = (
+        "import http.client, os, sys\n"
+        "c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), timeout=10)\n"
+        "token = os.environ['LAUNCHER_PROXY_TOKEN']\n"
+        "auth = {'Authorization': 'Bearer ' + token} if sys.argv[2] == 'y' else {}\n"
+        "c.request('POST', '/v1/chat/completions', body=b'[', headers=auth)\n"
+        "print(c.getresponse().status)\n"
+    )
+    (tmp_path / "ask.py").write_text(ask)
+    path = script(
+        tmp_path,
+        "http://127.0.0.1:9/v1/chat/completions",
+        f'port=$(cat proxy/proxy.port)\n{sys.executable} ask.py "$port" y\n'
+        f'{sys.executable} ask.py "$port" n\necho "token $LAUNCHER_PROXY_TOKEN"\n',
+    )
+    proc = run(path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    with_token, without, token_line = out.splitlines()
+    assert (with_token, without) == ("400", "401")  # the body `[` is refused only once admitted
+    token = token_line.split()[1]
+    assert len(token) == 64 and int(token, 16) >= 0
+    assert all(token not in f.read_text(errors="replace") for f in tmp_path.rglob("*") if f.is_file())
+    again = run(path).communicate(timeout=60)[0].splitlines()[-1].split()[1]
+    assert again != token  # drawn anew each time the proxy starts
+
+
 def test_killed_script_leaves_no_proxy(tmp_path):
     path = script(tmp_path, "http://127.0.0.1:9/v1", 'echo "pid $proxy_pid"\nsleep 60 & wait\n')
     proc = run(path, start_new_session=True)

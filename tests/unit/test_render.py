@@ -108,7 +108,8 @@ def test_hostile_task_names_stay_data(tmp_path, name):
 
 
 def test_golden_proxy_in_front_of_a_model_server():
-    """The default: run_all.sh starts launcher.proxy after the server; tasks get its URL and no key."""
+    """The default: run_all.sh starts launcher.proxy after the server; tasks get its URL and, as API_KEY,
+    the credential run_all.sh draws for the proxy (by environment: its value is in no file)."""
     deployment = {"type": "server", "name": "llama_cpp", "image": "srv:1", "port": 8011,
                   "command": ["serve", "--port", "8011"]}  # fmt: skip
     plan = plan_for(["launcher.gsm8k_cot_zeroshot"], deployment=deployment, proxy=True, max_parallel=2)
@@ -116,15 +117,17 @@ def test_golden_proxy_in_front_of_a_model_server():
     run_config = json.loads(plan.files["launcher.gsm8k_cot_zeroshot/results/run_config.json"])
     assert (run_config["url"], run_config["api_key_env"]) == (
         "http://127.0.0.1:8100/v1/chat/completions",
-        None,
+        "API_KEY",
     )
-    assert "API_KEY" not in plan.files["launcher.gsm8k_cot_zeroshot/run.sh"]
+    run_sh = plan.files["launcher.gsm8k_cot_zeroshot/run.sh"]
+    assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in run_sh and "MY_API_KEY" not in run_sh
     assert json.loads(plan.files["proxy/proxy.json"]) == {
         "adapter_config": {},
         "api_key_env": "MY_API_KEY",
         "upstream": "http://127.0.0.1:8000/v1/chat/completions",
     }
     assert "MY_API_KEY" in plan.host_env  # checked before launch: the proxy reads it
+    assert "LAUNCHER_PROXY_TOKEN" not in plan.host_env  # run_all.sh draws it
     subprocess.run(["bash", "-n"], input=plan.files["run_all.sh"], text=True, check=True)
 
 
@@ -203,6 +206,27 @@ def test_a_container_variable_never_changes_the_hosts_docker(name):
             ["launcher.gsm8k_cot_zeroshot"],
             deployment={"type": "server", "image": "srv:1", "env_vars": {name: "HOST_X"}},
         )
+
+
+@pytest.mark.parametrize("name", ["stopping", "rc", "last", "UID", "EUID", "PPID", "RANDOM", "BASHPID"])
+@pytest.mark.parametrize("value", ["HOST_X", "lit:1"])
+def test_a_container_variable_never_takes_a_scripts_own_name(name, value):
+    """N9: `stopping="$X" container docker run` made run.sh exit 143 without running docker; UID, EUID
+    and PPID are readonly in bash ("readonly variable", not passed). One line, exit 2, instead."""
+    from launcher.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=rf"evaluation.tasks\[0\].env_vars.{name}: is a variable of the launcher's"
+    ):
+        plan_for([{"name": "t", "container": "img:1", "command": ["x"], "env_vars": {name: value}}])
+    with pytest.raises(ConfigError, match=rf"deployment.env_vars.{name}: is a variable"):
+        plan_for(
+            ["launcher.gsm8k_cot_zeroshot"],
+            deployment={"type": "server", "image": "srv:1", "env_vars": {name: "HOST_X"}},
+        )
+    assert plan_for(
+        [{"name": "t", "container": "img:1", "command": ["x"], "env_vars": {"STOPPING": "HOST_X"}}]
+    )
 
 
 def test_only_the_launchers_own_placeholder_expands(tmp_path):

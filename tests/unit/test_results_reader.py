@@ -70,7 +70,7 @@ def test_nel_results_yml_alone_is_read_by_status_and_export(tmp_path):
     assert results.headline(task_dir) == "strict=0.5000"
     (run,) = source.load([a.invocation_id])
     assert (run.model, run.samples, run.scores[0].name, run.scores[0].stderr) == (
-        "from-results",
+        "m",  # the run record's model, never the task-written file's (N7)
         8,
         "exact_match.strict",
         0.1,

@@ -45,9 +45,11 @@ def test_each_element_gets_its_own_proxy_port_and_no_key():
     p = plan(endpoint={"proxy_port": 21000})
     urls = [run_config(p, n)["url"] for n in range(3)]
     assert urls == [f"http://127.0.0.1:{21000 + n}/v1/chat/completions" for n in range(3)]
-    assert {run_config(p, n)["api_key_env"] for n in range(3)} == {None}
+    assert {run_config(p, n)["api_key_env"] for n in range(3)} == {"API_KEY"}  # the proxy's credential
     for job in p.jobs:
-        assert "API_KEY" not in p.files[f"{job.folder}/run.sh"]
+        run_sh = p.files[f"{job.folder}/run.sh"]
+        assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in run_sh and "MY_API_KEY" not in run_sh
+    assert "LAUNCHER_PROXY_TOKEN" not in p.host_env  # drawn by each element's script, not the host's
     assert "MY_API_KEY" in p.host_env  # checked before launch and sent to sbatch: the proxies read it
     assert json.loads(p.files[wiring.CONFIG_FILE])["upstream"] == "http://10.0.0.5:8000/v1/chat/completions"
     batch = p.files["sbatch.sh"]
@@ -184,7 +186,10 @@ def test_a_pyxis_step_exports_only_the_tasks_variables_and_what_enroot_needs(pro
     srun = next(ln for ln in files["mine/run.sh"].splitlines() if " srun " in ln)
     option = dict(a.split("=", 1) for a in srun.split() if a.startswith("--") and "=" in a)
     container = set(option["--container-env"].split(","))  # the task's variables
-    assert {"TOKEN", "LAUNCHER_CONFIG"} <= container and ("API_KEY" in container) is not proxy
+    assert {"TOKEN", "LAUNCHER_CONFIG", "API_KEY"} <= container  # behind the proxy API_KEY is its credential
+    assert ('API_KEY="${LAUNCHER_PROXY_TOKEN}"' in srun) is proxy and (
+        'API_KEY="${MY_API_KEY}"' in srun
+    ) is not proxy
     assert set(option["--export"].split(",")) == container | set(PYXIS_STEP_NAMES)
     assert "MY_API_KEY" not in srun.split("srun", 1)[1]  # the key's host name only as a value source
 
@@ -233,3 +238,64 @@ def test_launcher_image_is_checked_and_named_in_the_scripts():
         " reg.example/x/tools:1 python3 -m launcher.proxy "
         in plan(launcher_image="reg.example/x/tools:1").files["sbatch.sh"]
     )
+
+
+def test_pyxis_never_hands_the_tasks_home_to_enroot(tmp_path):
+    """N4: run.sh used to set HOME=/tmp in srun's own environment, which pyxis hands to enroot (its
+    config, hooks and cache then came from /tmp/.config/enroot, which another user can create). The
+    rendered run.sh runs here with a stub `srun` (no pyxis on this machine) that records the environment
+    it got and its command: srun keeps the job's HOME; the container's HOME=/tmp is set inside it."""
+    task = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"EXTRA": "lit:1"}}
+    script = plan(tasks=[task], endpoint={"proxy": False}, container_runtime="pyxis").files["mine/run.sh"]
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/srun").write_text(
+        '#!/bin/sh\necho "HOME=$HOME EXTRA=$EXTRA" > "$SEEN"\necho "$@" >> "$SEEN"\n'
+    )
+    (tmp_path / "bin/srun").chmod(0o755)
+    (tmp_path / "run.sh").write_text(script)
+    home = tmp_path / "me"
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": str(home), "SEEN": str(tmp_path / "seen"),
+           "MY_API_KEY": "k"}  # fmt: skip
+    (tmp_path / "logs").mkdir()
+    proc = subprocess.run(["bash", str(tmp_path / "run.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    seen_env, argv = (tmp_path / "seen").read_text().splitlines()
+    assert seen_env == f"HOME={home} EXTRA=1"
+    assert argv.endswith("--container-env=API_KEY,EXTRA,LAUNCHER_CONFIG,LAUNCHER_TASK env HOME=/tmp x")
+
+
+def test_a_pyxis_task_variable_from_the_host_under_an_enroot_name_is_one_line():
+    task = {
+        "name": "mine",
+        "container": "i:1",
+        "command": ["x"],
+        "env_vars": {"NVIDIA_VISIBLE_DEVICES": "GPUS"},
+    }
+    with pytest.raises(
+        ConfigError, match=r"env_vars.NVIDIA_VISIBLE_DEVICES: is a name pyxis also hands to enroot"
+    ):
+        plan(tasks=[task], container_runtime="pyxis")
+    assert plan(tasks=[task])  # docker: passed with -e as any other
+
+
+@pytest.mark.parametrize("output_dir", ["/data/a,b", "/data/a:b"])
+def test_a_pyxis_output_dir_that_container_mounts_cannot_express_is_one_line(output_dir):
+    """L2: `--container-mounts=/data/a,b/...:/results` would be two mounts (or a bad one) on the node."""
+    from launcher.executors.slurm.pyxis import pyxis_mounts
+
+    with pytest.raises(ConfigError, match=r"^execution.output_dir: .* pyxis's --container-mounts cannot"):
+        pyxis_mounts(f"{output_dir}/inv/t/results", ())
+    with pytest.raises(ConfigError, match=r"^execution.mounts: .*,"):
+        pyxis_mounts("/data/inv/t/results", ("/a,b:/x:ro",))
+    assert pyxis_mounts("/data/inv/t/results", ("/a:/x:ro",)) is None
+
+
+def test_a_pyxis_plan_under_an_output_dir_with_a_comma_is_refused():
+    data = {
+        "execution": {"output_dir": "/data/a,b", "user": "1000:1000", "container_runtime": "pyxis"},
+        "target": {"api_endpoint": {"url": "http://10.0.0.5:8000/v1", "model_id": "m"}},
+        "evaluation": {"tasks": TASKS},
+    }
+    spec = to_run_spec(data, "slurm", SlurmConfig)
+    with pytest.raises(ConfigError, match=r"^execution.output_dir: "):
+        SlurmExecutor(spec.execution).plan(spec, "0000abcd", "/data/a,b/2026-0000abcd", 1767225600.0)

@@ -54,7 +54,7 @@ def test_counters_are_read_live_from_the_running_proxy_then_from_its_file(tmp_pa
         [sys.executable, "-m", "launcher.proxy", "--config", str(tmp_path / wiring.CONFIG_FILE),
          "--state-dir", str(state), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), wiring.TOKEN_ENV: "x" * 64},
     )  # fmt: skip
     try:
         assert proc.stdout.readline().startswith("listening on")

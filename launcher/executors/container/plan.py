@@ -6,6 +6,7 @@ the config gives a custom task's; `task_container` builds the ContainerSpec and 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,6 +16,7 @@ from launcher import __version__
 from launcher.catalog import RUN_CONFIG_IN_CONTAINER, Known, TaskInfo, resolve
 from launcher.config import legacy
 from launcher.config.schema import RunSpec, TaskSpec
+from launcher.config.values import changes_how_programs_run
 from launcher.errors import ConfigError
 from launcher.executors.container import shards
 from launcher.executors.container.config import ContainerConfig
@@ -25,6 +27,7 @@ from launcher.executors.container.render import (
     TaskLaunch,
     changes_the_host_client,
     render_run_sh,
+    script_variable,
 )
 from launcher.harness.contract import RunConfig
 from launcher.model import PlannedJob
@@ -115,13 +118,23 @@ def task_container(
     """The container of one task, the files it reads from its results folder (relative to the task
     folder) and its kind: a built-in runs our harness, a NEL catalogue task its harness image with NEL's
     config_ef.yaml, a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`)
-    the task gets the proxy's URL and no key variable: only the proxy holds the key. `adapter_host`: the
-    loopback address of a catalogue task's own nemo-evaluator adapter server (catalog.nel.adapter_host)."""
+    the task gets the proxy's URL and, as API_KEY, the proxy's credential instead of the key: only the
+    proxy holds the key. `adapter_host`: the loopback address of a catalogue task's own nemo-evaluator
+    adapter server (catalog.nel.adapter_host)."""
     key = task_key(spec, task)
     known = resolve(task.name, f"{key}.name")
     env_from_host = spec.env_vars(task)
+    for var, host in sorted(env_from_host.items()):  # over SSH these are exported before `exec sbatch`
+        if changes_how_programs_run(host):
+            where = f"{key}.env_vars" if var in task.env_vars else "evaluation.env_vars"
+            raise ConfigError(
+                f"{where}.{var}",
+                f"reads the host variable {host}, which changes how programs load or where they connect",
+                "Copy the value into a variable of another name and pass that one",
+            )
     if proxy_port is not None:
         env_from_host = without_proxied_key(spec, env_from_host)
+        env_from_host[proxy_wiring.TOKEN_CARRIER] = proxy_wiring.TOKEN_ENV  # the proxy's credential
     env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG_IN_CONTAINER, "HOME": "/tmp"}
     code, kind = False, TaskKind.CATALOGUE
     if task.command:  # the config's own argv wins over any catalogue entry
@@ -145,14 +158,25 @@ def task_container(
     else:
         rendered = render_nel(spec, task, known, env_from_host, proxy_port, adapter_host)
         literal = spec.literal_env(task)  # passed as values by with_config_extras, not from the host
+        from launcher.catalog.nel import ADAPTER_HOST_VAR
+
+        if not loopback(literal.get(ADAPTER_HOST_VAR, "127.0.0.1")):
+            raise ConfigError(
+                f"{key}.env_vars.{ADAPTER_HOST_VAR}",
+                f"{literal[ADAPTER_HOST_VAR]!r} would open nemo-evaluator's adapter server beyond this host",
+                "Use a loopback address (127.x.y.z, ::1 or localhost), or leave it to the launcher",
+            )
         env_from_host = {n: env_from_host.get(n, n) for n in rendered.env_names if n not in literal}
         env.update(rendered.env)
         image, command = rendered.image, rendered.argv
         files = {f"{RESULTS}/{rel}": text for rel, text in rendered.files.items()}
-    for var in sorted(env_from_host):
-        if changes_the_host_client(var):
-            where = f"{key}.env_vars" if var in task.env_vars else "evaluation.env_vars"
+    for var in sorted({*env_from_host, *spec.literal_env(task)}):  # pyxis sets literals as `K=V srun`
+        mine = var in task.env_vars or var in task.literal_env
+        where = f"{key}.env_vars" if mine else "evaluation.env_vars"
+        if changes_the_host_client(var) and var in env_from_host:
             raise host_client_error(f"{where}.{var}")
+        if script_variable(var):
+            raise script_variable_error(f"{where}.{var}")
     container = ContainerSpec(
         job_id=job_id,
         task=task.name,
@@ -168,6 +192,13 @@ def task_container(
         sandbox=code,
     )
     return container, files, kind
+
+
+def loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def without_proxied_key(spec: RunSpec, env: dict[str, str]) -> dict[str, str]:
@@ -191,9 +222,10 @@ def render_nel(
     adapter_host: str | None = None,
 ):
     """A NEL catalogue task as NEL 0.2.6 renders it: only what the user set explicitly is passed (the
-    harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it, or,
-    behind the endpoint proxy, the proxy's URL and no key at all. Ours besides (launcher.catalog.nel):
-    the adapter server's own loopback address, and behind the proxy, progress tracking."""
+    harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it, or, behind
+    the endpoint proxy, the proxy's URL and its credential (API_KEY) instead of the key. Ours besides
+    (launcher.catalog.nel): the adapter server's own loopback address, and behind the proxy, progress
+    tracking."""
     from dataclasses import asdict
 
     from launcher.catalog import nel
@@ -211,7 +243,7 @@ def render_nel(
         config,
         url=url if proxy_port is None else proxy_wiring.task_url(url, proxy_port),
         model_id=endpoint.model_id,
-        api_key_name=endpoint.api_key if proxy_port is None else None,
+        api_key_name=endpoint.api_key if proxy_port is None else proxy_wiring.TOKEN_CARRIER,
         endpoint_type=task.endpoint_type,
         env_names=tuple([*names, *spec.literal_env(task)]),
         container=task.container,
@@ -234,6 +266,15 @@ def server_url(spec: RunSpec, endpoint_type: str) -> str:
     if d.type == "none" or not own or endpoint_type not in paths:
         return url
     return url[: -len(paths["chat"])] + paths[endpoint_type]
+
+
+def script_variable_error(key: str) -> ConfigError:
+    return ConfigError(
+        key,
+        "is a variable of the launcher's scripts or of bash itself (UID, RANDOM, stopping, rc, ...): "
+        "passing it would change the script, not just the container",
+        "Pass the value under another name and set it inside the container's command",
+    )
 
 
 def host_client_error(key: str) -> ConfigError:
@@ -314,11 +355,11 @@ def plan_tasks(
             raise shards.refuse(task_key(spec, task), task.name, c.command, nel_task)
         whole = replace(c, task=task_id)  # the merge step's: without the config's hooks and mounts
         c = with_config_extras(spec, task, c, f"{folder}/{task_folder}", hooks=not nel_task)
-        launch.check(c, task_key(spec, task))
+        launch.check(c, task_key(spec, task), f"{folder}/{task_folder}/{RESULTS}")
         c = replace(c, task=task_id)  # labels and run.sh name the id; the container still gets the name
         if not nel_task:
             files.update({f"{task_folder}/{rel}": text for rel, text in hook_files(spec, task).items()})
-        host_env.update(c.env_from_host.values())
+        host_env.update(v for v in c.env_from_host.values() if v != proxy_wiring.TOKEN_ENV)  # run_all.sh's
         known = resolve(task.name)  # table lookups: cheap even for 1,000 tasks
         benchmark = known.name if known else ""
         job = PlannedJob(

@@ -44,6 +44,29 @@ def changes_the_host_client(name: str) -> bool:
     return name in HOST_CLIENT_NAMES or name.startswith(HOST_CLIENT_PREFIXES)
 
 
+# Names a `NAME=... command` prefix in our scripts must not take: the scripts' own variables (`stopping`
+# set for the `container` function made run.sh exit 143 without running docker) and bash's readonly or
+# special ones (`UID=...` fails "readonly variable" and the value is not passed; RANDOM, SECONDS,
+# LINENO, ... change meaning). bash 5.2 manual, "Shell Variables".
+SCRIPT_VARIABLES = frozenset(
+    {
+        # run.sh, run_all.sh, sbatch.sh and the server lines
+        "last", "stopping", "rc", "var", "client", "reason", "deadline", "status", "pid", "pids", "task",
+        "tasks", "proxy_pid", "proxy_port", "server_pid", "queued_at", "stops", "n", "name",
+        "launcher_nodes", "launcher_ips", "aux_ranks", "aux_pids", "aux_nodes", "aux_names",
+        # bash: readonly, or set by the shell itself
+        "UID", "EUID", "PPID", "GROUPS", "BASHPID", "BASHOPTS", "SHELLOPTS", "RANDOM", "SRANDOM",
+        "SECONDS", "LINENO", "EPOCHREALTIME", "EPOCHSECONDS", "HISTCMD", "PIPESTATUS", "DIRSTACK",
+        "FUNCNAME", "OPTIND", "OPTARG", "OPTERR", "REPLY", "PWD", "OLDPWD", "SHLVL", "COPROC", "MAPFILE",
+        "POSIXLY_CORRECT", "FUNCNEST", "GLOBIGNORE", "TIMEFORMAT", "TMOUT", "PS4",
+    }
+)  # fmt: skip
+
+
+def script_variable(name: str) -> bool:
+    return name in SCRIPT_VARIABLES or name.startswith("BASH")
+
+
 def shell_join(argv: list[str]) -> str:
     return " ".join(f'"{a}"' if isinstance(a, Expanded) else shlex.quote(a) for a in argv)
 
@@ -110,8 +133,9 @@ class TaskLaunch(ABC):
         """
 
     @abstractmethod
-    def check(self, c: ContainerSpec, key: str) -> None:
-        """Raise ConfigError for a container this launch cannot run; `key`: the task's config key."""
+    def check(self, c: ContainerSpec, key: str, results_dir: str) -> None:
+        """Raise ConfigError for a container this launch cannot run; `key`: the task's config key,
+        `results_dir`: its results folder."""
 
 
 class DockerLaunch(TaskLaunch):
@@ -120,7 +144,7 @@ class DockerLaunch(TaskLaunch):
     def command(self, c: ContainerSpec, invocation_id: str, results_dir: str) -> str:
         return with_host_env(c, docker_run_argv(c, invocation_id, results_dir), CLIENT)
 
-    def check(self, c: ContainerSpec, key: str) -> None:
+    def check(self, c: ContainerSpec, key: str, results_dir: str) -> None:
         pass  # docker runs every container the plan makes
 
 

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from launcher.config import legacy
 from launcher.config.schema import Deployment, RunSpec
 from launcher.errors import ConfigError
-from launcher.executors.container.plan import bind, host_client_error
+from launcher.executors.container.plan import bind, host_client_error, script_variable_error
 from launcher.executors.container.render import (
     ContainerSpec,
     changes_the_host_client,
     comment,
     docker_run_argv,
+    script_variable,
     with_host_env,
 )
 from launcher.store import events
@@ -158,6 +159,8 @@ def server_plan(
     for name in sorted(d.env_vars):  # `PATH="$X" docker run` would run another docker
         if changes_the_host_client(name):
             raise host_client_error(f"{key}.env_vars.{name}")
+        if script_variable(name):
+            raise script_variable_error(f"{key}.env_vars.{name}")
     extra = spec.mounts.deployment if role == "server" else spec.mounts.auxiliary.get(role, {})
     where = "execution.mounts.deployment" if role == "server" else f"execution.mounts.auxiliary.{role}"
     mounts = [bind(h, c, f"{where}.{h}", base=base) for h, c in extra.items()]

@@ -335,7 +335,8 @@ class QueueLook(Look):
 
 def proxy_start(spec: RunSpec, invocation_id: str, folder: str, proxy: tuple[int, dict[str, str]]) -> str:
     """An array element's lines that start its proxy: from execution.launcher_image through the tasks'
-    container runtime (the key handed to that container alone, by name), or with launcher_python."""
+    container runtime (the key and the credential run.sh hands the tasks as API_KEY, both to that container
+    alone and by name), or with launcher_python."""
     import json
 
     cfg: SlurmConfig = spec.execution
@@ -343,7 +344,8 @@ def proxy_start(spec: RunSpec, invocation_id: str, folder: str, proxy: tuple[int
     adapter = json.loads(proxy[1][proxy_wiring.CONFIG_FILE]).get("adapter_config") or {}
     cache = adapter.get("caching_dir")  # a shared cache outside the invocation folder is written too
     mounts = (cache,) if cache and not str(cache).startswith(folder + "/") else ()
-    runner = tools.runner(cfg, invocation_id, folder, "proxy", (key,) if key else (), mounts)
+    names = (*((key,) if key else ()), proxy_wiring.TOKEN_ENV)
+    runner = tools.runner(cfg, invocation_id, folder, "proxy", names, mounts)
     return proxy_wiring.render_start(
         "", '"$proxy_port"', config=f"{folder}/{proxy_wiring.CONFIG_FILE}", runner=runner
     )

@@ -31,7 +31,14 @@ class Local:
     remote = False
 
     def run(self, argv: list[str], input: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, input=input, capture_output=True, text=True)
+        """A program that is not on PATH (no squeue on this machine) is a failed command (127, as a shell
+        says it), which the caller reports for its own invocation, not an internal error."""
+        try:
+            return subprocess.run(argv, input=input, capture_output=True, text=True)
+        except (FileNotFoundError, PermissionError) as err:
+            return subprocess.CompletedProcess(
+                argv, 127, "", f"{argv[0]}: {err.strerror} (not on this PATH?)"
+            )
 
     def upload(self, local: Path, remote: str) -> None:
         """Nothing to copy: the folder is already where the jobs read it."""
