@@ -79,6 +79,7 @@ class TaskRun:
     subsample: str | None = None  # how the items were drawn when fewer than the reference split
     overrides: dict[str, str] = field(default_factory=dict)  # the invocation's overrides: key -> value
     repeats: int | None = None  # samples per item, when the results say
+    benchmark: str = ""  # the record's PlannedJob.benchmark: launcher.<x> for a built-in
 
     @property
     def has_results(self) -> bool:
@@ -128,6 +129,7 @@ def load_invocation(record: InvocationRecord, only_job: str | None = None) -> li
             sweep_id=record.sweep_id,
             created=record.created,
             overrides=overrides,
+            benchmark=job.benchmark,
         )
         out.append(read_results(base))
     return out
@@ -161,7 +163,7 @@ def read_results(run: TaskRun) -> TaskRun:
     return replace(
         run,
         model=run.model or found.model_id,
-        protocol=builtin_protocol(run.task) or entry.protocol or None,
+        protocol=builtin_protocol(run.benchmark) or entry.protocol or None,
         samples=entry.items if entry.items is not None else scores[0].count if scores else None,
         headline=entry.headline,
         subsample=entry.subsample,
@@ -173,16 +175,13 @@ def read_results(run: TaskRun) -> TaskRun:
     )
 
 
-def builtin_protocol(task: str) -> str | None:
-    """The reference protocol our catalogue gives a built-in task, else None."""
-    from launcher.catalog import resolve
-    from launcher.errors import ConfigError
+def builtin_protocol(benchmark: str) -> str | None:
+    """The reference protocol a built-in (`launcher.<task>`, as the run record resolved it) reproduces,
+    else None. From the harness's own table: the catalogue is a layer above export."""
+    from launcher.harness.benchmarks import TASKS
 
-    try:
-        known = resolve(task)
-    except ConfigError:
-        return None
-    return known.builtin.protocol or None if known and known.builtin else None
+    task = TASKS.get(benchmark.removeprefix("launcher.")) if benchmark.startswith("launcher.") else None
+    return (task.protocol or None) if task else None
 
 
 def read_samples(run: TaskRun) -> list[dict]:

@@ -35,7 +35,7 @@ stop_proxy() {  # SIGTERM: in-flight requests finish briefly, counters go to pro
 }
 rm -f proxy/proxy.port
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') start" >> logs/proxy.log
-srun --ntasks=1 --overlap --export=ENROOT_CONFIG_PATH,HOME,MELLANOX_MOUNT_DRIVER,MELLANOX_VISIBLE_DEVICES,MY_API_KEY,NVIDIA_DRIVER_CAPABILITIES,NVIDIA_VISIBLE_DEVICES,PATH,TERM --container-image=launcher-tools:0.1.0 --container-mounts=/data/evals/2026-01-01-00-00-00-0000abcd:/data/evals/2026-01-01-00-00-00-0000abcd "--container-workdir=$PWD" --no-container-mount-home --container-env=MY_API_KEY python3 -m launcher.proxy --config /data/evals/2026-01-01-00-00-00-0000abcd/proxy/proxy.json --state-dir proxy --port "$proxy_port" >> logs/proxy.log 2>&1 < /dev/null &
+srun --ntasks=1 --overlap --export=ENROOT_CONFIG_PATH,HOME,LAUNCHER_PROXY_TOKEN,MELLANOX_MOUNT_DRIVER,MELLANOX_VISIBLE_DEVICES,MY_API_KEY,NVIDIA_DRIVER_CAPABILITIES,NVIDIA_VISIBLE_DEVICES,PATH,TERM --container-image=launcher-tools:0.1.0 --container-mounts=/data/evals/2026-01-01-00-00-00-0000abcd:/data/evals/2026-01-01-00-00-00-0000abcd "--container-workdir=$PWD" --no-container-mount-home --container-env=LAUNCHER_PROXY_TOKEN,MY_API_KEY python3 -m launcher.proxy --config /data/evals/2026-01-01-00-00-00-0000abcd/proxy/proxy.json --state-dir proxy --port "$proxy_port" >> logs/proxy.log 2>&1 < /dev/null &
 proxy_pid=$!
 deadline=$(( $(date +%s) + 30 ))
 until [ -s proxy/proxy.port ]; do

@@ -36,6 +36,17 @@ def test_golden_sharded_task_scripts():
     assert "shards" not in whole["params"]  # the merged results' config equals an unsharded run's
 
 
+def test_behind_the_proxy_each_shard_presents_the_credential_and_the_merge_gets_none():
+    """The merge sends no request: no API_KEY, no key; each shard is a task like any other."""
+    plan = plan_for([{"name": TASK, "shards": 2}], proxy=True)
+    for k in range(2):
+        script = plan.files[f"{TASK}/shards/{k}/run.sh"]
+        assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in script and "MY_API_KEY" not in script
+    merge = plan.files[f"{TASK}/run.sh"]
+    assert "API_KEY" not in merge and "LAUNCHER_PROXY_TOKEN" not in merge
+    assert "LAUNCHER_PROXY_TOKEN=$(od " in plan.files["run_all.sh"]
+
+
 def test_task_params_shards_and_one_shard_is_the_whole_task():
     plan = plan_for([{"name": TASK, "shards": 1}, {"name": "launcher.hellaswag", "params": {"shards": 2}}])
     assert [j.shards for j in plan.jobs] == [0, 2]

@@ -80,8 +80,8 @@ def proxy_line(batch: str) -> list[str]:
 @pytest.mark.parametrize("runtime", ["docker", "pyxis"])
 def test_over_ssh_with_nothing_installed_the_proxy_and_export_run_from_the_tools_image(runtime):
     """No launcher_python: the proxy (and auto-export) run from execution.launcher_image through the
-    tasks' runtime; the key goes to the proxy's container only, by name; the dry run contacts nothing and
-    says what submit will check there."""
+    tasks' runtime; the key and the proxy's credential (drawn by sbatch.sh) go to the proxy's container
+    only, by name; the dry run contacts nothing and says what submit will check there."""
     p = plan(pending={"export": AUTO["export"]}, container_runtime=runtime, **AUTO["execution"], **SSH)
     remote = "/lustre/me/evals/2026-01-01-00-00-00-0000abcd"
     argv = proxy_line(p.files["sbatch.sh"])
@@ -99,24 +99,28 @@ def test_over_ssh_with_nothing_installed_the_proxy_and_export_run_from_the_tools
             "launcher-0000abcd-proxy-${SLURM_ARRAY_TASK_ID}",
         ]
         assert ["-v", f"{remote}:{remote}"] == argv[argv.index("-v") : argv.index("-v") + 2]
-        assert argv[argv.index("-e") : argv.index("-e") + 2] == ["-e", "MY_API_KEY"] and argv.count("-e") == 1
+        names = [argv[i + 1] for i, a in enumerate(argv) if a == "-e"]
+        assert names == ["LAUNCHER_PROXY_TOKEN", "MY_API_KEY"]
         assert argv[argv.index("--user") : argv.index("--user") + 4] == ["--user", "U", "-w", "HERE"]
         assert "launcher-tools:0.1.0" in p.images
     else:
         option = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
-        assert argv[:3] == ["srun", "--ntasks=1", "--overlap"] and option["--container-env"] == "MY_API_KEY"
+        assert argv[:3] == ["srun", "--ntasks=1", "--overlap"] and option["--container-env"] == (
+            "LAUNCHER_PROXY_TOKEN,MY_API_KEY"
+        )
         assert (
             option["--container-image"] == "launcher-tools:0.1.0" and option["--container-workdir"] == "$PWD"
         )
         assert option["--container-mounts"] == f"{remote}:{remote}"
-    for job in p.jobs:  # the tasks never get the key
+    for job in p.jobs:  # the tasks never get the key; they present the element's credential as API_KEY
         assert "MY_API_KEY" not in p.files[f"{job.folder}/run.sh"]
+        assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in p.files[f"{job.folder}/run.sh"]
     export = p.files[EXPORT_BATCH].splitlines()[-1]
     assert export.startswith("exec ") and export.endswith(
         ' python3 -m launcher.export auto "$PWD" < /dev/null'
     )
     assert "launcher-tools:0.1.0" in export
-    assert "MY_API_KEY" not in export
+    assert "MY_API_KEY" not in export and "LAUNCHER_PROXY_TOKEN" not in p.files[EXPORT_BATCH]
     assert p.checks[0] == "sbatch, squeue and scancel on login.example"
     assert ("launcher-tools:0.1.0" in " ".join(p.checks)) is (runtime == "docker")
     subprocess.run(["bash", "-n"], input=p.files["sbatch.sh"], text=True, check=True)
