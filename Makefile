@@ -48,7 +48,8 @@ catalog-check: venv
 	$(PY) scripts/gen-nel-catalog.py --check
 
 # NEL 0.2.6 in its own venv, cached outside the clone, for the render-parity tests (they create it too).
-NEL_CACHE := $(shell python3 launcher/testing/caches.py nel_venv)  # one owner: launcher/testing/caches.py
+# The path's one owner is launcher/testing/caches.py (tests and bench ask it too).
+NEL_CACHE := $(shell python3 launcher/testing/caches.py nel_venv)
 nel-venv: $(NEL_CACHE)/bin/nemo-evaluator-launcher
 $(NEL_CACHE)/bin/nemo-evaluator-launcher:
 	python3 -m venv $(NEL_CACHE)
