@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from test_proxy import ROOT, ProxyProcess, chat, post_all, started  # noqa: F401  # `started`: the fixture
+from test_proxy import AUTH, ROOT, TOKEN, ProxyProcess, chat, post_all, started  # noqa: F401  # `started`: the fixture
 
 TASK, METRIC = "gsm8k_cot_zeroshot", "exact_match,strict-match"
 CAPACITY = 4
@@ -21,12 +21,16 @@ CAPACITY = 4
 
 def start_harness(results: Path, url: str, samples: int, task: str = TASK, parallelism: int = 32):
     """A harness process (2 retries, no error allowed) writing into `results`."""
-    env = {k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items() if k != "API_KEY"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "API_KEY": TOKEN,
+    }  # the proxy's credential, as run.sh passes it
     results.mkdir()
     params = {"parallelism": parallelism, "request_timeout": 60.0, "max_retries": 2,
               "max_error_fraction": 0.0, "limit_samples": samples, "temperature": 0.0, "top_p": None,
               "max_tokens": 64, "seed": None, "stop": None}  # fmt: skip
-    config = {"task": task, "model_id": "fake", "url": url, "endpoint_type": "chat", "api_key_env": None,
+    config = {"task": task, "model_id": "fake", "url": url, "endpoint_type": "chat", "api_key_env": "API_KEY",
               "params": params}  # fmt: skip
     (results / "run_config.json").write_text(json.dumps(config))
     argv = [sys.executable, "-m", "launcher.harness", "run", "--config", str(results / "run_config.json")]
@@ -96,7 +100,7 @@ def test_a_client_that_gave_up_while_queued_is_not_sent_upstream(tmp_path, start
     started.append(proxy)
 
     async def impatient():
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=AUTH) as session:
             first = asyncio.create_task(session.post(f"{proxy.base}/v1/chat/completions", json=chat("a")))
             await asyncio.sleep(0.1)  # "a" holds the only slot
             with pytest.raises(asyncio.TimeoutError):
