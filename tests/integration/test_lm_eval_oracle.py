@@ -105,13 +105,13 @@ def ours(folder: Path) -> dict[str, dict]:
     return {r["id"]: r for r in map(json.loads, lines) if "id" in r}
 
 
-def dropped(cache: ResponseCache, prompt: str) -> float:
+def dropped(cache: ResponseCache, prompt: str, upstream: str) -> float:
     """What lm-eval 0.4.13's local-completions leaves out of a continuation's log-likelihood: it sums
     token_logprobs[ctxlen:-1], taking the last entry for the one generated token; when the model's next
     token is its end of text, llama-cpp-python 0.3.36 echoes the prompt's tokens alone, and the slice drops
     the continuation's last token. Read from the proxy's cache, which answered both harnesses."""
     body = {"model": MODEL, "prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
-    logprobs = json.loads(cache.get(cache_key("/v1/completions", body)))["choices"][0]["logprobs"]
+    logprobs = json.loads(cache.get(cache_key(upstream, "/v1/completions", body)))["choices"][0]["logprobs"]
     return logprobs["token_logprobs"][-1] if logprobs["text_offset"][-1] < len(prompt) else 0.0
 
 
@@ -139,6 +139,7 @@ def test_lm_eval_scores_the_same_responses_as_ours(cli, tmp_path, harness_image,
 def assert_same_scores(folder: dict[str, Path]) -> None:
     # HellaSwag: every ending's log-likelihood, then acc and acc_norm, on the same 100 items
     cache = ResponseCache(folder["launcher.hellaswag"].parent / "proxy/cache")
+    upstream = json.loads((folder["launcher.hellaswag"].parent / "proxy/proxy.json").read_text())["upstream"]
     mine = ours(folder["launcher.hellaswag"])
     docs = theirs(folder["lm_eval.hellaswag"], "hellaswag")
     assert len(docs) == len(mine) == 100
@@ -147,12 +148,17 @@ def assert_same_scores(folder: dict[str, Path]) -> None:
         record = mine[doc["doc"]["source_id"]]["output"]
         prompts = [a["arg_0"] + a["arg_1"] for a in doc["arguments"].values()]
         expected.append(
-            [ll - dropped(cache, p) for ll, p in zip(record["loglikelihoods"], prompts, strict=True)]
+            [
+                ll - dropped(cache, p, upstream)
+                for ll, p in zip(record["loglikelihoods"], prompts, strict=True)
+            ]
         )
         lls = [float(resp[0][0]) for resp in doc["resps"]]  # logged as str(float): exact
         assert lls == pytest.approx(expected[-1], abs=1e-9), doc["doc"]["source_id"]
     a, b = scores(folder["launcher.hellaswag"]), scores(folder["lm_eval.hellaswag"])
-    if all(dropped(cache, x["arg_0"] + x["arg_1"]) == 0 for d in docs for x in d["arguments"].values()):
+    if all(
+        dropped(cache, x["arg_0"] + x["arg_1"], upstream) == 0 for d in docs for x in d["arguments"].values()
+    ):
         for metric in ("acc", "acc_norm"):
             assert a[metric] == pytest.approx(b[metric], abs=1e-9), (metric, a, b)
     else:  # lm-eval's scores are its metrics over its own (one token short) log-likelihoods
