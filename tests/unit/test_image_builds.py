@@ -3,6 +3,7 @@ input. (The builds themselves run in tests/integration/test_offline_*.py.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,13 @@ def test_images_build_of_an_unknown_harness_is_one_line_exit_2(cli):
         "error: HARNESS: nope is not a harness with an image recipe. allowed: all, "
         + ", ".join(recipes.recipes())
     ]
+
+
+def test_images_ls_lists_every_shipped_recipe_with_its_caches(cli, tmp_path):
+    proc = cli("images", "ls", "--json", env={"LAUNCHER_IMAGE_DATA": str(tmp_path / "none")}, check_rc=0)
+    rows = {r["harness"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) == set(recipes.recipes())
+    for harness, r in recipes.recipes().items():
+        row = rows[harness]
+        assert (row["image"], row["offline"]) == (r.image, len(r.offline))
+        assert row["data"] == {d.name: False for d in r.data}  # nothing prepared in an empty data root

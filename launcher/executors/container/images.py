@@ -2,9 +2,9 @@
 (launcher.catalog.recipes) with pip and the docker CLI, then its data caches prepared inside it with no
 network. What to build and when a cache is current are launcher.catalog.builds' pure decisions.
 
-1. `pip download` fills the wheel cache (recipes.wheels_dir()) from the package index: the only network;
-2. exactly the pinned wheels are copied from that cache into a temporary build context, and `docker build`
-   installs them with --no-index on BASE_IMAGE (default launcher-base:bookworm);
+1. exactly the pinned wheels are copied from the wheel cache (recipes.wheels_dir()) into a temporary build
+   context; only when the cache lacks one, `pip download` fills it from the package index (the only network);
+2. `docker build` installs them with --no-index on BASE_IMAGE (default launcher-base:bookworm);
 3. each data cache's `run` runs in the built image with --network none, /recipe (the recipe folder) read-only
    and /out the cache's host folder; `.complete` is written last, so a failed step leaves nothing ready.
 A second build is a no-op: the image is present and every cache's `.complete` matches the recipe.
@@ -48,21 +48,27 @@ def _pip(args: list[str], what: str) -> None:
     _run([sys.executable, "-m", "pip", *args], what)
 
 
+def _pip_ok(args: list[str]) -> bool:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True).returncode == 0
+
+
 def build_image(recipe: Recipe, say: Callable[[str], None]) -> None:
     base = os.environ.get("BASE_IMAGE") or BASE_IMAGE
     if not image_present(base):
         raise LauncherError(f"base image {base} is not on this machine; {BASE_HINT}")
     wheels = recipes.wheels_dir()
     wheels.mkdir(parents=True, exist_ok=True)
-    say(f"{recipe.harness}: downloading the pinned wheels into {wheels}")
-    _pip(builds.pip_download(recipe.requirements, wheels), f"pip download for {recipe.harness}")
     with tempfile.TemporaryDirectory(prefix=f"launcher-image-{recipe.harness}-") as tmp:
         ctx = Path(tmp)
         for name, text in builds.context(recipe).items():
             (ctx / name).write_text(text)
-        # only the pinned wheels go into the context (the cache may hold other versions)
-        args = builds.pip_download(recipe.requirements, ctx / "wheelhouse", find_links=wheels)
-        _pip(args, f"collecting {recipe.harness}'s wheels from {wheels}")
+        # Only the pinned wheels go into the context (the cache may hold other versions). The index is
+        # asked only when the cache lacks one, so a filled cache builds on a host with no network.
+        collect = builds.pip_download(recipe.requirements, ctx / "wheelhouse", find_links=wheels)
+        if not _pip_ok(collect):
+            say(f"{recipe.harness}: downloading the pinned wheels into {wheels}")
+            _pip(builds.pip_download(recipe.requirements, wheels), f"pip download for {recipe.harness}")
+            _pip(collect, f"collecting {recipe.harness}'s wheels from {wheels}")
         say(f"{recipe.harness}: docker build {recipe.image} (base {base})")
         argv = ["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", recipe.image, str(ctx)]
         _run(argv, f"docker build {recipe.image}")
