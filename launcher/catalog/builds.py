@@ -2,8 +2,9 @@
 (launcher.catalog.recipes) and the files on disk. launcher.executors.container.images runs them; the
 executors' image choice asks `data_ready` whether a recipe's caches can be mounted.
 
-A data cache is current when its `.complete` file holds the `digest` of its recipe folder: change any file
-of the recipe (its pins, its prepare scripts, recipe.yaml) and the caches are made again.
+A data cache is current when its `.complete` file holds the `recipe_digest`: change any file of the recipe
+(its pins, its prepare scripts, recipe.yaml) or a shared one (the Dockerfile, images/prepare_hf_cache.py)
+and the caches are made again.
 """
 
 from __future__ import annotations
@@ -15,20 +16,30 @@ from pathlib import Path
 from launcher.catalog.recipes import DOCKERFILE, DataCache, Recipe
 from launcher.errors import ConfigError
 
+SHARED = DOCKERFILE.parent  # the Dockerfile and prepare scripts every recipe may use (/images in data prep)
 PYTHON = "3.11"  # the base image's Python (launcher-base:bookworm): the wheels are chosen for it
 COMPLETE = ".complete"
+SDISTS = "sdists.txt"
 
 
-def digest(folder: Path) -> str:
-    """sha256 of every file under `folder` (path and bytes, in path order), bytecode caches left out."""
+def digest(folder: Path, shared: Path | None = None) -> str:
+    """sha256 of every file under `folder` and the files directly in `shared` (path and bytes, in path
+    order), bytecode caches left out."""
     h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder)
-        if "__pycache__" in rel.parts or path.suffix == ".pyc":
+    found = [(p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file()]
+    if shared is not None:
+        found += [(f"../{p.name}", p) for p in shared.iterdir() if p.is_file()]
+    for rel, path in sorted(found):
+        if "__pycache__" in rel.split("/") or path.suffix == ".pyc":
             continue
-        h.update(rel.as_posix().encode() + b"\0")
+        h.update(rel.encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
+
+
+def recipe_digest(recipe: Recipe) -> str:
+    """What a recipe's data caches are made from: its folder and the shared files beside the Dockerfile."""
+    return digest(recipe.folder, SHARED)
 
 
 def dockerfile(shared: str, env: dict[str, str]) -> str:
@@ -47,14 +58,16 @@ def context(recipe: Recipe) -> dict[str, str]:
     }
 
 
-def pip_download(requirements: Path, dest: Path, find_links: Path | None = None) -> list[str]:
-    """`pip download` arguments for wheels of the image's Python: from the index into the wheel cache, or
-    (find_links) only from that cache, with no index, into the build context."""
-    offline = ["--no-index", "--find-links", str(find_links)] if find_links else []
+def pip_download(
+    requirements: Path, dest: Path, find_links: Path | None = None, index: bool = True
+) -> list[str]:
+    """`pip download` arguments for wheels of the image's Python: from the index (and `find_links`) into
+    the wheel cache, or with index False only from `find_links`, into the build context."""
     return [
         "download",
         "-q",
-        *offline,
+        *([] if index else ["--no-index"]),
+        *(["--find-links", str(find_links)] if find_links else []),
         "--dest",
         str(dest),
         "--only-binary=:all:",
@@ -65,9 +78,16 @@ def pip_download(requirements: Path, dest: Path, find_links: Path | None = None)
     ]
 
 
+def sdist_wheels(recipe: Recipe, dest: Path) -> list[str] | None:
+    """`pip wheel` arguments that build the recipe's sdist-only pins (its optional `sdists.txt`, pure
+    Python packages PyPI has no wheel of) into `dest`, before the binary-only download; None without one."""
+    pins = recipe.folder / SDISTS
+    return ["wheel", "-q", "--no-deps", "-w", str(dest), "-r", str(pins)] if pins.is_file() else None
+
+
 def data_ready(recipe: Recipe, want: str | None = None) -> dict[str, bool]:
     """Data cache name -> whether its folder holds what the recipe's current folder prepares."""
-    want = want or digest(recipe.folder)
+    want = want or recipe_digest(recipe)
     return {d.name: _complete(recipe.host_dir(d)) == want for d in recipe.data}
 
 

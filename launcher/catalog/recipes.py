@@ -14,7 +14,7 @@ executors' image choice both ask it. A recipe.yaml:
     env: {}                                  # extra environment baked into the image
     data:                                    # made after the build, inside the image, with no network
       - name: gpqa                           # on the host: data_root()/<harness>/<name>/
-        run: python3 /recipe/prepare_hf_cache.py /out Idavidrein/gpqa ...   # /recipe: this folder (ro)
+        run: python3 /images/prepare_hf_cache.py /out Idavidrein/gpqa ...   # /recipe: this folder (ro)
         mount: /data/hf-datasets/Idavidrein___gpqa   # where tasks see it, read-only
     offline: [gpqa_diamond, gpqa_main]       # catalogue tasks that run offline in this image
     unavailable:                             # tasks that cannot, and why (shown by `ls tasks`)
@@ -56,7 +56,8 @@ def data_root() -> Path:
 @dataclass(frozen=True)
 class DataCache:
     name: str
-    run: str  # shell command run in the built image: /recipe is the recipe folder (ro), /out the cache
+    run: str  # shell command run in the built image: /recipe the recipe folder, /images the shared one
+    # (both read-only), /out the cache
     mount: str  # the container path a task sees it at, read-only
 
 

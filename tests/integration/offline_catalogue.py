@@ -59,11 +59,10 @@ def local_image_settings(recipe: Recipe) -> dict:
     }
 
 
-def endpoint_type(harness: str, tasks: list[str]) -> str:
-    """chat when every task takes it, else the one type they all take (else: run them apart)."""
-    common = set.intersection(*(set(nel.catalogue().tasks[(harness, t)].endpoint_types) for t in tasks))
-    assert common, f"{tasks} share no endpoint type: run them as separate invocations"
-    return "chat" if "chat" in common else sorted(common)[0]
+def endpoint_type(harness: str, task: str) -> str:
+    """chat where the catalogue task takes it, else its first endpoint type."""
+    types = nel.catalogue().tasks[(harness, task)].endpoint_types
+    return "chat" if "chat" in types else types[0]
 
 
 def offline_config(
@@ -71,20 +70,25 @@ def offline_config(
 ) -> Path:
     """A NEL 0.2.6-shaped run config: the catalogue tasks by name, `limit` samples each, all at once,
     each under its own model id (the task's name) so an endpoint can tell them apart. `url` is the
-    endpoint's chat (or completions) URL, as the tasks' endpoint type wants."""
-    entries = [
-        {
-            "name": f"{recipe.harness}.{t}",
-            "nemo_evaluator_config": {"target": {"api_endpoint": {"model_id": t}}},
-        }
-        for t in tasks
-    ]
-    api = {"url": url, "model_id": "offline", "type": endpoint_type(recipe.harness, tasks)}
+    endpoint's chat URL; a task that takes no chat gets the endpoint's completions URL as its own (as a
+    NEL config mixing endpoint types must: the target names one URL)."""
+    entries = []
+    for task in tasks:
+        api = {"model_id": task}
+        kind = endpoint_type(recipe.harness, task)
+        if kind != "chat":
+            api |= {"type": kind, "url": url.replace("/chat/completions", f"/{kind}")}
+        entries.append(
+            {"name": f"{recipe.harness}.{task}", "nemo_evaluator_config": {"target": {"api_endpoint": api}}}
+        )
     config: dict = {
         "defaults": [{"execution": "local"}, "_self_"],
         "execution": {"output_dir": str(tmp_path / "out"), "max_parallel": len(tasks)},
-        "target": {"api_endpoint": api},
+        "target": {"api_endpoint": {"url": url, "model_id": "offline", "type": "chat"}},
         "evaluation": {
+            # nemo-evaluator 0.2.8's adapter server starts waitress with 2048 threads per container by
+            # default: a dozen containers at once reach the host's thread limit
+            "env_vars": {"ADAPTER_SERVER_THREADS": "lit:64"},
             "nemo_evaluator_config": {"config": {"params": {"limit_samples": limit, **(params or {})}}},
             "tasks": entries,
         },
@@ -185,6 +189,7 @@ class ChatEndpoint:
 
     @property
     def url(self) -> str:
+        """The chat URL; the completions one is the same with /v1/completions."""
         return f"http://127.0.0.1:{self.port}/v1/chat/completions"
 
     async def _reply(self, request):

@@ -41,6 +41,19 @@ def test_the_digest_changes_with_any_file_and_ignores_bytecode(tmp_path):
     assert len({first, second, builds.digest(r.folder)}) == 3
 
 
+def test_the_digest_covers_the_shared_files_but_not_other_recipes(tmp_path):
+    r = recipe_in(tmp_path)
+    shared = r.folder.parent
+    (shared / "Dockerfile").write_text("FROM b\n")
+    first = builds.digest(r.folder, shared)
+    assert first != builds.digest(r.folder)
+    (shared / "other").mkdir()
+    (shared / "other" / "recipe.yaml").write_text("harness: other\n")
+    assert builds.digest(r.folder, shared) == first
+    (shared / "prepare_hf_cache.py").write_text("print(1)\n")
+    assert builds.digest(r.folder, shared) != first
+
+
 @pytest.mark.parametrize(
     ("env", "tail"),
     [
@@ -63,15 +76,33 @@ def test_the_context_is_the_shared_dockerfile_and_the_pins(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("links", "want"),
+    ("links", "index", "want"),
     [
-        (None, ["download", "-q", "--dest", "/w"]),
-        ("/cache", ["download", "-q", "--no-index", "--find-links", "/cache", "--dest", "/w"]),
+        (None, True, ["--dest", "/w"]),
+        ("/cache", True, ["--find-links", "/cache", "--dest", "/w"]),
+        ("/cache", False, ["--no-index", "--find-links", "/cache", "--dest", "/w"]),
     ],
 )
-def test_wheels_are_for_the_image_python_and_binary_only(links, want):
-    args = builds.pip_download(Path("/r.txt"), Path("/w"), Path(links) if links else None)
-    assert args == [*want, "--only-binary=:all:", "--python-version", "3.11", "-r", "/r.txt"]
+def test_wheels_are_for_the_image_python_and_binary_only(links, index, want):
+    args = builds.pip_download(Path("/r.txt"), Path("/w"), Path(links) if links else None, index)
+    assert args == [
+        "download",
+        "-q",
+        *want,
+        "--only-binary=:all:",
+        "--python-version",
+        "3.11",
+        "-r",
+        "/r.txt",
+    ]
+
+
+def test_sdist_only_pins_are_built_as_wheels_when_the_recipe_lists_them(tmp_path):
+    r = recipe_in(tmp_path)
+    assert builds.sdist_wheels(r, Path("/w")) is None
+    (r.folder / "sdists.txt").write_text("word2number==1.1\n")
+    pins = str(r.folder / "sdists.txt")
+    assert builds.sdist_wheels(r, Path("/w")) == ["wheel", "-q", "--no-deps", "-w", "/w", "-r", pins]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +123,7 @@ def test_a_data_cache_is_ready_when_complete_holds_the_recipe_digest(
     for name, value in complete.items():
         folder = tmp_path / "data" / "h" / name
         folder.mkdir(parents=True)
-        (folder / builds.COMPLETE).write_text(value.replace("DIGEST", builds.digest(r.folder)) + "\n")
+        (folder / builds.COMPLETE).write_text(value.replace("DIGEST", builds.recipe_digest(r)) + "\n")
     assert builds.data_ready(r) == ready
     assert [d.name for d in builds.stale(r, force)] == todo
 

@@ -3,10 +3,12 @@
 network. What to build and when a cache is current are launcher.catalog.builds' pure decisions.
 
 1. exactly the pinned wheels are copied from the wheel cache (recipes.wheels_dir()) into a temporary build
-   context; only when the cache lacks one, `pip download` fills it from the package index (the only network);
+   context; only when the cache lacks one, it is filled from the package index (the only network): the
+   recipe's optional sdists.txt built with `pip wheel --no-deps`, then `pip download` of the binary pins;
 2. `docker build` installs them with --no-index on BASE_IMAGE (default launcher-base:bookworm);
-3. each data cache's `run` runs in the built image with --network none, /recipe (the recipe folder) read-only
-   and /out the cache's host folder; `.complete` is written last, so a failed step leaves nothing ready.
+3. each data cache's `run` runs in the built image with --network none, /recipe (the recipe folder) and
+   /images (the shared scripts) read-only, /out the cache's host folder; `.complete` is written last, so
+   a failed step leaves nothing ready.
 A second build is a no-op: the image is present and every cache's `.complete` matches the recipe.
 """
 
@@ -64,10 +66,15 @@ def build_image(recipe: Recipe, say: Callable[[str], None]) -> None:
             (ctx / name).write_text(text)
         # Only the pinned wheels go into the context (the cache may hold other versions). The index is
         # asked only when the cache lacks one, so a filled cache builds on a host with no network.
-        collect = builds.pip_download(recipe.requirements, ctx / "wheelhouse", find_links=wheels)
+        collect = builds.pip_download(recipe.requirements, ctx / "wheelhouse", wheels, index=False)
         if not _pip_ok(collect):
             say(f"{recipe.harness}: downloading the pinned wheels into {wheels}")
-            _pip(builds.pip_download(recipe.requirements, wheels), f"pip download for {recipe.harness}")
+            sdists = builds.sdist_wheels(recipe, wheels)
+            if sdists:
+                _pip(sdists, f"pip wheel of {recipe.harness}'s {builds.SDISTS}")
+            _pip(
+                builds.pip_download(recipe.requirements, wheels, wheels), f"pip download for {recipe.harness}"
+            )
             _pip(collect, f"collecting {recipe.harness}'s wheels from {wheels}")
         say(f"{recipe.harness}: docker build {recipe.image} (base {base})")
         argv = ["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", recipe.image, str(ctx)]
@@ -81,7 +88,8 @@ def prepare_data(recipe: Recipe, cache: recipes.DataCache, digest: str, say: Cal
     say(f"{recipe.harness}: preparing data cache {cache.name} in {out}")
     argv = [
         "docker", "run", "--rm", "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}",
-        "-v", f"{recipe.folder.resolve()}:/recipe:ro", "-v", f"{out}:/out",
+        "-v", f"{recipe.folder.resolve()}:/recipe:ro", "-v", f"{builds.SHARED.resolve()}:/images:ro",
+        "-v", f"{out}:/out",
         recipe.image, "sh", "-c", cache.run,
     ]  # fmt: skip
     try:
@@ -98,7 +106,7 @@ def build(recipe: Recipe, force: bool = False, say: Callable[[str], None] = prin
         build_image(recipe, say)
     else:
         say(f"{recipe.harness}: image {recipe.image} present (--force rebuilds it)")
-    digest = builds.digest(recipe.folder)
+    digest = builds.recipe_digest(recipe)
     todo = builds.stale(recipe, force)
     for cache in todo:
         prepare_data(recipe, cache, digest, say)

@@ -4,9 +4,11 @@
 
 FILE is a .csv, .jsonl or .jsonl.gz; `pkg:PACKAGE/PATH` names a file of an installed package (the pinned
 data packages of this image). SPLIT defaults to `train`. OUT becomes the dataset's own cache folder, to be
-mounted as $HF_DATASETS_CACHE/<namespace>___<name> (the name snake-cased, as `datasets` does).
+mounted as $HF_DATASETS_CACHE/<namespace>___<name> (<name> alone for a REPO without a namespace; the name
+snake-cased, as `datasets` does).
 
-Runs inside the image (`launcher images build`), so the writer is the reader's `datasets` (5.2.0). What that
+Shared by every recipe (/images in the data step); runs inside the image (`launcher images build`), so the
+writer is the reader's `datasets` (5.2.0 in simple_evals). What that
 version reads with HF_DATASETS_OFFLINE=1 (load.py CachedDatasetModuleFactory, packaged_modules/cache/cache.py
 _find_hash_in_cache): <config>/<version>/<hash>/ with a dataset_info.json whose config_name is <config>,
 and <name>-<split>.arrow per split.
