@@ -13,7 +13,7 @@ executors' image choice both ask it. A recipe.yaml:
     image: launcher-nel-simple-evals:26.3-2  # ours, never an nvcr.io name; bump -N when the folder changes
     env: {}                                  # extra environment baked into the image
     data:                                    # made after the build, inside the image, with no network
-      - name: gpqa                           # on the host: data_root()/<harness>/<name>/
+      - name: gpqa                           # on the host: data_root()/<harness>/<tag>/<name>/
         run: python3 /images/prepare_hf_cache.py /out Idavidrein/gpqa ...   # /recipe: this folder (ro)
         mount: /data/hf-datasets/Idavidrein___gpqa   # where tasks see it, read-only
     offline: [gpqa_diamond, gpqa_main]       # catalogue tasks that run offline in this image
@@ -77,7 +77,9 @@ class Recipe:
         return self.folder / "requirements.txt"
 
     def host_dir(self, data: DataCache) -> Path:
-        return data_root() / self.harness / data.name
+        """data_root()/<harness>/<image tag>/<name>: each image revision has its own caches, so two
+        launcher versions on one host never remake each other's."""
+        return data_root() / self.harness / self.image.rpartition(":")[2] / data.name
 
     def mounts(self) -> dict[str, str]:
         """host path -> container path of every data cache, for a task's read-only mounts."""

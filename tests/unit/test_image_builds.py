@@ -121,7 +121,7 @@ def test_a_data_cache_is_ready_when_complete_holds_the_recipe_digest(
     monkeypatch.setenv("LAUNCHER_IMAGE_DATA", str(tmp_path / "data"))
     r = recipe_in(tmp_path)
     for name, value in complete.items():
-        folder = tmp_path / "data" / "h" / name
+        folder = tmp_path / "data" / "h" / "1-1" / name
         folder.mkdir(parents=True)
         (folder / builds.COMPLETE).write_text(value.replace("DIGEST", builds.recipe_digest(r)) + "\n")
     assert builds.data_ready(r) == ready

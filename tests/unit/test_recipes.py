@@ -34,7 +34,7 @@ def test_a_recipe_reads_into_its_fields(tmp_path, monkeypatch):
     r = recipes.load(write(tmp_path, RECIPE))
     assert (r.harness, r.image, r.env) == ("simple_evals", "launcher-nel-simple-evals:26.3-9", {"A": "1"})
     assert r.requirements == tmp_path / "simple_evals" / "requirements.txt"
-    assert r.mounts() == {"/hand/data/simple_evals/gpqa": "/data/hf-datasets/Idavidrein___gpqa"}
+    assert r.mounts() == {"/hand/data/simple_evals/26.3-9/gpqa": "/data/hf-datasets/Idavidrein___gpqa"}
 
 
 @pytest.mark.parametrize(
