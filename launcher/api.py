@@ -361,7 +361,8 @@ def build_images(harnesses: list[str], force: bool = False, say=print) -> None:
 
 
 def images() -> list[dict]:
-    """Per recipe: harness, image, built (bool), data {cache: ready}, offline (how many tasks it runs)."""
+    """Per recipe: harness, image, built (bool; None without a docker CLI), data {cache: ready}, offline
+    (how many tasks it runs)."""
     from launcher.executors.container import images as built
 
     return built.listing()

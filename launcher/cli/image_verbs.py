@@ -36,7 +36,14 @@ def cmd_images(args: argparse.Namespace) -> int:
         return ", ".join(f"{name}{'' if ok else ' (missing)'}" for name, ok in ready.items()) or "-"
 
     cells = [
-        [r["harness"], r["image"], "yes" if r["built"] else "no", data(r["data"]), r["offline"]] for r in rows
+        [
+            r["harness"],
+            r["image"],
+            {True: "yes", False: "no"}.get(r["built"], "? (no docker)"),
+            data(r["data"]),
+            r["offline"],
+        ]
+        for r in rows
     ]
     print(table(["HARNESS", "IMAGE", "BUILT", "DATA", "OFFLINE TASKS"], cells))
     return 0

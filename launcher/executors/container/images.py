@@ -25,6 +25,7 @@ from pathlib import Path
 from launcher.catalog import builds, recipes
 from launcher.catalog.recipes import Recipe
 from launcher.errors import LauncherError
+from launcher.executors.container.docker_client import START_HINT
 
 BASE_IMAGE = "launcher-base:bookworm"
 BASE_HINT = (
@@ -34,16 +35,22 @@ BASE_HINT = (
 
 
 def _run(argv: list[str], what: str) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = _subprocess(argv)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise LauncherError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")
     return proc.stdout
 
 
+def _subprocess(argv: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True)
+    except OSError as err:  # no docker CLI on this host
+        raise LauncherError(f"cannot run {argv[0]} ({err.strerror}); {START_HINT}") from None
+
+
 def image_present(tag: str) -> bool:
-    proc = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
-    return proc.returncode == 0
+    return _subprocess(["docker", "image", "inspect", tag]).returncode == 0
 
 
 def _pip(args: list[str], what: str) -> None:
@@ -51,7 +58,7 @@ def _pip(args: list[str], what: str) -> None:
 
 
 def _pip_ok(args: list[str]) -> bool:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True).returncode == 0
+    return _subprocess([sys.executable, "-m", "pip", *args]).returncode == 0
 
 
 def build_image(recipe: Recipe, say: Callable[[str], None]) -> None:
@@ -122,15 +129,20 @@ def build_named(names: list[str], force: bool = False, say: Callable[[str], None
 
 
 def listing() -> list[dict]:
-    """One row per recipe: harness, image, whether it is built, whether each data cache is ready."""
+    """One row per recipe: harness, image, whether it is built (None: no docker CLI to ask), whether
+    each data cache is ready."""
     rows = []
     for harness, r in recipes.recipes().items():
         ready = builds.data_ready(r)
+        try:
+            built = image_present(r.image)
+        except LauncherError:
+            built = None
         rows.append(
             {
                 "harness": harness,
                 "image": r.image,
-                "built": image_present(r.image),
+                "built": built,
                 "data": ready,
                 "offline": len(r.offline),
             }
