@@ -14,6 +14,8 @@ A second build is a no-op: the image is present and every cache's `.complete` ma
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -108,17 +110,30 @@ def prepare_data(recipe: Recipe, cache: recipes.DataCache, digest: str, say: Cal
 
 
 def build(recipe: Recipe, force: bool = False, say: Callable[[str], None] = print) -> None:
-    """The recipe's image (when missing, or force) and its data caches (when not current, or force)."""
-    if force or not image_present(recipe.image):
-        build_image(recipe, say)
-    else:
-        say(f"{recipe.harness}: image {recipe.image} present (--force rebuilds it)")
-    digest = builds.recipe_digest(recipe)
-    todo = builds.stale(recipe, force)
-    for cache in todo:
-        prepare_data(recipe, cache, digest, say)
-    if recipe.data and not todo:
-        say(f"{recipe.harness}: data caches current in {recipes.data_root() / recipe.harness}")
+    """The recipe's image (when missing, or force) and its data caches (when not current, or force).
+    One build of a recipe at a time on this host: a second waits, then finds everything current."""
+    with _locked(recipes.data_root() / recipe.harness / f".{recipe.image.rpartition(':')[2]}.lock"):
+        if force or not image_present(recipe.image):
+            build_image(recipe, say)
+        else:
+            say(f"{recipe.harness}: image {recipe.image} present (--force rebuilds it)")
+        digest = builds.recipe_digest(recipe)
+        todo = builds.stale(recipe, force)
+        for cache in todo:
+            prepare_data(recipe, cache, digest, say)
+        if recipe.data and not todo:
+            say(f"{recipe.harness}: data caches current in {recipe.host_dir(recipe.data[0]).parent}")
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def build_named(names: list[str], force: bool = False, say: Callable[[str], None] = print) -> None:
