@@ -9,7 +9,7 @@ import json
 
 def add_parsers(sub) -> None:
     s = sub.add_parser("images", help="build catalogue harness images from PyPI for offline runs; list them")
-    verbs = s.add_subparsers(dest="images_verb", required=True)
+    verbs = s.add_subparsers(dest="images_verb", metavar="build|ls", required=True)
     b = verbs.add_parser(
         "build", help="build a harness's image and prepare its data caches (no-op if current)"
     )
