@@ -1,0 +1,157 @@
+"""Which image a catalogue task runs in, and why (launcher.catalog.image_choice): a table over what is on
+the machine, the setting and the scheduler, with a recipe of the test's own (LAUNCHER_IMAGE_RECIPES)."""
+
+from __future__ import annotations
+
+import pytest
+
+from launcher.catalog import image_choice, recipes
+from launcher.catalog.nel import resolve_nel
+from launcher.errors import ConfigError
+
+NVIDIA = "nvcr.io/nvidia/eval-factory/simple-evals:26.03"
+LOCAL = "launcher-nel-simple-evals:26.3-9"
+RECIPE = f"""\
+harness: simple_evals
+image: {LOCAL}
+env: {{HF_HUB_OFFLINE: "1"}}
+data:
+  - {{name: gpqa, run: "true", mount: /data/hf-datasets/Idavidrein___gpqa}}
+offline: [gpqa_diamond]
+unavailable: {{browsecomp: browses the live web}}
+"""
+GPQA, BROWSE, MMLU = "simple_evals.gpqa_diamond", "simple_evals.browsecomp", "simple_evals.mmlu"
+BUILD = "`launcher images build simple_evals`"
+
+
+@pytest.fixture(autouse=True)
+def recipe(tmp_path, monkeypatch):
+    (tmp_path / "recipes/simple_evals").mkdir(parents=True)
+    (tmp_path / "recipes/simple_evals/recipe.yaml").write_text(RECIPE)
+    monkeypatch.setenv("LAUNCHER_IMAGE_RECIPES", str(tmp_path / "recipes"))
+    monkeypatch.setenv("LAUNCHER_IMAGE_DATA", "/cache/data")
+    recipes.recipes.cache_clear()
+    yield
+    recipes.recipes.cache_clear()
+
+
+BOTH, NV_ONLY, LOCAL_ONLY, NONE = (
+    frozenset({NVIDIA, LOCAL}),
+    frozenset({NVIDIA}),
+    frozenset({LOCAL}),
+    frozenset(),
+)
+
+
+@pytest.mark.parametrize(
+    ("task", "mode", "present", "here", "image", "why"),
+    [
+        (GPQA, "auto", BOTH, True, NVIDIA, "NVIDIA's catalogue image, present"),
+        (GPQA, "auto", NV_ONLY, True, NVIDIA, "NVIDIA's catalogue image, present"),
+        (GPQA, "auto", LOCAL_ONLY, True, LOCAL, f"local build: {NVIDIA} not present"),
+        (
+            GPQA,
+            "auto",
+            NONE,
+            True,
+            NVIDIA,
+            f"NVIDIA's catalogue image, not present: pulled (no local build: {LOCAL} not built: {BUILD})",
+        ),
+        (
+            BROWSE,
+            "auto",
+            LOCAL_ONLY,
+            True,
+            NVIDIA,
+            "NVIDIA's catalogue image, not present: pulled (no local build: browses the live web)",
+        ),
+        (
+            MMLU,
+            "auto",
+            LOCAL_ONLY,
+            True,
+            "nvcr.io/nvidia/eval-factory/simple-evals:26.03",
+            "NVIDIA's catalogue image, not present: pulled (no local build: not prepared to run offline)",
+        ),
+        (GPQA, "auto", None, True, NVIDIA, "NVIDIA's catalogue image (Docker not asked)"),
+        (
+            GPQA,
+            "auto",
+            LOCAL_ONLY,
+            False,
+            NVIDIA,
+            "NVIDIA's catalogue image (on Slurm execution.catalog_images: local runs the local build)",
+        ),
+        (
+            GPQA,
+            "nvidia",
+            LOCAL_ONLY,
+            True,
+            NVIDIA,
+            "NVIDIA's catalogue image (execution.catalog_images: nvidia)",
+        ),
+        (GPQA, "local", BOTH, True, LOCAL, "local build (execution.catalog_images: local)"),
+        (GPQA, "local", LOCAL_ONLY, False, LOCAL, "local build (execution.catalog_images: local)"),
+        (
+            GPQA,
+            "local",
+            None,
+            False,
+            LOCAL,
+            "local build (execution.catalog_images: local)",
+        ),  # SSH: not asked
+    ],
+)
+def test_the_choice(task, mode, present, here, image, why):
+    choice = image_choice.choose(resolve_nel(task), mode=mode, present=present, here=here)
+    assert (choice.image, choice.why) == (image, why)
+    local = image == LOCAL
+    assert choice.mounts == (
+        {"/cache/data/simple_evals/gpqa": "/data/hf-datasets/Idavidrein___gpqa"} if local else {}
+    )
+    assert choice.env == ({"HF_HUB_OFFLINE": "1"} if local else {})
+
+
+@pytest.mark.parametrize("mode", image_choice.MODES)
+def test_what_the_config_names_wins_whatever_the_mode(mode):
+    task = resolve_nel(GPQA)
+    mine = image_choice.choose(task, "mine:1", {"simple_evals": "mirror:1"}, mode, LOCAL_ONLY)
+    assert (mine.image, mine.why, mine.mounts) == ("mine:1", "the task's container", {})
+    mapped = image_choice.choose(task, None, {"simple_evals": "mirror:1"}, mode, LOCAL_ONLY)
+    assert (mapped.image, mapped.why) == ("mirror:1", "evaluation.harness_images.simple_evals")
+
+
+@pytest.mark.parametrize(
+    ("task", "present", "message"),
+    [
+        (BROWSE, LOCAL_ONLY, "simple_evals.browsecomp has no local image: browses the live web"),
+        (MMLU, LOCAL_ONLY, "no local image: not prepared to run offline"),
+        ("mmath.mmath_en", LOCAL_ONLY, "no local image: no offline recipe for mmath"),
+        (GPQA, NV_ONLY, f"{LOCAL} for simple_evals.gpqa_diamond is not built on this machine.*{BUILD}"),
+    ],
+)
+def test_local_refuses_in_one_line_what_it_cannot_run(task, present, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        image_choice.choose(resolve_nel(task), mode="local", present=present)
+    assert "execution.catalog_images" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("task", "present", "cell"),
+    [
+        (GPQA, LOCAL_ONLY, "built"),
+        (GPQA, NV_ONLY, "buildable: launcher images build simple_evals"),
+        (GPQA, None, "unknown (no Docker)"),
+        (BROWSE, LOCAL_ONLY, "no: browses the live web"),
+        ("mmath.mmath_en", None, "no: no offline recipe for mmath"),
+    ],
+)
+def test_the_offline_column(task, present, cell):
+    assert image_choice.offline(resolve_nel(task), present) == cell
+
+
+def test_candidates_are_nvidia_s_and_the_recipes_images():
+    tasks = [resolve_nel(GPQA), resolve_nel(MMLU), resolve_nel("mmath.mmath_en")]
+    assert image_choice.candidates(tasks) == sorted(
+        {NVIDIA, LOCAL, "nvcr.io/nvidia/eval-factory/mmath:26.03"}
+    )
