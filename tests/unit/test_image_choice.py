@@ -14,7 +14,7 @@ LOCAL = "launcher-nel-simple-evals:26.3-9"
 RECIPE = f"""\
 harness: simple_evals
 image: {LOCAL}
-env: {{HF_HUB_OFFLINE: "1"}}
+env: {{HF_HUB_OFFLINE: "1", GPQA_FROM: recipe}}
 data:
   - {{name: gpqa, run: "true", mount: /data/hf-datasets/Idavidrein___gpqa}}
 offline: [gpqa_diamond]
@@ -109,7 +109,7 @@ def test_the_choice(task, mode, present, here, image, why):
     assert choice.mounts == (
         {"/cache/data/simple_evals/gpqa": "/data/hf-datasets/Idavidrein___gpqa"} if local else {}
     )
-    assert choice.env == ({"HF_HUB_OFFLINE": "1"} if local else {})
+    assert choice.env == ({"HF_HUB_OFFLINE": "1", "GPQA_FROM": "recipe"} if local else {})
 
 
 @pytest.mark.parametrize("mode", image_choice.MODES)
@@ -155,3 +155,48 @@ def test_candidates_are_nvidia_s_and_the_recipes_images():
     assert image_choice.candidates(tasks) == sorted(
         {NVIDIA, LOCAL, "nvcr.io/nvidia/eval-factory/mmath:26.03"}
     )
+
+
+# ---- through the plan: the container a choice gives ------------------------------------------------------
+
+
+def planned(tasks: list[dict], present: frozenset[str] | None, mode: str = "auto"):
+    from launcher.config.boundary import to_run_spec
+    from launcher.executors.container.plan import plan_tasks
+    from launcher.executors.local import LocalConfig
+
+    data = {
+        "execution": {"output_dir": "/data/evals", "user": "1000:1000", "catalog_images": mode},
+        "target": {"api_endpoint": {"url": "http://127.0.0.1:8000/v1/chat/completions", "model_id": "m"}},
+        "evaluation": {"tasks": tasks, "env_vars": {"HF_HUB_OFFLINE": "lit:0"}},
+    }
+    spec = to_run_spec(data, "local", LocalConfig)
+    return plan_tasks(spec, "0000abcd", "/data/evals/x", spec.execution, present=present)
+
+
+def test_a_local_build_s_container_gets_its_mounts_and_env_the_config_s_own_winning():
+    plan = planned([{"name": GPQA}, {"name": MMLU}], LOCAL_ONLY)
+    (gpqa, mmlu) = plan.containers
+    assert (gpqa.image, mmlu.image) == (LOCAL, NVIDIA)
+    assert gpqa.mounts == ("/cache/data/simple_evals/gpqa:/data/hf-datasets/Idavidrein___gpqa:ro",)
+    assert mmlu.mounts == () and "GPQA_FROM" not in mmlu.env
+    assert (gpqa.env["GPQA_FROM"], gpqa.env["HF_HUB_OFFLINE"]) == ("recipe", "0")  # the config's `lit:` wins
+    assert plan.jobs[0].image_why == f"local build: {NVIDIA} not present"
+    assert plan.jobs[1].image_why.startswith("NVIDIA's catalogue image, not present")
+
+
+def test_the_config_s_dataset_dir_replaces_a_local_build_s_mount_of_the_same_path():
+    task = {
+        "name": GPQA,
+        "dataset_dir": "/mine/gpqa",
+        "dataset_mount_path": "/data/hf-datasets/Idavidrein___gpqa",
+    }
+    (c,) = planned([task], LOCAL_ONLY).containers
+    assert c.mounts == ("/mine/gpqa:/data/hf-datasets/Idavidrein___gpqa:ro",)
+
+
+def test_a_custom_or_built_in_task_has_no_image_choice():
+    plan = planned(
+        [{"name": "launcher.gsm8k_cot_zeroshot"}, {"name": "x", "container": "i:1", "command": ["a"]}], None
+    )
+    assert [j.image_why for j in plan.jobs] == ["", ""]

@@ -316,7 +316,9 @@ def with_config_extras(
         # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task gets
         # SIGTERM first and post_cmd runs after it ended (tini 0.19; tests/integration/test_nel_deployment).
         env["TINI_KILL_PROCESS_GROUP"] = "1"
-    return replace(c, command=command, env={**env, **c.env}, mounts=(*c.mounts, *mounts))
+    mine = {m.split(":")[1] for m in mounts}  # a local build's data mount yields to the config's own there
+    kept = tuple(m for m in c.mounts if m.split(":")[1] not in mine)
+    return replace(c, command=command, env={**env, **c.env}, mounts=(*kept, *mounts))
 
 
 def hook_files(spec: RunSpec, task: TaskSpec) -> dict[str, str]:
