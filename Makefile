@@ -5,12 +5,11 @@ TEST_IMAGE := launcher-testtask:1
 HARNESS_IMAGE := $(shell python3 -c "import re;print('launcher-harness:'+re.search(r'__version__ = \"(.+)\"', open('launcher/__init__.py').read())[1])")
 TOOLS_IMAGE := $(subst launcher-harness:,launcher-tools:,$(HARNESS_IMAGE))
 
-NEL_IMAGE := $(shell cat images/nel/IMAGE)
 LM_EVAL_IMAGE := $(shell cat images/lm-eval/IMAGE)
 LLAMA_IMAGE := $(shell sed -n 's/^LLAMA_CPP_IMAGE = "\(.*\)".*/\1/p' launcher/catalog/__init__.py)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv ne-venv image tools-image llama-image nel-image lm-eval-image test-images demo test lint bench clean
+.PHONY: nel-examples-check venv docker compose haproxy slurm sshd chromium catalog catalog-check nel-venv ne-venv image tools-image llama-image nel-images lm-eval-image test-images demo test lint bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/parity/requirements.txt
@@ -84,10 +83,12 @@ demo: venv docker image llama-image
 	$(VENV)/bin/launcher execution=local deployment=llama_cpp evaluation=demo \
 	  execution.output_dir=results/demo --wait
 
-# NEL's simple-evals harness image from PyPI wheels (nemo-evaluator 0.2.8, nvidia-simple-evals 26.3) and the
-# GPQA datasets cache it reads offline (images/nel/README.md); both are kept, so a second run is a no-op.
-nel-image: venv docker
-	PYTHON=$(PY) bash scripts/build-nel-image.sh $(NEL_IMAGE)
+# Every catalogue harness image with a recipe (launcher/catalog/images/<harness>/), from PyPI wheels cached in
+# ~/.cache/launcher/nel-wheels, and the data caches its offline tasks read; a second run is a no-op.
+# The base is made offline first when missing (images/make-base.sh is a no-op when it is present).
+nel-images: venv docker
+	bash images/make-base.sh launcher-base:bookworm
+	$(PY) -m launcher images build all $(if $(filter 1,$(FORCE)),--force)
 
 # Upstream lm-evaluation-harness 0.4.13 from PyPI wheels (cached in ~/.cache/launcher/lm-eval-wheels), with
 # the items our built-ins evaluate and the demo model's tokenizer baked in: the oracle our scores are
@@ -99,7 +100,7 @@ test-images: docker
 	bash scripts/build-image.sh $(TEST_IMAGE) tests/images/testtask/Dockerfile tests/images/testtask
 
 # Docker tests must not skip here: LAUNCHER_REQUIRE_DOCKER turns a skip into a failure.
-test: venv docker compose haproxy slurm sshd chromium catalog-check nel-venv image tools-image llama-image nel-image lm-eval-image test-images
+test: venv docker compose haproxy slurm sshd chromium catalog-check nel-venv image tools-image llama-image nel-images lm-eval-image test-images
 	LAUNCHER_REQUIRE_DOCKER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # NEL 0.2.6's own example configs through our boundary. Not in `make test`: they exist only in a GitHub

@@ -356,3 +356,20 @@ def gate(base: str | list[str], cand: str | list[str], policy):
     rules = policy if isinstance(policy, policies.Policy) else policies.load(policy)
     base_ids, cand_ids = _ids(base), _ids(cand)
     return gate_runs(sweep.load(base_ids), sweep.load(cand_ids), rules, (tuple(base_ids), tuple(cand_ids)))
+
+
+# ---- catalogue harness images built here (launcher.catalog.recipes) -------------------------------------
+
+
+def build_images(harnesses: list[str], force: bool = False, say=print) -> None:
+    """Build each named recipe's image and data caches (`all`: every recipe); a no-op for what is current."""
+    from launcher.executors.container import images
+
+    images.build_named(harnesses, force, say)
+
+
+def images() -> list[dict]:
+    """Per recipe: harness, image, built (bool), data {cache: ready}, offline (how many tasks it runs)."""
+    from launcher.executors.container import images as built
+
+    return built.listing()

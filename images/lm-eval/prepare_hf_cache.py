@@ -4,8 +4,8 @@
 
 IN/<namespace>___<name>/<config>/<split>.jsonl -> OUT/<namespace>___<name>/<config>/0.0.0/offline/ with
 dataset_info.json (config_name <config>) and <name>-<split>.arrow: what `datasets` 5.2.0 looks for with
-HF_DATASETS_OFFLINE=1 (as images/nel/prepare_hf_cache.py does for CSV; see images/nel/README.md). Runs
-during the image build, so the writer is the reader's `datasets` version.
+HF_DATASETS_OFFLINE=1 (as launcher/catalog/images/simple_evals/prepare_hf_cache.py does; see its
+README.md). Runs during the image build, so the writer is the reader's `datasets` version.
 """
 
 import os

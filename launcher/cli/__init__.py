@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from launcher.cli import export_verbs, paired_verbs
+from launcher.cli import export_verbs, image_verbs, paired_verbs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
 
     export_verbs.add_parsers(sub)  # export, results, report
     paired_verbs.add_parsers(sub)  # compare, gate
+    image_verbs.add_parsers(sub)  # images build|ls
     return p
 
 
@@ -208,4 +209,5 @@ COMMANDS = {
     "info": cmd_info,
     **export_verbs.COMMANDS,
     **paired_verbs.COMMANDS,
+    **image_verbs.COMMANDS,
 }

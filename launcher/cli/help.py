@@ -43,6 +43,9 @@ After the run:
   launcher compare BASE CAND [--task T] [--metric M] [--format text|json|markdown]
   launcher gate BASE CAND --policy FILE [--verbose] [--format ...]   exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE
   launcher VERB --help     details of a verb
+
+Offline catalogue images (built here from PyPI for tasks whose NVIDIA image cannot be pulled):
+  launcher images build HARNESS ...|all [--force]     then: launcher images ls [--json]
 """
 
 

@@ -1,5 +1,5 @@
 """One NEL catalogue task run for real, offline: `simple_evals.gpqa_diamond` in our image of NEL's
-simple-evals harness (nemo-evaluator 0.2.8 + nvidia-simple-evals 26.3 from PyPI, `make nel-image`), its
+simple-evals harness (nemo-evaluator 0.2.8 + nvidia-simple-evals 26.3 from PyPI, `launcher images build`), its
 GPQA data from a Hugging Face datasets cache made from our pinned data package and mounted read-only,
 against an endpoint in this test on 127.0.0.1 that answers from GPQA's own answer key."""
 
@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from importlib.resources import files
@@ -21,31 +19,25 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import invocation_of, jobs, labelled_containers, unavailable, wait_for
+from offline_catalogue import build_recipe_image
 
+from launcher.catalog import recipes
 from launcher.store.results import scores
-from launcher.testing import caches
 
 pytestmark = pytest.mark.docker
-ROOT = Path(__file__).resolve().parents[2]
-NEL_IMAGE = (ROOT / "images/nel/IMAGE").read_text().strip()  # `make nel-image` builds it
+RECIPE = recipes.recipe_for("simple_evals")
+NEL_IMAGE = RECIPE.image  # `launcher images build simple_evals` (`make nel-images`) builds it and its data
 TASK = "simple_evals.gpqa_diamond"
-CACHE = caches.root()
-GPQA_CACHE = CACHE / "nel-data/hf-datasets/Idavidrein___gpqa"  # scripts/build-nel-image.sh writes it
+(GPQA,) = (d for d in RECIPE.data if d.name == "gpqa")
+GPQA_CACHE = RECIPE.host_dir(GPQA)
 RIGHT = 3  # the endpoint answers the first RIGHT distinct questions correctly, every later one wrongly
 
 
 @pytest.fixture(scope="session")
 def nel_image(docker_engine) -> str:
-    """The image and its datasets cache, built by the make target's script when missing; a failed build
-    fails the test (no skip: building offline from the wheel cache is what this test proves)."""
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts/build-nel-image.sh"), NEL_IMAGE],
-        env={**os.environ, "PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/build-nel-image.sh {NEL_IMAGE} failed:\n{proc.stderr[-3000:]}")
+    """The image and its data caches, built by `launcher images build` when missing (a no-op when
+    current); a failed build fails the test (no skip: building offline is what this test proves)."""
+    build_recipe_image("simple_evals")
     assert (GPQA_CACHE / "gpqa_diamond").is_dir()
     return NEL_IMAGE
 
@@ -199,7 +191,7 @@ def nel_config(
                 {
                     **task,
                     "dataset_dir": str(GPQA_CACHE),
-                    "dataset_mount_path": "/data/hf-datasets/Idavidrein___gpqa",
+                    "dataset_mount_path": GPQA.mount,
                 }
                 for task in tasks
             ],
@@ -232,7 +224,7 @@ def test_image_runs_unprivileged_offline_and_reads_the_mounted_cache(docker_engi
         ],
         user="4321:4321",
         network_mode="none",
-        volumes={str(GPQA_CACHE): {"bind": "/data/hf-datasets/Idavidrein___gpqa", "mode": "ro"}},
+        volumes={str(GPQA_CACHE): {"bind": GPQA.mount, "mode": "ro"}},
         remove=True,
     )
     assert out.decode().split()[-3:] == ["4321", "198", "0"]

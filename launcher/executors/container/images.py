@@ -1,0 +1,124 @@
+"""`launcher images build|ls`: a catalogue harness image built on this machine from its recipe
+(launcher.catalog.recipes) with pip and the docker CLI, then its data caches prepared inside it with no
+network. What to build and when a cache is current are launcher.catalog.builds' pure decisions.
+
+1. `pip download` fills the wheel cache (recipes.wheels_dir()) from the package index: the only network;
+2. exactly the pinned wheels are copied from that cache into a temporary build context, and `docker build`
+   installs them with --no-index on BASE_IMAGE (default launcher-base:bookworm);
+3. each data cache's `run` runs in the built image with --network none, /recipe (the recipe folder) read-only
+   and /out the cache's host folder; `.complete` is written last, so a failed step leaves nothing ready.
+A second build is a no-op: the image is present and every cache's `.complete` matches the recipe.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from launcher.catalog import builds, recipes
+from launcher.catalog.recipes import Recipe
+from launcher.errors import LauncherError
+
+BASE_IMAGE = "launcher-base:bookworm"
+BASE_HINT = (
+    "make it offline with `bash images/make-base.sh launcher-base:bookworm` (in a clone of this project), "
+    "or set BASE_IMAGE to a Debian image with python3 (3.11) and its venv module"
+)
+
+
+def _run(argv: list[str], what: str) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise LauncherError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")
+    return proc.stdout
+
+
+def image_present(tag: str) -> bool:
+    proc = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
+    return proc.returncode == 0
+
+
+def _pip(args: list[str], what: str) -> None:
+    _run([sys.executable, "-m", "pip", *args], what)
+
+
+def build_image(recipe: Recipe, say: Callable[[str], None]) -> None:
+    base = os.environ.get("BASE_IMAGE") or BASE_IMAGE
+    if not image_present(base):
+        raise LauncherError(f"base image {base} is not on this machine; {BASE_HINT}")
+    wheels = recipes.wheels_dir()
+    wheels.mkdir(parents=True, exist_ok=True)
+    say(f"{recipe.harness}: downloading the pinned wheels into {wheels}")
+    _pip(builds.pip_download(recipe.requirements, wheels), f"pip download for {recipe.harness}")
+    with tempfile.TemporaryDirectory(prefix=f"launcher-image-{recipe.harness}-") as tmp:
+        ctx = Path(tmp)
+        for name, text in builds.context(recipe).items():
+            (ctx / name).write_text(text)
+        # only the pinned wheels go into the context (the cache may hold other versions)
+        args = builds.pip_download(recipe.requirements, ctx / "wheelhouse", find_links=wheels)
+        _pip(args, f"collecting {recipe.harness}'s wheels from {wheels}")
+        say(f"{recipe.harness}: docker build {recipe.image} (base {base})")
+        argv = ["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", recipe.image, str(ctx)]
+        _run(argv, f"docker build {recipe.image}")
+
+
+def prepare_data(recipe: Recipe, cache: recipes.DataCache, digest: str, say: Callable[[str], None]) -> None:
+    out = recipe.host_dir(cache)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    say(f"{recipe.harness}: preparing data cache {cache.name} in {out}")
+    argv = [
+        "docker", "run", "--rm", "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}",
+        "-v", f"{recipe.folder.resolve()}:/recipe:ro", "-v", f"{out}:/out",
+        recipe.image, "sh", "-c", cache.run,
+    ]  # fmt: skip
+    try:
+        _run(argv, f"preparing {recipe.harness}'s data cache {cache.name}")
+    except LauncherError:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    (out / builds.COMPLETE).write_text(digest + "\n")
+
+
+def build(recipe: Recipe, force: bool = False, say: Callable[[str], None] = print) -> None:
+    """The recipe's image (when missing, or force) and its data caches (when not current, or force)."""
+    if force or not image_present(recipe.image):
+        build_image(recipe, say)
+    else:
+        say(f"{recipe.harness}: image {recipe.image} present (--force rebuilds it)")
+    digest = builds.digest(recipe.folder)
+    todo = builds.stale(recipe, force)
+    for cache in todo:
+        prepare_data(recipe, cache, digest, say)
+    if recipe.data and not todo:
+        say(f"{recipe.harness}: data caches current in {recipes.data_root() / recipe.harness}")
+
+
+def build_named(names: list[str], force: bool = False, say: Callable[[str], None] = print) -> None:
+    """`launcher images build NAME...|all`: each named recipe in turn."""
+    found = recipes.recipes()
+    for harness in builds.choose(names, list(found)):
+        build(found[harness], force, say)
+
+
+def listing() -> list[dict]:
+    """One row per recipe: harness, image, whether it is built, whether each data cache is ready."""
+    rows = []
+    for harness, r in recipes.recipes().items():
+        ready = builds.data_ready(r)
+        rows.append(
+            {
+                "harness": harness,
+                "image": r.image,
+                "built": image_present(r.image),
+                "data": ready,
+                "offline": len(r.offline),
+            }
+        )
+    return rows
