@@ -1,8 +1,9 @@
 """A catalogue task named alone runs in the local image of ours built on this machine when NVIDIA's is not
 here (launcher.catalog.image_choice), and the dry run, `status --detail` and `ls tasks` say so.
 
-The recipes are the test's own, in a folder it points LAUNCHER_IMAGE_RECIPES at (the shipped ones belong to
-the harness helpers' tests), and their data folders live under LAUNCHER_IMAGE_DATA in tmp_path."""
+The run uses the shipped simple_evals recipe (`launcher images build simple_evals`); the dry-run and
+listing tests use a recipe of their own, in a folder LAUNCHER_IMAGE_RECIPES points at, for a throwaway
+image tag, its data cache under LAUNCHER_IMAGE_DATA in tmp_path."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import invocation_of, jobs, unavailable
-from test_catalogue_run import GPQA_CACHE, RIGHT, gpqa_endpoint, nel_image, slurm_answers  # noqa: F401
+from test_catalogue_run import RIGHT, gpqa_endpoint, nel_image, slurm_answers  # noqa: F401
 
+from launcher.catalog import builds
 from launcher.catalog.nel import resolve_nel
 
 pytestmark = pytest.mark.docker
@@ -29,9 +31,9 @@ def here(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
 
 
-def recipe_env(tmp_path: Path, image: str, data: Path | None = None) -> dict[str, str]:
-    """A simple_evals recipe running gpqa_diamond offline in `image`, its one data cache `data` (linked
-    where the recipe reader looks for it; an empty folder when None)."""
+def recipe_env(tmp_path: Path, image: str) -> dict[str, str]:
+    """A simple_evals recipe running gpqa_diamond offline in `image`, its one data cache made current (an
+    empty folder with the `.complete` the builder writes last)."""
     folder = tmp_path / "recipes/simple_evals"
     folder.mkdir(parents=True)
     recipe = {
@@ -43,11 +45,8 @@ def recipe_env(tmp_path: Path, image: str, data: Path | None = None) -> dict[str
     }
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     cache = tmp_path / "data/simple_evals/gpqa"
-    cache.parent.mkdir(parents=True)
-    if data is None:
-        cache.mkdir()
-    else:
-        cache.symlink_to(data)
+    cache.mkdir(parents=True)
+    (cache / builds.COMPLETE).write_text(builds.digest(folder))
     return {"LAUNCHER_IMAGE_RECIPES": str(folder.parent), "LAUNCHER_IMAGE_DATA": str(tmp_path / "data")}
 
 
@@ -130,10 +129,9 @@ def test_a_task_by_name_runs_in_the_local_build(cli, tmp_path, nel_image, gpqa_e
     image. On Slurm (whose nodes here share this machine's Docker) only catalog_images: local picks it."""
     if executor == "slurm" and not slurm_answers():
         unavailable("no Slurm cluster answers", "make test starts one with scripts/ensure-slurm.sh")
-    env = recipe_env(tmp_path, nel_image, GPQA_CACHE)
     ep = gpqa_endpoint()
     extra = {"executor": "slurm", "catalog_images": "local"} if executor == "slurm" else {}
-    proc = cli("run", "--config", str(by_name(tmp_path, ep.url, **extra)), "--wait", env=env, timeout=900)
+    proc = cli("run", "--config", str(by_name(tmp_path, ep.url, **extra)), "--wait", timeout=900)
     inv = invocation_of(proc)
     job = jobs(cli, inv)[TASK]
     log = (Path(job["folder"]) / "logs/output.log").read_text()
@@ -144,7 +142,7 @@ def test_a_task_by_name_runs_in_the_local_build(cli, tmp_path, nel_image, gpqa_e
     if executor == "slurm":
         why = "local build (execution.catalog_images: local)"
     assert (job["image"], job["image_why"]) == (nel_image, why)
-    detail = cli("status", inv, "--detail", env=env, check_rc=0).stdout
+    detail = cli("status", inv, "--detail", check_rc=0).stdout
     assert f"image of {inv}.0 {TASK}: {nel_image} ({why})" in detail
     (row,) = json.loads(cli("results", inv, "--format", "json", check_rc=0).stdout)
     assert (row["column"], row["value"]) == (TASK, pytest.approx(RIGHT / LIMIT))

@@ -4,9 +4,7 @@ only when a choice reads it; no registry is asked anything."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from launcher.catalog import image_choice, recipes, resolve
+from launcher.catalog import builds, image_choice, recipes, resolve
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError
 from launcher.executors.container.docker_client import Docker
@@ -14,13 +12,13 @@ from launcher.executors.container.docker_client import Docker
 
 def present(images: list[str]) -> frozenset[str] | None:
     """The `images` on this machine; None when Docker cannot say. A recipe's image counts only with its data
-    caches prepared (`launcher images build` makes both): without them its tasks cannot run offline."""
+    caches current (catalog.builds.data_ready; `launcher images build` makes both)."""
     missing = Docker.missing_images(images)
     if missing is None:
         return None
     here = set(images) - set(missing)
     for recipe in recipes.recipes().values():
-        if recipe.image in here and not all(Path(host).is_dir() for host in recipe.mounts()):
+        if recipe.image in here and not all(builds.data_ready(recipe).values()):
             here.discard(recipe.image)
     return frozenset(here)
 
