@@ -38,6 +38,14 @@ def build_hint(harness: str) -> str:
     return f"`launcher images build {harness}`"
 
 
+def recipe_hint(image: str) -> str:
+    """How to build `image` when one of our recipes makes it (no registry has it: never pulled), else ""."""
+    for recipe in recipes.recipes().values():
+        if recipe.image == image:
+            return f"build it with {build_hint(recipe.harness)}"
+    return ""
+
+
 def why_not_local(task: NelTask) -> str | None:
     """None when the task's recipe runs it offline, else why no local image can run it."""
     recipe = recipes.recipe_for(task.harness)

@@ -200,3 +200,8 @@ def test_a_custom_or_built_in_task_has_no_image_choice():
         [{"name": "launcher.gsm8k_cot_zeroshot"}, {"name": "x", "container": "i:1", "command": ["a"]}], None
     )
     assert [j.image_why for j in plan.jobs] == ["", ""]
+
+
+def test_a_recipe_image_missing_at_submit_is_built_not_pulled():
+    assert image_choice.recipe_hint(LOCAL) == f"build it with {BUILD}"
+    assert image_choice.recipe_hint(NVIDIA) == ""  # docker may pull NVIDIA's

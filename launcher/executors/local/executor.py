@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.catalog import BUILD_HINTS
+from launcher.catalog.image_choice import recipe_hint
 from launcher.config.schema import RunSpec
 from launcher.errors import LauncherError
 from launcher.executors.container import local_images
@@ -64,7 +65,7 @@ class LocalExecutor(ContainerExecutor):
         images = images_needed(plan)
         missing = self.docker.missing_images(images)
         for image in images if missing is None else missing:
-            hint = BUILD_HINTS.get(image, "")
+            hint = BUILD_HINTS.get(image) or recipe_hint(image)
             self.docker.ensure_image(image, hint, pull=self.config.pull == "missing")
 
     def start(self, record: InvocationRecord) -> str | None:

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from launcher.catalog import BUILD_HINTS, TOOLS_HINT
+from launcher.catalog.image_choice import recipe_hint
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
 from launcher.executors.container import local_images
@@ -152,10 +153,10 @@ class SlurmExecutor(ContainerExecutor):
         for image in images_needed(plan):
             if not self.shell.remote:
                 self.docker.ensure_image(
-                    image, BUILD_HINTS.get(image, ""), pull=self.config.pull == "missing"
+                    image, BUILD_HINTS.get(image) or recipe_hint(image), pull=self.config.pull == "missing"
                 )
             elif self.shell.run(["docker", "image", "inspect", image]).returncode:
-                hint = BUILD_HINTS.get(image, "build or pull it there")
+                hint = BUILD_HINTS.get(image) or recipe_hint(image) or "build or pull it there"
                 if image == self.config.launcher_image:
                     hint = (
                         f"it runs the endpoint proxy and auto-export on the nodes: {TOOLS_HINT} there, "
