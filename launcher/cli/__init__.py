@@ -191,7 +191,8 @@ def cmd_info(args) -> int:
             print(f"{key + ':':<11} {value}")
         print("jobs:")
         for job in record.jobs:
-            print(f"  {job.job_id}  {job.task}  {folder / job.folder}  image {job.image}")
+            why = f" ({job.image_why})" if job.image_why else ""
+            print(f"  {job.job_id}  {job.task}  {folder / job.folder}  image {job.image}{why}")
         config = api.resolved_config(record)
         if config is not None:
             print("resolved config:")

@@ -144,5 +144,10 @@ def test_a_task_by_name_runs_in_the_local_build(cli, tmp_path, nel_image, gpqa_e
     assert (job["image"], job["image_why"]) == (nel_image, why)
     detail = cli("status", inv, "--detail", check_rc=0).stdout
     assert f"image of {inv}.0 {TASK}: {nel_image} ({why})" in detail
+    assert f"image {nel_image} ({why})" in cli("info", inv, check_rc=0).stdout
+    assert (
+        json.loads((Path(job["folder"]).parent / "invocation.json").read_text())["jobs"][0]["image_why"]
+        == why
+    )
     (row,) = json.loads(cli("results", inv, "--format", "json", check_rc=0).stdout)
     assert (row["column"], row["value"]) == (TASK, pytest.approx(RIGHT / LIMIT))
