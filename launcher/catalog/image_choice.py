@@ -92,7 +92,7 @@ def choose(
     if not here:
         return Choice(nvidia, f"NVIDIA's catalogue image (on Slurm {KEY}: local runs the local build)")
     if present is None:
-        return Choice(nvidia, "NVIDIA's catalogue image (Docker not asked)")
+        return Choice(nvidia, "NVIDIA's catalogue image (Docker did not say what is here)")
     if nvidia in present:
         return Choice(nvidia, "NVIDIA's catalogue image, present")
     if reason is None and recipe.image in present:

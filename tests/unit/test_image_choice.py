@@ -73,7 +73,7 @@ BOTH, NV_ONLY, LOCAL_ONLY, NONE = (
             "nvcr.io/nvidia/eval-factory/simple-evals:26.03",
             "NVIDIA's catalogue image, not present: pulled (no local build: not prepared to run offline)",
         ),
-        (GPQA, "auto", None, True, NVIDIA, "NVIDIA's catalogue image (Docker not asked)"),
+        (GPQA, "auto", None, True, NVIDIA, "NVIDIA's catalogue image (Docker did not say what is here)"),
         (
             GPQA,
             "auto",
