@@ -205,3 +205,24 @@ def test_a_custom_or_built_in_task_has_no_image_choice():
 def test_a_recipe_image_missing_at_submit_is_built_not_pulled():
     assert image_choice.recipe_hint(LOCAL) == f"build it with {BUILD}"
     assert image_choice.recipe_hint(NVIDIA) == ""  # docker may pull NVIDIA's
+
+
+@pytest.mark.parametrize(
+    ("execution", "message"),
+    [
+        ({"catalog_images": "mine"}, "'mine' is not allowed. Allowed values: auto, nvidia, local"),
+        ({"catalog_images": "local", "container_runtime": "pyxis"}, "container_runtime pyxis does not read"),
+    ],
+)
+def test_the_setting_is_checked_at_the_boundary(execution, message):
+    from launcher.config.boundary import to_run_spec
+    from launcher.executors.slurm import SlurmConfig
+
+    data = {
+        "target": {"api_endpoint": {"url": "http://127.0.0.1:8000/v1", "model_id": "m"}},
+        "execution": execution,
+    }
+    data["evaluation"] = {"tasks": [{"name": GPQA}]}
+    with pytest.raises(ConfigError, match="execution.catalog_images") as err:
+        to_run_spec(data, "slurm", SlurmConfig)
+    assert message in str(err.value)
