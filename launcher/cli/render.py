@@ -167,6 +167,11 @@ def start_report(record: InvocationRecord, statuses: list[JobStatus], note: str 
             lines.append(
                 terminal_safe(f"  {s.job_id} {s.task}: {s.state.value} (exit {s.exit_code}): {s.reason}")
             )
+    chosen: dict[tuple[str, str], int] = {}  # catalogue tasks' images, once per image and reason
+    for job in record.jobs:
+        if job.image_why:
+            chosen[job.image, job.image_why] = chosen.get((job.image, job.image_why), 0) + 1
+    lines += [terminal_safe(f"  image:   {i} ({why}): {n} task(s)") for (i, why), n in chosen.items()]
     lines += [
         f"  folder:  {record.folder}",
         f"  status:  launcher status {record.invocation_id}",

@@ -134,6 +134,7 @@ def test_a_task_by_name_runs_in_the_local_build(cli, tmp_path, nel_image, gpqa_e
     proc = cli("run", "--config", str(by_name(tmp_path, ep.url, **extra)), "--wait", timeout=900)
     inv = invocation_of(proc)
     job = jobs(cli, inv)[TASK]
+    assert f"  image:   {job['image']} ({job['image_why']}): 1 task(s)" in proc.stdout  # the start report
     log = (Path(job["folder"]) / "logs/output.log").read_text()
     assert job["state"] == "SUCCEEDED", proc.stdout[-2000:] + log[-3000:]
     assert job["score"] == f"micro={RIGHT / LIMIT:.4f}" and ep.requests == LIMIT
