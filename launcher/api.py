@@ -212,6 +212,14 @@ class Run:
     status: InvocationStatus | None = None  # None: its folder or run record is gone
 
 
+def tasks(filter: str | None = None) -> list[dict]:
+    """`launcher ls tasks`: built-ins and the catalogue; catalogue rows say whether a local image of ours
+    runs them offline here (`offline`: built, buildable: <how>, no: <reason>; one Docker query)."""
+    from launcher.executors.container.local_images import task_rows
+
+    return task_rows(filter)
+
+
 def runs(limit: int = 50) -> list[Run]:
     """The `limit` most recent invocations of the index, newest first; a missing one is kept (status None)."""
     out = []

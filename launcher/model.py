@@ -33,6 +33,7 @@ class PlannedJob:
     command: tuple[str, ...] = ()  # () in records written before 0.2: not needed after the plan
     benchmark: str = ""  # the qualified name it resolved to (launcher.<x>, <harness>.<x>); "" for custom
     shards: int = 0  # >1: the task runs as this many shard jobs (`parts`), then merges in `folder`
+    image_why: str = ""  # why this image (catalogue tasks: catalog.image_choice), for the dry run and status
 
     @property
     def parts(self) -> tuple[PlannedJob, ...]:
@@ -63,6 +64,7 @@ class PlannedJob:
             command=tuple(data.get("command") or ()),
             benchmark=str(data.get("benchmark") or ""),
             shards=int(data.get("shards") or 0),
+            image_why=str(data.get("image_why") or ""),
         )
 
 

@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("filter", nargs="?", help="tasks: keep names, harnesses or images containing this")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("-n", "--limit", type=int, default=50, help="runs: show the N most recent (default 50)")
+    s.add_argument(
+        "--offline",
+        action="store_true",
+        help="tasks: only catalogue tasks a local image of ours runs offline here (built or buildable)",
+    )
 
     s = sub.add_parser("info", help="paths, resolved config and commands of an invocation")
     s.add_argument("id", help=ids_help)
@@ -130,9 +135,11 @@ def cmd_ls(args) -> int:
         print(table(["NAME", "CLASS", "EXECUTION KEYS"], [list(r.values()) for r in rows]))
         return 0
     if args.what == "tasks":
-        from launcher.catalog import rows as task_rows
+        from launcher import api
 
-        rows = task_rows(args.filter)
+        rows = api.tasks(args.filter)
+        if args.offline:
+            rows = [r for r in rows if r.get("offline", "").startswith(("built", "buildable"))]
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
@@ -142,11 +149,13 @@ def cmd_ls(args) -> int:
                 r["source"],
                 ",".join(r["endpoint_types"]),
                 r["image"],
+                r.get("offline", ""),
                 r.get("protocol") or r["description"][:80],
             ]
             for r in rows
         ]
-        print(table(["NAME", "SOURCE", "ENDPOINTS", "IMAGE", "PROTOCOL / DESCRIPTION"], cells))
+        headers = ["NAME", "SOURCE", "ENDPOINTS", "IMAGE", "OFFLINE HERE", "PROTOCOL / DESCRIPTION"]
+        print(table(headers, cells))
         return 0
     from launcher import api
     from launcher.cli.render import runs_rows
@@ -182,7 +191,8 @@ def cmd_info(args) -> int:
             print(f"{key + ':':<11} {value}")
         print("jobs:")
         for job in record.jobs:
-            print(f"  {job.job_id}  {job.task}  {folder / job.folder}  image {job.image}")
+            why = f" ({job.image_why})" if job.image_why else ""
+            print(f"  {job.job_id}  {job.task}  {folder / job.folder}  image {job.image}{why}")
         config = api.resolved_config(record)
         if config is not None:
             print("resolved config:")

@@ -43,10 +43,20 @@ STATUS_HEADERS = ["JOB", "TASK", "STATE", "PROGRESS", "SCORE", "EXIT", "ELAPSED"
 
 def render(collected, detail: bool = False) -> str:
     """The status table of api.status()'s InvocationStatus list (an invocation that could not be read is
-    one row with its error); `detail` adds a row per shard of a sharded task and each invocation's
-    endpoint-proxy counters below it."""
+    one row with its error); `detail` adds a row per shard of a sharded task, and below the table each
+    catalogue task's image and why, and each invocation's endpoint-proxy counters."""
     text = table(STATUS_HEADERS, _rows(collected, detail))
-    return "\n".join([text, *proxy_lines(collected)]) if detail else text
+    if not detail:
+        return text
+    images = [line for inv in collected for line in image_lines(inv.record.jobs)]
+    return "\n".join([text, *images, *proxy_lines(collected)])
+
+
+def image_lines(jobs) -> list[str]:
+    """`image of <job> <task>: <image> (<why>)` for each job whose image was chosen (catalogue tasks)."""
+    return [
+        terminal_safe(f"image of {j.job_id} {j.task}: {j.image} ({j.image_why})") for j in jobs if j.image_why
+    ]
 
 
 def proxy_lines(collected) -> list[str]:
@@ -124,7 +134,8 @@ def render_results(collected) -> str:
 def render_json(collected) -> str:
     out = []
     for inv in collected:
-        jobs = [{**asdict(s), "state": s.state.value} for s in inv.jobs]
+        planned = {j.job_id: j for j in inv.record.jobs}
+        jobs = [{**asdict(s), "state": s.state.value, **image_of(planned.get(s.job_id))} for s in inv.jobs]
         entry = {
             "invocation": inv.record.invocation_id,
             "sweep": inv.record.sweep_id,
@@ -137,6 +148,10 @@ def render_json(collected) -> str:
             entry["proxy"] = {**inv.proxy, "live": inv.proxy_live}
         out.append(entry)
     return json.dumps(out, indent=2)
+
+
+def image_of(job) -> dict:
+    return {"image": job.image, "image_why": job.image_why} if job else {}
 
 
 def start_report(record: InvocationRecord, statuses: list[JobStatus], note: str | None = None) -> str:
@@ -152,6 +167,11 @@ def start_report(record: InvocationRecord, statuses: list[JobStatus], note: str 
             lines.append(
                 terminal_safe(f"  {s.job_id} {s.task}: {s.state.value} (exit {s.exit_code}): {s.reason}")
             )
+    chosen: dict[tuple[str, str], int] = {}  # catalogue tasks' images, once per image and reason
+    for job in record.jobs:
+        if job.image_why:
+            chosen[job.image, job.image_why] = chosen.get((job.image, job.image_why), 0) + 1
+    lines += [terminal_safe(f"  image:   {i} ({why}): {n} task(s)") for (i, why), n in chosen.items()]
     lines += [
         f"  folder:  {record.folder}",
         f"  status:  launcher status {record.invocation_id}",
@@ -175,6 +195,7 @@ def render_dry_run(spec, plan: Plan) -> str:
     shown = [named(j.task, j.benchmark) for j in plan.jobs]
     if any(" (" in name for name in shown):  # a bare NEL name: say which benchmark it is
         parts.append(f"# tasks: {', '.join(shown)}")
+    parts += [f"# {line}" for line in image_lines(plan.jobs)]
     if plan.host_env:
         parts.append(f"# host variables read at run time: {', '.join(plan.host_env)}")
     parts += [f"# checked at submit: {check}" for check in plan.checks]

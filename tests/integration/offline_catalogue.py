@@ -34,7 +34,7 @@ from launcher.catalog import builds, nel, recipes
 from launcher.catalog.recipes import Recipe
 from launcher.store.results import scores
 
-LOCAL_IMAGE_SETTINGS = True
+LOCAL_IMAGE_SETTINGS = False
 
 
 def build_recipe_image(harness: str) -> Recipe:

@@ -18,6 +18,8 @@ class ContainerConfig:
     stop_grace: int = 5  # seconds between SIGTERM and SIGKILL when a task is killed
     user: str | None = None  # container user; default: the uid:gid running the task, so results are yours
     pull: Literal["missing", "never"] = "missing"  # pull an image that is not on this machine before starting
+    # a catalogue task's image when neither its container nor harness_images names one (catalog.image_choice)
+    catalog_images: Literal["auto", "nvidia", "local"] = "auto"
 
     def validate(self) -> None:
         """What the field types alone do not say (the boundary calls this); raises ConfigError."""

@@ -51,8 +51,12 @@ def plan_invocation(
     launch: TaskLaunch = DOCKER,
     reserved: frozenset[str] = frozenset(),
     proxy_per_task: bool = False,
+    present: frozenset[str] | None = None,
+    here: bool = True,
 ) -> Invocation:
-    """The parts every scheduler runs. `folder`: where the scripts will run (the cluster's copy on Slurm)."""
+    """The parts every scheduler runs. `folder`: where the scripts will run (the cluster's copy on Slurm).
+    `present`: the catalogue tasks' candidate images on this machine (local_images.present), None when
+    unknown; `here`: the tasks run on this machine's Docker (catalog.image_choice)."""
     proxy = plan_proxy(spec, invocation_id, proxy_per_task)
     port = proxy[0] if proxy else None
     tasks = plan_tasks(
@@ -63,6 +67,8 @@ def plan_invocation(
         launch,
         reserved,
         proxy_port=(lambda n: port + n) if proxy and proxy_per_task else port,
+        present=present,
+        here=here,
     )
     started = server(spec, invocation_id)
     host_env = set(tasks.host_env) | (set(started[0].container.env_from_host.values()) if started else set())

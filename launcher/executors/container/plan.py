@@ -114,10 +114,14 @@ def task_container(
     cfg: ContainerConfig,
     proxy_port: int | None = None,
     adapter_host: str | None = None,
-) -> tuple[ContainerSpec, dict[str, str], TaskKind]:
+    present: frozenset[str] | None = None,
+    here: bool = True,
+) -> tuple[ContainerSpec, dict[str, str], TaskKind, str]:
     """The container of one task, the files it reads from its results folder (relative to the task
-    folder) and its kind: a built-in runs our harness, a NEL catalogue task its harness image with NEL's
-    config_ef.yaml, a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`)
+    folder), its kind and why its image (catalogue tasks; else ""): a built-in runs our harness, a NEL
+    catalogue task its harness image with NEL's config_ef.yaml (catalog.image_choice: `present`, the
+    candidate images on this machine, None when unknown; `here`, the tasks run on this machine's Docker),
+    a custom task the config's own image and argv. Behind the endpoint proxy (`proxy_port`)
     the task gets the proxy's URL and, as API_KEY, the proxy's credential instead of the key: only the
     proxy holds the key. `adapter_host`: the loopback address of a catalogue task's own nemo-evaluator
     adapter server (catalog.nel.adapter_host)."""
@@ -136,7 +140,7 @@ def task_container(
         env_from_host = without_proxied_key(spec, env_from_host)
         env_from_host[proxy_wiring.TOKEN_CARRIER] = proxy_wiring.TOKEN_ENV  # the proxy's credential
     env = {"LAUNCHER_TASK": task.name, "LAUNCHER_CONFIG": RUN_CONFIG_IN_CONTAINER, "HOME": "/tmp"}
-    code, kind = False, TaskKind.CATALOGUE
+    code, kind, why, mounts = False, TaskKind.CATALOGUE, "", ()
     if task.command:  # the config's own argv wins over any catalogue entry
         kind = TaskKind.CUSTOM
         if not task.container and known is None:
@@ -156,9 +160,14 @@ def task_container(
         image, command = task.container or info.image, info.command
         files = {RUN_CONFIG_FILE: run_config(spec, task, info, env_from_host, proxy_port)}
     else:
-        rendered = render_nel(spec, task, known, env_from_host, proxy_port, adapter_host)
-        literal = spec.literal_env(task)  # passed as values by with_config_extras, not from the host
+        from launcher.catalog import image_choice
         from launcher.catalog.nel import ADAPTER_HOST_VAR
+
+        harness_images = spec.evaluation.harness_images
+        mode = cfg.catalog_images
+        choice = image_choice.choose(known.nel, task.container, harness_images, mode, present, here)
+        rendered = render_nel(spec, task, known, env_from_host, proxy_port, adapter_host, choice.image)
+        literal = spec.literal_env(task)  # passed as values by with_config_extras, not from the host
 
         if not loopback(literal.get(ADAPTER_HOST_VAR, "127.0.0.1")):
             raise ConfigError(
@@ -168,7 +177,9 @@ def task_container(
             )
         env_from_host = {n: env_from_host.get(n, n) for n in rendered.env_names if n not in literal}
         env.update(rendered.env)
-        image, command = rendered.image, rendered.argv
+        env.update({k: v for k, v in choice.env.items() if k not in literal})  # a local build's own
+        mounts = tuple(bind(h, c, image_choice.KEY, read_only=True) for h, c in choice.mounts.items())
+        image, command, why = rendered.image, rendered.argv, choice.why
         files = {f"{RESULTS}/{rel}": text for rel, text in rendered.files.items()}
     for var in sorted({*env_from_host, *spec.literal_env(task)}):  # pyxis sets literals as `K=V srun`
         mine = var in task.env_vars or var in task.literal_env
@@ -190,8 +201,9 @@ def task_container(
         user=cfg.user or RUNTIME_USER,
         extra_args=tuple(cfg.extra_docker_args),
         sandbox=code,
+        mounts=mounts,
     )
-    return container, files, kind
+    return container, files, kind, why
 
 
 def loopback(host: str) -> bool:
@@ -220,12 +232,13 @@ def render_nel(
     env_from_host: dict[str, str],
     proxy_port: int | None,
     adapter_host: str | None = None,
+    image: str | None = None,
 ):
     """A NEL catalogue task as NEL 0.2.6 renders it: only what the user set explicitly is passed (the
     harness's own defaults apply otherwise, as in NEL); the key by the name NEL's config gives it, or, behind
     the endpoint proxy, the proxy's URL and its credential (API_KEY) instead of the key. Ours besides
     (launcher.catalog.nel): the adapter server's own loopback address, and behind the proxy, progress
-    tracking."""
+    tracking. `image`: the one catalog.image_choice chose (else image_for's)."""
     from dataclasses import asdict
 
     from launcher.catalog import nel
@@ -246,7 +259,7 @@ def render_nel(
         api_key_name=endpoint.api_key if proxy_port is None else proxy_wiring.TOKEN_CARRIER,
         endpoint_type=task.endpoint_type,
         env_names=tuple([*names, *spec.literal_env(task)]),
-        container=task.container,
+        container=image or task.container,
         harness_images=spec.evaluation.harness_images,
         metadata={"launcher": {"version": __version__, "task": task.name}},
         pre_cmd=pre_cmd,
@@ -303,7 +316,9 @@ def with_config_extras(
         # docker's --init is tini: with this it signals the whole group on `docker stop`, so the task gets
         # SIGTERM first and post_cmd runs after it ended (tini 0.19; tests/integration/test_nel_deployment).
         env["TINI_KILL_PROCESS_GROUP"] = "1"
-    return replace(c, command=command, env={**env, **c.env}, mounts=(*c.mounts, *mounts))
+    mine = {m.split(":")[1] for m in mounts}  # a local build's data mount yields to the config's own there
+    kept = tuple(m for m in c.mounts if m.split(":")[1] not in mine)
+    return replace(c, command=command, env={**env, **c.env}, mounts=(*kept, *mounts))
 
 
 def hook_files(spec: RunSpec, task: TaskSpec) -> dict[str, str]:
@@ -320,10 +335,13 @@ def plan_tasks(
     launch: TaskLaunch = DOCKER,
     reserved: frozenset[str] = frozenset(),
     proxy_port: int | Callable[[int], int] | None = None,
+    present: frozenset[str] | None = None,
+    here: bool = True,
 ) -> TaskPlan:
     """Every selected task's container and files; `folder` is where the scripts will run. `proxy_port`: one
     port for all tasks (local: one proxy per invocation) or element index (model.elements) -> port (Slurm:
-    one proxy per array element, so each element's run_config.json names its own port)."""
+    one proxy per array element, so each element's run_config.json names its own port). `present`, `here`:
+    what a catalogue task's image choice reads (task_container)."""
     if cfg.max_parallel < 1:
         raise ConfigError("execution.max_parallel", f"must be at least 1, got {cfg.max_parallel}")
     from launcher.catalog.nel import adapter_host
@@ -338,7 +356,7 @@ def plan_tasks(
     port_of = proxy_port if callable(proxy_port) else lambda _: proxy_port
     for n, ((task_id, task), task_folder) in enumerate(zip(selected, folders, strict=True)):
         job_id = f"{invocation_id}.{n}"
-        c, task_files, kind = task_container(
+        c, task_files, kind, why = task_container(
             spec,
             task,
             job_id,
@@ -347,6 +365,8 @@ def plan_tasks(
             cfg,
             port_of(element),
             adapter_host(invocation_id, n),
+            present,
+            here,
         )
         nel_task = kind == TaskKind.CATALOGUE  # a catalogue task runs its own pre/post (NEL's way)
         count = spec.shards(task)
@@ -363,7 +383,7 @@ def plan_tasks(
         known = resolve(task.name)  # table lookups: cheap even for 1,000 tasks
         benchmark = known.name if known else ""
         job = PlannedJob(
-            job_id, task_id, task_folder, c.image, c.command, benchmark, count if count > 1 else 0
+            job_id, task_id, task_folder, c.image, c.command, benchmark, count if count > 1 else 0, why
         )
         if merge is None:
             files[f"{task_folder}/{RUN}"] = render_run_sh(c, invocation_id, folder, launch, cfg.stop_grace)

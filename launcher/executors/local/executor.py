@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.catalog import BUILD_HINTS
+from launcher.catalog.image_choice import recipe_hint
 from launcher.config.schema import RunSpec
 from launcher.errors import LauncherError
+from launcher.executors.container import local_images
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.invocation import images_needed, plan_invocation, server_as_planned
 from launcher.executors.container.process import is_running, running_pid, terminate
@@ -38,7 +40,12 @@ class LocalExecutor(ContainerExecutor):
         cfg: LocalConfig = spec.execution
         # run_all.sh starts the model server in the invocation folder: its relative host paths start there
         inv = plan_invocation(
-            spec, invocation_id, folder, cfg, lambda s, i: server_as_planned(s, i, base=folder)
+            spec,
+            invocation_id,
+            folder,
+            cfg,
+            lambda s, i: server_as_planned(s, i, base=folder),
+            present=local_images.for_plan(spec),  # the tasks run on this machine's Docker
         )
         proxy_lines = proxy_wiring.render_start(sys.executable, inv.proxy[0]) if inv.proxy else None
         run_all = render_run_all_sh(
@@ -58,7 +65,7 @@ class LocalExecutor(ContainerExecutor):
         images = images_needed(plan)
         missing = self.docker.missing_images(images)
         for image in images if missing is None else missing:
-            hint = BUILD_HINTS.get(image, "")
+            hint = BUILD_HINTS.get(image) or recipe_hint(image)
             self.docker.ensure_image(image, hint, pull=self.config.pull == "missing")
 
     def start(self, record: InvocationRecord) -> str | None:

@@ -43,6 +43,13 @@ class SlurmConfig(ContainerConfig):
                 f"{show(self.launcher_image)} is not an image reference",
                 "Write [registry/]name[:tag][@digest], lowercase name, e.g. launcher-tools:0.1.0",
             )
+        if self.catalog_images == "local" and self.container_runtime != "docker":
+            raise ConfigError(
+                "execution.catalog_images",
+                f"local runs images built in Docker, and container_runtime {self.container_runtime} does not "
+                "read Docker's images",
+                "Use container_runtime docker, or name an image pyxis can import in harness_images",
+            )
         remote = self.remote_output_dir
         if remote is not None and not remote.startswith("/"):
             raise ConfigError(

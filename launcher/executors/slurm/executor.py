@@ -15,8 +15,10 @@ from functools import cached_property
 from pathlib import Path
 
 from launcher.catalog import BUILD_HINTS, TOOLS_HINT
+from launcher.catalog.image_choice import recipe_hint
 from launcher.config.schema import RunSpec
 from launcher.errors import ConfigError, LauncherError
+from launcher.executors.container import local_images
 from launcher.executors.container.auto_export import AUTO_EXPORT
 from launcher.executors.container.executor import ContainerExecutor, Look
 from launcher.executors.container.invocation import images_needed, plan_invocation, server_as_planned
@@ -91,6 +93,9 @@ class SlurmExecutor(ContainerExecutor):
         remote = self.remote_folder(folder)
         # Several instances or nodes: servers in srun steps (slurm/deployments.py); one server here otherwise.
         several = spec.deployment.num_instances > 1 or cfg.nodes > 1
+        # The nodes' images cannot be seen from here: only a forced local build is looked up, and only
+        # where the nodes share this machine's Docker (submitting here, not over SSH).
+        ask = cfg.catalog_images == "local" and not self.shell.remote
         inv = plan_invocation(
             spec,
             invocation_id,
@@ -100,6 +105,8 @@ class SlurmExecutor(ContainerExecutor):
             PYXIS if cfg.container_runtime == "pyxis" else DOCKER,
             self.reserved,
             proxy_per_task=True,
+            present=local_images.for_plan(spec) if ask else None,
+            here=False,
         )
         aux = auxiliary_block(spec, invocation_id, remote, also_stop="stop_server" if inv.server else "")
         batch = render_sbatch(
@@ -146,10 +153,10 @@ class SlurmExecutor(ContainerExecutor):
         for image in images_needed(plan):
             if not self.shell.remote:
                 self.docker.ensure_image(
-                    image, BUILD_HINTS.get(image, ""), pull=self.config.pull == "missing"
+                    image, BUILD_HINTS.get(image) or recipe_hint(image), pull=self.config.pull == "missing"
                 )
             elif self.shell.run(["docker", "image", "inspect", image]).returncode:
-                hint = BUILD_HINTS.get(image, "build or pull it there")
+                hint = BUILD_HINTS.get(image) or recipe_hint(image) or "build or pull it there"
                 if image == self.config.launcher_image:
                     hint = (
                         f"it runs the endpoint proxy and auto-export on the nodes: {TOOLS_HINT} there, "
