@@ -107,7 +107,7 @@ def test_the_choice(task, mode, present, here, image, why):
     assert (choice.image, choice.why) == (image, why)
     local = image == LOCAL
     assert choice.mounts == (
-        {"/cache/data/simple_evals/gpqa": "/data/hf-datasets/Idavidrein___gpqa"} if local else {}
+        {"/cache/data/simple_evals/26.3-9/gpqa": "/data/hf-datasets/Idavidrein___gpqa"} if local else {}
     )
     assert choice.env == ({"HF_HUB_OFFLINE": "1", "GPQA_FROM": "recipe"} if local else {})
 
@@ -178,7 +178,7 @@ def test_a_local_build_s_container_gets_its_mounts_and_env_the_config_s_own_winn
     plan = planned([{"name": GPQA}, {"name": MMLU}], LOCAL_ONLY)
     (gpqa, mmlu) = plan.containers
     assert (gpqa.image, mmlu.image) == (LOCAL, NVIDIA)
-    assert gpqa.mounts == ("/cache/data/simple_evals/gpqa:/data/hf-datasets/Idavidrein___gpqa:ro",)
+    assert gpqa.mounts == ("/cache/data/simple_evals/26.3-9/gpqa:/data/hf-datasets/Idavidrein___gpqa:ro",)
     assert mmlu.mounts == () and "GPQA_FROM" not in mmlu.env
     assert (gpqa.env["GPQA_FROM"], gpqa.env["HF_HUB_OFFLINE"]) == ("recipe", "0")  # the config's `lit:` wins
     assert plan.jobs[0].image_why == f"local build: {NVIDIA} not present"
