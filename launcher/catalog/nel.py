@@ -14,7 +14,8 @@ Ours differs where it is safer: the key only ever travels by name (no `.secrets.
 telemetry is off, and a `harness.task` the catalogue does not list is refused instead of trusted.
 Two more differences are opt-in arguments of `render_task` (the parity test renders with them and takes
 exactly them out before comparing), both for how our containers run (host network, several at once):
-- `adapter_host`: the container gets ADAPTER_HOST, a loopback address of its own (see adapter_host());
+- `adapter_host`: the container gets ADAPTER_HOST, a loopback address of its own (see adapter_host()),
+  and ADAPTER_SERVER_THREADS sized by its parallelism (see adapter_threads());
 - `progress_url`: config_ef.yaml turns on nemo-evaluator's progress_tracking interceptor (see
   with_progress()), whose count `status` shows.
 """
@@ -50,6 +51,18 @@ CONTAINER_ENV = {"NEMO_EVALUATOR_TELEMETRY_LEVEL": "0"}
 # (taken: the run fails); a distinct ADAPTER_HOST keeps nemo-evaluator's own free-port search, on an address
 # no other task uses.
 ADAPTER_HOST_VAR = "ADAPTER_HOST"
+# The same server runs waitress with ADAPTER_SERVER_THREADS threads (2048 by default), all started at once:
+# ten catalogue containers on one host reach Linux's default pid_max (32768) and fail with "can't start new
+# thread". Ours starts what the task's parallelism can use, with room to spare.
+ADAPTER_THREADS_VAR = "ADAPTER_SERVER_THREADS"
+ADAPTER_THREADS_MIN = 128
+
+
+def adapter_threads(cfg: Mapping) -> str:
+    """The adapter server's thread count for a merged run config: its parallelism + 16, at least 128."""
+    parallelism = ((cfg.get("config") or {}).get("params") or {}).get("parallelism")
+    extra = int(parallelism) + 16 if isinstance(parallelism, int) else 0
+    return str(max(ADAPTER_THREADS_MIN, extra))
 
 
 @dataclass(frozen=True)
@@ -319,6 +332,8 @@ def render_task(
     env = dict(CONTAINER_ENV)
     if adapter_host and ADAPTER_HOST_VAR not in names:  # a user's own ADAPTER_HOST wins
         env[ADAPTER_HOST_VAR] = adapter_host
+    if adapter_host and ADAPTER_THREADS_VAR not in names:  # and their own thread count
+        env[ADAPTER_THREADS_VAR] = adapter_threads(cfg)
     return Rendered(
         image=image_for(task, container, harness_images),
         argv=("bash", "-c", script),

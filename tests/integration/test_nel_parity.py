@@ -102,8 +102,8 @@ def without_ours(config: dict, env: dict) -> tuple[dict, dict]:
     """Our config_ef.yaml and literal variables with exactly our two additions taken out (each checked)."""
     api = config["target"]["api_endpoint"]
     assert api.pop("adapter_config") == OUR_ADAPTER_CONFIG
-    assert env["ADAPTER_HOST"] == ADAPTER_HOST
-    return config, {k: v for k, v in env.items() if k != "ADAPTER_HOST"}
+    assert env["ADAPTER_HOST"] == ADAPTER_HOST and int(env["ADAPTER_SERVER_THREADS"]) >= 128
+    return config, {k: v for k, v in env.items() if k not in ("ADAPTER_HOST", "ADAPTER_SERVER_THREADS")}
 
 
 CONFIG_RE = re.compile(r'echo "([A-Za-z0-9+/=]*)" \| base64 -d > config_ef\.yaml')

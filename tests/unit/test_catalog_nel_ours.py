@@ -95,7 +95,7 @@ def test_render_task_differs_from_nel_s_only_by_what_we_ask_for():
     kw = dict(url=URL, model_id="m", api_key_name="MY_KEY", env_names=("HF_TOKEN",))
     as_nel = render_task(task, None, **kw)
     ours = render_task(task, None, **kw, adapter_host="127.1.2.3", progress_url=SINK)
-    assert ours.env == {**as_nel.env, "ADAPTER_HOST": "127.1.2.3"}
+    assert ours.env == {**as_nel.env, "ADAPTER_HOST": "127.1.2.3", "ADAPTER_SERVER_THREADS": "128"}
     assert (ours.argv, ours.env_names, ours.image) == (as_nel.argv, as_nel.env_names, as_nel.image)
     theirs, mine = (
         yaml.safe_load(as_nel.files["config_ef.yaml"]),
@@ -106,6 +106,19 @@ def test_render_task_differs_from_nel_s_only_by_what_we_ask_for():
     # a user's own ADAPTER_HOST (passed from the host or as lit:) wins over ours
     user = render_task(task, None, **{**kw, "env_names": ("ADAPTER_HOST",)}, adapter_host="127.1.2.3")
     assert "ADAPTER_HOST" not in user.env and "ADAPTER_HOST" in user.env_names
+    threads = render_task(task, None, **{**kw, "env_names": ("ADAPTER_SERVER_THREADS",)}, adapter_host="1")
+    assert "ADAPTER_SERVER_THREADS" not in threads.env
+
+
+@pytest.mark.parametrize(
+    ("params", "threads"),
+    [({}, "128"), ({"parallelism": 10}, "128"), ({"parallelism": 200}, "216"), ({"parallelism": "x"}, "128")],
+)
+def test_the_adapter_server_starts_threads_for_its_parallelism_not_nemo_evaluator_s_2048(params, threads):
+    task = resolve_nel("simple_evals.gpqa_diamond")
+    cfg = {"config": {"params": params}}
+    ours = render_task(task, cfg, url=URL, model_id="m", adapter_host="127.1.2.3")
+    assert ours.env["ADAPTER_SERVER_THREADS"] == threads
 
 
 # ---- through the local executor's plan -------------------------------------------------------------------
