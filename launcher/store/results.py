@@ -2,9 +2,10 @@
 nemo-evaluator's count of answered requests: nel_progress).
 
 Results: results.json from our harness, or results.yml alone as NEL's harness images write it:
-results.tasks.<task>.metrics.<metric>.scores.<name>.{value, stats{stderr, count, errors}}, with the task's
-`protocol`, `chance`, `headline` and `samples` (a count in launcher 0.1, {items, size, subsample, repeats}
-since 0.2) next to `metrics` or at the top level, and `model_id`, `finished_at`, `config` at the top level.
+results.tasks.<task>.metrics.<metric>.scores.<name>.{value, stats{stderr, count, errors}} (or
+results.groups.<group>... when no task has an entry), with the task's `protocol`, `chance`, `headline`
+and `samples` (a count in launcher 0.1, {items, size, subsample, repeats} since 0.2) next to `metrics` or
+at the top level, and `model_id`, `finished_at`, `config` at the top level.
 `status`, `results`, export and report all read through here. Only regular files are opened (a task could
 leave a FIFO there); a file is never repaired.
 """
@@ -92,7 +93,9 @@ def read(task_dir: str | Path) -> Results | None:
     if data is None:
         return None
     top = data if isinstance(data, dict) else {}
-    tasks = (top.get("results") or {}).get("tasks") if isinstance(top.get("results"), dict) else None
+    found = top.get("results") if isinstance(top.get("results"), dict) else {}
+    # A harness that scores only a group of sub-tasks (NEL's bfcl: results.groups.bfcl) is read from there.
+    tasks = found.get("tasks") or found.get("groups")
     entries = tuple(
         _entry(str(task), body, top) for task, body in (tasks.items() if isinstance(tasks, dict) else ())
     )

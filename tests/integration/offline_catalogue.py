@@ -155,10 +155,11 @@ def _log_tail(job: dict) -> str:
 
 
 class ChatEndpoint:
-    """An OpenAI-compatible endpoint on 127.0.0.1 (chat and completions) whose reply text is
-    `answer(body)`; it records every request body by model id. Use as a context manager."""
+    """An OpenAI-compatible endpoint on 127.0.0.1 (chat and completions) whose reply text (or, for chat,
+    whole message when a dict) is `answer(body)`; it records every request body by model id. Use as a
+    context manager."""
 
-    def __init__(self, answer: Callable[[dict], str] = lambda body: "Answer: A"):
+    def __init__(self, answer: Callable[[dict], str | dict] = lambda body: "Answer: A"):
         self.answer = answer
         self.requests: dict[str, list[dict]] = {}
         self.loop = asyncio.new_event_loop()
@@ -199,8 +200,11 @@ class ChatEndpoint:
         self.requests.setdefault(body.get("model", ""), []).append(body)
         text = self.answer(body)
         chat = "messages" in body
+        # a dict is the whole chat message (e.g. OpenAI tool_calls for a native function-calling task)
+        message = text if isinstance(text, dict) else {"role": "assistant", "content": text}
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
         choice = (
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            {"index": 0, "message": message, "finish_reason": finish}
             if chat
             else {"index": 0, "text": text, "finish_reason": "stop"}
         )

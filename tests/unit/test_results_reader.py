@@ -52,6 +52,10 @@ DOC = {
         ({"results": {"tasks": {"mmlu": {}, "mmlu_stem": {}}}}, "mmlu.2", ("mmlu", None, None, None, "")),
         ({"results": {"tasks": {"a.1": {}, "a": {}}}}, "a.1", ("a.1", None, None, None, "")),  # exact first
         ({"results": {"tasks": [1, 2]}}, "a", None),  # a custom task's shape
+        # a harness that scores only a group (nemo-evaluator's `groups`, as NEL's bfcl writes it)
+        ({"results": {"tasks": {}, "groups": {"bfcl": {}}}}, "bfclv3_ast", ("bfcl", None, None, None, "")),
+        # tasks first when there are both
+        ({"results": {"tasks": {"a": {}}, "groups": {"g": {}}}}, "g", ("a", None, None, None, "")),
     ],
 )
 def test_entry(tmp_path, doc, task, found):
