@@ -30,6 +30,7 @@ from launcher.errors import LauncherError
 from launcher.executors.container.docker_client import START_HINT
 
 BASE_IMAGE = "launcher-base:bookworm"
+STAGE_LABEL = "launcher.build-stage=venv"  # the Dockerfile's first stage, pruned after each build
 BASE_HINT = (
     "make it offline with `bash images/make-base.sh launcher-base:bookworm` (in a clone of this project), "
     "or set BASE_IMAGE to a Debian image with python3 (3.11) and its venv module"
@@ -88,6 +89,8 @@ def build_image(recipe: Recipe, say: Callable[[str], None]) -> None:
         say(f"{recipe.harness}: docker build {recipe.image} (base {base})")
         argv = ["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", recipe.image, str(ctx)]
         _run(argv, f"docker build {recipe.image}")
+        # The legacy builder keeps the venv stage as an untagged image (the wheelhouse, ~0.5 GB): drop it.
+        _run(["docker", "image", "prune", "-f", "--filter", f"label={STAGE_LABEL}"], "docker image prune")
 
 
 def prepare_data(recipe: Recipe, cache: recipes.DataCache, digest: str, say: Callable[[str], None]) -> None:
