@@ -1,4 +1,4 @@
-"""python -m launcher.proxy --config proxy.json [--port 0] [--state-dir DIR]
+"""python -m launcher.proxy --config proxy.json [--port 0] [--state-dir DIR] [--node-dir DIR] [--log FILE]
 
 Binds the port first, then prints `listening on <port>` on stdout and writes <state-dir>/proxy.port
 (connections queue in the kernel until the server, importing aiohttp meanwhile, accepts them); logs go
@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="JSON: {upstream, api_key_env, adapter_config}")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     parser.add_argument("--state-dir", default=".", help="port file, stats, request log, default cache")
+    parser.add_argument(
+        "--node-dir", help="shared by a Slurm node's array elements: stop once none uses it (proxy.node)"
+    )
+    parser.add_argument(
+        "--log", help="append the log here instead of stderr (outlives a `docker run` client)"
+    )
     parser.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get on SIGTERM")
     args = parser.parse_args(argv)
     try:
@@ -92,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     from launcher.proxy.server import Proxy, serve
 
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s proxy %(levelname)s %(message)s"
+        **({"filename": args.log} if args.log else {"stream": sys.stderr}),
+        level=logging.INFO,
+        format="%(asctime)s proxy %(levelname)s %(message)s",
     )
 
     async def run() -> None:
@@ -100,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         stopping.append((asyncio.get_running_loop(), stop))
         if stop_asked:
             stop.set()
-        await serve(Proxy(settings, state_dir, key, files), sock, stop, token, args.grace)
+        node_dir = Path(args.node_dir) if args.node_dir else None
+        await serve(Proxy(settings, state_dir, key, files), sock, stop, token, args.grace, node_dir)
         stopping.clear()
 
     try:  # uvloop (optional extra `proxy`) when installed: less CPU per request

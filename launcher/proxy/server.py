@@ -23,7 +23,7 @@ from launcher.proxy import transforms as tx
 from launcher.proxy.limiter import TASK_HEADER, Limiter
 from launcher.proxy.settings import ProxySettings
 from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
-from launcher.proxy.wiring import PID_FILE, PROGRESS_PATH
+from launcher.proxy.wiring import PID_FILE, PROGRESS_PATH, READY_PATH
 
 log = logging.getLogger("launcher.proxy")
 
@@ -393,6 +393,8 @@ def admit(token: str):
                 return error_response(
                     401, "authentication_error", "present the task's API_KEY as `Authorization: Bearer`"
                 )
+            if (request.method, request.raw_path) == ("GET", READY_PATH):  # the credential is right
+                return web.Response(status=204)
             refused = tx.refusal(request.method, request.raw_path)
             if refused is not None:
                 return error_response(refused[0], "invalid_request_error", refused[1])
@@ -418,10 +420,16 @@ def build_app(proxy: Proxy, token: str) -> web.Application:
 
 
 async def serve(
-    proxy: Proxy, sock: socket.socket, stop: asyncio.Event, token: str, grace: float = 5.0
+    proxy: Proxy,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    token: str,
+    grace: float = 5.0,
+    node_dir: Path | None = None,
 ) -> None:
     """Serve on the listening `sock` until `stop` is set, to clients that present `token`; then let
-    in-flight requests finish for up to `grace` seconds."""
+    in-flight requests finish for up to `grace` seconds. `node_dir`: shared by a Slurm node's array
+    elements (launcher.proxy.node), which also sets `stop` once none uses it."""
     await proxy.start()
     runner = web.AppRunner(build_app(proxy, token), access_log=None, shutdown_timeout=grace)
     await runner.setup()
@@ -436,9 +444,16 @@ async def serve(
             proxy.write_stats()
 
     writer = asyncio.create_task(periodic())
+    watcher = None
+    if node_dir is not None:
+        from launcher.proxy import node
+
+        watcher = asyncio.create_task(node.watch(node_dir, proxy.budget, proxy.settings.budget, stop))
     try:
         await stop.wait()
     finally:
         writer.cancel()
+        if watcher is not None:
+            watcher.cancel()
         await runner.cleanup()
         await proxy.close()

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from launcher.proxy import stats
+from launcher.proxy import node, stats
 from launcher.proxy.settings import from_adapter_config
 from launcher.proxy.stats import STATS_FILE
 
@@ -63,6 +63,11 @@ def task_url(url: str, port: int) -> str:
 # nemo-evaluator's progress_tracking interceptor POSTs its count somewhere on every answer (it has no "off");
 # inside a catalogue task it POSTs here, and the proxy acknowledges without reading (launcher.catalog.nel).
 PROGRESS_PATH = "/proxy/progress"
+
+
+# Answers 204 to a client presenting the credential (401 otherwise) and reaches nothing: an array element
+# asks it whether the proxy on its node is alive and its own (render_node_start).
+READY_PATH = "/proxy/ready"
 
 
 def progress_url(port: int) -> str:
@@ -155,5 +160,10 @@ def read_stats(invocation_folder, task_folders=()) -> tuple[dict, str] | None:
         if len(task_folders) == 1:
             return own[0], "this task"
         return stats.combine(own), "each task's own proxy, added up"
+    # Slurm's node proxies (launcher.proxy.node): <invocation>/proxy/nodes/<node>/<job id of its starter>/
+    started = sorted((Path(invocation_folder) / STATE_DIR / node.NODES).glob(f"*/*/{STATS_FILE}"))
+    on_nodes = [c for c in (stats.read(p.parent) for p in started) if c is not None]
+    if on_nodes:
+        return stats.combine(on_nodes), "each node's proxy, added up (all tasks of the invocation)"
     shared = stats.read(Path(invocation_folder) / STATE_DIR)
     return None if shared is None else (shared, "all tasks of the invocation")
