@@ -46,8 +46,8 @@ stop_proxy() {{  # this element leaves; the last one stops the proxy (which woul
   flock -xn "$proxy_dir/{LEASE}" docker stop -t 10 {name} >/dev/null 2>&1
   exec 8>&-
 }}
-[ "${{#{TOKEN_ENV}}}" -ge 32 ] || proxy_fail "{TOKEN_ENV} is not in the job's environment (submit with launcher)"
-command -v flock >/dev/null || proxy_fail "flock (util-linux) is missing on $(hostname -s); the proxy needs it"
+[ "${{#{TOKEN_ENV}}}" -ge 32 ] || proxy_fail "{TOKEN_ENV} is not in the job's environment (submit again)"
+command -v flock >/dev/null || proxy_fail "flock (util-linux) is missing on $(hostname -s) (the proxy needs it)"
 proxy_node=${{SLURMD_NODENAME:-$(hostname -s)}}
 proxy_dir={q(nodes)}/$proxy_node
 proxy_log={q(folder)}/logs/proxy-$proxy_node.log
