@@ -13,7 +13,7 @@ cd /data/evals/2026-01-01-00-00-00-0000abcd || exit 1
 # What this element starts besides its task runs on its node (servers in srun steps on theirs),
 # stage records and logs in the task's folder; stopped when this script ends (cancel, time limit).
 cd "${tasks[$SLURM_ARRAY_TASK_ID]}" || exit 1
-proxy_port=20522  # the port run_config.json names: the node's proxy
+proxy_port=20522  # the port run_config.json names
 trap 'stop_proxy' EXIT
 trap 'exit 143' TERM INT
 # The endpoint proxy (launcher.proxy) of this invocation on this node, shared by its array elements here
@@ -28,8 +28,8 @@ stop_proxy() {  # this element leaves; the last one stops the proxy (which would
   flock -xn "$proxy_dir/lease" docker stop -t 10 launcher-0000abcd-proxy >/dev/null 2>&1
   exec 8>&-
 }
-[ "${#LAUNCHER_PROXY_TOKEN}" -ge 32 ] || proxy_fail "LAUNCHER_PROXY_TOKEN is not in the job's environment (submit with launcher)"
-command -v flock >/dev/null || proxy_fail "flock (util-linux) is not on $(hostname -s): the node's proxy needs it"
+[ "${#LAUNCHER_PROXY_TOKEN}" -ge 32 ] || proxy_fail "LAUNCHER_PROXY_TOKEN is not in the job's environment (submit again)"
+command -v flock >/dev/null || proxy_fail "flock is missing on $(hostname -s); the proxy needs it"
 proxy_node=${SLURMD_NODENAME:-$(hostname -s)}
 proxy_dir=/data/evals/2026-01-01-00-00-00-0000abcd/proxy/nodes/$proxy_node
 proxy_log=/data/evals/2026-01-01-00-00-00-0000abcd/logs/proxy-$proxy_node.log
@@ -39,20 +39,21 @@ proxy_ready() {  # the proxy on this node answers this submission's credential (
 }
 exec 8>"$proxy_dir/mutex" 9>"$proxy_dir/lease" || proxy_fail "cannot open the lock files in $proxy_dir"
 flock -w 120 8 || proxy_fail "$proxy_dir/mutex stayed locked for 120 s"
-flock -s -w 120 9 || proxy_fail "the previous proxy on $proxy_node did not stop within 120 s; see $proxy_log"
+flock -s -w 120 9 || proxy_fail "the proxy before on $proxy_node did not stop in 120 s; see $proxy_log"
 proxy_joined=1
 if ! proxy_ready; then
-  docker rm -f launcher-0000abcd-proxy >/dev/null 2>&1  # a dead proxy's or an earlier submission's, if any
+  docker rm -f launcher-0000abcd-proxy >/dev/null 2>&1  # a dead proxy's or an earlier submission's, if any; its name is
+  for _ in $(seq 100); do docker inspect launcher-0000abcd-proxy >/dev/null 2>&1 || break; sleep 0.1; done  # free once removed
   proxy_state=$proxy_dir/$SLURM_JOB_ID
   mkdir -p "$proxy_state" && rm -f "$proxy_state/proxy.port" || proxy_fail "cannot write $proxy_state"
   echo "=== $(date '+%Y-%m-%d %H:%M:%S') start (array element $SLURM_ARRAY_TASK_ID)" >> "$proxy_log"
   docker run --rm --init --pull never --name "launcher-0000abcd-proxy" --sig-proxy=false --label launcher.invocation=0000abcd --label launcher.job=0000abcd.proxy --network host --user "$(id -u):$(id -g)" -w "$PWD" -v /data/evals/2026-01-01-00-00-00-0000abcd:/data/evals/2026-01-01-00-00-00-0000abcd -e LAUNCHER_PROXY_TOKEN -e MY_API_KEY launcher-tools:0.1.0 python3 -m launcher.proxy --config /data/evals/2026-01-01-00-00-00-0000abcd/proxy/proxy.json --state-dir "$proxy_state" \
 --node-dir "$proxy_dir" --log "$proxy_log" --port "$proxy_port" >> "$proxy_log" 2>&1 < /dev/null 8>&- 9>&- &
   proxy_pid=$!
-  deadline=$(( $(date +%s) + 30 ))
+  deadline=$(( $(date +%s) + 30 )) see="see $proxy_log"
   until [ -s "$proxy_state/proxy.port" ]; do
-    kill -0 "$proxy_pid" 2>/dev/null || proxy_fail "the endpoint proxy exited before it was ready; see $proxy_log"
-    [ "$(date +%s)" -lt "$deadline" ] || proxy_fail "the endpoint proxy was not ready within 30 s; see $proxy_log"
+    kill -0 "$proxy_pid" 2>/dev/null || proxy_fail "the endpoint proxy exited before it was ready; $see"
+    [ "$(date +%s)" -lt "$deadline" ] || proxy_fail "the endpoint proxy was not ready within 30 s; $see"
     sleep 0.05
   done
 fi

@@ -47,7 +47,7 @@ stop_proxy() {{  # this element leaves; the last one stops the proxy (which woul
   exec 8>&-
 }}
 [ "${{#{TOKEN_ENV}}}" -ge 32 ] || proxy_fail "{TOKEN_ENV} is not in the job's environment (submit again)"
-command -v flock >/dev/null || proxy_fail "flock (util-linux) is missing on $(hostname -s); the proxy needs it"
+command -v flock >/dev/null || proxy_fail "flock is missing on $(hostname -s); the proxy needs it"
 proxy_node=${{SLURMD_NODENAME:-$(hostname -s)}}
 proxy_dir={q(nodes)}/$proxy_node
 proxy_log={q(folder)}/logs/proxy-$proxy_node.log
