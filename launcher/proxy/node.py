@@ -81,17 +81,26 @@ async def watch(node_dir: Path, budget, caps: BudgetSettings, stop: asyncio.Even
     """Until no element holds the lease: keep `alive` fresh and this node's share of the caps current
     (`budget`: the proxy's Limiter). Then set `stop`, keeping the lease until the process exits."""
     alive, nodes = node_dir / ALIVE, 0
-    while not stop.is_set():
-        alive.touch()
-        now = live_nodes(node_dir)
-        if now != nodes:
-            nodes = now
-            budget.resize(share(caps, nodes))
-            log.info("%d node(s) share the budget: this node's caps %s", nodes, share(caps, nodes))
-        if unused(node_dir) is not None:
-            log.info("no array element on this node uses the proxy any more: stopping")
-            with contextlib.suppress(OSError):
-                alive.unlink()
-            stop.set()
-            return
-        await asyncio.sleep(TICK)
+    try:
+        while not stop.is_set():
+            alive.touch()
+            now = live_nodes(node_dir)
+            if now != nodes:
+                nodes, mine = now, share(caps, now)
+                budget.resize(mine)
+                log.info(
+                    "%d node(s) share the budget: this node's caps are max_concurrent %d, "
+                    "requests_per_second %s, tokens_per_second %s",
+                    nodes,
+                    mine.max_concurrent,
+                    mine.requests_per_second,
+                    mine.tokens_per_second,
+                )
+            if unused(node_dir) is not None:
+                log.info("no array element on this node uses the proxy any more: stopping")
+                stop.set()
+                return
+            await asyncio.sleep(TICK)
+    finally:  # stopped (by itself or SIGTERM): no longer counted by the other nodes
+        with contextlib.suppress(OSError):
+            alive.unlink()
