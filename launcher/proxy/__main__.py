@@ -1,4 +1,5 @@
 """python -m launcher.proxy --config proxy.json [--port 0] [--state-dir DIR] [--node-dir DIR] [--log FILE]
+    [--cache-dir DIR]
 
 Binds the port first, then prints `listening on <port>` on stdout and writes <state-dir>/proxy.port
 (connections queue in the kernel until the server, importing aiohttp meanwhile, accepts them); logs go
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--log", help="append the log here instead of stderr (outlives a `docker run` client)"
+    )
+    parser.add_argument(
+        "--cache-dir", help="the response cache when the config names none (default <state-dir>/cache)"
     )
     parser.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get on SIGTERM")
     args = parser.parse_args(argv)
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: aiohttp is not installed for {sys.executable}; the proxy needs it", file=sys.stderr)
         return 2
     try:
-        files = open_files(settings, state_dir, key)
+        files = open_files(settings, state_dir, key, args.cache_dir)
     except OSError as err:
         print(f"error: the proxy cannot open {err.filename or state_dir}: {err.strerror}", file=sys.stderr)
         return 2
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def open_files(settings, state_dir: Path, api_key: str | None):
+def open_files(settings, state_dir: Path, api_key: str | None, cache_dir: str | None = None):
     """The response cache and the request log, opened before the proxy says it is ready: a folder it
     cannot write is then run_all.sh's one-line error, not tasks failing against a closed port."""
     from launcher.proxy import reqlog
@@ -130,7 +134,7 @@ def open_files(settings, state_dir: Path, api_key: str | None):
 
     cache, secrets = settings.cache, (api_key,) if api_key else ()
     return (
-        ResponseCache(cache.cache_dir or state_dir / "cache") if cache.enabled else None,
+        ResponseCache(cache.cache_dir or cache_dir or state_dir / "cache") if cache.enabled else None,
         reqlog.RequestLog(state_dir / reqlog.FILE, settings.log, secrets) if settings.log.enabled else None,
     )
 

@@ -48,7 +48,8 @@ if ! proxy_ready; then
   mkdir -p "$proxy_state" && rm -f "$proxy_state/proxy.port" || proxy_fail "cannot write $proxy_state"
   echo "=== $(date '+%Y-%m-%d %H:%M:%S') start (array element $SLURM_ARRAY_TASK_ID)" >> "$proxy_log"
   docker run --rm --init --pull never --name "launcher-0000abcd-proxy" --sig-proxy=false --label launcher.invocation=0000abcd --label launcher.job=0000abcd.proxy --network host --user "$(id -u):$(id -g)" -w "$PWD" -v /data/evals/2026-01-01-00-00-00-0000abcd:/data/evals/2026-01-01-00-00-00-0000abcd -e LAUNCHER_PROXY_TOKEN -e MY_API_KEY launcher-tools:0.1.0 python3 -m launcher.proxy --config /data/evals/2026-01-01-00-00-00-0000abcd/proxy/proxy.json --state-dir "$proxy_state" \
---node-dir "$proxy_dir" --log "$proxy_log" --port "$proxy_port" >> "$proxy_log" 2>&1 < /dev/null 8>&- 9>&- &
+--node-dir "$proxy_dir" --cache-dir /data/evals/2026-01-01-00-00-00-0000abcd/proxy/cache --log "$proxy_log" --port "$proxy_port" \
+>> "$proxy_log" 2>&1 < /dev/null 8>&- 9>&- &
   proxy_pid=$!
   deadline=$(( $(date +%s) + 30 )) see="see $proxy_log"
   until [ -s "$proxy_state/proxy.port" ]; do

@@ -7,7 +7,8 @@ asks `GET /proxy/ready` on the invocation's port with its credential: 204 means 
 this submission's (the credential is drawn by `launcher` at each submission and reaches every element
 through the job's environment, as the key does). Anything else (a dead proxy, a stale port file, a
 proxy of an earlier submission) and the element removes the container of that name and starts a new
-one, with its own state folder `<node dir>/<SLURM_JOB_ID>` (counters, port file, cache). A probe or a
+one, with its own state folder `<node dir>/<SLURM_JOB_ID>` (counters, port file); the response cache
+is the invocation's `proxy/cache` (its segments are one per proxy process: shared safely). A probe or a
 lock that does not answer in time fails the element with one line, never hangs it.
 """
 
@@ -27,6 +28,7 @@ def render_node_start(folder: str, runner: str, container: str, ready_timeout: i
     shell words standing for `python` (a `docker run` of the tools image named `container`)."""
     q = shlex.quote
     nodes, name, wait = f"{folder}/{NODES_DIR}", q(container), int(ready_timeout)
+    cache = f"{folder}/{STATE_DIR}/cache"  # the invocation's, as locally: every node's, every resume's
     fail = 'echo "exited $(date +%s) 1 $1" >> events.log; echo "error: $1" >&2; exit 1'
     request = f"GET {READY_PATH} HTTP/1.0\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n"
     probe = (
@@ -66,7 +68,8 @@ if ! proxy_ready; then
   mkdir -p "$proxy_state" && rm -f "$proxy_state/{PORT_FILE}" || proxy_fail "cannot write $proxy_state"
   echo "=== $(date '+%Y-%m-%d %H:%M:%S') start (array element $SLURM_ARRAY_TASK_ID)" >> "$proxy_log"
   {runner} -m launcher.proxy --config {q(f"{folder}/{CONFIG_FILE}")} --state-dir "$proxy_state" \\
---node-dir "$proxy_dir" --log "$proxy_log" --port "$proxy_port" >> "$proxy_log" 2>&1 < /dev/null 8>&- 9>&- &
+--node-dir "$proxy_dir" --cache-dir {q(cache)} --log "$proxy_log" --port "$proxy_port" \\
+>> "$proxy_log" 2>&1 < /dev/null 8>&- 9>&- &
   proxy_pid=$!
   deadline=$(( $(date +%s) + {wait} )) see="see $proxy_log"
   until [ -s "$proxy_state/{PORT_FILE}" ]; do

@@ -106,7 +106,6 @@ class SSH(Local):
         # Not the checkpoint or the endpoint proxies' response caches (large), and not the launcher's own
         # log (open here, and only written here).
         argv = ["tar", "-C", remote, "-c", "--exclude=samples.jsonl", "--exclude=proxy/cache"]
-        argv += ["--exclude=proxy/nodes/*/*/cache"]  # the nodes' shared proxies' (launcher.proxy.node)
         argv += ["--exclude=./logs/launcher.jsonl", "."]
         with subprocess.Popen(self.command(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as pack:
             unpack = subprocess.run(["tar", "-C", str(local), "-x"], stdin=pack.stdout, capture_output=True)
