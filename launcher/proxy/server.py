@@ -27,8 +27,11 @@ from launcher.proxy.wiring import PID_FILE, PROGRESS_PATH, READY_PATH
 
 log = logging.getLogger("launcher.proxy")
 
+# The client's own timeout (launcher.harness.client), applied to each attempt upstream from when it is
+# sent, not to the time the request waits here (the queue, Retry-After): bounded by request_timeout.
+TIMEOUT_HEADER = "X-Launcher-Timeout"
 # Never forwarded upstream: the client's credentials (the proxy adds the real key), hop-by-hop headers,
-# and what aiohttp sets itself.
+# what aiohttp sets itself, and ours.
 DROP_REQUEST = frozenset(
     {
         "authorization",
@@ -42,6 +45,7 @@ DROP_REQUEST = frozenset(
         "te",
         "upgrade",
         TASK_HEADER.lower(),
+        TIMEOUT_HEADER.lower(),
     }
 )
 DROP_RESPONSE = frozenset(
@@ -207,6 +211,7 @@ class Proxy:
         retry = self.settings.retry
         task = request.headers.get(TASK_HEADER, "")
         throttled_until = time.perf_counter() + retry.request_timeout  # 429s are waited out until then
+        timeout = attempt_timeout(request.headers.get(TIMEOUT_HEADER), retry)
         attempt = 0
         while True:
             last = attempt == retry.max_retries
@@ -219,7 +224,9 @@ class Proxy:
                 return error_response(499, "client_closed", "the client closed the connection while queued")
             try:
                 self.stats.upstream_requests += 1
-                async with self.session.request(request.method, url, data=raw or None, headers=headers) as up:
+                async with self.session.request(
+                    request.method, url, data=raw or None, headers=headers, **timeout
+                ) as up:
                     status = up.status
                     if status == 429 and time.perf_counter() < throttled_until:
                         # Waited out here (the limiter holds every request until Retry-After) and retried
@@ -378,6 +385,18 @@ class Proxy:
 # Open without the credential: the progress sink (nemo-evaluator's interceptor posts there without our
 # header; nothing is read or forwarded) and the counters `launcher status` asks for.
 OPEN = frozenset({("POST", PROGRESS_PATH), ("GET", "/proxy/stats")})
+
+
+def attempt_timeout(header: str | None, retry) -> dict:
+    """The session.request timeout of each attempt upstream: the client's (X-Launcher-Timeout, seconds)
+    when it is shorter than request_timeout, else the session's."""
+    try:
+        seconds = float(header) if header else 0.0
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < retry.request_timeout:  # also NaN
+        return {}
+    return {"timeout": aiohttp.ClientTimeout(total=seconds, sock_connect=retry.connect_timeout)}
 
 
 def admit(token: str):

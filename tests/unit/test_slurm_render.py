@@ -54,6 +54,7 @@ def test_elements_share_their_nodes_proxy_from_docker_else_each_has_its_own_and_
     urls = [run_config(p, n)["url"] for n in range(3)]
     assert urls == [f"http://127.0.0.1:{21000 + n * (not shared)}/v1/chat/completions" for n in range(3)]
     assert {run_config(p, n)["api_key_env"] for n in range(3)} == {"API_KEY"}  # the proxy's credential
+    assert {run_config(p, n)["proxied"] for n in range(3)} == {True}  # it times requests upstream
     for job in p.jobs:
         run_sh = p.files[f"{job.folder}/run.sh"]
         assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in run_sh and "MY_API_KEY" not in run_sh
@@ -77,6 +78,7 @@ def test_proxy_off_keeps_the_old_script_and_the_key():
     p = plan(endpoint={"proxy": False})
     assert run_config(p, 0)["api_key_env"] == "API_KEY"
     assert run_config(p, 0)["url"] == "http://10.0.0.5:8000/v1/chat/completions"
+    assert "proxied" not in run_config(p, 0)  # the harness times its requests itself
     assert p.files["sbatch.sh"].endswith('exec bash "${tasks[$SLURM_ARRAY_TASK_ID]}/run.sh"\n')
     assert wiring.CONFIG_FILE not in p.files
 
