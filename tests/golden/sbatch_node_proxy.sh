@@ -23,10 +23,11 @@ proxy_fail() { echo "exited $(date +%s) 1 $1" >> events.log; echo "error: $1" >&
 stop_proxy() {  # this element leaves; the last one stops the proxy (which would stop itself within 2 s)
   [ -n "${proxy_joined:-}" ] || return 0
   proxy_joined=
-  exec 8>"$proxy_dir/mutex" && flock -w 120 8
-  exec 9>&-
-  flock -xn "$proxy_dir/lease" docker stop -t 10 launcher-0000abcd-proxy >/dev/null 2>&1
-  exec 8>&-
+  if exec 8>"$proxy_dir/mutex" && flock -w 120 8; then  # no element joins meanwhile
+    exec 9>&-
+    flock -xn "$proxy_dir/lease" docker stop -t 10 launcher-0000abcd-proxy >/dev/null 2>&1
+  fi
+  exec 8>&- 9>&-  # without the mutex only the lease goes: the proxy stops itself, under the mutex
 }
 [ "${#LAUNCHER_PROXY_TOKEN}" -ge 32 ] || proxy_fail "LAUNCHER_PROXY_TOKEN is not in the job's environment (submit again)"
 command -v flock >/dev/null || proxy_fail "flock is missing on $(hostname -s); the proxy needs it"

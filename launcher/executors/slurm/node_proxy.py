@@ -43,10 +43,11 @@ proxy_fail() {{ {fail}; }}
 stop_proxy() {{  # this element leaves; the last one stops the proxy (which would stop itself within 2 s)
   [ -n "${{proxy_joined:-}}" ] || return 0
   proxy_joined=
-  exec 8>"$proxy_dir/{MUTEX}" && flock -w {WAIT} 8
-  exec 9>&-
-  flock -xn "$proxy_dir/{LEASE}" docker stop -t 10 {name} >/dev/null 2>&1
-  exec 8>&-
+  if exec 8>"$proxy_dir/{MUTEX}" && flock -w {WAIT} 8; then  # no element joins meanwhile
+    exec 9>&-
+    flock -xn "$proxy_dir/{LEASE}" docker stop -t 10 {name} >/dev/null 2>&1
+  fi
+  exec 8>&- 9>&-  # without the mutex only the lease goes: the proxy stops itself, under the mutex
 }}
 [ "${{#{TOKEN_ENV}}}" -ge 32 ] || proxy_fail "{TOKEN_ENV} is not in the job's environment (submit again)"
 command -v flock >/dev/null || proxy_fail "flock is missing on $(hostname -s); the proxy needs it"
