@@ -22,6 +22,7 @@ MAX_BODY = 10 * 1024 * 1024  # decompressed bytes; a larger response is a malfor
 BACKOFF_BASE = 0.5  # seconds, doubled per attempt, full jitter
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
+CONNECT_TIMEOUT = 30.0  # behind the endpoint proxy, which times the rest (Settings.proxied)
 RETRY_STATUS = {408, 409, 429}
 WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
@@ -45,6 +46,10 @@ class Settings:
     timeout: float = 120.0
     max_retries: int = 5
     task: str | None = None  # sent as X-Launcher-Task: the endpoint proxy queues each task apart
+    # Behind the launcher's endpoint proxy: `timeout` is sent as X-Launcher-Timeout and the proxy applies
+    # it to each attempt upstream from when it sends it (a 504 past it), so the time a request waits in
+    # the proxy's queue or out a Retry-After is not spent against it; here only connecting is timed.
+    proxied: bool = False
 
 
 @dataclass
@@ -62,6 +67,8 @@ class Client:
             self.headers["Authorization"] = f"Bearer {settings.api_key}"
         if settings.task:
             self.headers["X-Launcher-Task"] = settings.task
+        if settings.proxied:
+            self.headers["X-Launcher-Timeout"] = f"{settings.timeout:g}"
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
@@ -69,7 +76,11 @@ class Client:
         self.session = aiohttp.ClientSession(
             connector=connector,
             headers=self.headers,
-            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            timeout=(
+                aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+                if self.settings.proxied
+                else aiohttp.ClientTimeout(total=self.settings.timeout)
+            ),
             auto_decompress=False,  # _read_capped inflates with a cap
         )
         return self

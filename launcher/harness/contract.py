@@ -49,6 +49,9 @@ class RunConfig:
     redact_env: tuple[str, ...] = ()  # variables whose values are never stored or printed
     # (index, count): run only this shard's samples (launcher.harness.shards); None: the whole task
     shard: tuple[int, int] | None = None
+    # `url` is the launcher's endpoint proxy, which times each request upstream from when it sends it
+    # (launcher.harness.client: time queued there is not spent against request_timeout)
+    proxied: bool = False
 
     def to_json(self) -> str:
         data = {f.name: getattr(self, f.name) for f in fields(self)}  # flat values: no asdict deep copies
@@ -57,6 +60,8 @@ class RunConfig:
             del data["shard"]
         else:
             data["shard"] = {"index": self.shard[0], "count": self.shard[1]}
+        if not self.proxied:  # absent: a file without the proxy reads as before
+            del data["proxied"]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -94,6 +99,7 @@ class RunConfig:
             target_params=dict(data.get("target_params") or {}),
             repeats=repeats,
             redact_env=tuple(redact),
+            proxied=data.get("proxied") is True,
         )
         config.effective_params({})  # validates the values now: one line, before any request
         return config

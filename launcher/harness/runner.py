@@ -196,6 +196,7 @@ async def evaluate(
         params["request_timeout"],
         params["max_retries"],
         config.task,
+        config.proxied,
     )
     scoring = task.program is None and task.score is not None
     pool = ScorePool(run.module, task.name, workers(), params["score_timeout"]) if scoring else None

@@ -1,4 +1,5 @@
-"""python -m launcher.proxy --config proxy.json [--port 0] [--state-dir DIR]
+"""python -m launcher.proxy --config proxy.json [--port 0] [--state-dir DIR] [--node-dir DIR] [--log FILE]
+    [--cache-dir DIR]
 
 Binds the port first, then prints `listening on <port>` on stdout and writes <state-dir>/proxy.port
 (connections queue in the kernel until the server, importing aiohttp meanwhile, accepts them); logs go
@@ -26,6 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="JSON: {upstream, api_key_env, adapter_config}")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     parser.add_argument("--state-dir", default=".", help="port file, stats, request log, default cache")
+    parser.add_argument(
+        "--node-dir", help="shared by a Slurm node's array elements: stop once none uses it (proxy.node)"
+    )
+    parser.add_argument(
+        "--log", help="append the log here instead of stderr (outlives a `docker run` client)"
+    )
+    parser.add_argument(
+        "--cache-dir", help="the response cache when the config names none (default <state-dir>/cache)"
+    )
     parser.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get on SIGTERM")
     args = parser.parse_args(argv)
     try:
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: aiohttp is not installed for {sys.executable}; the proxy needs it", file=sys.stderr)
         return 2
     try:
-        files = open_files(settings, state_dir, key)
+        files = open_files(settings, state_dir, key, args.cache_dir)
     except OSError as err:
         print(f"error: the proxy cannot open {err.filename or state_dir}: {err.strerror}", file=sys.stderr)
         return 2
@@ -92,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     from launcher.proxy.server import Proxy, serve
 
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s proxy %(levelname)s %(message)s"
+        **({"filename": args.log} if args.log else {"stream": sys.stderr}),
+        level=logging.INFO,
+        format="%(asctime)s proxy %(levelname)s %(message)s",
     )
 
     async def run() -> None:
@@ -100,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         stopping.append((asyncio.get_running_loop(), stop))
         if stop_asked:
             stop.set()
-        await serve(Proxy(settings, state_dir, key, files), sock, stop, token, args.grace)
+        node_dir = Path(args.node_dir) if args.node_dir else None
+        await serve(Proxy(settings, state_dir, key, files), sock, stop, token, args.grace, node_dir)
         stopping.clear()
 
     try:  # uvloop (optional extra `proxy`) when installed: less CPU per request
@@ -113,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def open_files(settings, state_dir: Path, api_key: str | None):
+def open_files(settings, state_dir: Path, api_key: str | None, cache_dir: str | None = None):
     """The response cache and the request log, opened before the proxy says it is ready: a folder it
     cannot write is then run_all.sh's one-line error, not tasks failing against a closed port."""
     from launcher.proxy import reqlog
@@ -121,7 +134,7 @@ def open_files(settings, state_dir: Path, api_key: str | None):
 
     cache, secrets = settings.cache, (api_key,) if api_key else ()
     return (
-        ResponseCache(cache.cache_dir or state_dir / "cache") if cache.enabled else None,
+        ResponseCache(cache.cache_dir or cache_dir or state_dir / "cache") if cache.enabled else None,
         reqlog.RequestLog(state_dir / reqlog.FILE, settings.log, secrets) if settings.log.enabled else None,
     )
 

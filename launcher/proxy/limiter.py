@@ -282,6 +282,13 @@ class Limiter:
                 await asyncio.sleep(-self.tokens / self.settings.tokens_per_second)
                 self._refill()
 
+    def resize(self, settings: BudgetSettings) -> None:
+        """New hard caps (a Slurm node's share of the invocation's, launcher.proxy.node); the adaptive
+        limit stays where it is, below the new max_concurrent."""
+        self.settings = settings
+        self.control.cap = settings.max_concurrent
+        self._wake()
+
     def snapshot(self) -> dict:
         """The `concurrency` entry of the proxy's counters (launcher.proxy.stats)."""
         return {

@@ -23,12 +23,15 @@ from launcher.proxy import transforms as tx
 from launcher.proxy.limiter import TASK_HEADER, Limiter
 from launcher.proxy.settings import ProxySettings
 from launcher.proxy.stats import STATS_FILE, Stats, write_atomic
-from launcher.proxy.wiring import PID_FILE, PROGRESS_PATH
+from launcher.proxy.wiring import PID_FILE, PROGRESS_PATH, READY_PATH
 
 log = logging.getLogger("launcher.proxy")
 
+# The client's own timeout (launcher.harness.client), applied to each attempt upstream from when it is
+# sent, not to the time the request waits here (the queue, Retry-After): bounded by request_timeout.
+TIMEOUT_HEADER = "X-Launcher-Timeout"
 # Never forwarded upstream: the client's credentials (the proxy adds the real key), hop-by-hop headers,
-# and what aiohttp sets itself.
+# what aiohttp sets itself, and ours.
 DROP_REQUEST = frozenset(
     {
         "authorization",
@@ -42,6 +45,7 @@ DROP_REQUEST = frozenset(
         "te",
         "upgrade",
         TASK_HEADER.lower(),
+        TIMEOUT_HEADER.lower(),
     }
 )
 DROP_RESPONSE = frozenset(
@@ -207,6 +211,7 @@ class Proxy:
         retry = self.settings.retry
         task = request.headers.get(TASK_HEADER, "")
         throttled_until = time.perf_counter() + retry.request_timeout  # 429s are waited out until then
+        timeout = attempt_timeout(request.headers.get(TIMEOUT_HEADER), retry)
         attempt = 0
         while True:
             last = attempt == retry.max_retries
@@ -219,7 +224,9 @@ class Proxy:
                 return error_response(499, "client_closed", "the client closed the connection while queued")
             try:
                 self.stats.upstream_requests += 1
-                async with self.session.request(request.method, url, data=raw or None, headers=headers) as up:
+                async with self.session.request(
+                    request.method, url, data=raw or None, headers=headers, **timeout
+                ) as up:
                     status = up.status
                     if status == 429 and time.perf_counter() < throttled_until:
                         # Waited out here (the limiter holds every request until Retry-After) and retried
@@ -380,6 +387,18 @@ class Proxy:
 OPEN = frozenset({("POST", PROGRESS_PATH), ("GET", "/proxy/stats")})
 
 
+def attempt_timeout(header: str | None, retry) -> dict:
+    """The session.request timeout of each attempt upstream: the client's (X-Launcher-Timeout, seconds)
+    when it is shorter than request_timeout, else the session's."""
+    try:
+        seconds = float(header) if header else 0.0
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < retry.request_timeout:  # also NaN
+        return {}
+    return {"timeout": aiohttp.ClientTimeout(total=seconds, sock_connect=retry.connect_timeout)}
+
+
 def admit(token: str):
     """The middleware every request passes first: the credential, then the route exactly as sent
     (transforms.refusal); a handler's unexpected error is one log line and a 500, never a traceback."""
@@ -393,6 +412,8 @@ def admit(token: str):
                 return error_response(
                     401, "authentication_error", "present the task's API_KEY as `Authorization: Bearer`"
                 )
+            if (request.method, request.raw_path) == ("GET", READY_PATH):  # the credential is right
+                return web.Response(status=204)
             refused = tx.refusal(request.method, request.raw_path)
             if refused is not None:
                 return error_response(refused[0], "invalid_request_error", refused[1])
@@ -418,10 +439,16 @@ def build_app(proxy: Proxy, token: str) -> web.Application:
 
 
 async def serve(
-    proxy: Proxy, sock: socket.socket, stop: asyncio.Event, token: str, grace: float = 5.0
+    proxy: Proxy,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    token: str,
+    grace: float = 5.0,
+    node_dir: Path | None = None,
 ) -> None:
     """Serve on the listening `sock` until `stop` is set, to clients that present `token`; then let
-    in-flight requests finish for up to `grace` seconds."""
+    in-flight requests finish for up to `grace` seconds. `node_dir`: shared by a Slurm node's array
+    elements (launcher.proxy.node), which also sets `stop` once none uses it."""
     await proxy.start()
     runner = web.AppRunner(build_app(proxy, token), access_log=None, shutdown_timeout=grace)
     await runner.setup()
@@ -436,9 +463,16 @@ async def serve(
             proxy.write_stats()
 
     writer = asyncio.create_task(periodic())
+    watcher = None
+    if node_dir is not None:
+        from launcher.proxy import node
+
+        watcher = asyncio.create_task(node.watch(node_dir, proxy.budget, proxy.settings.budget, stop))
     try:
         await stop.wait()
     finally:
         writer.cancel()
+        if watcher is not None:
+            watcher.cancel()
         await runner.cleanup()
         await proxy.close()

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from launcher.proxy import stats
+from launcher.proxy import node, stats
 from launcher.proxy.settings import from_adapter_config
 from launcher.proxy.stats import STATS_FILE
 
@@ -63,6 +63,11 @@ def task_url(url: str, port: int) -> str:
 # nemo-evaluator's progress_tracking interceptor POSTs its count somewhere on every answer (it has no "off");
 # inside a catalogue task it POSTs here, and the proxy acknowledges without reading (launcher.catalog.nel).
 PROGRESS_PATH = "/proxy/progress"
+
+
+# Answers 204 to a client presenting the credential (401 otherwise) and reaches nothing: an array element
+# asks it whether the proxy on its node is alive and its own (render_node_start).
+READY_PATH = "/proxy/ready"
 
 
 def progress_url(port: int) -> str:
@@ -155,5 +160,27 @@ def read_stats(invocation_folder, task_folders=()) -> tuple[dict, str] | None:
         if len(task_folders) == 1:
             return own[0], "this task"
         return stats.combine(own), "each task's own proxy, added up"
+    on_nodes = node_stats(Path(invocation_folder) / STATE_DIR / node.NODES)
+    if on_nodes:
+        return stats.combine(on_nodes), "each node's proxy, added up (all tasks of the invocation)"
     shared = stats.read(Path(invocation_folder) / STATE_DIR)
     return None if shared is None else (shared, "all tasks of the invocation")
+
+
+LEVELS = ("limit", "settled", "max_concurrent", "queued")  # of `concurrency`: now, not counted up
+
+
+def node_stats(nodes: Path) -> list[dict]:
+    """The counters of every proxy started on Slurm's nodes (<nodes>/<node>/<its starter's job id>/); of a
+    node's earlier ones (before a resume, or between elements) only the counts: its concurrency now is
+    its latest proxy's."""
+    out = []
+    for folder in sorted(p for p in nodes.glob("*") if p.is_dir()):
+        found = [c for c in (stats.read(p) for p in folder.glob("*") if p.is_dir()) if c is not None]
+        found.sort(key=lambda c: c.get("started") or 0)
+        for older in found[:-1]:
+            older["concurrency"] = {
+                k: v for k, v in (older.get("concurrency") or {}).items() if k not in LEVELS
+            }
+        out += found
+    return out

@@ -25,6 +25,9 @@ def test_first_round_run_config_reads_unchanged_and_round_trips():
     assert config.target_params == {} and config.repeats is None and config.redact_env == ()
     assert RunConfig.from_json(config.to_json()) == config
     assert config.effective_params({})["parallelism"] == 16
+    assert not config.proxied and "proxied" not in config.to_json()  # written only behind the proxy
+    proxied = RunConfig.from_json(json.dumps({**FIRST_ROUND, "proxied": True}))
+    assert proxied.proxied and RunConfig.from_json(proxied.to_json()) == proxied
 
 
 def test_the_host_writes_what_the_harness_reads():

@@ -125,6 +125,24 @@ def test_read_stats_finds_the_counters_where_the_proxies_write_them(tmp_path, wr
         assert found[0]["proxies"] == len(written)
 
 
+def test_node_proxies_counts_add_up_and_each_nodes_concurrency_is_its_latest_proxys(tmp_path):
+    """Slurm's node proxies: one folder per start (<node>/<starter's job id>); a node's earlier proxies
+    (before a resume) add their counts, not their limit."""
+    starts = [("vm", "7", 100.0, 2, 16), ("vm", "9", 200.0, 3, 8), ("other", "8", 150.0, 4, 4)]
+    for node, job, started, requests, limit in starts:
+        folder = tmp_path / wiring.STATE_DIR / "nodes" / node / job
+        folder.mkdir(parents=True)
+        snap = {"started": started, "requests": requests}
+        snap["concurrency"] = {"limit": limit, "settled": limit, "max_concurrent": 64, "upstream_429": 1}
+        proxy_stats.write_atomic(folder / proxy_stats.STATS_FILE, snap)
+    (tmp_path / wiring.STATE_DIR / "nodes" / "vm" / "lease").touch()  # the lock files are no proxy's
+    found, what = wiring.read_stats(tmp_path, [])
+    assert what == "each node's proxy, added up (all tasks of the invocation)"
+    assert (found["proxies"], found["requests"]) == (3, 9)
+    concurrency = found["concurrency"]
+    assert (concurrency["limit"], concurrency["max_concurrent"], concurrency["upstream_429"]) == (12, 128, 3)
+
+
 def script(tmp_path: Path, upstream: str, body: str) -> Path:
     (tmp_path / "logs").mkdir()
     (tmp_path / wiring.STATE_DIR).mkdir()

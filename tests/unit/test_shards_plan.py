@@ -156,13 +156,17 @@ def test_logs_and_status_find_a_shard_by_its_id():
     assert Path(record.job("0000abcd.0.0").folder).parent.name == "shards"
 
 
-def test_on_slurm_each_shard_is_an_array_element_with_its_own_proxy_port_and_a_merge_job_follows():
+@pytest.mark.parametrize(
+    ("runtime", "ports"), [("docker", ["9000"] * 4), ("pyxis", ["9000", "9001", "9002", "9003"])]
+)
+def test_on_slurm_each_shard_is_an_array_element_behind_its_proxy_and_a_merge_job_follows(runtime, ports):
+    """docker: the elements on a node share its proxy (one port); pyxis: each element has its own."""
     from launcher.config.boundary import to_run_spec
     from launcher.executors.slurm import SlurmConfig, SlurmExecutor
 
     data = {
         "deployment": {"type": "none"},
-        "execution": {"output_dir": "/data/evals"},
+        "execution": {"output_dir": "/data/evals", "container_runtime": runtime},
         "target": {
             "api_endpoint": {
                 "url": "http://127.0.0.1:8000/v1/chat/completions",
@@ -181,12 +185,7 @@ def test_on_slurm_each_shard_is_an_array_element_with_its_own_proxy_port_and_a_m
     port = lambda rel: json.loads(plan.files[f"{rel}/results/run_config.json"])["url"].split(":")[2][:4]  # noqa: E731
     assert [
         port(r) for r in ("launcher.aime2025", f"{TASK}/shards/0", f"{TASK}/shards/1", "launcher.hellaswag")
-    ] == [
-        "9000",
-        "9001",
-        "9002",
-        "9003",
-    ]
+    ] == ports
     check_golden("merge.sbatch.sh", plan.files["merge.sbatch.sh"])
 
 

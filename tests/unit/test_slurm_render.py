@@ -41,11 +41,20 @@ def run_config(p, n: int) -> dict:
     return json.loads(p.files[f"{p.jobs[n].folder}/results/run_config.json"])
 
 
-def test_each_element_gets_its_own_proxy_port_and_no_key():
-    p = plan(endpoint={"proxy_port": 21000})
+@pytest.mark.parametrize(
+    ("execution", "shared"),
+    [({}, True), ({"container_runtime": "pyxis"}, False), ({"launcher_python": "/opt/py"}, False)],
+)
+def test_elements_share_their_nodes_proxy_from_docker_else_each_has_its_own_and_none_gets_the_key(
+    execution, shared
+):
+    """A proxy container of the docker daemon outlives the element that started it, so the elements on a
+    node share it (one port); a pyxis step or a launcher_python process ends with its element's job."""
+    p = plan(endpoint={"proxy_port": 21000}, **execution)
     urls = [run_config(p, n)["url"] for n in range(3)]
-    assert urls == [f"http://127.0.0.1:{21000 + n}/v1/chat/completions" for n in range(3)]
+    assert urls == [f"http://127.0.0.1:{21000 + n * (not shared)}/v1/chat/completions" for n in range(3)]
     assert {run_config(p, n)["api_key_env"] for n in range(3)} == {"API_KEY"}  # the proxy's credential
+    assert {run_config(p, n)["proxied"] for n in range(3)} == {True}  # it times requests upstream
     for job in p.jobs:
         run_sh = p.files[f"{job.folder}/run.sh"]
         assert 'API_KEY="${LAUNCHER_PROXY_TOKEN}"' in run_sh and "MY_API_KEY" not in run_sh
@@ -53,15 +62,23 @@ def test_each_element_gets_its_own_proxy_port_and_no_key():
     assert "MY_API_KEY" in p.host_env  # checked before launch and sent to sbatch: the proxies read it
     assert json.loads(p.files[wiring.CONFIG_FILE])["upstream"] == "http://10.0.0.5:8000/v1/chat/completions"
     batch = p.files["sbatch.sh"]
-    assert "proxy_port=$(( 21000 + SLURM_ARRAY_TASK_ID ))" in batch and "exec bash" not in batch
-    assert f"launcher-tools:0.1.0 python3 -m launcher.proxy --config {FOLDER}/proxy/proxy.json" in batch
+    port = "proxy_port=21000  # the port" if shared else "proxy_port=$(( 21000 + SLURM_ARRAY_TASK_ID ))"
+    assert port in batch and "exec bash" not in batch
+    assert ("--node-dir" in batch) is shared and ("flock" in batch) is shared
+    python = "/opt/py" if "launcher_python" in execution else "python3"
+    assert f"{python} -m launcher.proxy --config {FOLDER}/proxy/proxy.json" in batch
     subprocess.run(["bash", "-n"], input=batch, text=True, check=True)
+
+
+def test_golden_sbatch_with_the_nodes_shared_proxy():
+    check_golden("sbatch_node_proxy.sh", plan(tasks=TASKS[:2]).files["sbatch.sh"])
 
 
 def test_proxy_off_keeps_the_old_script_and_the_key():
     p = plan(endpoint={"proxy": False})
     assert run_config(p, 0)["api_key_env"] == "API_KEY"
     assert run_config(p, 0)["url"] == "http://10.0.0.5:8000/v1/chat/completions"
+    assert "proxied" not in run_config(p, 0)  # the harness times its requests itself
     assert p.files["sbatch.sh"].endswith('exec bash "${tasks[$SLURM_ARRAY_TASK_ID]}/run.sh"\n')
     assert wiring.CONFIG_FILE not in p.files
 
@@ -73,7 +90,7 @@ AUTO = {"execution": {"auto_export": {"destinations": ["local"]}}, "export": {"l
 def proxy_line(batch: str) -> list[str]:
     import shlex
 
-    (line,) = [ln for ln in batch.splitlines() if "-m launcher.proxy" in ln]
+    (line,) = [ln for ln in batch.replace("\\\n", "").splitlines() if "-m launcher.proxy" in ln]
     return shlex.split(line.split(" >> ")[0].replace('"$(id -u):$(id -g)"', "U").replace('"$PWD"', "HERE"))
 
 
@@ -86,9 +103,9 @@ def test_over_ssh_with_nothing_installed_the_proxy_and_export_run_from_the_tools
     remote = "/lustre/me/evals/2026-01-01-00-00-00-0000abcd"
     argv = proxy_line(p.files["sbatch.sh"])
     tail = ["python3", "-m", "launcher.proxy", "--config", f"{remote}/proxy/proxy.json"]
-    assert argv[-9:-4] == tail
+    assert argv[argv.index("python3") :][:5] == tail
     if runtime == "docker":
-        assert argv[:8] == [
+        assert argv[:9] == [
             "docker",
             "run",
             "--rm",
@@ -96,7 +113,8 @@ def test_over_ssh_with_nothing_installed_the_proxy_and_export_run_from_the_tools
             "--pull",
             "never",
             "--name",
-            "launcher-0000abcd-proxy-${SLURM_ARRAY_TASK_ID}",
+            "launcher-0000abcd-proxy",  # the node's, shared by the elements there
+            "--sig-proxy=false",  # scancel of the element that started it does not stop it
         ]
         assert ["-v", f"{remote}:{remote}"] == argv[argv.index("-v") : argv.index("-v") + 2]
         names = [argv[i + 1] for i, a in enumerate(argv) if a == "-e"]
@@ -170,7 +188,8 @@ def test_a_proxy_port_too_high_for_every_task_is_one_line():
     with pytest.raises(
         ConfigError, match=r"^target.api_endpoint.proxy_port: 65534 \+ one port per task runs"
     ):
-        plan(endpoint={"proxy_port": 65534})
+        plan(endpoint={"proxy_port": 65534}, container_runtime="pyxis")
+    assert plan(endpoint={"proxy_port": 65535})  # the nodes' shared proxies: one port
 
 
 def test_no_task_folder_takes_the_invocations_own_names():
@@ -209,7 +228,7 @@ def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
     """The element's script drops the key once the proxy holds it (nothing after needs it), unless a task
     passes it itself."""
     batch = plan().files["sbatch.sh"]
-    assert batch.index("unset MY_API_KEY") > batch.index("until [ -s proxy/proxy.port ]") > 0
+    assert batch.index("unset MY_API_KEY") > batch.index('until [ -s "$proxy_state/proxy.port" ]') > 0
     assert batch.index("unset MY_API_KEY") < batch.index("bash run.sh")
     mine = {"name": "mine", "container": "i:1", "command": ["x"], "env_vars": {"K": "MY_API_KEY"}}
     assert "unset" not in plan(tasks=[mine]).files["sbatch.sh"]
@@ -219,11 +238,13 @@ def test_the_key_is_unset_after_the_proxy_starts_unless_a_task_names_it():
 @pytest.mark.parametrize(("port", "fits"), [(65533, True), (65534, False)])
 def test_each_elements_proxy_port_must_exist(port, fits):
     """Three elements take the port + 0, 1, 2: the last must be at most 65535."""
+    own = {"container_runtime": "pyxis"}  # each element its own proxy
     if fits:
-        assert run_config(plan(endpoint={"proxy_port": port}), 2)["url"].startswith("http://127.0.0.1:65535/")
+        url = run_config(plan(endpoint={"proxy_port": port}, **own), 2)["url"]
+        assert url.startswith("http://127.0.0.1:65535/")
         return
     with pytest.raises(ConfigError, match="65534 \\+ one port per task runs past 65535 \\(up to 65536\\)"):
-        plan(endpoint={"proxy_port": port})
+        plan(endpoint={"proxy_port": port}, **own)
 
 
 def test_a_generated_code_task_needs_the_docker_runtime():

@@ -431,6 +431,7 @@ def run_config(
         target_params={k: v for k, v in plain(spec.target.generation).items() if v is not None},
         repeats=params["repeats"],
         redact_env=tuple(sorted(env)),
+        proxied=proxy_port is not None,
     ).to_json()
 
 

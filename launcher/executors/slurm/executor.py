@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from secrets import token_hex
 
 from launcher.catalog import BUILD_HINTS, TOOLS_HINT
 from launcher.catalog.image_choice import recipe_hint
@@ -28,6 +29,7 @@ from launcher.executors.container.server import ServerSpec
 from launcher.executors.slurm import tools
 from launcher.executors.slurm.config import SlurmConfig, submits_over_ssh
 from launcher.executors.slurm.deployments import auxiliary_block
+from launcher.executors.slurm.node_proxy import render_node_start
 from launcher.executors.slurm.pyxis import PYXIS
 from launcher.executors.slurm.queue import (
     EXPORT_JOBS,
@@ -104,7 +106,7 @@ class SlurmExecutor(ContainerExecutor):
             lambda spec, invocation_id: None if several else slurm_server(spec, invocation_id, remote),
             PYXIS if cfg.container_runtime == "pyxis" else DOCKER,
             self.reserved,
-            proxy_per_task=True,
+            proxy_per_task=not tools.shares_node_proxy(cfg),
             present=local_images.for_plan(spec) if ask else None,
             here=False,
         )
@@ -119,6 +121,7 @@ class SlurmExecutor(ContainerExecutor):
             inv.proxy[0] if inv.proxy else None,
             proxy_only_env(spec, inv.tasks.host_env) if inv.proxy else (),
             aux,
+            shared_proxy=tools.shares_node_proxy(cfg),
         )
         host_env, images = set(inv.host_env), inv.images
         files = {**inv.tasks.files, **inv.server_files, BATCH: batch, **inv.proxy_files}
@@ -223,6 +226,9 @@ class SlurmExecutor(ContainerExecutor):
         # which Slurm exports to the job: no value is in an argv or a file, here or on the cluster.
         names = record.host_env if self.shell.remote else ()
         secrets = "".join(f"{name}\0{os.environ.get(name, '')}\0" for name in names)
+        # The credential of the nodes' proxies, one per submission: every element on a node presents it
+        # to the proxy they share (slurm/node_proxy.py); an element with its own proxy draws its own.
+        secrets += f"{proxy_wiring.TOKEN_ENV}\0{token_hex(32)}\0"
         return self._sbatch(remote, [f"--array={array}", BATCH], JOBS, "the job", secrets)
 
     def _sbatch(self, remote: str, args: list[str], ids: str, what: str, secrets: str = "") -> str:
@@ -265,7 +271,10 @@ class SlurmExecutor(ContainerExecutor):
         self._append(f"{remote}/{rel_folder}/{EVENTS}".replace("//", "/"), kind)
 
     def proxy_folders(self, record: InvocationRecord) -> list[Path]:
-        return [Path(record.folder) / e.folder for e in elements(record.jobs)]  # each element's own proxy
+        """Each element's own proxy (pyxis, launcher_python); read_stats finds the nodes' shared ones."""
+        if tools.shares_node_proxy(self.config):
+            return []
+        return [Path(record.folder) / e.folder for e in elements(record.jobs)]
 
     def read_back(self, record: InvocationRecord) -> None:
         self.shell.download(self.remote_folder(record.folder), Path(record.folder))
@@ -341,9 +350,9 @@ class QueueLook(Look):
 
 
 def proxy_start(spec: RunSpec, invocation_id: str, folder: str, proxy: tuple[int, dict[str, str]]) -> str:
-    """An array element's lines that start its proxy: from execution.launcher_image through the tasks'
-    container runtime (the key and the credential run.sh hands the tasks as API_KEY, both to that container
-    alone and by name), or with launcher_python."""
+    """An array element's lines that join its node's proxy (slurm/node_proxy.py) or start its own: from
+    execution.launcher_image through the tasks' container runtime (the key and the credential run.sh hands
+    the tasks as API_KEY, both to that container alone and by name), or with launcher_python."""
     import json
 
     cfg: SlurmConfig = spec.execution
@@ -352,6 +361,9 @@ def proxy_start(spec: RunSpec, invocation_id: str, folder: str, proxy: tuple[int
     cache = adapter.get("caching_dir")  # a shared cache outside the invocation folder is written too
     mounts = (cache,) if cache and not str(cache).startswith(folder + "/") else ()
     names = (*((key,) if key else ()), proxy_wiring.TOKEN_ENV)
+    if tools.shares_node_proxy(cfg):
+        runner = tools.runner(cfg, invocation_id, folder, "node-proxy", names, mounts)
+        return render_node_start(folder, runner, tools.node_proxy_name(invocation_id))
     runner = tools.runner(cfg, invocation_id, folder, "proxy", names, mounts)
     return proxy_wiring.render_start(
         "", '"$proxy_port"', config=f"{folder}/{proxy_wiring.CONFIG_FILE}", runner=runner

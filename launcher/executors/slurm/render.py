@@ -31,9 +31,11 @@ def render_sbatch(
     proxy_port: int | None = None,
     proxy_only: tuple[str, ...] = (),
     aux: Auxiliary | None = None,
+    shared_proxy: bool = False,
 ) -> str:
-    """The array job's script. `proxy`: launcher.proxy.wiring.render_start's lines (port "$proxy_port"),
-    `proxy_port` the first element's port: each element runs its own proxy on proxy_port + its index.
+    """The array job's script. `proxy`: the lines that start it (port "$proxy_port"). `shared_proxy`:
+    the elements on a node share one on `proxy_port` (slurm/node_proxy.py); else each element runs its own
+    (launcher.proxy.wiring.render_start) on proxy_port + its index.
     `proxy_only`: host variables only the proxy reads (the key), unset once it has started."""
     options = [
         f"--job-name=launcher-{invocation_id}",
@@ -75,7 +77,12 @@ def render_sbatch(
     if proxy:
         stop = "; ".join(["stop_proxy"] + ["stop_aux"] * bool(aux) + ["stop_server"] * bool(server))
         lines += [
-            f"proxy_port=$(( {int(proxy_port)} + SLURM_ARRAY_TASK_ID ))  # the port run_config.json names",
+            (
+                f"proxy_port={int(proxy_port)}"
+                if shared_proxy
+                else f"proxy_port=$(( {int(proxy_port)} + SLURM_ARRAY_TASK_ID ))"
+            )
+            + "  # the port run_config.json names",
             f"trap '{stop}' EXIT",
             "trap 'exit 143' TERM INT",
             proxy.rstrip("\n"),

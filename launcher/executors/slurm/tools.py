@@ -1,5 +1,5 @@
-"""How the launcher's own steps run on Slurm nodes: the endpoint proxy (one per array element) and the
-auto-export job. Pure rendering.
+"""How the launcher's own steps run on Slurm nodes: the endpoint proxy (one per node, or per array
+element: `shares_node_proxy`) and the auto-export job. Pure rendering.
 
 By default they run from our tools image (`execution.launcher_image`, built offline by `make
 tools-image`) through the same container runtime as the tasks, so a cluster needs nothing installed but
@@ -28,6 +28,19 @@ def uses_image(cfg: SlurmConfig) -> bool:
     return not cfg.launcher_python
 
 
+def shares_node_proxy(cfg: SlurmConfig) -> bool:
+    """Whether the array elements on a node share one proxy (launcher.proxy.node). Only from the image
+    through docker: that container is the docker daemon's, so it outlives the element that started it
+    while others use it. A pyxis step or a launcher_python process is in the starting element's job,
+    which Slurm cleans up when that element ends: each element then runs its own proxy."""
+    return uses_image(cfg) and cfg.container_runtime == "docker"
+
+
+def node_proxy_name(invocation_id: str) -> str:
+    """The container of the invocation's proxy on a node (one per node: names are per docker daemon)."""
+    return f"launcher-{invocation_id}-proxy"
+
+
 def runner(
     cfg: SlurmConfig,
     invocation_id: str,
@@ -37,9 +50,11 @@ def runner(
     mounts: tuple[str, ...] = (),
 ) -> str:
     """The shell words that stand for `python` in `<python> -m launcher.<module> ...`, run from the
-    current folder (which lies inside `folder`, the invocation folder). `role`: "proxy" (one per array
-    element: its container name carries the element index) or "export". `env_names`: variables handed
-    on by name (the key, for the proxy). `mounts`: more host folders it writes (a shared caching_dir)."""
+    current folder (which lies inside `folder`, the invocation folder). `role`: "node-proxy" (one per
+    node, shared by its elements: signals to the element's `docker run` client are not passed on),
+    "proxy" (one per array element: its container name carries the element index) or "export".
+    `env_names`: variables handed on by name (the key, for the proxy). `mounts`: more host folders it
+    writes (a shared caching_dir)."""
     if not uses_image(cfg):
         return shlex.quote(cfg.launcher_python)
     binds = [f"{folder}:{folder}", *(f"{m}:{m}" for m in mounts)]
@@ -58,8 +73,12 @@ def runner(
         if env_names:
             argv.append(f"--container-env={','.join(sorted(env_names))}")
         return shell_join([*argv, PYTHON_IN_IMAGE])
+    shared = role == "node-proxy"
+    role = "proxy" if shared else role
     name = f"launcher-{invocation_id}-{role}" + ("-${SLURM_ARRAY_TASK_ID}" if role == "proxy" else "")
+    name = node_proxy_name(invocation_id) if shared else name
     argv = ["docker", "run", "--rm", "--init", "--pull", "never", "--name", Expanded(name)]
+    argv += ["--sig-proxy=false"] if shared else []  # scancel of one element must not stop it
     argv += [
         "--label",
         f"{LABEL_INVOCATION}={invocation_id}",
