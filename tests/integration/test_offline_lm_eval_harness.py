@@ -86,13 +86,8 @@ def recipe(docker_engine):
 @pytest.mark.docker
 def test_every_offline_task_runs_and_scores_as_answered(cli, tmp_path, recipe):
     oracle = Oracle()
-    chat_only = [t for t in recipe.offline if "chat" in nel.catalogue().tasks[(HARNESS, t)].endpoint_types]
-    completions = [t for t in recipe.offline if t not in chat_only]
-    scores = {}
-    with ChatEndpoint(oracle) as ep:
-        for tasks, url in ((chat_only, ep.url), (completions, ep.url.replace("/chat/", "/"))):
-            (tmp_path / tasks[0]).mkdir()
-            scores |= run_offline(cli, tmp_path / tasks[0], recipe, tasks, url, limit=LIMIT).scores
+    with ChatEndpoint(oracle) as ep:  # the completions-only tasks get its /v1/completions
+        scores = run_offline(cli, tmp_path, recipe, list(recipe.offline), ep.url, limit=LIMIT).scores
     assert not oracle.stray, oracle.stray
     expected = pytest.approx(RIGHT / LIMIT)
     for task in recipe.offline:
