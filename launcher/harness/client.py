@@ -23,6 +23,9 @@ BACKOFF_BASE = 0.5  # seconds, doubled per attempt, full jitter
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
 CONNECT_TIMEOUT = 30.0  # behind the endpoint proxy, which times the rest (Settings.proxied)
+# ... but a proxy alive and stuck must not hang the task forever: past this (or 10x the timeout, if
+# longer) an attempt behind it fails as a timeout. Long enough for any fair queue of a real invocation.
+PROXIED_BACKSTOP = 3600.0
 RETRY_STATUS = {408, 409, 429}
 WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
@@ -77,7 +80,9 @@ class Client:
             connector=connector,
             headers=self.headers,
             timeout=(
-                aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+                aiohttp.ClientTimeout(
+                    total=max(PROXIED_BACKSTOP, 10 * self.settings.timeout), sock_connect=CONNECT_TIMEOUT
+                )
                 if self.settings.proxied
                 else aiohttp.ClientTimeout(total=self.settings.timeout)
             ),

@@ -10,9 +10,8 @@
 `config.params.limit_samples`), asserts every task SUCCEEDED, and reads every score back three ways:
 `status --json`, `results --format json` and `export --dest local --format json`, which must agree.
 
-Until the executors choose a local recipe image by themselves, `LOCAL_IMAGE_SETTINGS` names the image and
-the data mounts explicitly (evaluation.harness_images + execution.mounts.evaluation); once they do, set it
-to False (or delete it and `local_image_settings`) and the same tests run the tasks purely by name.
+The tasks are named alone, as a user on an air-gapped cluster names them: the executors pick the recipe's
+image and mount its data caches (launcher.catalog.image_choice), and the run's `image_why` must say so.
 """
 
 from __future__ import annotations
@@ -34,8 +33,6 @@ from launcher.catalog import builds, nel, recipes
 from launcher.catalog.recipes import Recipe
 from launcher.store.results import scores
 
-LOCAL_IMAGE_SETTINGS = False
-
 
 def build_recipe_image(harness: str) -> Recipe:
     """`launcher images build HARNESS`: a no-op when the image and data are current; a failed build fails
@@ -48,15 +45,6 @@ def build_recipe_image(harness: str) -> Recipe:
     recipe = recipes.recipe_for(harness)
     assert recipe is not None and all(builds.data_ready(recipe).values()), proc.stdout
     return recipe
-
-
-def local_image_settings(recipe: Recipe) -> dict:
-    """The config keys that point a harness's tasks at its recipe image with every data cache mounted."""
-    mounts = {host: f"{mount}:ro" for host, mount in recipe.mounts().items()}
-    return {
-        "evaluation": {"harness_images": {recipe.harness: recipe.image}},
-        "execution": {"mounts": {"evaluation": mounts}},
-    }
 
 
 def endpoint_type(harness: str, task: str) -> str:
@@ -86,16 +74,10 @@ def offline_config(
         "execution": {"output_dir": str(tmp_path / "out"), "max_parallel": len(tasks)},
         "target": {"api_endpoint": {"url": url, "model_id": "offline", "type": "chat"}},
         "evaluation": {
-            # nemo-evaluator 0.2.8's adapter server starts waitress with 2048 threads per container by
-            # default: a dozen containers at once reach the host's thread limit
-            "env_vars": {"ADAPTER_SERVER_THREADS": "lit:64"},
             "nemo_evaluator_config": {"config": {"params": {"limit_samples": limit, **(params or {})}}},
             "tasks": entries,
         },
     }
-    if LOCAL_IMAGE_SETTINGS:
-        for group, values in local_image_settings(recipe).items():
-            config[group].update(values)
     path = tmp_path / f"offline_{recipe.harness}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -130,6 +112,9 @@ def run_offline(
     if failed:
         tails = {n: _log_tail(found[n]) for n in failed}
         pytest.fail(f"not SUCCEEDED: {failed}\n" + "\n".join(f"--- {n}\n{t}" for n, t in tails.items()))
+    for name in names:  # named alone, each ran in the recipe's image, and status says why
+        assert found[name]["image"] == recipe.image, (name, found[name]["image"])
+        assert found[name]["image_why"].startswith("local build"), (name, found[name]["image_why"])
     read = {n: {s.name: s.value for s in scores(Path(found[n]["folder"]))} for n in names}
     for name in names:
         assert read[name], f"{name}: no score in its results"

@@ -43,3 +43,31 @@ def test_an_upstream_slower_than_the_timeout_is_a_504_from_the_proxy(tmp_path, s
     assert isinstance(reply, RequestFailed) and "HTTP 504" in str(reply)
     assert proxy.stop() == 0
     assert proxy.stats()["errors"]["timeout"] == 1
+
+
+def test_a_stuck_proxy_fails_the_attempt_at_the_backstop_instead_of_hanging(monkeypatch):
+    """A proxy alive but stuck (accepts, never answers): behind it the harness times no attempt itself,
+    so only the backstop (client.PROXIED_BACKSTOP, shortened here) ends the attempt, as a timeout."""
+    from launcher.harness import client
+
+    monkeypatch.setattr(client, "PROXIED_BACKSTOP", 1.5)
+
+    async def main() -> list:
+        held: list = []
+
+        async def hold(reader, writer):  # read the request, answer nothing, keep the socket open
+            held.append(writer)
+            await reader.read(65536)
+            await asyncio.sleep(60)
+
+        server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.wait_for(ask(f"http://127.0.0.1:{port}", 1, proxied=True, timeout=0.1), 30)
+        finally:
+            for w in held:
+                w.close()
+            server.close()
+
+    (reply,) = asyncio.run(main())
+    assert isinstance(reply, RequestFailed) and "request timed out" in str(reply)
