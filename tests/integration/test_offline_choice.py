@@ -44,9 +44,9 @@ def recipe_env(tmp_path: Path, image: str) -> dict[str, str]:
         "unavailable": {"browsecomp": "browses the live web"},
     }
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    cache = tmp_path / "data/simple_evals/gpqa"
+    cache = tmp_path / "data/simple_evals" / image.split(":")[1] / "gpqa"  # recipes.Recipe.host_dir
     cache.mkdir(parents=True)
-    (cache / builds.COMPLETE).write_text(builds.digest(folder))
+    (cache / builds.COMPLETE).write_text(builds.digest(folder, builds.SHARED))
     return {"LAUNCHER_IMAGE_RECIPES": str(folder.parent), "LAUNCHER_IMAGE_DATA": str(tmp_path / "data")}
 
 
@@ -85,7 +85,8 @@ def test_dry_run_and_ls_tasks_follow_what_docker_has(cli, tmp_path, throwaway):
     (line,) = [ln for ln in out.splitlines() if ln.startswith("# image of ")]
     assert line.endswith(f" {TASK}: {throwaway} (local build: {NVIDIA} not present)"), line
     (run,) = [ln for ln in out.splitlines() if " docker run " in ln]
-    assert f"-v {tmp_path}/data/simple_evals/gpqa:{MOUNT}:ro " in run and f" {throwaway} bash -c " in run
+    cache = tmp_path / "data/simple_evals" / throwaway.split(":")[1] / "gpqa"
+    assert f"-v {cache}:{MOUNT}:ro " in run and f" {throwaway} bash -c " in run
 
     listed = json.loads(cli("ls", "tasks", "simple_evals.", "--json", env=env, check_rc=0).stdout)
     offline = {r["name"]: r["offline"] for r in listed}
