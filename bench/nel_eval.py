@@ -75,7 +75,8 @@ def measured(argv: list[str], env: dict, endpoint: Endpoint) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    # cwd: `python -m` puts the working folder first on sys.path
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
