@@ -100,7 +100,8 @@ def one_run(root: Path, shape: tuple[str, ...]) -> dict:
 
 def bench_capacity() -> str:
     """BENCH_ROUNDS (default 3) rounds; BENCH_BEFORE: other checkouts' folders, each `label=folder` or
-    a folder (labelled "before (fixed budget 64)"), separated by os.pathsep."""
+    a folder (labelled "before (fixed budget 64)"), separated by os.pathsep; BENCH_SHAPES: some of
+    capacity,queueing,uncapped."""
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     roots = {}
     for entry in filter(None, os.environ.get("BENCH_BEFORE", "").split(os.pathsep)):
@@ -109,7 +110,10 @@ def bench_capacity() -> str:
     roots["this tree"] = ROOT
     ideal = TASKS * SAMPLES / (CAPACITY / LATENCY)
     rows = []
+    chosen = os.environ.get("BENCH_SHAPES", "capacity,queueing,uncapped").split(",")
     for shape_name, shape in SHAPES.items():
+        if shape_name.split()[0] not in chosen:
+            continue
         runs: dict[str, list[dict]] = {name: [] for name in roots}
         for _ in range(rounds):  # side by side, round after round
             for name, root in roots.items():
