@@ -40,7 +40,7 @@ TOLERANCE = 2.0  # smoothed latency over its recent floor that counts as queuein
 SMOOTHING = 0.1  # EWMA weight of one answer's latency (about the last 10 answers)
 FLOOR_WINDOW = 1000  # the floor is the lowest smoothed latency of the last 1,000-2,000 answers
 BACKOFF_OVERLOAD, BACKOFF_LATENCY = 0.5, 0.9
-EARLY = 1.25  # smoothed latency over its floor that ends slow start
+EARLY = 1.5  # smoothed latency over its floor that ends slow start (1.25 ended it on this host's noise)
 PROBE, PROBE_SECONDS = 8, 5.0  # near the last trouble: +1 per PROBE round trips and at least 5 s
 SAME_SHARE = 0.75  # the share of a rise seen at the same concurrency that makes it not caused by it
 
@@ -91,8 +91,9 @@ class Controller:
         if self.smooth > TOLERANCE * self.floor:
             if same is not None and same >= SAME_SHARE * self.smooth / self.floor:
                 # as much slower at the same concurrency: not caused by it (this machine's CPU, the
-                # upstream's other users). The latency is the new floor; the limit stays.
-                self.window, self.tried = [self.smooth, self.smooth, 0], None
+                # upstream's other users). The floor rises by as much; the limit stays.
+                floor = self.floor * same  # only that part of the rise: a queue above it stays visible
+                self.window, self.tried = [floor, floor, 0], None
                 return
             if self.tried is not None:
                 self.tried[1] = max(self.tried[1], self.smooth)

@@ -241,6 +241,13 @@ def test_slow_start_ends_when_the_latency_starts_to_rise():
     assert c.ceiling is not None and c.allowed < INITIAL * 2**6
 
 
+def test_slow_start_goes_on_through_a_small_rise():
+    c, now = Controller(1000), 0.0
+    for latency in (0.1, 0.1, 0.13, 0.13, 0.13):  # a busier host, not a queue yet (below EARLY)
+        now = round_trip(c, now, latency)
+    assert c.ceiling is None and c.allowed == INITIAL * 2**5
+
+
 def test_a_latency_that_does_not_follow_the_concurrency_down_becomes_the_floor():
     c = Controller(1000, limit=60, ceiling=61)
     now = 0.0
