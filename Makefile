@@ -54,7 +54,7 @@ $(NEL_CACHE)/bin/nemo-evaluator-launcher:
 	python3 -m venv $(NEL_CACHE)
 	NEMO_EVALUATOR_TELEMETRY_LEVEL=0 $(NEL_CACHE)/bin/pip install -q nemo-evaluator-launcher==0.2.6
 
-# NeMo Evaluator 0.3.0 (`nel gate`, Python >= 3.12: pyenv's 3.12) for bench/gate.py's side-by-side
+# NeMo Evaluator 0.3.0 (`nel`, Python >= 3.12: pyenv's 3.12) for bench/gate.py's and bench/nel_eval.py's side-by-side
 # check. scipy too: without it nel gate silently falls back to a normal quantile and drops clustered SEs.
 NE_CACHE := $(shell python3 launcher/testing/caches.py ne_venv)
 ne-venv: $(NE_CACHE)/bin/nel

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -19,6 +20,7 @@ from common import ROOT, Endpoint, table
 from harness import harness_config
 
 TASKS, SAMPLES, PARALLELISM, LATENCY, CAPACITY, RETRY_AFTER = 4, 150, 64, 0.1, 16, 1.0
+TOKEN = secrets.token_hex(32)  # the proxy's credential (LAUNCHER_PROXY_TOKEN), presented by the harness
 SHAPES = {
     "capacity 16, 429 + Retry-After 1 s": ("--capacity", str(CAPACITY), "--retry-after", str(RETRY_AFTER)),
     "queueing above 16 (knee 16)": ("--capacity", str(CAPACITY), "--overflow", "queue"),
@@ -36,7 +38,8 @@ def start_proxy(root: Path, state: Path, upstream: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=open(os.environ.get("BENCH_PROXY_LOG", os.devnull), "a"),  # noqa: SIM115  # the child's
         text=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env={**os.environ, "PYTHONPATH": str(root), "LAUNCHER_PROXY_TOKEN": TOKEN},
+        cwd=root,  # `python -m` puts the working folder first on sys.path: it must be this checkout
     )
     line = proc.stdout.readline()
     if not line.startswith("listening on "):
@@ -53,18 +56,20 @@ def one_run(root: Path, shape: tuple[str, ...]) -> dict:
     proxy = start_proxy(root, work / "proxy", endpoint.url)
     try:
         url = f"http://127.0.0.1:{proxy.port}/v1/chat/completions"
-        env = {**os.environ, "PYTHONPATH": str(root)}
+        env = {**os.environ, "PYTHONPATH": str(root), "API_KEY": TOKEN}
         configs = []
         for t in range(TASKS):
             config = harness_config(work / f"task{t}", url, SAMPLES, PARALLELISM, "gsm8k_cot_zeroshot")
             data = json.loads(config.read_text())
             data["params"].update(max_retries=3, request_timeout=120.0)
+            data["api_key_env"] = "API_KEY"
             config.write_text(json.dumps(data))
             configs.append(config)
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "launcher.harness", "run", "--config", str(c)],
                 env=env,
+                cwd=root,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -94,14 +99,21 @@ def one_run(root: Path, shape: tuple[str, ...]) -> dict:
 
 
 def bench_capacity() -> str:
-    """BENCH_ROUNDS (default 3) rounds; BENCH_BEFORE: the other checkout's folder (skipped without it)."""
+    """BENCH_ROUNDS (default 3) rounds; BENCH_BEFORE: other checkouts' folders, each `label=folder` or
+    a folder (labelled "before (fixed budget 64)"), separated by os.pathsep; BENCH_SHAPES: some of
+    capacity,queueing,uncapped."""
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
-    roots = {"this tree": ROOT}
-    if os.environ.get("BENCH_BEFORE"):
-        roots = {"before (fixed budget 64)": Path(os.environ["BENCH_BEFORE"]), **roots}
+    roots = {}
+    for entry in filter(None, os.environ.get("BENCH_BEFORE", "").split(os.pathsep)):
+        label, _, folder = entry.rpartition("=")
+        roots[label or "before (fixed budget 64)"] = Path(folder)
+    roots["this tree"] = ROOT
     ideal = TASKS * SAMPLES / (CAPACITY / LATENCY)
     rows = []
+    chosen = os.environ.get("BENCH_SHAPES", "capacity,queueing,uncapped").split(",")
     for shape_name, shape in SHAPES.items():
+        if shape_name.split()[0] not in chosen:
+            continue
         runs: dict[str, list[dict]] = {name: [] for name in roots}
         for _ in range(rounds):  # side by side, round after round
             for name, root in roots.items():

@@ -7,7 +7,8 @@ running task), throughput (harness vs a bare aiohttp loop), resume (kill -9 wast
 resume time at 1,000-100,000 samples), scoring (off the loop vs inline), gate-nel (`launcher gate` and
 NeMo Evaluator 0.3.0's `nel gate` on the same records), gate-scale (compare + gate at 100,000 samples),
 capacity (the proxy's adaptive concurrency against capped, queueing and uncapped endpoints; BENCH_BEFORE=
-<checkout> side by side), shards (one 10,000-sample task as 1, 2 and 4 shards). Run one with
+<checkout> side by side), eval-nel (all 1,319 GSM8K items against one endpoint, the harness and NeMo
+Evaluator 0.3.0's `nel eval` side by side), shards (one 10,000-sample task as 1, 2 and 4 shards). Run one with
 `python bench/run.py cli`. Medians of several runs; ratios come from runs made side by side in the same
 invocation.
 """
@@ -34,6 +35,7 @@ SECTIONS = {  # name -> (module, function)
     "gate-nel": ("gate", "bench_nel_gate"),
     "gate-scale": ("gate", "bench_compare_scale"),
     "capacity": ("capacity", "bench_capacity"),
+    "eval-nel": ("nel_eval", "bench_nel_eval"),
     "shards": ("shards", "bench_shards"),
 }
 

@@ -11,8 +11,11 @@ answers above that concurrency forget it (a passing error costs little). Multipl
 capacity of K is found in one burst) and on a smoothed latency above TOLERANCE x its recent floor (by the
 gradient TOLERANCE x floor / latency, within x0.5-x0.9); one decrease per round trip. A latency that
 does not follow the concurrency down (halved, and still above 3/4 of its peak) was not caused by it (the
-proxy's own host, longer prompts): it becomes the floor and the limit comes back. `max_concurrent` is
-the hard cap.
+proxy's own host, longer prompts): it becomes the floor and the limit comes back. The same holds, without
+the halving, for a rise that answers sent at the same concurrency show too (each answer's latency is also
+smoothed per quarter octave of its position, the requests upstream when it was sent): under a queue at
+the upstream a concurrency has the same latency each time, under a busy host it does not. `max_concurrent`
+is the hard cap.
 
 `FairQueue` (pure): per-task FIFO queues served round-robin, so a task with a large parallelism cannot
 starve another. `Limiter` (asyncio) puts both together with the other hard caps (requests_per_second
@@ -37,8 +40,9 @@ TOLERANCE = 2.0  # smoothed latency over its recent floor that counts as queuein
 SMOOTHING = 0.1  # EWMA weight of one answer's latency (about the last 10 answers)
 FLOOR_WINDOW = 1000  # the floor is the lowest smoothed latency of the last 1,000-2,000 answers
 BACKOFF_OVERLOAD, BACKOFF_LATENCY = 0.5, 0.9
-EARLY = 1.25  # smoothed latency over its floor that ends slow start
+EARLY = 1.5  # smoothed latency over its floor that ends slow start (1.25 ended it on this host's noise)
 PROBE, PROBE_SECONDS = 8, 5.0  # near the last trouble: +1 per PROBE round trips and at least 5 s
+SAME_SHARE = 0.75  # the share of a rise seen at the same concurrency that makes it not caused by it
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Controller:
     smooth: float | None = None  # EWMA of the latency of clean answers (s)
     hold_until: float = 0.0  # one decrease per round trip: a burst of 429s is one signal
     window: list = field(default_factory=lambda: [math.inf, math.inf, 0])  # previous min, current min, n
+    at: dict = field(default_factory=dict)  # position (quarter octaves): [EWMA, prev min, cur min, n]
 
     def __post_init__(self):
         self.limit = float(min(self.cap, self.limit))
@@ -63,12 +68,33 @@ class Controller:
     def floor(self) -> float:
         return min(self.window[0], self.window[1])
 
-    def on_success(self, now: float, latency: float, in_flight: int) -> None:
-        """A clean answer that took `latency` s; `in_flight` requests (this one included) were upstream."""
+    def rise_at(self, latency: float, position: int) -> float | None:
+        """The smoothed latency of answers sent at about `position` over its recent floor (None: fewer
+        than 1/SMOOTHING answers there yet)."""
+        s = self.at.setdefault(int(4 * math.log2(position)), [latency, math.inf, math.inf, 0])
+        s[0] += SMOOTHING * (latency - s[0])
+        s[3] += 1
+        if s[3] >= 1 / SMOOTHING:
+            s[2] = min(s[2], s[0])
+        if s[3] >= FLOOR_WINDOW:
+            s[1], s[2], s[3] = s[2], s[0], 1 / SMOOTHING
+        low = min(s[1], s[2])
+        return s[0] / low if low < math.inf else None
+
+    def on_success(self, now: float, latency: float, in_flight: int, position: int | None = None) -> None:
+        """A clean answer that took `latency` s; `in_flight` requests (this one included) were upstream;
+        `position`: how many were when it was sent (itself included), when known."""
         self.smooth = latency if self.smooth is None else self.smooth + SMOOTHING * (latency - self.smooth)
         prev, cur, n = self.window
         self.window = [cur, self.smooth, 1] if n >= FLOOR_WINDOW else [prev, min(cur, self.smooth), n + 1]
+        same = self.rise_at(latency, position) if position else None
         if self.smooth > TOLERANCE * self.floor:
+            if same is not None and same >= SAME_SHARE * self.smooth / self.floor:
+                # as much slower at the same concurrency: not caused by it (this machine's CPU, the
+                # upstream's other users). The floor rises by as much; the limit stays.
+                floor = self.floor * same  # only that part of the rise: a queue above it stays visible
+                self.window, self.tried = [floor, floor, 0], None
+                return
             if self.tried is not None:
                 self.tried[1] = max(self.tried[1], self.smooth)
             if now < self.hold_until:
@@ -252,7 +278,7 @@ class Limiter:
             self.overloaded += 1
             self.control.on_overload(now, None if timed_out else ticket.position)
         elif status is not None and status < 400:
-            self.control.on_success(now, now - ticket.sent, self.in_flight)
+            self.control.on_success(now, now - ticket.sent, self.in_flight, ticket.position)
         if retry_after:
             self.gate = max(self.gate, now + retry_after)
         if self.settings.tokens_per_second:

@@ -241,6 +241,13 @@ def test_slow_start_ends_when_the_latency_starts_to_rise():
     assert c.ceiling is not None and c.allowed < INITIAL * 2**6
 
 
+def test_slow_start_goes_on_through_a_small_rise():
+    c, now = Controller(1000), 0.0
+    for latency in (0.1, 0.1, 0.13, 0.13, 0.13):  # a busier host, not a queue yet (below EARLY)
+        now = round_trip(c, now, latency)
+    assert c.ceiling is None and c.allowed == INITIAL * 2**5
+
+
 def test_a_latency_that_does_not_follow_the_concurrency_down_becomes_the_floor():
     c = Controller(1000, limit=60, ceiling=61)
     now = 0.0
@@ -260,6 +267,25 @@ def test_a_latency_that_follows_the_concurrency_down_keeps_the_decrease():
         now += 0.01
         c.on_success(now, 0.1 * max(1.0, c.allowed / 20), c.allowed)
     assert c.allowed <= 2 * 20 and c.floor < 0.15  # within 2x of the knee (TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    "before, after, decreased",
+    [
+        ((40, 0.1), (40, 0.3), False),  # 3x slower at the same concurrency: this machine, not the upstream
+        ((40, 0.1), (41, 0.3), False),  # a position in the same quarter octave is the same concurrency
+        ((20, 0.1), (60, 0.3), True),  # 3x slower only at 3x the concurrency: a queue at the upstream
+        ((40, 0.1), (40, 0.3, None), True),  # positions unknown: every rise is read as queueing
+    ],
+)
+def test_a_rise_at_the_same_concurrency_is_not_caused_by_it(before, after, decreased):
+    c, now, lowest = Controller(1000, limit=64, ceiling=65), 0.0, 64
+    for (position, latency, *known), count in ((before, 200), (after, 300)):
+        for _ in range(count):
+            now += 0.01
+            c.on_success(now, latency, position, position if not known else known[0])
+            lowest = min(lowest, c.allowed)
+    assert (lowest < 64) is decreased  # (a decrease the latency does not follow is taken back later)
 
 
 def test_a_ticket_knows_how_many_were_upstream_when_it_was_let_in():
