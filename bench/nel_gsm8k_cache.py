@@ -5,7 +5,7 @@ pinned GSM8K test split; run with the Python of its venv (datasets 5.2.0 writes 
 
 nemo_evaluator 0.3.0 benchmarks/gsm8k.py names `hf://openai/gsm8k?config=main&split=test`, which
 environments/custom.py _load_hf turns into `load_dataset("openai/gsm8k", "main", split="test")`. The layout
-that call finds with HF_DATASETS_OFFLINE=1 is the one images/nel/prepare_hf_cache.py describes; here the
+that call finds with HF_DATASETS_OFFLINE=1 is the one launcher/catalog/images/prepare_hf_cache.py describes; here the
 split is `test` and the source JSON lines (question, answer), as the Hub's parquet has them.
 """
 
