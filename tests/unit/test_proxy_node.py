@@ -1,5 +1,5 @@
 """launcher.proxy.node: a Slurm node's shared proxy. `share` is pure (table); the lease and the node count
-use real flocks and files (the proxy process itself: tests/integration/test_proxy_node.py)."""
+use real flocks and files (the proxy process itself: tests/integration/test_proxy_node_leases.py)."""
 
 import fcntl
 import os
