@@ -85,6 +85,9 @@ def ours(shape: Path, monkeypatch) -> dict:
         monkeypatch.setenv(k, v)
     choice, data = compose(shape)
     data["target"]["api_endpoint"]["proxy"] = False
+    # NEL always names NVIDIA's images; ours runs a local build instead when NVIDIA's is absent and ours
+    # is built (test_offline_choice.py), which on this machine it is: compare NVIDIA's choice with NEL's.
+    data["execution"]["catalog_images"] = "nvidia"
     missing = user_missing_keys(yaml.safe_load(shape.read_text()))
     executor = legacy.executor_name(choice)
     cls = registry.get(executor)
