@@ -76,10 +76,15 @@ class Recipe:
     def requirements(self) -> Path:
         return self.folder / "requirements.txt"
 
+    @property
+    def tag(self) -> str:
+        """The image's tag (after its last ':'), which names its data caches' folder."""
+        return self.image.rpartition(":")[2]
+
     def host_dir(self, data: DataCache) -> Path:
         """data_root()/<harness>/<image tag>/<name>: each image revision has its own caches, so two
         launcher versions on one host never remake each other's."""
-        return data_root() / self.harness / self.image.rpartition(":")[2] / data.name
+        return data_root() / self.harness / self.tag / data.name
 
     def mounts(self) -> dict[str, str]:
         """host path -> container path of every data cache, for a task's read-only mounts."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from launcher.catalog import builds, recipes
 from launcher.catalog.recipes import Recipe
 from launcher.errors import LauncherError
-from launcher.executors.container.docker_client import START_HINT
+from launcher.executors.container.docker_client import START_HINT, Docker
 
 BASE_IMAGE = "launcher-base:bookworm"
 STAGE_LABEL = "launcher.build-stage=venv"  # the Dockerfile's first stage, pruned after each build
@@ -115,7 +115,7 @@ def prepare_data(recipe: Recipe, cache: recipes.DataCache, digest: str, say: Cal
 def build(recipe: Recipe, force: bool = False, say: Callable[[str], None] = print) -> None:
     """The recipe's image (when missing, or force) and its data caches (when not current, or force).
     One build of a recipe at a time on this host: a second waits, then finds everything current."""
-    with _locked(recipes.data_root() / recipe.harness / f".{recipe.image.rpartition(':')[2]}.lock"):
+    with _locked(recipes.data_root() / recipe.harness / f".{recipe.tag}.lock"):
         if force or not image_present(recipe.image):
             build_image(recipe, say)
         else:
@@ -147,22 +147,17 @@ def build_named(names: list[str], force: bool = False, say: Callable[[str], None
 
 
 def listing() -> list[dict]:
-    """One row per recipe: harness, image, whether it is built (None: no docker CLI to ask), whether
+    """One row per recipe: harness, image, whether it is built (None: Docker cannot say), whether
     each data cache is ready."""
-    rows = []
-    for harness, r in recipes.recipes().items():
-        ready = builds.data_ready(r)
-        try:
-            built = image_present(r.image)
-        except LauncherError:
-            built = None
-        rows.append(
-            {
-                "harness": harness,
-                "image": r.image,
-                "built": built,
-                "data": ready,
-                "offline": len(r.offline),
-            }
-        )
-    return rows
+    found = recipes.recipes()
+    missing = Docker.missing_images([r.image for r in found.values()])  # one query for all of them
+    return [
+        {
+            "harness": harness,
+            "image": r.image,
+            "built": None if missing is None else r.image not in missing,
+            "data": builds.data_ready(r),
+            "offline": len(r.offline),
+        }
+        for harness, r in found.items()
+    ]
